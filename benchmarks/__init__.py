@@ -1,0 +1,1 @@
+"""Latency, throughput, memory and quality benchmarks (the ``train`` extra)."""

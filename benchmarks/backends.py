@@ -1,0 +1,192 @@
+"""The upscalers enhance-edge bench compares, behind one interface.
+
+Every backend takes 8-bit low-resolution planes (N, H, W) and gives 8-bit planes (N, 2H, 2W).
+``prepare`` does what a caller does once per image before calling the backend (to float for the
+networks, to PIL or BGR for the others); ``run`` is the backend's own call, the part that is
+timed; ``finish`` turns its result back into 8-bit planes for scoring.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from PIL import Image
+
+from enhance_edge.model import INPUT_NAME, open_session
+from enhance_edge.processing import from_unit_float, to_batch, to_unit_float
+from enhance_edge.protocol import interpolate
+
+# OpenCV dnn_superres x2 models: name -> (file in the peers folder, dnn_superres algorithm).
+PEERS = {"fsrcnn": ("FSRCNN_x2.pb", "fsrcnn"), "fsrcnn-small": ("FSRCNN-small_x2.pb", "fsrcnn"),
+         "espcn": ("ESPCN_x2.pb", "espcn")}
+# Largest |OpenCV - onnxruntime| accepted on [0, 1] outputs: int8 kernels may round differently.
+OPENCV_TOLERANCE = 0.05
+
+
+class Skipped(Exception):
+    """A backend that cannot run here (a missing package, model file or peer weights)."""
+
+
+@dataclass
+class Backend:
+    name: str
+    prepare: Callable[[np.ndarray], Any]
+    run: Callable[[Any], Any]
+    finish: Callable[[Any], np.ndarray]
+
+    def upscale(self, lr: np.ndarray) -> np.ndarray:
+        return self.finish(self.run(self.prepare(lr)))
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What to build, without building it: backends are made per thread count, in this process
+    for timing or in a fresh one for peak memory."""
+
+    name: str
+    family: str  # "enhance-edge", "peer" or "interpolation"
+    precision: str  # "fp32", "int8" or "uint8" (interpolation)
+    make: Callable[[int], Backend]
+
+
+def model_input(lr: np.ndarray) -> np.ndarray:
+    """The runtime's own pre-processing: 8-bit planes to a float32 NCHW batch in [0, 1]."""
+    return to_batch([to_unit_float(plane) for plane in lr])
+
+
+def model_output(out: np.ndarray) -> np.ndarray:
+    return from_unit_float(np.asarray(out)[:, 0])
+
+
+def ort_backend(name: str, path: Path) -> Callable[[int], Backend]:
+    def make(threads: int) -> Backend:
+        if not path.is_file():
+            raise Skipped(f"no model at {path}")
+        session, _ = open_session(path, "cpu", threads)
+        return Backend(name, model_input, lambda x: session.run(None, {INPUT_NAME: x})[0], model_output)
+    return make
+
+
+def generator_from_onnx(path: Path):
+    """The PyTorch generator with the very weights of an exported ONNX file (its config is in the
+    metadata, its parameters are the initializers, which the exporter names after them)."""
+    import torch
+
+    from ..train.config import GeneratorConfig
+    from ..train.networks import Generator
+
+    model = onnx.load(str(path))
+    metadata = {p.key: p.value for p in model.metadata_props}
+    if "generator_config" not in metadata:
+        raise Skipped(f"{path} has no generator_config metadata to rebuild the PyTorch model from")
+    generator = Generator(GeneratorConfig.from_dict(json.loads(metadata["generator_config"])))
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+    state = {key: weights[key] for key in generator.state_dict() if key in weights}
+    missing = sorted(set(generator.state_dict()) - set(state))
+    if missing:
+        raise Skipped(f"{path} lacks PyTorch parameters {missing[:3]}...")
+    generator.load_state_dict(state)
+    return generator.eval()
+
+
+def torch_backend(path: Path) -> Callable[[int], Backend]:
+    def make(threads: int) -> Backend:
+        try:
+            import torch
+        except ImportError:
+            raise Skipped("torch is not installed (pip install 'enhance-edge[train]')") from None
+        if not path.is_file():
+            raise Skipped(f"no model at {path}")
+        generator = generator_from_onnx(path)
+        torch.set_num_threads(threads)
+
+        def run(x):
+            with torch.inference_mode():
+                return generator(x)
+        return Backend("pytorch-fp32", lambda lr: torch.from_numpy(model_input(lr)), run,
+                       lambda y: model_output(y.numpy()))
+    return make
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:
+        raise Skipped("OpenCV is not installed (pip install 'enhance-edge[bench]')") from None
+    return cv2
+
+
+def opencv_dnn_backend(name: str, path: Path) -> Callable[[int], Backend]:
+    def make(threads: int) -> Backend:
+        cv2 = _cv2()
+        if not path.is_file():
+            raise Skipped(f"no model at {path}")
+        cv2.setNumThreads(threads)
+        try:
+            net = cv2.dnn.readNetFromONNX(str(path))
+        except cv2.error as exc:
+            raise Skipped(f"OpenCV {cv2.__version__} cannot load {path.name}: {str(exc).strip().splitlines()[-1]}") from None
+
+        def run(x):
+            net.setInput(x)
+            return net.forward()
+        # Guard against a silently wrong OpenCV (5.0 computes garbage with ONNX nets made after a
+        # TensorFlow model was read in the same process): it must agree with onnxruntime.
+        probe = np.random.default_rng(0).random((1, 1, 12, 10), dtype=np.float32)
+        session, _ = open_session(path, "cpu", 1)
+        difference = float(np.max(np.abs(run(probe) - session.run(None, {INPUT_NAME: probe})[0])))
+        if not difference <= OPENCV_TOLERANCE:
+            raise Skipped(f"OpenCV {cv2.__version__} disagrees with onnxruntime on {path.name} "
+                          f"(max difference {difference:.3g})")
+        return Backend(name, model_input, run, model_output)
+    return make
+
+
+def pillow_backend(method: str) -> Callable[[int], Backend]:
+    def make(threads: int) -> Backend:  # Pillow's resize is single-threaded
+        return Backend(f"pillow-{method}", lambda lr: [Image.fromarray(plane) for plane in lr],
+                       lambda images: [interpolate(image, method) for image in images],
+                       lambda images: np.stack([np.asarray(image) for image in images]))
+    return make
+
+
+def peer_backend(name: str, peers_dir: Path) -> Callable[[int], Backend]:
+    filename, algorithm = PEERS[name]
+
+    def make(threads: int) -> Backend:
+        cv2 = _cv2()
+        if not hasattr(cv2, "dnn_superres"):
+            raise Skipped("cv2.dnn_superres is missing: install opencv-contrib-python-headless, "
+                          "not opencv-python-headless")
+        path = peers_dir / filename
+        if not path.is_file():
+            raise Skipped(f"peer weights {path} not found")
+        cv2.setNumThreads(threads)
+        sr = cv2.dnn_superres.DnnSuperResImpl_create()
+        sr.readModel(str(path))
+        sr.setModel(algorithm, 2)
+        # dnn_superres takes BGR and runs these models on its luma; a gray face is its own luma.
+        return Backend(name, lambda lr: [cv2.cvtColor(plane, cv2.COLOR_GRAY2BGR) for plane in lr],
+                       lambda images: [sr.upsample(image) for image in images],
+                       lambda images: np.stack([cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) for image in images]))
+    return make
+
+
+def backend_specs(fp32_model: Path, int8_model: Path, peers_dir: Path) -> list[BackendSpec]:
+    """Every backend the benchmark compares, in table order."""
+    return [
+        BackendSpec("pytorch-fp32", "enhance-edge", "fp32", torch_backend(fp32_model)),
+        BackendSpec("ort-fp32", "enhance-edge", "fp32", ort_backend("ort-fp32", fp32_model)),
+        BackendSpec("ort-int8", "enhance-edge", "int8", ort_backend("ort-int8", int8_model)),
+        BackendSpec("opencv-dnn-fp32", "enhance-edge", "fp32", opencv_dnn_backend("opencv-dnn-fp32", fp32_model)),
+        BackendSpec("opencv-dnn-int8", "enhance-edge", "int8", opencv_dnn_backend("opencv-dnn-int8", int8_model)),
+        *(BackendSpec(name, "peer", "fp32", peer_backend(name, peers_dir)) for name in PEERS),
+        BackendSpec("pillow-bicubic", "interpolation", "uint8", pillow_backend("bicubic")),
+        BackendSpec("pillow-lanczos", "interpolation", "uint8", pillow_backend("lanczos")),
+    ]

@@ -1,0 +1,244 @@
+"""Benchmark results as a screen table, results.json, RESULTS.md and a latency-vs-size plot,
+with the project's speed goals checked against them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from enhance_edge.fileio import atomic_output
+
+CAVEAT = ("Figures vary between runs and between machines (CPU model, frequency scaling, other load, "
+          "library versions): compare the ratios between backends measured in the same run, not the "
+          "absolute times across runs.")
+# A machine this busy (1-minute load average per logical CPU) distorts every timing.
+BUSY_LOAD_PER_CPU = 0.25
+
+
+def _rows(results: dict, **match) -> list[dict]:
+    return [r for r in results.get("latency", []) if all(r[k] == v for k, v in match.items())]
+
+
+def _median(results: dict, backend: str, size: list[int], threads: int) -> float | None:
+    rows = _rows(results, backend=backend, size=size, threads=threads)
+    return rows[0]["median_ms"] if rows else None
+
+
+def goals(results: dict) -> list[dict]:
+    """The issue's speed and quality goals, each with its measured value (None: not measured here)."""
+    checks = []
+    threads_run = results["config"]["threads"]
+
+    def ratio_goal(name, slow, fast, size, threads, target):
+        slow_ms, fast_ms = _median(results, slow, size, threads), _median(results, fast, size, threads)
+        value = slow_ms / fast_ms if slow_ms and fast_ms else None
+        checks.append({"goal": name, "target": f">= {target}x", "value": value,
+                       "met": None if value is None else value >= target})
+
+    for threads in threads_run:
+        for size in ([256, 256], [1024, 1024]):
+            ratio_goal(f"ORT int8 vs ORT fp32, {size[0]}x{size[1]}, {threads} thread(s)",
+                       "ort-fp32", "ort-int8", size, threads, 2.0)
+        for size in ([256, 256],):
+            ratio_goal(f"ORT fp32 vs PyTorch eager, {size[0]}x{size[1]}, {threads} thread(s)",
+                       "pytorch-fp32", "ort-fp32", size, threads, 2.0)
+    scores = results.get("quality", {}).get("scores", {})
+    loss = (scores["ort-fp32"]["psnr"] - scores["ort-int8"]["psnr"]
+            if "ort-fp32" in scores and "ort-int8" in scores else None)
+    checks.append({"goal": "int8 PSNR loss on the Yale test subjects (dB)", "target": "<= 0.2", "value": loss,
+                   "met": None if loss is None else loss <= 0.2})
+    runs = results.get("end_to_end", {}).get("runs", {})
+    e2e = runs["fp32"]["median_s"] / runs["int8"]["median_s"] if "fp32" in runs and "int8" in runs else None
+    checks.append({"goal": f"enhance-edge upscale end to end, {results.get('end_to_end', {}).get('image', '-')}",
+                   "target": ">= 1.8x", "value": e2e, "met": None if e2e is None else e2e >= 1.8})
+    int8_rows = [r for r in _rows(results, backend="ort-int8") if "peak_fraction" in r]
+    best = max(int8_rows, key=lambda r: r["peak_fraction"], default=None)
+    checks.append({"goal": "ORT int8 share of this CPU's measured int8 peak"
+                           + (f" (best: {best['size'][0]}x{best['size'][1]}, {best['threads']}T)" if best else ""),
+                   "target": ">= 25%", "value": best["peak_fraction"] if best else None,
+                   "met": None if best is None else best["peak_fraction"] >= 0.25})
+    return checks
+
+
+def _fmt(value, spec: str = ".2f", none: str = "-") -> str:
+    return none if value is None else format(value, spec)
+
+
+def latency_table(results: dict) -> list[str]:
+    """Markdown rows: one line per backend and size, median / p90 in ms per thread count."""
+    threads = results["config"]["threads"]
+    head = "| backend | input (HxW) | " + " | ".join(f"{t}T median / p90 (ms)" for t in threads) + " | GFLOP/s (peak %) |"
+    lines = [head, "|" + "---|" * (3 + len(threads))]
+    seen = []
+    for row in results.get("latency", []):
+        key = (row["backend"], tuple(row["size"]))
+        if key in seen:
+            continue
+        seen.append(key)
+        cells = []
+        for t in threads:
+            match = _rows(results, backend=row["backend"], size=row["size"], threads=t)
+            cells.append(f"{match[0]['median_ms']:.2f} / {match[0]['p90_ms']:.2f}" if match else "-")
+        flops = [m for m in _rows(results, backend=row["backend"], size=row["size"]) if "gflops" in m]
+        roof = ", ".join(f"{m['gflops']:.0f} ({m['peak_fraction']:.0%})" for m in flops) or "-"
+        lines.append(f"| {row['backend']} | {row['size'][0]}x{row['size'][1]} | " + " | ".join(cells) + f" | {roof} |")
+    return lines
+
+
+def screen_table(results: dict) -> str:
+    lines = [CAVEAT, ""] + latency_table(results)
+    if results.get("throughput"):
+        lines += ["", "throughput (images/s, batch of report-size faces):"]
+        lines += [f"  {r['backend']:<18}{r['threads']}T  {r['images_per_s']:10.1f}" for r in results["throughput"]]
+    if results.get("quality"):
+        lines += ["", f"quality on {results['quality']['faces']} Yale test faces (PSNR dB / SSIM):"]
+        lines += [f"  {name:<18}{s['psnr']:7.2f}  {s['ssim']:.4f}" for name, s in results["quality"]["scores"].items()]
+    lines += ["", "goals:"] + [f"  {g['goal']:<72} {_fmt(g['value'], '.3f'):>8} (target {g['target']}) "
+                               f"{'met' if g['met'] else 'NOT met' if g['met'] is False else 'not measured'}"
+                               for g in goals(results)]
+    lines += [f"skipped {name}: {reason}" for name, reason in results.get("skipped", {}).items()]
+    return "\n".join(lines)
+
+
+def markdown(results: dict, plot_name: str | None) -> str:
+    """RESULTS.md: the last full run, with the machine it ran on."""
+    cpu, versions = results["machine"], results["versions"]
+    load = results["load_average_before"][0]
+    busy = load / max(1, cpu["logical_cpus"] or 1) > BUSY_LOAD_PER_CPU
+    out = ["# Benchmark results", "", f"> {CAVEAT}", ""]
+    if busy:
+        out += [f"> **This run is not representative:** the machine was busy (load average {load:.1f} on "
+                f"{cpu['logical_cpus']} CPUs when it started). Rerun on an idle machine.", ""]
+    out += ["Produced by `enhance-edge bench` (same as `python -m enhance_edge.benchmarks`) on "
+            f"{results['started']} in {results['duration_s'] / 60:.1f} min. Raw numbers: `results.json`.", "",
+            "## Machine", "",
+            f"- CPU: {cpu.get('model')} (family {cpu.get('family')}, model {cpu.get('model_number')}), "
+            f"{cpu['logical_cpus']} logical CPUs, {cpu['machine']}",
+            f"- kernel-relevant CPU flags: {', '.join(cpu.get('flags') or []) or 'unknown'}",
+            "- " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+            f"- load average before / after: {results['load_average_before'][0]:.2f} / "
+            f"{results['load_average_after'][0]:.2f}", "", "## Goals", "",
+            "| goal | target | measured | |", "|---|---|---|---|"]
+    out += [f"| {g['goal']} | {g['target']} | {_fmt(g['value'], '.3f')} | "
+            f"{'met' if g['met'] else 'NOT met' if g['met'] is False else 'not measured'} |" for g in goals(results)]
+    out += ["", "## Latency", "",
+            "One input, batch 1, after warm-up; the median and 90th percentile of many repetitions. "
+            "Networks are timed on their own call with the input already in memory as float32; Pillow "
+            "on `Image.resize`; the OpenCV peers on `DnnSuperResImpl.upsample` (which includes its colour "
+            "conversion). GFLOP/s counts the model's convolution multiply-adds x2, against this machine's "
+            "measured fp32 peak (fp32 backends) or int8 peak (int8 backends).", ""]
+    out += latency_table(results)
+    if plot_name:
+        out += ["", f"![latency vs input size]({plot_name})"]
+    if results.get("throughput"):
+        out += ["", "## Throughput", "", f"A batch of {results['config']['batch']} report-size faces "
+                "(one call for the networks, a loop for the others).", "",
+                "| backend | threads | images/s |", "|---|---|---|"]
+        out += [f"| {r['backend']} | {r['threads']} | {r['images_per_s']:.1f} |" for r in results["throughput"]]
+    if results.get("quality"):
+        quality = results["quality"]
+        out += ["", "## Quality", "", f"PROTOCOL.md on the {quality['faces']} faces of the Yale test subjects "
+                f"({', '.join(quality['subjects'])}): HR 92x112 Lanczos, LR its bicubic half. "
+                "`max diff` is the largest 8-bit difference from ORT fp32's output.", "",
+                "| method | PSNR (dB) | SSIM | max diff |", "|---|---|---|---|"]
+        out += [f"| {name} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s.get('max_diff_vs_ort_fp32', '')} |"
+                for name, s in quality["scores"].items()]
+    roofline = results["roofline"]
+    out += ["", "## Roofline", "", f"- model: {roofline['macs_per_input_pixel']:,} multiply-adds per input pixel "
+            "(convolutions, counted from the ONNX graph)"]
+    out += [f"- measured peak, {t} thread(s), {p['n']}^3 matrix products in onnxruntime: fp32 "
+            f"{p['fp32_gflops']:.1f} GFLOP/s, uint8 x int8 {p['int8_gops']:.1f} GOP/s"
+            for t, p in roofline["peaks"].items()]
+    kernels = results.get("kernels")
+    if kernels:
+        out += ["", "## Kernels onnxruntime ran", "",
+                f"Share of kernel time per operator (onnxruntime profiler, {kernels['size'][0]}x{kernels['size'][1]}, "
+                "1 thread), and the instructions at the hottest sampled addresses in onnxruntime (`perf`; "
+                "onnxruntime is stripped, so instructions stand in for kernel names).", ""]
+        for precision, operators in kernels["operators"].items():
+            out.append(f"- {precision}: " + ", ".join(f"{o['op']} ({o['input_type']}) {o['share']:.1%}"
+                                                       for o in operators[:6]))
+        for precision, found in kernels["instructions"].items():
+            if "skipped" in found:
+                out.append(f"- {precision} instructions: skipped ({found['skipped']})")
+            else:
+                out.append(f"- {precision} hottest instructions: " + ", ".join(
+                    f"{i['instruction']} {i['share_percent']:.1f}%" for i in found["instructions"][:5])
+                    + f"; around the hottest address: {found['hottest_window']}")
+    if results.get("peak_rss_mib"):
+        out += ["", "## Memory and model files", "", "Peak RSS of a fresh process that loads one backend and "
+                "upscales the largest input once (interpreter and imports included).", "",
+                "| backend | peak RSS (MiB) |", "|---|---|"]
+        out += [f"| {name} | {mib:.0f} |" for name, mib in results["peak_rss_mib"].items()]
+    out += ["", "| model file | size (KiB) |", "|---|---|"]
+    out += [f"| {name} ({Path(m['path']).name}) | {m['bytes'] / 1024:.0f} |"
+            for name, m in results["models"].items() if m["bytes"] is not None]
+    e2e = results.get("end_to_end")
+    if e2e and e2e["runs"]:
+        out += ["", "## End to end", "", f"`enhance-edge upscale` on a {e2e['image']}, {e2e['threads']} threads, "
+                "process start and image I/O included (median of the runs):", ""]
+        out += [f"- {precision}: {run['median_s']:.2f} s" for precision, run in e2e["runs"].items()]
+    quantization = results.get("quantization")
+    if quantization:
+        out += ["", "## Quantization recipes", "", "Compared by `enhance-edge quantize` on the validation faces "
+                "(calibration and check; test faces are never used to choose). Latency: one 256x256 input.", "",
+                "| recipe | val PSNR (dB) | latency (ms) | float ops left | |", "|---|---|---|---|---|"]
+        kept = quantization["recipe"]
+        for c in quantization["candidates"]:
+            if "error" in c:
+                out.append(f"| {c['name']} | - | - | failed: {c['error']} | |")
+                continue
+            floats = ", ".join(f"{op} x{n}" for op, n in c["float_ops"].items()) or "none"
+            out.append(f"| {c['name']} | {c['psnr']:.3f} | {c['latency_s'] * 1e3:.1f} | {floats} | "
+                       f"{'kept' if c['recipe'] == kept else ''} |")
+        validation, test = quantization["validation"], quantization["test"]
+        out += ["", f"Kept recipe: validation PSNR fp32 {validation['fp32']['psnr']:.3f} dB, int8 "
+                f"{validation['int8']['psnr']:.3f} dB; test (reported only) fp32 "
+                f"{_fmt((test.get('fp32') or {}).get('psnr'))} dB, int8 {_fmt((test.get('int8') or {}).get('psnr'))} dB."]
+    if results.get("skipped") or results.get("faces_skipped"):
+        out += ["", "## Skipped", ""] + [f"- {name}: {reason}" for name, reason in results.get("skipped", {}).items()]
+        if results.get("faces_skipped"):
+            out.append(f"- quality: {results['faces_skipped']}")
+    return "\n".join(out) + "\n"
+
+
+def plot(results: dict, path: Path) -> bool:
+    """Latency vs input pixels, log-log, one line per backend at the largest thread count."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+    except ImportError:
+        return False
+    threads = max(results["config"]["threads"])
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for backend in dict.fromkeys(r["backend"] for r in results.get("latency", [])):
+        rows = sorted(_rows(results, backend=backend, threads=threads), key=lambda r: r["size"][0] * r["size"][1])
+        axes.plot([r["size"][0] * r["size"][1] for r in rows], [r["median_ms"] for r in rows], marker="o",
+                  label=backend)
+    axes.set(xscale="log", yscale="log", xlabel="input pixels (height x width)", ylabel="median latency (ms)",
+             title=f"x2 upscaling latency, {threads} thread(s), batch 1")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_output(path) as handle:
+        figure.savefig(handle, format="png", dpi=110)
+    plt.close(figure)
+    return True
+
+
+def write_all(results: dict, out_dir: Path) -> list[Path]:
+    """results.json, latency.png and RESULTS.md in ``out_dir``; returns what was written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "results.json"]
+    with atomic_output(written[0]) as handle:
+        handle.write(json.dumps(results, indent=1).encode())
+    plot_path = out_dir / "latency.png"
+    has_plot = plot(results, plot_path)
+    if has_plot:
+        written.append(plot_path)
+    written.append(out_dir / "RESULTS.md")
+    with atomic_output(written[-1]) as handle:
+        handle.write(markdown(results, plot_path.name if has_plot else None).encode())
+    return written

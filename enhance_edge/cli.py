@@ -1,0 +1,518 @@
+"""The enhance-edge command line: thin click commands over the library.
+
+Commands parse options, call the library and report; every EnhanceEdgeError becomes one
+line on stderr and exit status 1. Commands that need PyTorch import it lazily, so the
+runtime install (no torch) still runs `upscale` and says how to get the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EnhanceEdgeError, MissingExtraError
+from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
+from .upscaler import DEFAULT_MAX_MEMORY
+# Framework-free: the web extra itself is imported by `serve` only.
+from .web.service import Limits as WebLimits, ModelCatalog, UpscaleService
+
+# Above this a single image gets a progress bar (about 10 s of model time on a laptop core).
+_LARGE_IMAGE_PIXELS = 2_000_000
+
+
+def _needs_train_extra(feature: str):
+    """Fail in one line, naming the extra to install, when torch & co. are missing."""
+    for module in ("torch", "onnx", "skimage"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise MissingExtraError(feature, "train", module) from None
+
+
+def reports_errors(command):
+    """Turn library errors into one line on stderr and exit status 1, no traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except EnhanceEdgeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="enhance-edge")
+def main():
+    """Upscale faces x2 with a small super-resolution GAN, on onnxruntime alone.
+
+    \b
+    Quick start (bundled model, no PyTorch needed):
+      enhance-edge upscale face.png -o face_x2.png
+    Training and export need the extra:  pip install "enhance-edge[train]"
+    """
+
+
+@main.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of face images (recursive; one sub-folder per subject gives a subject-disjoint split).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for metrics.jsonl, last.pt and best.pt.")
+@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate (G and D).")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True)
+@click.option("--adversarial-weight", type=float, default=1e-3, show_default=True,
+              help="Weight of BCE(1, D(G(lr))) in the generator loss; 0 trains on the content loss alone.")
+@click.option("--warmup-epochs", type=int, default=0, show_default=True,
+              help="Content-loss-only epochs before the adversarial phase.")
+@click.option("--content-loss", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
+@click.option("--skip", type=click.Choice(["none", "bicubic"]), default="none", show_default=True,
+              help="'bicubic' adds a fixed bicubic upsampling of the input to the generator's output.")
+@click.option("--channels", type=int, default=20, show_default=True, help="Generator width.")
+@click.option("--blocks", type=int, default=16, show_default=True, help="Generator residual blocks.")
+@click.option("--hflip/--no-hflip", default=False, show_default=True, help="Random horizontal flips.")
+@click.option("--max-images", type=int, default=None, help="Use at most N images per split (quick runs).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="PyTorch intra-op threads (default: all cores).")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Also write OUT/last.pt every K optimiser steps (0: only at epoch ends).")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUT/last.pt (with the same options) if it exists, else start afresh.")
+@reports_errors
+def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_weight, warmup_epochs,
+          content_loss, skip, channels, blocks, hflip, max_images, seed, threads, checkpoint_every, resume):
+    """Train the generator (and discriminator) on a folder of faces.
+
+    Defaults are the report's: 50 epochs, batch 64, Adam 2e-4 with betas (0.5, 0.9),
+    G loss = MSE + 1e-3 * BCE. Each epoch appends a line to OUT/metrics.jsonl and
+    writes OUT/last.pt; OUT/best.pt is the epoch with the best validation PSNR.
+
+    \b
+    Several processes or machines (--batch-size stays the global batch):
+      torchrun --nproc-per-node 4 --no-python enhance-edge train --data faces/ --out run/ --resume
+    """
+    _needs_train_extra("training")
+    from .train.config import GeneratorConfig, RunConfig, TrainConfig
+    from .train.loop import train as run_training
+
+    try:
+        config = RunConfig(
+            generator=GeneratorConfig(channels=channels, residual_blocks=blocks, skip=skip),
+            train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
+                              adversarial_weight=adversarial_weight, warmup_epochs=warmup_epochs,
+                              content_loss=content_loss, hflip=hflip, max_images=max_images,
+                              seed=seed, threads=threads, checkpoint_every=checkpoint_every))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    best = run_training(data_dir, out_dir, config, report=lambda line: click.echo(line, err=True), resume=resume)
+    if best is not None:  # None in torchrun's other processes: rank 0 alone reports
+        click.echo(f"best checkpoint: {best}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="ONNX file to write (only written once the parity check passes).")
+@click.option("--tolerance", type=float, default=1e-4, show_default=True,
+              help="Largest allowed |ONNX - PyTorch| on [0, 1] values.")
+@click.option("--score-on", "score_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Face folder whose test split is scored (PROTOCOL.md); the scores go "
+                                 "into the model's metadata (key 'test').")
+@reports_errors
+def export(checkpoint, output, tolerance, score_dir):
+    """Export a training checkpoint's generator to ONNX.
+
+    The model gets dynamic batch, height and width, is simplified with onnxsim and
+    carries its scale, channels, value range, layout, config and training facts as
+    metadata. onnxruntime and PyTorch are then compared on two input sizes (one odd,
+    one batch of 2); a difference above --tolerance is an error and nothing is written.
+    """
+    _needs_train_extra("export")
+    from .export.onnx_export import export_checkpoint
+
+    results = export_checkpoint(checkpoint, output, tolerance)
+    for result in results:
+        click.echo(f"parity {'x'.join(map(str, result['shape']))}: max |onnx - torch| = {result['max_abs_diff']:.2e}")
+    if score_dir is not None:
+        from .export.onnx_export import record_test_scores
+
+        scores = record_test_scores(output, score_dir)
+        click.echo(f"test split ({scores['images']} images): model {scores['model']['psnr']:.2f} dB, "
+                   f"lanczos {scores['lanczos']['psnr']:.2f} dB, bicubic {scores['bicubic']['psnr']:.2f} dB")
+    click.echo(f"wrote {output} ({output.stat().st_size / 1024:.0f} KiB)")
+
+
+class _Quantity(click.ParamType):
+    """A count with an optional K, M or G suffix ("800M", "1.5G"); memory sizes may add "B" or "iB"."""
+
+    def __init__(self, name: str, multiplier: int):
+        self.name, self.multiplier = name, multiplier
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        power = "KMG".find(text[-1:]) + 1 if text[-1:] in ("K", "M", "G") else 0
+        try:
+            number = float(text[:-1] if power else text) * self.multiplier**power
+        except ValueError:
+            self.fail(f"expected a number with an optional K, M or G suffix, got {value!r}", param, ctx)
+        if not 1 <= number < 2**63:
+            self.fail(f"must be at least 1, got {value!r}", param, ctx)
+        return int(number)
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _clear_bar_line(bar) -> None:
+    """Messages would land on the progress bar's line: wipe it first (it redraws itself)."""
+    if not bar.hidden:
+        click.echo("\r\033[K", nl=False, err=True, color=True)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output file (one input, and a name with an image extension) or folder. "
+                   "Default: NAME_x2.EXT beside each input.")
+@click.option("-r", "--recursive", is_flag=True, help="Take images from sub-folders too (kept as sub-folders of -o).")
+@click.option("--suffix", default=None, help='Added to each output name (default: "_x2" beside the inputs, none in -o).')
+@click.option("--format", "output_format", type=click.Choice(list(OUTPUT_FORMATS)), default=None,
+              help="Output format (default: the input's, so JPEG stays JPEG).")
+@click.option("--quality", type=click.IntRange(1, 100), default=DEFAULT_QUALITY, show_default=True,
+              help="JPEG and lossy WebP quality.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten).")
+@click.option("--tile", type=click.IntRange(min=16), default=None,
+              help="Run the model on tiles of N x N input pixels (default: tiles chosen from --max-memory).")
+@click.option("--max-memory", type=_Quantity("size", 1024), default=DEFAULT_MAX_MEMORY,
+              show_default=f"{DEFAULT_MAX_MEMORY >> 30}G",
+              help="Memory budget for one image, e.g. 800M or 2G; images that would exceed it are tiled.")
+@click.option("--max-pixels", type=_Quantity("count", 1000), default=DEFAULT_MAX_PIXELS,
+              show_default=f"{DEFAULT_MAX_PIXELS // 10**6}M",
+              help="Refuse inputs with more pixels than this, e.g. 100M (guards against decompression bombs).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="An enhance-edge ONNX model (default: the bundled face model).")
+@click.option("--provider", default="cpu", show_default=True,
+              help="onnxruntime execution provider: cpu, cuda, ... or a full name like CPUExecutionProvider.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
+@click.option("--precision", type=click.Choice(["auto", "int8", "fp32"]), default="auto", show_default=True,
+              help="Which bundled model: int8 (2x+ faster, within 0.2 dB) or fp32. auto: int8 where it is "
+                   "installed and this CPU sums int8 exactly (VNNI/AMX or ARM64), else fp32.")
+@reports_errors
+def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite, tile, max_memory, max_pixels,
+            model_path, provider, threads, precision):
+    """Upscale images x2 (the model's own scale) with onnxruntime.
+
+    \b
+    Examples:
+      enhance-edge upscale face.png                    # writes face_x2.png
+      enhance-edge upscale face.png -o big.png
+      enhance-edge upscale photos/ -r -o upscaled/     # every image under photos/
+      enhance-edge upscale "scans/*.tif" --format png  # quoted patterns work too
+
+    Colour runs the model on luma; alpha, 16-bit gray, EXIF orientation, ICC profile and
+    DPI are kept, and every output is tagged as upscaled by enhance-edge. Outputs are
+    written atomically; existing ones are skipped unless --overwrite. A file that fails is
+    reported in one line and the rest still run; the exit status is 0 only if none failed.
+    """
+    from .batch import Outcome, plan_jobs, upscale_file
+    from .imageio import probe_pixels
+    from .model import bundled_model_path
+    from .upscaler import Upscaler
+
+    start = time.monotonic()
+    jobs = plan_jobs(list(inputs), output, recursive=recursive, suffix=suffix, output_format=output_format)
+    if not jobs:
+        raise EnhanceEdgeError(f"no images found in {', '.join(map(str, inputs))}"
+                               f"{'' if recursive else ' (-r searches sub-folders)'}")
+    if model_path is not None and precision != "auto":
+        raise click.BadParameter("chooses between the bundled models; with --model, pass the file you want",
+                                 param_hint="--precision")
+    model_path = model_path or bundled_model_path(precision=precision)
+    upscaler = Upscaler(model_path, provider=provider, threads=threads, tile=tile, max_memory=max_memory)
+    sizes = [probe_pixels(job.source) for job in jobs]
+    counts = {"done": 0, "failed": 0, "skipped": 0}
+    show_bar = (len(jobs) > 1 or sum(sizes) > _LARGE_IMAGE_PIXELS) and _stderr_is_terminal()
+    try:
+        with click.progressbar(length=max(sum(sizes), 1), label="upscaling", file=sys.stderr,
+                               hidden=not show_bar, show_percent=True) as bar:
+            for job, size in zip(jobs, sizes):
+                before = bar.pos
+                try:
+                    outcome = upscale_file(upscaler, job, overwrite=overwrite, quality=quality,
+                                           max_pixels=max_pixels, progress=bar.update)
+                except EnhanceEdgeError as exc:
+                    counts["failed"] += 1
+                    _clear_bar_line(bar)
+                    click.echo(f"error: {exc}", err=True)
+                else:
+                    counts[outcome.value] += 1
+                    _clear_bar_line(bar)
+                    if outcome is Outcome.DONE:
+                        click.echo(f"{job.source} -> {job.target}")
+                    else:
+                        click.echo(f"skipped: {job.target} exists (--overwrite replaces it)", err=True)
+                bar.update(max(0, before + size - bar.pos))  # the file's whole share, even when it failed early
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']}; "
+                   f"no partial file was left", err=True)
+        sys.exit(130)
+    click.echo(f"done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']} "
+               f"in {time.monotonic() - start:.1f} s", err=True)
+    if counts["failed"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. 0.0.0.0 lets other machines use it (there is no login).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 picks a free port.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+@click.option("--max-upload", type=_Quantity("size", 1024), default=WebLimits.max_upload_bytes,
+              show_default=f"{WebLimits.max_upload_bytes >> 20}M",
+              help="Largest image file accepted, e.g. 50M (HTTP 413 above).")
+@click.option("--max-pixels", type=_Quantity("count", 1000), default=WebLimits.max_pixels,
+              show_default=f"{WebLimits.max_pixels // 10**6}M",
+              help="Largest image accepted, in input pixels: the decompression-bomb guard (HTTP 422 above).")
+@click.option("--max-queue", type=click.IntRange(min=0), default=WebLimits.max_waiting, show_default=True,
+              help="Requests that may wait while one is upscaled; more are answered 503.")
+@click.option("--max-memory", type=_Quantity("size", 1024), default=DEFAULT_MAX_MEMORY,
+              show_default=f"{DEFAULT_MAX_MEMORY >> 30}G",
+              help="Memory budget for the image being upscaled; larger ones are tiled.")
+@click.option("--provider", default="cpu", show_default=True, help="onnxruntime execution provider.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
+@reports_errors
+def serve(host, port, open_browser, max_upload, max_pixels, max_queue, max_memory, provider, threads):
+    """Upscale images in the browser: a local web page and a small HTTP API.
+
+    \b
+    Examples:
+      enhance-edge serve --open                  # http://127.0.0.1:8000/
+      curl -F image=@face.png http://127.0.0.1:8000/api/upscale -o face_x2.png
+    Needs the extra:  pip install "enhance-edge[web]"
+    """
+    try:
+        from .web.server import serve as run_server
+    except ImportError as exc:
+        raise MissingExtraError("serve", "web", exc.name or str(exc)) from None
+    service = UpscaleService(WebLimits(max_upload, max_pixels, max_queue),
+                             ModelCatalog(provider, threads, max_memory))
+    run_server(service, host, port, open_browser, echo=click.echo)
+
+
+def _parse_hr_size(ctx, param, value):
+    if value == "native":
+        return None
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT or 'native', got {value!r}") from None
+    return width, height
+
+
+@main.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of face images; one sub-folder per subject gives per-split scores.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="An enhance-edge ONNX model (default: the bundled face model).")
+@click.option("--split", "splits", multiple=True, type=click.Choice(["train", "validation", "test", "all"]),
+              help="Only these splits (repeatable). Default: every split the folder has.")
+@click.option("--hr-size", default="92x112", show_default=True, callback=_parse_hr_size,
+              help="HR size WIDTHxHEIGHT every face is resized to (the report's setting), "
+                   "or 'native' to keep each image, cropped to even size.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@reports_errors
+def evaluate(data_dir, model_path, splits, hr_size, threads, as_json):
+    """Score the model against interpolation on a folder of faces (PROTOCOL.md).
+
+    HR is each face resized with Lanczos (or cropped to even size), LR its bicubic half;
+    PSNR and SSIM are scikit-image's on the 8-bit outputs, averaged over images.
+    """
+    import json
+
+    from .evaluate import BASELINES, evaluate_folder
+    from .upscaler import Upscaler
+
+    results = evaluate_folder(data_dir, Upscaler(model_path, threads=threads), hr_size, tuple(splits) or None)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for split, scores in results.items():
+        click.echo(f"{split} ({scores['images']} images)")
+        click.echo(f"  {'method':<16}{'PSNR (dB)':>10}{'SSIM':>8}")
+        for method in ("model", *BASELINES):
+            click.echo(f"  {method:<16}{scores[method]['psnr']:>10.2f}{scores[method]['ssim']:>8.4f}")
+
+
+@main.command()
+@click.option("--metrics", "runs", multiple=True, required=True, metavar="LABEL=PATH",
+              help="A run's metrics.jsonl with its legend label (repeatable), e.g. report=runs/report/metrics.jsonl.")
+@click.option("--out", "out_dir", default="docs", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Model for the LR | generated | Lanczos | HR grid (default: the bundled one).")
+@click.option("--face", "faces", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A face for the grid (repeatable); skimage's astronaut is added as a face unlike Yale.")
+@reports_errors
+def plots(runs, out_dir, model_path, faces):
+    """Draw the report's figures: losses, validation PSNR, discriminator scores and the face grid."""
+    _needs_train_extra("plotting")
+    from .train.plots import draw_all
+    from .upscaler import Upscaler
+
+    metrics = {}
+    for run in runs:
+        label, sep, path = run.partition("=")
+        if not sep or not Path(path).is_file():
+            raise click.BadParameter(f"expected LABEL=PATH to a metrics.jsonl, got {run!r}", param_hint="--metrics")
+        metrics[label] = Path(path)
+    for path in draw_all(metrics, out_dir, Upscaler(model_path) if faces else None, list(faces)):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="int8 model to write (default: MODEL-int8.onnx beside MODEL, where `upscale --precision` "
+                   "looks for it). Only written once it passes the PSNR check.")
+@click.option("--calibration", "data_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Face folder; its validation split (PROTOCOL.md: yaleB29..33 for the Yale faces) "
+                   "calibrates the model and checks its PSNR.")
+@click.option("--method", "methods", multiple=True, type=click.Choice(["minmax", "entropy", "percentile"]),
+              help="Calibration methods to try (repeatable; default: all).")
+@click.option("--activations", multiple=True, type=click.Choice(["uint8", "int8", "uint16"]),
+              help="Activation types to try (repeatable; default: all).")
+@click.option("--weights", multiple=True, type=click.Choice(["int8", "uint8"]),
+              help="Weight types to try (repeatable; default: all). Weights are always per channel.")
+@click.option("--silu", multiple=True, type=click.Choice(["int8", "float"]),
+              help="Quantize SiLU's Sigmoid and Mul (int8) or leave them in float (repeatable).")
+@click.option("--output-layers", "output", multiple=True, type=click.Choice(["float", "int8"]),
+              help="Keep the image-space output layers (<= scale^2 channels: last conv, bicubic skip, "
+                   "pixel shuffle) in float, or quantize them too (repeatable).")
+@click.option("--max-loss-db", type=click.FloatRange(min=0), default=0.2, show_default=True,
+              help="Largest validation PSNR loss of int8 against fp32; above it nothing is written.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads for timing recipes.")
+@reports_errors
+def quantize(model, output_path, data_dir, methods, activations, weights, silu, output, max_loss_db, threads):
+    """Quantize an fp32 model to int8 (onnxruntime static quantization, QDQ, per-channel weights).
+
+    With no recipe option, every calibration method and activation/weight type is tried
+    (SiLU int8, output layers float), plus SiLU in float and output layers in int8; with
+    some, every combination of them (unset ones: all types and methods, SiLU int8, output
+    layers float). Each recipe is scored on validation PSNR and latency (256x256), and the
+    graph onnxruntime runs is checked for ops left in float. Kept: among recipes within
+    --max-loss-db of fp32, those within 10% of the fastest, then the best PSNR. The
+    comparison is stored in the int8 model's metadata (`enhance-edge bench` prints it).
+    """
+    _needs_train_extra("quantization")
+    from .export.quantize import default_search, quantize_model, search_space
+    from .model import int8_model_path
+
+    chosen = {"calibrations": methods, "activations": activations, "weights": weights, "silu": silu, "output": output}
+    recipes = (search_space(**{key: values for key, values in chosen.items() if values})
+               if any(chosen.values()) else default_search())
+    output_path = output_path or int8_model_path(model)
+    summary = quantize_model(model, output_path, data_dir, recipes, max_loss_db=max_loss_db, threads=threads,
+                             report=click.echo)
+    validation, test = summary["validation"], summary["test"]
+    click.echo(f"kept {' '.join(f'{k}={v}' for k, v in summary['recipe'].items())}: validation PSNR "
+               f"{validation['int8']['psnr']:.3f} dB (fp32 {validation['fp32']['psnr']:.3f}), "
+               f"{summary['speedup_at_256']:.2f}x fp32's speed at 256x256")
+    if test["int8"]:
+        click.echo(f"test split (reported, not used to choose): int8 {test['int8']['psnr']:.3f} dB, "
+                   f"fp32 {test['fp32']['psnr']:.3f} dB")
+    click.echo(f"wrote {output_path} ({output_path.stat().st_size / 1024:.0f} KiB)")
+
+
+def _parse_sizes(ctx, param, value):
+    try:
+        sizes = tuple(tuple(int(v) for v in item.lower().split("x")) for item in value.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or any(len(s) != 2 or min(s) < 1 for s in sizes):
+        raise click.BadParameter(f"expected HEIGHTxWIDTH[,HEIGHTxWIDTH...], got {value!r}")
+    return sizes
+
+
+def _parse_threads(ctx, param, value):
+    try:
+        counts = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise click.BadParameter(f"expected thread counts like 1,2, got {value!r}")
+    return counts
+
+
+@main.command()
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="fp32 enhance-edge model (default: the bundled one).")
+@click.option("--int8", "int8_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Its int8 model (default: MODEL-int8.onnx beside it).")
+@click.option("--calibration", "calibration_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="First (re)make the int8 model with `quantize`'s full recipe search on this "
+                                 "face folder, then benchmark it.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="Face folder whose Yale test subjects (yaleB34..39) give quality and inputs "
+                   "(default: ../shared/data/yale_b_cropped beside the repository).")
+@click.option("--peers", "peers_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of OpenCV's FSRCNN/ESPCN x2 weights (default: ../shared/peers beside the repository); "
+                   "peers that are not there are skipped and listed.")
+@click.option("--sizes", default="56x46,256x256,1024x1024", show_default=True, callback=_parse_sizes,
+              help="Input sizes, HEIGHTxWIDTH, comma-separated (56x46: the report's faces).")
+@click.option("--threads", "thread_counts", default="1,2", show_default=True, callback=_parse_threads,
+              help="Thread counts, comma-separated.")
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Faces per batch for the throughput measurement.")
+@click.option("--min-time", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Seconds of repetitions per measurement, at least.")
+@click.option("--min-reps", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Repetitions per measurement, at least (after 2 warm-up runs).")
+@click.option("--section", "sections", multiple=True,
+              type=click.Choice(["latency", "throughput", "quality", "memory", "end_to_end", "kernels"]),
+              help="Only these sections (repeatable; default: all).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where results.json, RESULTS.md and latency.png go (default: the repository's benchmarks/).")
+@reports_errors
+def bench(model_path, int8_path, calibration_dir, data_dir, peers_dir, sizes, thread_counts, batch, min_time,
+          min_reps, sections, out_dir):
+    """Benchmark PyTorch eager, ORT fp32/int8, OpenCV DNN, OpenCV's FSRCNN/ESPCN and Pillow side by side.
+
+    \b
+    The full run the project publishes (quantizes the bundled model first):
+      enhance-edge bench --calibration ../shared/data/yale_b_cropped
+    Prints a table and writes results.json, RESULTS.md and latency.png. Figures vary
+    between runs and machines: compare ratios. Needs:  pip install "enhance-edge[bench]"
+    """
+    for module in ("onnx", "skimage"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise MissingExtraError("benchmarking", "bench", module) from None
+    from .benchmarks.report import screen_table, write_all
+    from .benchmarks.run import REPO, SECTIONS, BenchConfig, run_benchmark
+    from .model import bundled_model_path, int8_model_path
+
+    model_path = model_path or bundled_model_path(precision="fp32")
+    int8_path = int8_path or int8_model_path(model_path)
+    if calibration_dir is not None:
+        ctx = click.get_current_context()
+        ctx.invoke(quantize, model=model_path, output_path=int8_path, data_dir=calibration_dir)
+    defaults = BenchConfig(model_path, int8_path)
+    config = BenchConfig(model_path, int8_path, data_dir=data_dir or defaults.data_dir,
+                         peers_dir=peers_dir or defaults.peers_dir, sizes=sizes, threads=thread_counts,
+                         batch=batch, min_time_s=min_time, min_reps=min_reps, sections=sections or SECTIONS)
+    results = run_benchmark(config, report=lambda line: click.echo(line, err=True))
+    click.echo(screen_table(results))
+    for path in write_all(results, out_dir or REPO / "benchmarks"):
+        click.echo(f"wrote {path}")

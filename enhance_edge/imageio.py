@@ -1,0 +1,335 @@
+"""Reading and writing image files the way a photo viewer and a user expect.
+
+Reading applies the EXIF orientation, turns every Pillow mode into one of five working
+modes, refuses decompression bombs and animations, and maps Pillow's many failure types to
+one ImageError. Writing keeps the ICC profile, DPI and EXIF, adapts the mode to what the
+format can hold, and tags every output as upscaled by enhance-edge (the report's ethics
+section: invented detail must never pass for a photograph).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from . import __version__
+from .errors import ImageError
+
+# Modes the runtime works in; read_image and working_image return nothing else.
+WORKING_MODES = ("L", "I;16", "LA", "RGB", "RGBA")
+# Input pixels above which a file is refused unread (a small file can declare a huge image).
+DEFAULT_MAX_PIXELS = 64_000_000
+DEFAULT_QUALITY = 92  # JPEG and lossy WebP: Pillow's 75 visibly blurs upscaled photos
+# --format names -> (Pillow format, extension).
+OUTPUT_FORMATS = {"png": ("PNG", ".png"), "jpeg": ("JPEG", ".jpg"), "webp": ("WEBP", ".webp"),
+                  "tiff": ("TIFF", ".tif"), "bmp": ("BMP", ".bmp"), "gif": ("GIF", ".gif")}
+# Modes each format can store; anything else is converted by _mode_for.
+_STORABLE_MODES = {"PNG": WORKING_MODES, "TIFF": WORKING_MODES, "JPEG": ("L", "RGB"),
+                   "WEBP": ("RGB", "RGBA"), "BMP": ("L", "RGB", "RGBA"), "GIF": ("L", "RGB", "RGBA")}
+_EXIF_SOFTWARE, _EXIF_DESCRIPTION, _EXIF_ORIENTATION = 0x0131, 0x010E, 0x0112
+_EXIF_IFD, _EXIF_PIXEL_X, _EXIF_PIXEL_Y = 0x8769, 0xA002, 0xA003
+_JPEG_MAX_EXIF = 65_000  # one APP1 segment holds 64 KiB
+_TIFF_LOSSLESS = ("raw", "tiff_lzw", "tiff_deflate", "tiff_adobe_deflate", "packbits")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the output inherits from the input file."""
+
+    format: str | None = None
+    icc_profile: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    exif: Image.Exif = field(default_factory=Image.Exif)
+    lossless: bool = False  # a lossless WebP stays lossless
+    compression: str | None = None  # TIFF
+
+
+_DECODING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _decoding() -> Iterator[None]:
+    """Pillow's side channels off while decoding (restored afterwards): its bomb check warns
+    above 89 megapixels and refuses above 179 whatever --max-pixels says, so read_image
+    checks the header's size against its own limit instead, before anything is decoded; its
+    warnings about corrupt metadata would print several lines where one is promised. Both
+    settings are process-wide, hence the lock (the web app decodes in worker threads)."""
+    with _DECODING_LOCK:
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+
+
+def _bomb_message(path, width: int, height: int, max_pixels: int) -> str:
+    return (f"{path}: {width}x{height} is {width * height / 1e6:.1f} megapixels, over the limit of "
+            f"{max_pixels / 1e6:g} megapixels that guards against decompression bombs "
+            f"(raise it with --max-pixels)")
+
+
+def probe_pixels(path: Path) -> int:
+    """Pixel count from the file header alone (0 if unreadable); for progress estimates."""
+    try:
+        with _decoding(), Image.open(path) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 - any failure is reported properly when the file is read
+        return 0
+
+
+def _check_file(path: Path) -> None:
+    """Fail early, with the plain reason, on what is not a readable non-empty file."""
+    try:
+        if path.is_dir():
+            raise ImageError(f"{path}: is a folder, not an image")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path}: empty file")
+    except FileNotFoundError:
+        reason = "broken symbolic link" if path.is_symlink() else "no such file"
+        raise ImageError(f"{path}: {reason}") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_image(source: str | Path | BinaryIO,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, SourceInfo]:
+    """Decode an image file (a path, or a binary file object whose str() names it), upright
+    and in a working mode, with what its output inherits. Every failure is an ImageError."""
+    if isinstance(source, (str, os.PathLike)):
+        source = Path(source)
+        _check_file(source)
+    elif source.seek(0, os.SEEK_END) == 0:
+        raise ImageError(f"{source}: empty file")
+    else:
+        source.seek(0)
+    try:
+        with _decoding(), Image.open(source) as image:
+            if image.width * image.height > max_pixels:
+                raise ImageError(_bomb_message(source, image.width, image.height, max_pixels))
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1 and image.format != "MPO":  # MPO: a phone JPEG plus a preview
+                raise ImageError(f"{source}: has {frames} frames (animation or multi-page); "
+                                 f"only still images are supported")
+            image.load()
+            source_format = image.format
+            exif = _upright(image)
+            image = working_image(image)
+            lossless = source_format == "WEBP" and _webp_is_lossless(source)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{source}: not an image (or a format Pillow cannot read)") from None
+    except PermissionError:
+        raise ImageError(f"{source}: cannot read (permission denied)") from None
+    except MemoryError:
+        raise ImageError(f"{source}: not enough memory to decode it") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise any type on corrupt data
+        reason = str(exc).splitlines()[0] if str(exc) else "no details"
+        raise ImageError(f"{source}: corrupt or truncated image ({type(exc).__name__}: {reason})") from None
+    info = SourceInfo(format=source_format, icc_profile=image.info.get("icc_profile") or None,
+                      dpi=_dpi(image.info.get("dpi")), exif=exif, lossless=lossless,
+                      compression=image.info.get("compression") if source_format == "TIFF" else None)
+    return image, info
+
+
+def _upright(image: Image.Image) -> Image.Exif:
+    """Apply the EXIF orientation in place; return the EXIF (orientation removed).
+
+    A broken EXIF block is not worth losing the picture over: it is then dropped."""
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+        exif = image.getexif()
+    except Exception:  # noqa: BLE001 - malformed EXIF raises anything from struct to KeyError
+        return Image.Exif()
+    exif.pop(_EXIF_ORIENTATION, None)
+    return exif
+
+
+def _dpi(value) -> tuple[float, float] | None:
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    # 1x1 is a pixel aspect ratio without a unit (JFIF and TIFF defaults), not a resolution.
+    return (x, y) if x > 0 and y > 0 and (x, y) != (1, 1) else None
+
+
+def _webp_is_lossless(source: Path | BinaryIO) -> bool:
+    """Whether a WebP holds a VP8L (lossless) bitstream, found by walking its RIFF chunks."""
+    with (open(source, "rb") if isinstance(source, Path) else contextlib.nullcontext(source)) as handle:
+        handle.seek(0)
+        if handle.read(12)[8:12] != b"WEBP":
+            return False
+        while len(header := handle.read(8)) == 8:
+            kind, size = header[:4], int.from_bytes(header[4:], "little")
+            if kind in (b"VP8 ", b"VP8L"):
+                return kind == b"VP8L"
+            handle.seek(size + size % 2, os.SEEK_CUR)
+    return False
+
+
+def working_image(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> L, I;16, LA, RGB or RGBA, keeping transparency and precision."""
+    mode = image.mode
+    transparent = "transparency" in image.info  # a palette entry or a colour key (PNG tRNS, GIF)
+    if mode in WORKING_MODES and not (transparent and mode in ("L", "RGB")):
+        return image
+    if mode == "1":
+        return image.convert("LA" if transparent else "L")
+    if mode in ("L", "P", "PA", "RGB", "RGBa", "La", "RGBX", "HSV", "YCbCr", "LAB"):
+        has_alpha = transparent or mode in ("PA", "RGBa", "La")
+        if mode in ("L", "La") or (mode in ("P", "PA") and _gray_palette(image)):
+            return image.convert("LA" if has_alpha else "L")
+        return image.convert("RGBA" if has_alpha else "RGB")
+    if mode == "CMYK":
+        return _cmyk_to_rgb(image)
+    if mode in ("I", "I;16B", "I;16L", "I;16N"):
+        pixels = np.asarray(image.convert("I"), dtype=np.int64)
+        return _with_info(Image.fromarray(np.clip(pixels, 0, 65535).astype(np.uint16)), image)
+    if mode == "F":  # float images are [0, 1] by convention, or already in 16-bit units
+        pixels = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        if pixels.size and pixels.max() <= 1.0:
+            pixels = pixels * 65535
+        return _with_info(Image.fromarray(np.clip(np.rint(pixels), 0, 65535).astype(np.uint16)), image)
+    raise ImageError(f"unsupported image mode {mode!r}")
+
+
+def _gray_palette(image: Image.Image) -> bool:
+    """A palette of grays only (scanned documents, grayscale GIFs): the image stays gray."""
+    palette = image.getpalette("RGB")
+    colours = np.asarray(palette if palette else [0, 0, 1], dtype=np.int32).reshape(-1, 3)
+    return bool((colours == colours[:, :1]).all())
+
+
+def _with_info(converted: Image.Image, original: Image.Image) -> Image.Image:
+    converted.info = dict(original.info)
+    return converted
+
+
+def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
+    """Through the embedded CMYK profile to sRGB when there is one (printing profiles make
+    Pillow's naive formula look washed out); the output then carries the sRGB profile."""
+    profile = image.info.get("icc_profile")
+    if profile:
+        try:
+            from PIL import ImageCms  # littlecms: in Pillow's wheels, optional in source builds
+
+            srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+            converted = ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(profile)), srgb,
+                                                  outputMode="RGB")
+            converted.info = {**image.info, "icc_profile": srgb.tobytes()}
+            return converted
+        except Exception:  # noqa: BLE001 - a broken profile or no littlecms: use the plain formula
+            pass
+    converted = image.convert("RGB")
+    converted.info = {k: v for k, v in image.info.items() if k != "icc_profile"}  # a CMYK profile no longer fits
+    return converted
+
+
+def provenance(scale: int, model_name: str) -> tuple[str, str]:
+    """(software, description) tags that mark an output as machine-upscaled."""
+    software = f"enhance-edge {__version__}"
+    description = (f"Upscaled x{scale} by enhance-edge {__version__} with model {model_name}; "
+                   f"fine detail was generated by a neural network, not recorded by a camera.")
+    return software, description
+
+
+def format_for(path: Path) -> str | None:
+    """The Pillow format a file name asks for, if Pillow can write it."""
+    name = Image.registered_extensions().get(path.suffix.lower())
+    return name if name in Image.SAVE else None
+
+
+def _to_eight_bit(image: Image.Image) -> Image.Image:
+    pixels = np.asarray(image, dtype=np.uint32)
+    return Image.fromarray(((pixels + 128) // 257).astype(np.uint8))
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """LA or RGBA composited over white, as image editors do when a format has no alpha."""
+    rgba = image.convert("RGBA")
+    flat = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return flat.convert("L" if image.mode == "LA" else "RGB")
+
+
+def _mode_for(image: Image.Image, image_format: str) -> Image.Image:
+    """Convert to a mode the format can store, as close to the original as it allows."""
+    storable = _STORABLE_MODES.get(image_format, ("L", "RGB", "RGBA"))
+    if image.mode in storable:
+        return image
+    if image.mode == "I;16":
+        return _mode_for(_to_eight_bit(image), image_format)
+    if image.mode == "LA" and "RGBA" in storable:
+        return image.convert("RGBA")
+    if image.mode in ("LA", "RGBA"):
+        return _mode_for(_flatten(image), image_format)
+    return image.convert("RGB")  # L where only colour is storable
+
+
+def save_options(image_format: str, source: SourceInfo, size: tuple[int, int], tags: tuple[str, str],
+                 quality: int) -> dict:
+    """Keyword arguments for Image.save: inherited metadata, provenance and quality."""
+    software, description = tags
+    options: dict = {}
+    if source.icc_profile and image_format in ("PNG", "JPEG", "WEBP", "TIFF"):
+        options["icc_profile"] = source.icc_profile
+    if source.dpi and image_format in ("PNG", "JPEG", "TIFF"):
+        options["dpi"] = source.dpi
+    if image_format in ("JPEG", "WEBP", "PNG"):
+        options["exif"] = _exif_bytes(source.exif, size, tags, limit=_JPEG_MAX_EXIF if image_format == "JPEG" else None)
+    if image_format == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        text = PngInfo()
+        text.add_text("Software", software)
+        text.add_text("Description", description)
+        options["pnginfo"] = text
+    elif image_format == "TIFF":
+        options.update(software=software, description=description,
+                       compression=source.compression if source.compression in _TIFF_LOSSLESS else "tiff_lzw")
+    elif image_format == "GIF":
+        options["comment"] = description
+    if image_format == "WEBP" and source.lossless:
+        options["lossless"] = True
+    elif image_format in ("JPEG", "WEBP"):
+        options["quality"] = quality
+    return options
+
+
+def _exif_bytes(exif: Image.Exif, size: tuple[int, int], tags: tuple[str, str], limit: int | None) -> bytes:
+    """The input's EXIF with our Software/ImageDescription and the new pixel size; only ours
+    when the input's is too big for the format or cannot be re-encoded."""
+    ours = Image.Exif()
+    ours[_EXIF_SOFTWARE], ours[_EXIF_DESCRIPTION] = tags
+    try:
+        merged = Image.Exif()
+        merged.load(exif.tobytes())
+        merged[_EXIF_SOFTWARE], merged[_EXIF_DESCRIPTION] = tags
+        sub = merged.get_ifd(_EXIF_IFD)
+        if _EXIF_PIXEL_X in sub or _EXIF_PIXEL_Y in sub:
+            sub[_EXIF_PIXEL_X], sub[_EXIF_PIXEL_Y] = size
+        data = merged.tobytes()
+    except Exception:  # noqa: BLE001 - camera EXIF can hold anything; ours alone still marks the file
+        return ours.tobytes()
+    return ours.tobytes() if limit is not None and len(data) > limit else data
+
+
+def write_image(image: Image.Image, handle: BinaryIO, image_format: str, source: SourceInfo,
+                tags: tuple[str, str], quality: int = DEFAULT_QUALITY) -> None:
+    """Encode ``image`` into ``handle`` as ``image_format`` with metadata and provenance."""
+    if not 1 <= quality <= 100:
+        raise ImageError(f"quality must be between 1 and 100, got {quality}")
+    image = _mode_for(image, image_format)
+    image.save(handle, format=image_format, **save_options(image_format, source, image.size, tags, quality))

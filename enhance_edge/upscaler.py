@@ -1,0 +1,191 @@
+"""The runtime API: ``Upscaler`` turns a PIL image or numpy array into one ``scale`` times larger.
+
+The model sees one plane: gray images directly, colour images through their luma (Y of
+YCbCr) while chroma is upscaled bicubically, as OpenCV's ESPCN/FSRCNN and the PyTorch ->
+ONNX Runtime super-resolution tutorial do. Alpha is upscaled bicubically on its own, after
+the colour under fully transparent pixels has been filled from their visible neighbours.
+Large images run through the model in tiles chosen from a memory budget, and the colour
+conversions run in strips, so peak memory stays near the budget.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import EnhanceEdgeError, ImageError, ModelError
+from .imageio import working_image
+from .model import INPUT_NAME, ModelInfo, bundled_model_path, open_session
+from .processing import (fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float,
+                         ycbcr_to_rgb)
+from .tiling import choose_tile, receptive_radius, upscale_tiled, working_bytes_per_pixel
+
+DEFAULT_MAX_MEMORY = 1 << 30  # bytes; a 12-megapixel photo then peaks near 1 GiB
+# Memory outside the model run: the interpreter, onnxruntime and the model (measured ~70 MiB).
+_BASE_BYTES = 128 << 20
+# Image buffers per input pixel held while the model runs and after (input, planes, the
+# scale**2 larger float luma and output pixels), by working mode; estimated for scale 2.
+_IMAGE_BYTES_PER_PIXEL = {"L": 32, "I;16": 40, "LA": 48, "RGB": 64, "RGBA": 96}
+_STRIP_ROWS = 256  # output rows converted at a time
+
+
+def _strips(height: int) -> Iterator[tuple[int, int]]:
+    for top in range(0, height, _STRIP_ROWS):
+        yield top, min(top + _STRIP_ROWS, height)
+
+
+def _to_pixels(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """from_unit_float strip by strip, so its temporaries stay small."""
+    pixels = np.empty(values.shape, dtype=dtype)
+    for top, bottom in _strips(values.shape[0]):
+        pixels[top:bottom] = from_unit_float(values[top:bottom], dtype)
+    return pixels
+
+
+class Upscaler:
+    """Upscale images with an enhance-edge ONNX model on onnxruntime.
+
+    >>> from enhance_edge import Upscaler
+    >>> big = Upscaler().upscale(Image.open("face.png"))    # bundled default model
+
+    ``tile`` forces tiles of that many input pixels a side; otherwise images whose model
+    run would not fit ``max_memory`` bytes (an estimate of the whole upscale's peak) are
+    tiled automatically. Tiles overlap by the model's receptive field, so the result equals
+    the untiled one.
+    """
+
+    def __init__(self, model: str | Path | None = None, provider: str = "cpu", threads: int | None = None, *,
+                 tile: int | None = None, max_memory: int = DEFAULT_MAX_MEMORY):
+        if tile is not None and tile < 1:
+            raise EnhanceEdgeError(f"tile must be >= 1 pixel, got {tile}")
+        if max_memory < 1:
+            raise EnhanceEdgeError(f"max_memory must be > 0 bytes, got {max_memory}")
+        path = bundled_model_path() if model is None else model
+        self.session, self.info = open_session(path, provider, threads)
+        self._check_input_shape()
+        self.tile, self.max_memory = tile, max_memory
+        try:
+            config = self.info.json_field("generator_config")
+        except ValueError:  # metadata that is not JSON: fall back to safe estimates
+            config = None
+        self.margin = receptive_radius(config)
+        self.bytes_per_pixel = working_bytes_per_pixel(config)
+
+    def _check_input_shape(self) -> None:
+        """Refuse, at load time, a model that cannot take (N, 1, H, W) for any H and W."""
+        shape = self.session.get_inputs()[0].shape  # ints for fixed sizes, names or None for free ones
+        one_channel = len(shape) == 4 and (shape[1] == 1 or not isinstance(shape[1], int))
+        if not one_channel or any(isinstance(size, int) for size in shape[2:]):
+            raise ModelError(f"model {self.info.path!r} takes inputs of shape {shape}; enhance-edge needs "
+                             f"(batch, 1, height, width) with free height and width")
+
+    @property
+    def scale(self) -> int:
+        return self.info.scale
+
+    @functools.cached_property
+    def model_name(self) -> str:
+        """File name and content hash: what an output's provenance tag names."""
+        digest = hashlib.sha256(Path(self.info.path).read_bytes()).hexdigest()[:12]
+        return f"{Path(self.info.path).name} (sha256 {digest})"
+
+    def upscale_plane(self, plane: np.ndarray) -> np.ndarray:
+        """One float32 (H, W) plane in [0, 1] -> (scale*H, scale*W), not clipped, in one model run."""
+        if plane.ndim != 2 or min(plane.shape) < 1:
+            raise ImageError(f"expected a non-empty 2-D plane, got shape {plane.shape}")
+        batch = plane.astype(np.float32, copy=False)[None, None]
+        try:
+            out = self.session.run(None, {INPUT_NAME: batch})[0]
+        except Exception as exc:  # onnxruntime's own errors are untyped
+            raise ModelError(f"model {self.info.path!r} failed on a {plane.shape[1]}x{plane.shape[0]} "
+                             f"input: {str(exc).splitlines()[0]}") from None
+        expected = (1, 1, plane.shape[0] * self.scale, plane.shape[1] * self.scale)
+        if out.shape != expected:
+            raise ModelError(f"model {self.info.path!r} returned shape {out.shape}, expected {expected}")
+        return out[0, 0]
+
+    def tile_for(self, width: int, height: int, mode: str = "RGB") -> int | None:
+        """The tile side used for a width x height image in a working mode (None: untiled)."""
+        if self.tile is not None:
+            return self.tile if max(width, height) > self.tile else None
+        budget = self.max_memory - _BASE_BYTES - _IMAGE_BYTES_PER_PIXEL.get(mode, 96) * width * height
+        return choose_tile(width, height, budget, self.bytes_per_pixel, self.margin)
+
+    def _upscale_luma(self, plane: np.ndarray, mode: str, progress: Callable[[int], None] | None) -> np.ndarray:
+        tile = self.tile_for(plane.shape[1], plane.shape[0], mode)
+        if tile is None:
+            out = self.upscale_plane(plane)
+            if progress is not None:
+                progress(plane.size)
+            return out
+        return upscale_tiled(plane, self.upscale_plane, self.scale, tile, self.margin, progress)
+
+    def upscale(self, image: Image.Image | np.ndarray, *,
+                progress: Callable[[int], None] | None = None) -> Image.Image | np.ndarray:
+        """Upscale a PIL image (any mode) or a uint8/uint16 array (H, W) or (H, W, 2|3|4).
+
+        Gray (L, 16-bit I;16) stays gray at its bit depth, alpha is kept, palette, CMYK and
+        other modes become RGB(A). ``progress`` is called with counts of input pixels done.
+        """
+        if isinstance(image, np.ndarray):
+            if image.dtype not in (np.uint8, np.uint16) or image.ndim not in (2, 3):
+                raise ImageError(f"expected a uint8/uint16 array of shape (H, W) or (H, W, C), "
+                                 f"got {image.dtype} {image.shape}")
+            try:
+                pil_image = Image.fromarray(image)
+            except (TypeError, ValueError) as exc:
+                raise ImageError(f"cannot use a {image.dtype} array of shape {image.shape}: {exc}") from None
+            return np.asarray(self.upscale(pil_image, progress=progress))
+        if not isinstance(image, Image.Image):
+            raise ImageError(f"expected a PIL image or numpy array, got {type(image).__name__}")
+        if min(image.size) < 1:
+            raise ImageError(f"image has no pixels: {image.size[0]}x{image.size[1]}")
+        image = working_image(image)
+        if image.mode in ("L", "I;16"):
+            pixels = np.asarray(image)
+            luma = self._upscale_luma(to_unit_float(pixels), image.mode, progress)
+            return Image.fromarray(_to_pixels(luma, pixels.dtype))
+        alpha = np.asarray(image.getchannel("A")) if image.mode in ("LA", "RGBA") else None
+        if image.mode == "LA":
+            gray = fill_transparent(np.asarray(image)[..., :1], alpha)[..., 0]
+            luma = self._upscale_luma(to_unit_float(gray), image.mode, progress)
+            return Image.fromarray(np.dstack([_to_pixels(luma, np.uint8), self._upscale_alpha(alpha)]))
+        rgb = np.asarray(image.convert("RGB"))
+        if alpha is not None:
+            rgb = fill_transparent(rgb, alpha)
+        return Image.fromarray(self._upscale_colour(rgb, alpha, progress))
+
+    def _upscale_alpha(self, alpha: np.ndarray) -> np.ndarray:
+        size = (alpha.shape[1] * self.scale, alpha.shape[0] * self.scale)
+        return np.asarray(Image.fromarray(alpha).resize(size, Image.Resampling.BICUBIC))
+
+    def _upscale_colour(self, rgb: np.ndarray, alpha: np.ndarray | None,
+                        progress: Callable[[int], None] | None) -> np.ndarray:
+        """(H, W, 3) uint8 -> (sH, sW, 3 or 4) uint8: model on luma, bicubic chroma and alpha."""
+        height, width = rgb.shape[:2]
+        luma, chroma = np.empty((height, width), np.float32), np.empty((2, height, width), np.float32)
+        for top, bottom in _strips(height):
+            ycbcr = rgb_to_ycbcr(to_unit_float(rgb[top:bottom]))
+            luma[top:bottom], chroma[:, top:bottom] = ycbcr[..., 0], np.moveaxis(ycbcr[..., 1:], -1, 0)
+        cb, cr = (Image.fromarray(plane) for plane in chroma)
+        del chroma
+        luma = self._upscale_luma(luma, "RGB" if alpha is None else "RGBA", progress)
+        size = (width * self.scale, height * self.scale)
+        out = np.empty((size[1], size[0], 3 if alpha is None else 4), np.uint8)
+        for top, bottom in _strips(size[1]):
+            ycbcr = np.stack([luma[top:bottom], resize_plane_rows(cb, size, top, bottom),
+                              resize_plane_rows(cr, size, top, bottom)], axis=-1)
+            out[top:bottom, :, :3] = from_unit_float(ycbcr_to_rgb(ycbcr))
+        if alpha is not None:
+            out[..., 3] = self._upscale_alpha(alpha)
+        return out
+
+
+def model_info(model: str | Path | None = None) -> ModelInfo:
+    """The descriptor of a model file (or of the bundled default) without running it."""
+    return Upscaler(model).info

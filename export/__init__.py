@@ -1,0 +1,1 @@
+"""PyTorch checkpoint -> ONNX export, simplification and parity checks (the ``train`` extra)."""

@@ -1,0 +1,134 @@
+"""PyTorch checkpoint -> ONNX: dynamic batch/height/width, onnxsim, metadata, parity check.
+
+The file is written to a temporary path and only renamed into place once the parity check
+against PyTorch has passed, so a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from enhance_edge import __version__
+from enhance_edge.errors import ModelError, ParityError
+from enhance_edge.fileio import atomic_output
+from enhance_edge.model import FORMAT, INPUT_NAME, OUTPUT_NAME
+
+from ..train.checkpoint import load_generator
+from ..train.networks import Generator
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-4  # max abs difference, values in [0, 1]
+# Two sizes at least, one odd, and a batch > 1: dynamic axes must really be dynamic.
+PARITY_SHAPES = ((1, 1, 56, 46), (2, 1, 23, 37))
+
+
+def model_metadata(generator: Generator, facts: dict[str, Any]) -> dict[str, str]:
+    """The key/value pairs stored in the ONNX file; the runtime reads its contract from them."""
+    config = generator.config
+    return {
+        "format": FORMAT,
+        "scale": str(config.scale),
+        "channels": str(config.in_channels),
+        "value_range": "0,1",
+        "layout": "NCHW",
+        "dtype": "float32",
+        "colour": "luma" if config.in_channels == 1 else "rgb",
+        "macs_per_input_pixel": str(config.macs_per_input_pixel()),
+        "generator_config": json.dumps(config.to_dict()),
+        "enhance_edge_version": __version__,
+        **{key: value if isinstance(value, str) else json.dumps(value) for key, value in facts.items()},
+    }
+
+
+def to_onnx_bytes(generator: Generator) -> bytes:
+    """Trace the generator to ONNX with dynamic N, H, W and simplify it with onnxsim."""
+    import onnxsim
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of torch.export, but it handles
+        # dynamic H/W for this plain convolutional graph without extra dependencies.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            generator.eval(), (torch.rand(*PARITY_SHAPES[0]),), buffer,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=OPSET, dynamo=False,
+            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                          OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}})
+    model = onnx.load_from_string(buffer.getvalue())
+    simplified, ok = onnxsim.simplify(model)
+    if not ok:
+        raise ModelError("onnxsim could not validate the simplified model")
+    return simplified.SerializeToString()
+
+
+def parity(onnx_bytes: bytes, generator: Generator, shapes=PARITY_SHAPES, seed: int = 0) -> list[dict]:
+    """Max abs difference between onnxruntime and PyTorch for each input shape."""
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    results = []
+    for shape in shapes:
+        x = rng.random(shape, dtype=np.float32)
+        with torch.no_grad():
+            expected = generator(torch.from_numpy(x)).numpy()
+        actual = session.run(None, {INPUT_NAME: x})[0]
+        if actual.shape != expected.shape:
+            raise ParityError(f"ONNX output shape {actual.shape} != PyTorch {expected.shape} for input {shape}")
+        results.append({"shape": list(shape), "max_abs_diff": float(np.abs(actual - expected).max())})
+    return results
+
+
+def export_generator(generator: Generator, out_path: str | Path, facts: dict[str, Any] | None = None,
+                     tolerance: float = PARITY_TOLERANCE) -> list[dict]:
+    """Export, add metadata, check parity and only then move the file into place."""
+    out_path = Path(out_path)
+    model = onnx.load_from_string(to_onnx_bytes(generator))
+    model.producer_name, model.producer_version = "enhance-edge", __version__
+    onnx.helper.set_model_props(model, model_metadata(generator, facts or {}))
+    onnx_bytes = model.SerializeToString()
+    results = parity(onnx_bytes, generator)
+    worst = max(r["max_abs_diff"] for r in results)
+    if not worst <= tolerance:  # also catches NaN
+        raise ParityError(f"ONNX and PyTorch differ by {worst:.3g} (> {tolerance:g}) on shapes "
+                          f"{[r['shape'] for r in results]}; nothing was written")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out_path) as handle:
+        handle.write(onnx_bytes)
+    return results
+
+
+def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path,
+                      tolerance: float = PARITY_TOLERANCE) -> list[dict]:
+    """Export a training checkpoint's generator, with its training facts in the metadata."""
+    generator, state = load_generator(checkpoint_path)
+    facts = {"trained_on": state.get("data", {}), "epoch": state.get("epoch"),
+             "train_config": state["config"]["train"], "validation": state.get("validation", {})}
+    return export_generator(generator, out_path, facts, tolerance)
+
+
+def record_test_scores(model_path: str | Path, data_dir: str | Path) -> dict[str, Any]:
+    """Score the written model on the test split (PROTOCOL.md) and store the scores in its metadata.
+
+    Test scores are written into the model for users to read; nothing in training or export
+    looks at them to choose anything.
+    """
+    from enhance_edge.evaluate import evaluate_folder
+    from enhance_edge.upscaler import Upscaler
+
+    results = evaluate_folder(data_dir, Upscaler(model_path), splits=("test",))["test"]
+    model = onnx.load(str(model_path))
+    metadata = {p.key: p.value for p in model.metadata_props}
+    metadata["test"] = json.dumps({"images": results["images"], **results["model"],
+                                   "baselines": {k: v for k, v in results.items() if k not in ("images", "model")}})
+    onnx.helper.set_model_props(model, metadata)
+    with atomic_output(Path(model_path)) as handle:
+        handle.write(model.SerializeToString())
+    return results

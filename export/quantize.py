@@ -1,0 +1,295 @@
+"""fp32 enhance-edge ONNX model -> int8 QDQ model (onnxruntime static quantization), quality-checked.
+
+The pipeline: onnxruntime's quantization pre-processing (symbolic shape inference and graph
+clean-up), calibration on the validation faces of a face folder (PROTOCOL.md's split: yaleB29..33
+for the Yale faces) fed through the runtime's own pre-processing, QDQ quantization with
+per-channel weights, then a check: the int8 model may lose at most ``max_loss_db`` of validation
+PSNR against the fp32 model it came from, or nothing is written.
+
+Several recipes (calibration method, activation and weight types, SiLU in int8 or in float, the
+image-space output layers in int8 or in float) can be tried. Each is scored on validation PSNR and
+on latency, the graph onnxruntime actually runs is inspected for compute left in float, and the
+comparison is stored in the int8 model's metadata beside the recipe that was kept. Test-split
+scores are reported for the kept recipe only, never used to choose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                      quant_pre_process, quantize_static)
+
+from enhance_edge.errors import ModelError, ParityError
+from enhance_edge.fileio import atomic_output
+from enhance_edge.model import INPUT_NAME, ModelInfo, open_session
+from enhance_edge.processing import from_unit_float, to_batch, to_unit_float
+from enhance_edge.protocol import REPORT_HR_SIZE, score
+
+from ..benchmarks.timing import measure
+from ..train.data import PairSet, load_pairs
+
+MAX_PSNR_LOSS_DB = 0.2
+CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                       "percentile": CalibrationMethod.Percentile}
+ACTIVATION_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "uint16": QuantType.QUInt16}
+WEIGHT_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+PRECISION_CHOICES = ("int8", "float")
+# SiLU exports as Sigmoid + Mul; silu="float" leaves both out of quantization.
+SILU_OPS = ("Sigmoid", "Mul")
+# Recipes within this factor of the fastest passing one count as equally fast; the best PSNR wins.
+SPEED_TIE = 1.10
+CALIBRATION_BATCH = 16
+EVAL_BATCH = 64
+TIMING_SIZE = (256, 256)  # (height, width) of the input each recipe is timed on
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way of quantizing: calibration method, activation/weight types, and where SiLU runs."""
+
+    calibration: str = "minmax"
+    activations: str = "uint8"  # with int8 weights: the u8 x s8 kernels of x86 VNNI/AMX and ARM
+    weights: str = "int8"
+    silu: str = "int8"
+    # The image-space layers: every node whose output has at most scale**2 channels (the last
+    # convolution, the bicubic skip, their sum, the pixel shuffle). Under 1% of the multiply-adds,
+    # but their rounding lands straight in the output pixels, so "float" keeps them exact.
+    output: str = "float"
+
+    def __post_init__(self):
+        for name, choices in (("calibration", CALIBRATION_METHODS), ("activations", ACTIVATION_TYPES),
+                              ("weights", WEIGHT_TYPES), ("silu", PRECISION_CHOICES), ("output", PRECISION_CHOICES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"Recipe.{name} must be one of {sorted(choices)}, got {getattr(self, name)!r}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.calibration} a:{self.activations} w:{self.weights} silu:{self.silu} out:{self.output}"
+
+    to_dict = asdict
+
+
+def search_space(calibrations: Iterable[str] = tuple(CALIBRATION_METHODS),
+                 activations: Iterable[str] = tuple(ACTIVATION_TYPES),
+                 weights: Iterable[str] = tuple(WEIGHT_TYPES),
+                 silu: Iterable[str] = ("int8",), output: Iterable[str] = ("float",)) -> list[Recipe]:
+    """Every combination of the given choices."""
+    return [Recipe(*choice) for choice in itertools.product(calibrations, activations, weights, silu, output)]
+
+
+def default_search() -> list[Recipe]:
+    """Every calibration method and activation/weight type onnxruntime offers for CPU (SiLU in int8,
+    image-space layers in float), then SiLU in float and image-space layers in int8 on the default
+    recipe: the two places where float may be kept, each measured against quantizing it."""
+    ablations = [Recipe(silu="float"), Recipe(output="int8"), Recipe(silu="float", output="int8")]
+    return search_space() + ablations
+
+
+class FaceCalibrationReader(CalibrationDataReader):
+    """Batches of low-resolution faces, made exactly as the runtime makes its model input."""
+
+    def __init__(self, lr_faces: np.ndarray, batch_size: int = CALIBRATION_BATCH):
+        if not len(lr_faces):
+            raise ModelError("no calibration faces: the face folder's validation split is empty")
+        planes = [to_unit_float(face) for face in lr_faces]
+        self.batches = [{INPUT_NAME: to_batch(planes[i:i + batch_size])} for i in range(0, len(planes), batch_size)]
+        self.set_range(0, len(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        # onnxruntime calls this to calibrate in chunks, bounding the memory of the
+        # intermediate tensors it keeps (every activation of every calibration image).
+        self._pending = iter(self.batches[start_index:end_index])
+
+    def get_next(self) -> dict | None:
+        return next(self._pending, None)
+
+
+def float_compute_ops(model: onnx.ModelProto) -> Counter:
+    """Nodes that compute on float tensors, by op type, ignoring QuantizeLinear/DequantizeLinear.
+
+    Element types are propagated through the (topologically sorted) graph: QuantizeLinear and
+    QLinear* produce integers, DequantizeLinear produces floats, other ops keep the type of their
+    first input. For an int8 model this lists what runs outside int8 kernels.
+    """
+    is_float = {i.name: i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in model.graph.input}
+    is_float.update({t.name: t.data_type == onnx.TensorProto.FLOAT for t in model.graph.initializer})
+    found: Counter = Counter()
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear":
+            produces_float = True
+        elif node.op_type == "QuantizeLinear" or node.op_type.startswith("QLinear"):
+            produces_float = False
+        else:
+            produces_float = bool(node.input) and is_float.get(node.input[0], False)
+            if produces_float:
+                found[node.op_type] += 1
+        is_float.update({name: produces_float for name in node.output})
+    return found
+
+
+def runtime_graph(model_path: str | Path, threads: int | None = None) -> onnx.ModelProto:
+    """The graph onnxruntime runs after its own optimizations (fusions, QDQ -> QLinear*, layout)."""
+    with tempfile.TemporaryDirectory(prefix="enhance-edge-graph-") as tmp:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        options.log_severity_level = 3  # the "hardware specific optimizations" warning is expected here
+        if threads:
+            options.intra_op_num_threads = threads
+        ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        return onnx.load(options.optimized_model_filepath)
+
+
+def upscale_faces(session: ort.InferenceSession, lr_faces: np.ndarray) -> list[np.ndarray]:
+    """8-bit outputs for 8-bit LR faces, rounded and clipped as a user would save them."""
+    outputs = []
+    for start in range(0, len(lr_faces), EVAL_BATCH):
+        batch = to_batch([to_unit_float(face) for face in lr_faces[start:start + EVAL_BATCH]])
+        outputs += list(from_unit_float(session.run(None, {INPUT_NAME: batch})[0][:, 0]))
+    return outputs
+
+
+def assess(model_path: Path, pairs: PairSet, threads: int | None, timing_input: np.ndarray) -> dict:
+    """Validation quality, latency on ``timing_input`` and float compute left in the runtime graph."""
+    session, _ = open_session(model_path, "cpu", threads)
+    quality = score(list(pairs.hr), upscale_faces(session, pairs.lr))
+    timing = measure(lambda: session.run(None, {INPUT_NAME: timing_input}), warmup=1, min_reps=3, min_time_s=0.5)
+    return {**quality, "latency_s": timing.median_s,
+            "float_ops": dict(float_compute_ops(runtime_graph(model_path, threads)))}
+
+
+def image_space_nodes(model: onnx.ModelProto, max_channels: int) -> list[str]:
+    """Nodes whose output has at most ``max_channels`` channels (shapes from the pre-processed
+    model's shape inference): the layers that compute the output image itself."""
+    channels = {}
+    for value in list(model.graph.value_info) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[1].HasField("dim_value"):
+            channels[value.name] = dims[1].dim_value
+    return [node.name for node in model.graph.node
+            if node.output and channels.get(node.output[0], max_channels + 1) <= max_channels]
+
+
+def quantize_with(recipe: Recipe, prepared: Path, out_path: Path, lr_faces: np.ndarray, image_channels: int,
+                  cache: Path) -> None:
+    """Quantize the pre-processed model with one recipe. ``cache`` holds calibration ranges for
+    recipes that quantize the same nodes (others need other tensors calibrated)."""
+    model = onnx.load(prepared)
+    ops = sorted({n.op_type for n in model.graph.node} - set(SILU_OPS)) if recipe.silu == "float" else None
+    excluded = image_space_nodes(model, image_channels) if recipe.output == "float" else None
+    with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print per batch
+        quantize_static(
+            prepared, out_path, FaceCalibrationReader(lr_faces), quant_format=QuantFormat.QDQ,
+            per_channel=True, activation_type=ACTIVATION_TYPES[recipe.activations],
+            weight_type=WEIGHT_TYPES[recipe.weights], calibrate_method=CALIBRATION_METHODS[recipe.calibration],
+            op_types_to_quantize=ops, nodes_to_exclude=excluded, calibration_cache_path=cache,
+            # One batch per calibration pass: memory stays bounded whatever the number of faces.
+            extra_options={"CalibStridedMinMax": 1})
+
+
+def choose(candidates: list[dict], fp32_psnr: float, max_loss_db: float) -> dict:
+    """Among recipes that lose at most ``max_loss_db``, those within SPEED_TIE of the fastest,
+    then the best validation PSNR."""
+    passing = [c for c in candidates if "error" not in c and fp32_psnr - c["psnr"] <= max_loss_db]
+    if not passing:
+        scored = [c for c in candidates if "error" not in c]
+        best = max(scored, key=lambda c: c["psnr"], default=None)
+        detail = (f"the best, {best['name']}, loses {fp32_psnr - best['psnr']:.3f} dB" if best
+                  else "every recipe failed: " + "; ".join(f"{c['name']}: {c['error']}" for c in candidates))
+        raise ParityError(f"no int8 recipe stays within {max_loss_db} dB of fp32's validation PSNR "
+                          f"({fp32_psnr:.2f} dB); {detail}; nothing was written")
+    fastest = min(c["latency_s"] for c in passing)
+    return max((c for c in passing if c["latency_s"] <= SPEED_TIE * fastest), key=lambda c: c["psnr"])
+
+
+def hr_size_of(info: ModelInfo) -> tuple[int, int] | None:
+    """The HR size the model was trained and validated at (its metadata), else the report's."""
+    train_config = info.json_field("train_config")
+    if isinstance(train_config, dict) and "hr_size" in train_config:
+        return tuple(train_config["hr_size"]) if train_config["hr_size"] else None
+    return REPORT_HR_SIZE
+
+
+def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | Path,
+                   recipes: list[Recipe] | None = None, *, max_loss_db: float = MAX_PSNR_LOSS_DB,
+                   threads: int | None = None, report: Callable[[str], None] = lambda line: None) -> dict:
+    """Quantize ``fp32_path`` to ``out_path`` with the best of ``recipes`` (default: one, the
+    default Recipe) and return the comparison. Raises ParityError, writing
+    nothing, when no recipe stays within ``max_loss_db`` of fp32's validation PSNR."""
+    fp32_path, out_path = Path(fp32_path), Path(out_path)
+    recipes = recipes or [Recipe()]
+    _, info = open_session(fp32_path, "cpu", threads)
+    if info.metadata.get("precision", "fp32") != "fp32":
+        raise ModelError(f"{str(fp32_path)!r} is already quantized ({info.metadata['precision']}); "
+                         f"quantize the fp32 model it came from")
+    pairs = load_pairs(data_dir, hr_size_of(info), scale=info.scale)
+    validation, test = pairs["validation"], pairs["test"]
+    report(f"calibrating and checking on {len(validation)} validation faces of {data_dir}")
+    timing_input = to_batch([np.random.default_rng(0).random(TIMING_SIZE, dtype=np.float32)])
+    with tempfile.TemporaryDirectory(prefix="enhance-edge-quantize-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        prepared = tmp / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared))
+        fp32 = assess(fp32_path, validation, threads, timing_input)
+        report(f"fp32: validation PSNR {fp32['psnr']:.3f} dB, {fp32['latency_s'] * 1e3:.1f} ms at "
+               f"{TIMING_SIZE[0]}x{TIMING_SIZE[1]}")
+        candidates = []
+        for index, recipe in enumerate(recipes):
+            path = tmp / f"candidate{index}.onnx"
+            candidate = {"name": recipe.name, "recipe": recipe.to_dict(), "path": path}
+            try:
+                quantize_with(recipe, prepared, path, validation.lr, info.scale**2 * info.channels,
+                              tmp / f"ranges-{recipe.calibration}-{recipe.silu}-{recipe.output}.json")
+                candidate.update(assess(path, validation, threads, timing_input))
+            except Exception as exc:  # a recipe onnxruntime cannot quantize or run is recorded, not fatal
+                candidate["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            candidates.append(candidate)
+            report(describe(candidate, fp32))
+        chosen = choose(candidates, fp32["psnr"], max_loss_db)
+        chosen_session, _ = open_session(chosen["path"], "cpu", threads)
+        fp32_session, _ = open_session(fp32_path, "cpu", threads)
+        test_scores = {"fp32": score(list(test.hr), upscale_faces(fp32_session, test.lr)) if len(test) else None,
+                       "int8": score(list(test.hr), upscale_faces(chosen_session, test.lr)) if len(test) else None}
+        summary = {
+            "recipe": chosen["recipe"],
+            "max_loss_db": max_loss_db,
+            "validation": {"faces": len(validation), "fp32": {k: fp32[k] for k in ("psnr", "ssim")},
+                           "int8": {k: chosen[k] for k in ("psnr", "ssim")}},
+            "test": {"faces": len(test), **test_scores},
+            "speedup_at_256": fp32["latency_s"] / chosen["latency_s"],
+            "float_ops": chosen["float_ops"],
+            "fp32_latency_s": fp32["latency_s"],
+            "candidates": [{k: v for k, v in c.items() if k != "path"} for c in candidates],
+        }
+        model = onnx.load(chosen["path"])
+        metadata = {**info.metadata, "precision": "int8", "quantization": json.dumps(summary)}
+        del model.metadata_props[:]
+        onnx.helper.set_model_props(model, metadata)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(out_path) as handle:
+            handle.write(model.SerializeToString())
+    return summary
+
+
+def describe(candidate: dict, fp32: dict) -> str:
+    """One line per recipe for the command's progress report."""
+    if "error" in candidate:
+        return f"{candidate['name']:<46} failed: {candidate['error']}"
+    floats = ", ".join(f"{op} x{n}" for op, n in sorted(candidate["float_ops"].items())) or "none"
+    return (f"{candidate['name']:<46} PSNR {candidate['psnr']:.3f} dB ({candidate['psnr'] - fp32['psnr']:+.3f}), "
+            f"{candidate['latency_s'] * 1e3:7.1f} ms ({fp32['latency_s'] / candidate['latency_s']:.2f}x fp32), "
+            f"float ops: {floats}")

@@ -1,0 +1,58 @@
+import onnx
+import pytest
+
+from enhance_edge.errors import ModelError, ProviderError
+from enhance_edge.model import ModelInfo, bundled_model_path, open_session, resolve_provider
+
+
+def test_model_info_comes_from_the_file(tiny_onnx):
+    session, info = open_session(tiny_onnx, provider="cpu", threads=1)
+    assert (info.scale, info.channels, info.value_range, info.layout) == (2, 1, (0.0, 1.0), "NCHW")
+    assert info.json_field("generator_config")["channels"] == 4
+    assert session.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_provider_aliases_and_full_names():
+    assert resolve_provider("cpu") == resolve_provider("CPUExecutionProvider") == "CPUExecutionProvider"
+
+
+def test_missing_provider_lists_the_available_ones():
+    with pytest.raises(ProviderError, match=r"'NoSuchExecutionProvider' is not available.*CPUExecutionProvider"):
+        resolve_provider("NoSuchExecutionProvider")
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        open_session(tmp_path / "absent.onnx")
+
+
+def test_corrupt_model_file(tmp_path):
+    path = tmp_path / "corrupt.onnx"
+    path.write_bytes(b"\x08\x07not a protobuf at all" * 10)
+    with pytest.raises(ModelError, match="cannot load model"):
+        open_session(path)
+
+
+def test_onnx_model_without_our_metadata_is_refused(tmp_path, tiny_onnx):
+    model = onnx.load(str(tiny_onnx))
+    del model.metadata_props[:]
+    path = tmp_path / "foreign.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="is not an enhance-edge model"):
+        open_session(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"channels": "3"}, "channels=3"),
+    ({"scale": "two"}, "unreadable metadata"),
+    ({"value_range": "0,255"}, r"range=\(0.0, 255.0\)"),
+])
+def test_metadata_outside_the_runtime_contract_is_named(tiny_onnx, change, message):
+    _, info = open_session(tiny_onnx)
+    with pytest.raises(ModelError, match=message):
+        ModelInfo.from_metadata("m.onnx", {**info.metadata, **change})
+
+
+def test_unknown_bundled_model_name():
+    with pytest.raises(ModelError, match="no bundled model named 'huge'"):
+        bundled_model_path("huge")

@@ -1,0 +1,29 @@
+"""The runtime must work where PyTorch is not installed: it never imports torch."""
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from enhance_edge.cli import main
+
+
+def test_importing_and_upscaling_leaves_torch_unimported(tiny_onnx):
+    code = (
+        "import sys, numpy as np\n"
+        "import enhance_edge, enhance_edge.cli, enhance_edge.batch\n"
+        "from enhance_edge import Upscaler\n"
+        f"out = Upscaler({str(tiny_onnx)!r}).upscale(np.zeros((5, 7), np.uint8))\n"
+        "assert out.shape == (10, 14), out.shape\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_commands_needing_the_train_extra_say_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "x.pt"), "-o", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 1
+    assert result.output.strip() == ('error: export needs the \'train\' extra (torch is not installed): '
+                                     'pip install "enhance-edge[train]"')

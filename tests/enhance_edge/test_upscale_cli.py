@@ -1,0 +1,241 @@
+"""`enhance-edge upscale` end to end: a mixed folder of good and bad files, options, bad models."""
+
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from enhance_edge import __version__
+from enhance_edge.cli import main
+
+
+def rgb(width, height, seed=0):
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    base = np.stack([0.5 + 0.4 * np.sin(4 * x), 0.5 + 0.3 * np.cos(3 * y), 0.4 + 0.3 * x * y], -1)
+    noise = 0.05 * np.random.default_rng(seed).random((height, width, 3))
+    return Image.fromarray((np.clip(base + noise, 0, 1) * 255).astype(np.uint8))
+
+
+def good_files(folder):
+    """One of each kind a user has: JPEG from a phone (rotated by EXIF), PNG, RGBA, 16-bit, GIF."""
+    folder.mkdir(parents=True, exist_ok=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: 20 wide, 30 high; upright it is 30 x 20
+    rgb(30, 20).transpose(Image.Transpose.ROTATE_90).save(folder / "phone.jpg", exif=exif.tobytes(), dpi=(300, 300))
+    rgb(24, 16, 1).save(folder / "drawing.png")
+    rgb(16, 16, 2).convert("RGBA").save(folder / "sticker.png")
+    Image.fromarray(np.arange(20 * 12, dtype=np.uint16).reshape(12, 20) * 250).save(folder / "scan16.png")
+    rgb(18, 14, 3).convert("P").save(folder / "icon.gif", transparency=0)
+    return {"phone.jpg": ((60, 40), "RGB", "JPEG"), "drawing.png": ((48, 32), "RGB", "PNG"),
+            "sticker.png": ((32, 32), "RGBA", "PNG"), "scan16.png": ((40, 24), "I;16", "PNG"),
+            "icon.gif": ((36, 28), "P", "GIF")}
+
+
+def bad_files(folder):
+    """One of each way a file is bad, with the reason its error line must give."""
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("not an image\n")
+    data = (folder / "drawing.png").read_bytes()
+    (folder / "truncated.png").write_bytes(data[:len(data) // 2])
+    corrupt = bytearray(data)
+    corrupt[60:90] = bytes(30)
+    (folder / "corrupt.png").write_bytes(bytes(corrupt))
+    Image.new("1", (12000, 10000)).save(folder / "bomb.png")
+    (folder / "gone.png").symlink_to(folder / "deleted.png")
+    return {"empty.png": "empty file", "notes.png": "not an image", "truncated.png": "corrupt or truncated",
+            "corrupt.png": "corrupt or truncated", "bomb.png": "over the limit of 64 megapixels",
+            "gone.png": "broken symbolic link"}
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["upscale", *map(str, args)])
+
+
+def test_a_mixed_folder_does_every_good_file_and_one_line_per_bad_one(tmp_path, tiny_onnx):
+    folder = tmp_path / "photos"
+    good, bad = good_files(folder), bad_files(folder)
+    out = tmp_path / "out"
+    result = run(folder, "-o", out, "--model", tiny_onnx)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == len(bad)
+    for name, reason in bad.items():
+        [line] = [e for e in errors if e.startswith(f"error: {folder / name}: ")]
+        assert reason in line
+    assert result.stderr.splitlines()[-1].startswith(f"done {len(good)}, failed {len(bad)}, skipped 0 in ")
+    assert sorted(p.name for p in out.iterdir()) == sorted(good)  # nothing for bad files, no temporaries
+    for name, (size, mode, image_format) in good.items():
+        assert f"{folder / name} -> {out / name}" in result.stdout
+        with Image.open(out / name) as image:
+            assert (image.size, image.mode, image.format) == (size, mode, image_format)
+    with Image.open(out / "phone.jpg") as image:
+        assert image.getexif()[0x0131] == f"enhance-edge {__version__}" and image.info["dpi"] == (300, 300)
+        assert 0x0112 not in image.getexif()
+    with Image.open(out / "sticker.png") as image:
+        assert image.info["Software"] == f"enhance-edge {__version__}"
+        assert f"with model {tiny_onnx.name} (sha256" in image.info["Description"]
+
+
+def test_all_good_exits_0_and_a_rerun_skips(tmp_path, tiny_onnx):
+    good_files(tmp_path / "in")
+    first = run(tmp_path / "in", "--model", tiny_onnx)
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "in" / "phone_x2.jpg").exists()
+    again = run(tmp_path / "in", "--model", tiny_onnx)
+    assert again.exit_code == 0
+    assert again.stderr.count("skipped: ") == 5 and "done 0, failed 0, skipped 5" in again.stderr
+    assert not (tmp_path / "in" / "phone_x2_x2.jpg").exists()  # earlier outputs are not inputs
+    forced = run(tmp_path / "in", "--model", tiny_onnx, "--overwrite")
+    assert forced.exit_code == 0 and "done 5, failed 0, skipped 0" in forced.stderr
+
+
+def test_recursive_globs_suffix_format_and_quality(tmp_path, tiny_onnx):
+    rgb(40, 30).save(tmp_path / "a.png")
+    (tmp_path / "trip").mkdir()
+    rgb(40, 30, 1).save(tmp_path / "trip" / "b.png")
+    out = tmp_path / "out"
+    result = run(tmp_path, "-r", "-o", out, "--format", "jpeg", "--quality", "40", "--suffix", "_big",
+                 "--model", tiny_onnx)
+    assert result.exit_code == 0, result.output
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.jpg")) == ["a_big.jpg", "trip/b_big.jpg"]
+    low = (out / "a_big.jpg").stat().st_size
+    run(tmp_path / "a.png", "-o", tmp_path / "high.jpg", "--quality", "95", "--model", tiny_onnx)
+    assert low < (tmp_path / "high.jpg").stat().st_size
+    matched = run(f"{tmp_path}/**/*.png", "-o", tmp_path / "globbed", "--model", tiny_onnx)
+    assert matched.exit_code == 0 and sorted(p.name for p in (tmp_path / "globbed").iterdir()) == ["a.png", "b.png"]
+
+
+def test_tiles_give_the_untiled_result(tmp_path, tiny_onnx):
+    rgb(150, 110).save(tmp_path / "big.png")
+    assert run(tmp_path / "big.png", "-o", tmp_path / "whole.png", "--model", tiny_onnx).exit_code == 0
+    tiled = run(tmp_path / "big.png", "-o", tmp_path / "tiled.png", "--tile", "32", "--model", tiny_onnx)
+    assert tiled.exit_code == 0
+    difference = np.abs(np.asarray(Image.open(tmp_path / "whole.png"), int) - np.asarray(Image.open(tmp_path / "tiled.png"), int))
+    assert difference.max() <= 3 and difference.mean() <= 0.25
+
+
+def test_the_pixel_limit_can_be_lowered_and_raised(tmp_path, tiny_onnx):
+    rgb(40, 30).save(tmp_path / "a.png")
+    refused = run(tmp_path / "a.png", "--max-pixels", "1K", "--model", tiny_onnx)
+    assert refused.exit_code == 1
+    assert "40x30 is 0.0 megapixels, over the limit of 0.001 megapixels" in refused.stderr
+    assert run(tmp_path / "a.png", "--max-pixels", "1.2K", "--model", tiny_onnx).exit_code == 0
+    bad = run(tmp_path / "a.png", "--max-pixels", "lots")
+    assert bad.exit_code == 2 and "expected a number with an optional K, M or G suffix, got 'lots'" in bad.output
+
+
+def test_memory_budget_accepts_sizes(tmp_path, tiny_onnx):
+    rgb(40, 30).save(tmp_path / "a.png")
+    assert run(tmp_path / "a.png", "--max-memory", "129MiB", "--model", tiny_onnx).exit_code == 0
+    assert run(tmp_path / "a.png", "--max-memory", "0").exit_code == 2
+
+
+@pytest.mark.parametrize("make_model, message", [
+    (lambda d: d / "absent.onnx", "does not exist"),
+    (lambda d: (d / "corrupt.onnx").write_bytes(b"\x08\x07garbage" * 20) and d / "corrupt.onnx", "cannot load model"),
+])
+def test_a_missing_or_corrupt_model_is_one_line_and_no_output(tmp_path, make_model, message):
+    rgb(20, 10).save(tmp_path / "a.png")
+    model = make_model(tmp_path)
+    result = run(tmp_path / "a.png", "--model", model)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [line] = result.output.splitlines()
+    assert line.startswith("error: ") and str(model) in line and message in line
+    assert not (tmp_path / "a_x2.png").exists()
+
+
+def test_a_model_whose_inputs_do_not_fit_is_one_line(tmp_path, tiny_onnx):
+    import onnx
+
+    model = onnx.load(str(tiny_onnx))
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 3
+    path = tmp_path / "rgb_model.onnx"
+    onnx.save(model, str(path))
+    rgb(20, 10).save(tmp_path / "a.png")
+    result = run(tmp_path / "a.png", "--model", path)
+    assert result.exit_code == 1
+    assert re.fullmatch(r"error: model '.*rgb_model.onnx' takes inputs of shape .*\n", result.output)
+
+
+def test_a_model_that_fails_on_images_names_each_file_and_goes_on(tmp_path, tiny_onnx):
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(tiny_onnx))  # keep its metadata and I/O, make the graph return its input
+    del model.graph.node[:], model.graph.initializer[:]
+    model.graph.node.append(helper.make_node("Identity", ["input"], ["output"]))
+    path = tmp_path / "identity.onnx"
+    onnx.save(model, str(path))
+    rgb(20, 10).save(tmp_path / "a.png")
+    rgb(12, 8).save(tmp_path / "b.png")
+    result = run(tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "out", "--model", path)
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and errors[0].startswith(f"error: {tmp_path / 'a.png'}: model ")
+    assert "returned shape (1, 1, 8, 12), expected (1, 1, 16, 24)" in errors[1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_output_folder_fails_each_file_and_leaves_nothing(tmp_path, tiny_onnx):
+    good_files(tmp_path / "in")
+    (tmp_path / "blocker").write_text("a file where the output folder should go")
+    result = run(tmp_path / "in", "-o", tmp_path / "blocker" / "out", "--model", tiny_onnx)
+    assert result.exit_code == 1
+    assert result.stderr.count("cannot write") == 5 and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "in"]
+
+
+def test_no_images_found_is_an_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    result = run(tmp_path)
+    assert result.exit_code == 1 and "no images found in" in result.output and "-r searches" in result.output
+
+
+def test_ctrl_c_stops_cleanly(tmp_path, tiny_onnx, monkeypatch):
+    good_files(tmp_path)
+
+    def interrupted(self, image, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("enhance_edge.upscaler.Upscaler.upscale", interrupted)
+    result = run(tmp_path, "-o", tmp_path / "out", "--model", tiny_onnx)
+    assert result.exit_code == 130 and "interrupted: done 0" in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_threads_reach_onnxruntime(tmp_path, tiny_onnx, monkeypatch):
+    from enhance_edge import upscaler as module
+
+    seen = []
+    original = module.open_session
+
+    def recording(path, provider, threads):
+        session, info = original(path, provider, threads)
+        seen.append(session.get_session_options().intra_op_num_threads)
+        return session, info
+
+    monkeypatch.setattr(module, "open_session", recording)
+    rgb(20, 10).save(tmp_path / "a.png")
+    assert run(tmp_path / "a.png", "--threads", "3", "--model", tiny_onnx).exit_code == 0
+    assert seen == [3]
+
+
+def test_a_terminal_gets_a_progress_bar(tmp_path, tiny_onnx, monkeypatch):
+    import click._termui_impl
+
+    good_files(tmp_path / "in")
+    monkeypatch.setattr("enhance_edge.cli._stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(click._termui_impl, "isatty", lambda stream: True)
+    result = run(tmp_path / "in", "--model", tiny_onnx)
+    assert result.exit_code == 0, result.output
+    assert "upscaling" in result.stderr and "100%" in result.stderr
+    assert "\r\033[K" in result.stderr  # the bar's line is cleared before each message
+
+
+def test_pipes_get_no_progress_bar(tmp_path, tiny_onnx):
+    good_files(tmp_path / "in")
+    result = run(tmp_path / "in", "--model", tiny_onnx)
+    assert "upscaling" not in result.stderr and "\r" not in result.stderr

@@ -1,0 +1,178 @@
+"""The Upscaler API: every mode in, the right mode out, alpha without fringes, tiles, bad models."""
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+from PIL import Image
+
+from enhance_edge.errors import EnhanceEdgeError, ImageError, ModelError
+from enhance_edge.processing import from_unit_float, to_unit_float
+from enhance_edge.upscaler import Upscaler
+
+
+@pytest.fixture(scope="module")
+def upscaler(tiny_onnx):
+    return Upscaler(tiny_onnx, threads=1)
+
+
+def photo(width=40, height=30, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    base = np.stack([0.6 + 0.3 * np.sin(5 * x), 0.4 + 0.3 * np.cos(4 * y), 0.3 + 0.2 * x * y], -1)
+    return (np.clip(base + 0.03 * rng.random((height, width, 3)), 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("L", "L"), ("LA", "LA"), ("RGB", "RGB"), ("RGBA", "RGBA"), ("P", "RGB"), ("CMYK", "RGB"), ("1", "L"),
+])
+def test_modes_in_and_out(upscaler, mode, expected):
+    result = upscaler.upscale(Image.fromarray(photo()).convert(mode))
+    assert result.mode == expected and result.size == (80, 60)
+
+
+def test_gray_runs_the_model_directly(upscaler):
+    pixels = photo()[..., 0]
+    expected = from_unit_float(upscaler.upscale_plane(to_unit_float(pixels)))
+    assert np.array_equal(np.asarray(upscaler.upscale(Image.fromarray(pixels))), expected)
+
+
+def test_sixteen_bit_gray_keeps_sixteen_bit_precision(upscaler):
+    pixels = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 61 + 1000)
+    result = upscaler.upscale(Image.fromarray(pixels))
+    assert result.mode == "I;16"
+    values = np.asarray(result)
+    assert np.array_equal(values, from_unit_float(upscaler.upscale_plane(to_unit_float(pixels)), np.uint16))
+    assert len(np.unique(values)) > 256 and (values % 257 != 0).any()  # not 8-bit in disguise
+
+
+def test_colour_keeps_its_chroma(upscaler):
+    flat = np.zeros((40, 40, 3), np.uint8)
+    flat[...] = (200, 80, 30)
+    out = np.asarray(upscaler.upscale(Image.fromarray(flat))).astype(int)
+    centre = out[20:60, 20:60].reshape(-1, 3)  # away from the zero-padded border
+    # Whatever the (random test) model does to luma, red stays well above green above blue.
+    assert (centre[:, 0] > centre[:, 1] + 60).all() and (centre[:, 1] > centre[:, 2] + 20).all()
+
+
+def test_alpha_is_upscaled_bicubically_and_kept(upscaler):
+    rgba = np.dstack([photo(), np.tile(np.linspace(0, 255, 40, dtype=np.uint8), (30, 1))])
+    out = np.asarray(upscaler.upscale(Image.fromarray(rgba)))
+    expected = np.asarray(Image.fromarray(rgba[..., 3]).resize((80, 60), Image.Resampling.BICUBIC))
+    assert np.array_equal(out[..., 3], expected)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_no_dark_fringe_where_transparent_pixels_are_black(upscaler, mode):
+    size = 64
+    y, x = np.mgrid[0:size, 0:size]
+    inside = (y - 32) ** 2 + (x - 32) ** 2 < 18 ** 2
+    rgba = np.zeros((size, size, 4), np.uint8)
+    rgba[inside] = (230, 200, 90, 255)  # a light disc; the transparent rest is black, as editors leave it
+    out = np.asarray(upscaler.upscale(Image.fromarray(rgba).convert(mode)).convert("RGBA")).astype(float)
+    edge = (out[..., 3] > 30) & (out[..., 3] < 225)
+    core = out[..., 3] == 255
+    assert edge.sum() > 50
+    edge_luma, core_luma = out[edge][:, :3].mean(), out[core][:, :3].mean()
+    assert abs(edge_luma - core_luma) < 10  # without the fill the edge is some 40% darker
+
+
+def test_arrays_in_arrays_out(upscaler):
+    assert upscaler.upscale(photo()).shape == (60, 80, 3)
+    assert upscaler.upscale(photo()[..., 0]).dtype == np.uint8
+    assert upscaler.upscale(np.zeros((5, 7), np.uint16)).dtype == np.uint16
+    assert upscaler.upscale(np.zeros((5, 7, 4), np.uint8)).shape == (10, 14, 4)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((5, 7), np.float32), "expected a uint8/uint16 array"),
+    (np.zeros((5, 7, 3), np.uint16), "cannot use a uint16 array of shape"),
+    ("face.png", "expected a PIL image or numpy array, got str"),
+    (Image.new("L", (0, 5)), "image has no pixels: 0x5"),
+])
+def test_unusable_inputs_are_named(upscaler, bad, message):
+    with pytest.raises(ImageError, match=message):
+        upscaler.upscale(bad)
+
+
+def test_forced_tiles_equal_the_whole_image(tiny_onnx, upscaler):
+    image = Image.fromarray(photo(90, 70))
+    tiled = Upscaler(tiny_onnx, threads=1, tile=16)
+    assert tiled.tile_for(90, 70) == 16 and tiled.tile_for(16, 10) is None
+    difference = np.abs(np.asarray(tiled.upscale(image), int) - np.asarray(upscaler.upscale(image), int))
+    assert difference.max() <= 1  # float rounding at most
+
+
+def test_a_small_memory_budget_tiles_automatically(tiny_onnx, upscaler):
+    frugal = Upscaler(tiny_onnx, threads=1, max_memory=(128 << 20) + 600_000)  # just above the fixed base
+    assert frugal.tile_for(90, 70) is not None and upscaler.tile_for(90, 70) is None
+    image = Image.fromarray(photo(90, 70))
+    assert np.abs(np.asarray(frugal.upscale(image), int) - np.asarray(upscaler.upscale(image), int)).max() <= 1
+
+
+def test_default_budget_tiles_a_12_megapixel_photo(upscaler):
+    assert upscaler.tile_for(4000, 3000) is not None and upscaler.tile_for(1000, 800) is None
+
+
+def test_progress_counts_every_input_pixel(tiny_onnx, upscaler):
+    for instance in (upscaler, Upscaler(tiny_onnx, threads=1, tile=16)):
+        done = []
+        instance.upscale(Image.fromarray(photo(50, 35)), progress=done.append)
+        assert sum(done) == 50 * 35
+
+
+@pytest.mark.parametrize("options, message", [({"tile": 0}, "tile must be >= 1"),
+                                              ({"max_memory": 0}, "max_memory must be > 0")])
+def test_bad_settings_are_named(tiny_onnx, options, message):
+    with pytest.raises(EnhanceEdgeError, match=message):
+        Upscaler(tiny_onnx, **options)
+
+
+def test_model_name_has_file_and_hash(upscaler, tiny_onnx):
+    name = upscaler.model_name
+    assert name.startswith(f"{tiny_onnx.name} (sha256 ") and len(name.split("sha256 ")[1]) == 13
+
+
+def _model_with_input_shape(tiny_onnx, tmp_path, shape):
+    """A model with our metadata whose input is ``shape`` (Identity to the output)."""
+    metadata = {p.key: p.value for p in onnx.load(str(tiny_onnx)).metadata_props}
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, metadata)
+    path = tmp_path / "odd.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("shape", [["n", 3, "h", "w"], [1, 1, 64, 64], ["h", "w"]])
+def test_models_whose_inputs_do_not_fit_are_refused_at_load(tiny_onnx, tmp_path, shape):
+    path = _model_with_input_shape(tiny_onnx, tmp_path, shape)
+    with pytest.raises(ModelError, match=r"takes inputs of shape .*needs \(batch, 1, height, width\)"):
+        Upscaler(path)
+
+
+def test_a_model_with_the_wrong_output_size_fails_per_image(tiny_onnx, tmp_path):
+    identity = Upscaler(_model_with_input_shape(tiny_onnx, tmp_path, ["n", 1, "h", "w"]))
+    with pytest.raises(ModelError, match=r"returned shape \(1, 1, 5, 7\), expected \(1, 1, 10, 14\)"):
+        identity.upscale(np.zeros((5, 7), np.uint8))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(width=st.integers(1, 30), height=st.integers(1, 30),
+       mode=st.sampled_from(["1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr"]),
+       seed=st.integers(0, 1000))
+def test_any_size_and_mode_is_upscaled(upscaler, width, height, mode, seed):
+    rgb = Image.fromarray(photo(width, height, seed))
+    if mode in ("I;16", "I", "F"):
+        image = Image.fromarray((np.asarray(rgb)[..., 0].astype(np.uint16) * 257)).convert(mode)
+    else:
+        image = rgb.convert("RGBA").convert(mode) if mode in ("LA", "PA") else rgb.convert(mode)
+    result = upscaler.upscale(image)
+    assert result.size == (2 * width, 2 * height)
+    assert result.mode == {"1": "L", "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "I": "I;16", "F": "I;16",
+                           "YCbCr": "RGB"}.get(mode, mode)

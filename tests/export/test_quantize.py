@@ -1,0 +1,108 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+
+from enhance_edge.cli import main
+from enhance_edge.errors import ModelError, ParityError
+from enhance_edge.export.quantize import (FaceCalibrationReader, Recipe, float_compute_ops, quantize_model,
+                                          runtime_graph, search_space)
+from enhance_edge.model import INPUT_NAME, open_session
+
+# The tiny random-weight fixture model is not a face model: these tests check the pipeline, and
+# allow it any quality loss except where the check itself is under test.
+ANY_LOSS = 100.0
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory, tiny_onnx, face_folder):
+    out = tmp_path_factory.mktemp("int8") / "tiny-int8.onnx"
+    summary = quantize_model(tiny_onnx, out, face_folder,
+                             [Recipe(), Recipe(activations="int8", weights="uint8")], max_loss_db=ANY_LOSS)
+    return out, summary
+
+
+def test_int8_model_runs_in_int8_kernels_and_keeps_the_contract(quantized, tiny_onnx):
+    out, _ = quantized
+    session, info = open_session(out, "cpu", 1)
+    assert (info.scale, info.metadata["precision"]) == (2, "int8")
+    assert info.metadata["generator_config"] == open_session(tiny_onnx)[1].metadata["generator_config"]
+    x = np.random.default_rng(0).random((2, 1, 9, 7), dtype=np.float32)
+    assert session.run(None, {INPUT_NAME: x})[0].shape == (2, 1, 18, 14)
+    ops = {node.op_type for node in runtime_graph(out, 1).graph.node}
+    assert "QLinearConv" in ops and "ConvInteger" not in ops
+    assert not {"Conv", "QuickGelu", "Sigmoid", "Mul"} & set(float_compute_ops(runtime_graph(out, 1)))
+
+
+def test_every_recipe_is_recorded_and_a_failing_one_does_not_stop_the_search(quantized):
+    out, summary = quantized
+    stored = json.loads(open_session(out)[1].metadata["quantization"])
+    assert stored["recipe"] == Recipe().to_dict() == summary["recipe"]
+    first, failed = stored["candidates"]
+    assert first["psnr"] > 0 and first["latency_s"] > 0 and "float_ops" in first
+    assert "QInt8" in failed["error"] and "QUInt8" in failed["error"]
+    assert stored["validation"]["faces"] == 3 and stored["test"]["faces"] == 3
+    assert stored["test"]["int8"]["psnr"] > 0 and stored["validation"]["fp32"]["psnr"] > 0
+
+
+def test_a_model_losing_too_much_is_refused_and_nothing_is_written(tmp_path, tiny_onnx, face_folder):
+    out = tmp_path / "lossy-int8.onnx"
+    with pytest.raises(ParityError, match=r"within -1.0 dB.*loses .* dB; nothing was written"):
+        quantize_model(tiny_onnx, out, face_folder, [Recipe()], max_loss_db=-1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_int8_model_is_not_quantized_again(quantized, face_folder, tmp_path):
+    with pytest.raises(ModelError, match="already quantized"):
+        quantize_model(quantized[0], tmp_path / "twice.onnx", face_folder, max_loss_db=ANY_LOSS)
+
+
+def test_search_space_is_the_product_of_the_choices():
+    recipes = search_space(calibrations=["minmax", "entropy"], activations=["uint8"], silu=["int8", "float"])
+    assert len(recipes) == 2 * 1 * 2 * 2 and len(set(recipes)) == len(recipes)
+    assert {r.calibration for r in recipes} == {"minmax", "entropy"}
+    with pytest.raises(ValueError, match="Recipe.activations must be one of"):
+        Recipe(activations="int4")
+
+
+def test_calibration_reader_feeds_runtime_preprocessed_batches():
+    faces = np.random.default_rng(0).integers(0, 256, (5, 6, 4), dtype=np.uint8)
+    reader = FaceCalibrationReader(faces, batch_size=2)
+    batches = list(iter(reader.get_next, None))
+    assert [b[INPUT_NAME].shape for b in batches] == [(2, 1, 6, 4), (2, 1, 6, 4), (1, 1, 6, 4)]
+    assert batches[0][INPUT_NAME].dtype == np.float32
+    np.testing.assert_allclose(batches[2][INPUT_NAME][0, 0] * 255, faces[4], atol=1e-4)
+    reader.set_range(1, 2)
+    assert [b[INPUT_NAME].shape[0] for b in iter(reader.get_next, None)] == [2]
+    with pytest.raises(ModelError, match="no calibration faces"):
+        FaceCalibrationReader(faces[:0])
+
+
+def test_float_compute_ops_follow_element_types():
+    scale, zero = numpy_helper.from_array(np.float32(0.1), "s"), numpy_helper.from_array(np.uint8(0), "z")
+    weight = numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("Transpose", ["q"], ["t"]),  # on uint8: not float compute
+             helper.make_node("DequantizeLinear", ["t", "s", "z"], ["d"]),
+             helper.make_node("Conv", ["d", "w"], ["c"]),
+             helper.make_node("Sigmoid", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 2])],
+                              [scale, zero, weight])
+    assert float_compute_ops(helper.make_model(graph)) == {"Conv": 1, "Sigmoid": 1}
+
+
+def test_quantize_command_writes_beside_the_model_by_default(tmp_path, tiny_onnx, face_folder):
+    model = tmp_path / "face.onnx"
+    shutil.copy(tiny_onnx, model)
+    result = CliRunner().invoke(main, ["quantize", str(model), "--calibration", str(face_folder), "--method", "minmax",
+                                       "--activations", "uint8", "--weights", "int8", "--silu", "int8",
+                                       "--max-loss-db", str(ANY_LOSS), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "minmax a:uint8 w:int8 silu:int8" in result.output and "kept calibration=minmax" in result.output
+    assert (tmp_path / "face-int8.onnx").is_file()
+    assert open_session(tmp_path / "face-int8.onnx")[1].metadata["precision"] == "int8"
+

@@ -1,0 +1,98 @@
+import pathlib
+import pickle
+
+import pytest
+import torch
+
+from enhance_edge.errors import CheckpointError
+from enhance_edge.train import checkpoint
+from enhance_edge.train.config import GeneratorConfig, RunConfig, TrainConfig
+
+DATA = {"folder": "faces", "hr_size": (20, 24), "images": {"train": 6, "validation": 3, "test": 3}}
+
+
+def resumable_state(config: RunConfig) -> dict:
+    return {"config": config.to_dict(), "epoch": 1, "step": 0, "data": DATA, "generator": {"w": torch.ones(2)},
+            "optimizer_g": {}, "validation": {"psnr": 30.0, "ssim": 0.9}, "best_psnr": 30.0, "history": [],
+            "partial": None, "rng": {"torch": torch.get_rng_state()}}
+
+
+def test_save_writes_atomically_and_load_round_trips(tmp_path):
+    path = tmp_path / "run" / "last.pt"
+    checkpoint.save(path, {"epoch": 2, "generator": {"w": torch.arange(3.0)}})
+    state = checkpoint.load(path)
+    assert state["format"] == checkpoint.FORMAT and state["epoch"] == 2
+    assert torch.equal(state["generator"]["w"], torch.arange(3.0))
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, {"epoch": 1})
+    with pytest.raises(pickle.PicklingError):
+        checkpoint.save(path, {"epoch": 2, "unpicklable": lambda: None})
+    assert checkpoint.load(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_missing_corrupt_and_foreign_files_are_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        checkpoint.load(tmp_path / "nothing.pt")
+    good = tmp_path / "good.pt"
+    checkpoint.save(good, {"epoch": 1, "generator": {"w": torch.zeros(1000)}})
+    torn = tmp_path / "torn.pt"
+    torn.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="is not a readable checkpoint"):
+        checkpoint.load(torn)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
+    with pytest.raises(CheckpointError, match="is not an enhance-edge checkpoint"):
+        checkpoint.load(foreign)
+
+
+class Payload:
+    """Unpickling this object would create a file: what a malicious checkpoint could do."""
+
+    def __init__(self, marker: pathlib.Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.marker,)
+
+
+def test_loading_never_runs_code_pickled_into_the_file(tmp_path):
+    marker, path = tmp_path / "pwned", tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.FORMAT, "generator": Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match="is not a readable checkpoint"):
+        checkpoint.load(path)
+    assert not marker.exists()
+
+
+def test_resume_accepts_the_same_run_with_other_threads_or_checkpoint_interval(tmp_path):
+    config = RunConfig(GeneratorConfig(channels=4), train=TrainConfig(epochs=2, hr_size=(20, 24)))
+    checkpoint.save(tmp_path / "last.pt", resumable_state(config))
+    again = RunConfig(GeneratorConfig(channels=4),
+                      train=TrainConfig(epochs=2, hr_size=(20, 24), threads=3, checkpoint_every=7))
+    assert checkpoint.load_for_resume(tmp_path / "last.pt", again, DATA)["epoch"] == 1
+
+
+def test_resume_refuses_other_settings_other_data_and_old_checkpoints_naming_why(tmp_path):
+    config = RunConfig(GeneratorConfig(channels=4), train=TrainConfig(epochs=2, hr_size=(20, 24)))
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, resumable_state(config))
+    other = RunConfig(GeneratorConfig(channels=8), train=TrainConfig(epochs=2, hr_size=(20, 24), lr=1e-3))
+    with pytest.raises(CheckpointError, match=r"generator.channels: 4 -> 8; train.lr: 0.0002 -> 0.001"):
+        checkpoint.load_for_resume(path, other, DATA)
+    with pytest.raises(CheckpointError, match="was trained on other data"):
+        checkpoint.load_for_resume(path, config, {**DATA, "folder": "cats"})
+    old = {key: value for key, value in resumable_state(config).items() if key not in ("step", "history")}
+    checkpoint.save(path, old)
+    with pytest.raises(CheckpointError, match="cannot be resumed: it lacks step, history"):
+        checkpoint.load_for_resume(path, config, DATA)
+
+
+def test_remove_partial_writes_deletes_only_interrupted_temporary_files(tmp_path):
+    for name in (".last.pt.x1y2.part", ".best.pt.abc.part", "last.pt", "metrics.jsonl", ".notes.part"):
+        (tmp_path / name).write_text("x")
+    checkpoint.remove_partial_writes(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.part", "last.pt", "metrics.jsonl"]

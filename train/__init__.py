@@ -1,0 +1,1 @@
+"""Training of enhance-edge's face super-resolution GAN (PyTorch; the ``train`` extra)."""

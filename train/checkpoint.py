@@ -1,0 +1,102 @@
+"""Checkpoints: config, weights, optimiser state and progress in one file, written atomically.
+
+Keys: format, config, epoch (epochs completed), data, generator, optimizer_g and, with an
+adversary, discriminator and optimizer_d; validation (PSNR/SSIM of the epoch just completed,
+None in a checkpoint taken mid-epoch). Training checkpoints add what resuming needs: step
+(optimiser steps done in the epoch after ``epoch``), schedule (the cosine learning-rate
+schedule's state, if any), best_psnr, history (every metrics.jsonl record so far), partial
+(the running epoch's loss sums and seconds) and rng (PyTorch's generator states).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from enhance_edge.errors import CheckpointError
+from enhance_edge.fileio import atomic_output
+
+from .config import RunConfig
+from .networks import Generator
+
+FORMAT = "enhance-edge-checkpoint/1"
+RESUME_KEYS = ("config", "epoch", "step", "data", "generator", "optimizer_g", "best_psnr", "history", "partial", "rng")
+# TrainConfig fields that change how a run is carried out but not what it computes.
+OPERATIONAL_FIELDS = ("threads", "checkpoint_every")
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    """Write to a temporary file beside ``path`` and rename, so a kill never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as handle:
+        torch.save({"format": FORMAT, **state}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())  # on a machine crash, the rename must not land before the data
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint without unpickling arbitrary objects (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f"{str(path)!r} is not a readable checkpoint: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not an enhance-edge checkpoint (expected format {FORMAT})")
+    return state
+
+
+def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
+    """The trained generator (in eval mode) and the checkpoint it came from."""
+    state = load(path)
+    config = RunConfig.from_dict(state["config"])
+    generator = Generator(config.generator)
+    generator.load_state_dict(state["generator"])
+    return generator.eval(), state
+
+
+def config_differences(saved: RunConfig, asked: RunConfig) -> list[str]:
+    """'section.field: saved -> asked' for every setting that changes what a run computes."""
+    differences = []
+    for section in ("generator", "discriminator", "train"):
+        before, after = getattr(saved, section), getattr(asked, section)
+        for field in fields(before):
+            if section == "train" and field.name in OPERATIONAL_FIELDS:
+                continue
+            if getattr(before, field.name) != getattr(after, field.name):
+                differences.append(f"{section}.{field.name}: {getattr(before, field.name)!r} -> "
+                                   f"{getattr(after, field.name)!r}")
+    return differences
+
+
+def load_for_resume(path: Path, config: RunConfig, data_facts: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint to continue from, checked to be a run of this config on this data."""
+    state = load(path)
+    missing = [key for key in RESUME_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"{str(path)!r} cannot be resumed: it lacks {', '.join(missing)} "
+                              f"(written by an older enhance-edge, or not by training)")
+    try:
+        saved = RunConfig.from_dict(state["config"])
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{str(path)!r} holds an unusable config: {exc}") from exc
+    differences = config_differences(saved, config)
+    if differences:
+        raise CheckpointError(f"{str(path)!r} is a run with other settings ({'; '.join(differences)}); "
+                              f"resume with the same options, or train into another folder")
+    if state["data"] != data_facts:
+        raise CheckpointError(f"{str(path)!r} was trained on other data ({state['data']} -> {data_facts})")
+    return state
+
+
+def remove_partial_writes(folder: Path) -> None:
+    """Delete the temporary files of checkpoint writes that a kill interrupted."""
+    for name in ("last.pt", "best.pt"):
+        for leftover in folder.glob(f".{name}.*.part"):  # atomic_output's temporary names
+            leftover.unlink(missing_ok=True)

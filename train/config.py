@@ -1,0 +1,135 @@
+"""One dataclass per network and one for the training run.
+
+Defaults are the report's numbers ("Enhance! A GAN for Image Upscaling"). The same values
+are saved inside every checkpoint and, for the generator, in the exported ONNX metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+def _validated(cls, values: dict[str, Any]):
+    """Build a config from a dict (a checkpoint, ONNX metadata), naming unknown keys."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {unknown}; known: {sorted(known)}")
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    in_channels: int = 1  # luma or gray
+    channels: int = 20
+    residual_blocks: int = 16
+    scale: int = 2
+    # "none": the report's network. "bicubic": add a fixed bicubic upsampling of the input,
+    # so the network only learns the residual detail (the reference recipe of PROTOCOL.md).
+    skip: str = "none"
+
+    def __post_init__(self):
+        for name in ("in_channels", "channels", "scale"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"GeneratorConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.residual_blocks < 0:
+            raise ValueError(f"GeneratorConfig.residual_blocks must be >= 0, got {self.residual_blocks}")
+        if self.skip not in ("none", "bicubic"):
+            raise ValueError(f"GeneratorConfig.skip must be 'none' or 'bicubic', got {self.skip!r}")
+        if self.skip == "bicubic" and self.scale != 2:
+            raise ValueError(f"the bicubic skip path is built for scale 2, got scale {self.scale}")
+
+    def macs_per_input_pixel(self) -> int:
+        """Multiply-adds per low-resolution input pixel (3x3 convolutions dominate)."""
+        c, k = self.channels, 9
+        head = k * self.in_channels * c
+        body = self.residual_blocks * 2 * k * c * c
+        tail = k * c * self.in_channels * self.scale**2
+        skip = 25 * self.scale**2 if self.skip == "bicubic" else 0
+        return head + body + tail + skip
+
+    to_dict = asdict
+    from_dict = classmethod(_validated)
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    in_channels: int = 1
+    # 8 conv + batch-norm + swish layers; channels widen in pairs: c, c, 2c, 2c, 4c, 4c, 8c, 8c.
+    base_channels: int = 16
+    conv_layers: int = 8
+
+    def __post_init__(self):
+        if self.conv_layers < 2 or self.conv_layers % 2:
+            raise ValueError(f"DiscriminatorConfig.conv_layers must be even and >= 2, got {self.conv_layers}")
+        if self.base_channels < 1:
+            raise ValueError(f"DiscriminatorConfig.base_channels must be >= 1, got {self.base_channels}")
+
+    to_dict = asdict
+    from_dict = classmethod(_validated)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    # G loss = content + adversarial_weight * BCE(1, D(G(lr))); 0 trains on content alone.
+    adversarial_weight: float = 1e-3
+    content_loss: str = "mse"  # "mse" (the report) or "l1"
+    # Epochs of content-only training before the adversarial phase (SRGAN's warm start).
+    warmup_epochs: int = 0
+    lr_schedule: str = "constant"  # "constant" (the report) or "cosine"
+    hflip: bool = False  # random horizontal flips of training pairs
+    hr_size: tuple[int, int] | None = (92, 112)  # (width, height); None: crop to even size
+    max_images: int | None = None  # cap per split, for quick runs and tests
+    seed: int = 0
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+    # Also write OUT/last.pt every this many optimiser steps (0: only at epoch ends).
+    checkpoint_every: int = 500
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.content_loss not in ("mse", "l1"):
+            raise ValueError(f"content_loss must be 'mse' or 'l1', got {self.content_loss!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.adversarial_weight < 0:
+            raise ValueError(f"adversarial_weight must be >= 0, got {self.adversarial_weight}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        # Checkpoints store tuples as lists; keep the dataclass hashable and comparable.
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if self.hr_size is not None:
+            object.__setattr__(self, "hr_size", tuple(self.hr_size))
+
+    @property
+    def adversarial(self) -> bool:
+        return self.adversarial_weight > 0
+
+    to_dict = asdict
+    from_dict = classmethod(_validated)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run; saved whole in each checkpoint."""
+
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.to_dict(), "discriminator": self.discriminator.to_dict(),
+                "train": self.train.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        return cls(GeneratorConfig.from_dict(values["generator"]),
+                   DiscriminatorConfig.from_dict(values["discriminator"]),
+                   TrainConfig.from_dict(values["train"]))

@@ -1,0 +1,291 @@
+"""The GAN training loop, top to bottom: processes, data, networks, resume, epochs, evaluation.
+
+Losses are the report's: D = BCE(D(hr), 1) + BCE(D(G(lr)), 0) and
+G = content(G(lr), hr) + adversarial_weight * BCE(D(G(lr)), 1). Each epoch appends one JSON
+line to OUT/metrics.jsonl and rewrites OUT/last.pt (so does every ``checkpoint_every``-th
+step); OUT/best.pt keeps the epoch with the best validation PSNR (the test split is never
+looked at here). ``resume`` continues from OUT/last.pt as if the run had never stopped.
+
+Under torchrun every process trains on its shard of each global batch through
+DistributedDataParallel, and rank 0 alone evaluates, logs and writes.
+
+Determinism: on CPU, one process with the same seed, data, thread count and torch build gives
+identical weights, also across a kill and ``resume`` (the batch order and flips are functions
+of (seed, epoch); optimiser, schedule and RNG states are checkpointed). It ends where float
+sums are reordered: another thread count or torch/oneDNN version, cuDNN's algorithm choice on
+GPUs, and gradients averaged over several processes, which with batch norm on CPUs also
+normalise each process's share of the batch; those runs are close, not bit-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from enhance_edge.errors import DataError
+from enhance_edge.processing import from_unit_float
+from enhance_edge.protocol import interpolate, score
+
+from . import checkpoint, distributed
+from .config import RunConfig
+from .data import PairSet, load_pairs, pair_tensors
+from .distributed import Processes
+from .networks import Discriminator, Generator
+
+EVAL_BATCH = 64
+LOSS_SUMS = ("g_loss", "content", "d_loss")
+
+
+def interpolation_scores(pairs: PairSet, scale: int) -> dict[str, dict[str, float]]:
+    """PSNR/SSIM of the classical baselines on a split (constant, so computed once)."""
+    hrs = list(pairs.hr)
+    return {method: score(hrs, [np.asarray(interpolate(Image.fromarray(lr), method, scale)) for lr in pairs.lr])
+            for method in ("bicubic", "lanczos")}
+
+
+def classifier_metrics(real_prob: torch.Tensor, fake_prob: torch.Tensor) -> dict[str, float]:
+    """The discriminator as a binary classifier, "real" being the positive class."""
+    tp = int((real_prob >= 0.5).sum())
+    fn = len(real_prob) - tp
+    tn = int((fake_prob < 0.5).sum())
+    fp = len(fake_prob) - tn
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "accuracy": (tp + tn) / (tp + tn + fp + fn),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "specificity": tn / (tn + fp) if tn + fp else 0.0,
+    }
+
+
+def content_loss(kind: str, fake: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(fake, hr) if kind == "mse" else F.l1_loss(fake, hr)
+
+
+def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+@torch.no_grad()
+def evaluate(generator: Generator, discriminator: Discriminator | None, pairs: PairSet,
+             config: RunConfig) -> dict:
+    """Validation losses, PSNR/SSIM of the generator and the discriminator's classifier metrics."""
+    generator.eval()
+    device = next(generator.parameters()).device
+    lr_all, hr_all = pair_tensors(pairs)
+    outputs, g_losses, d_losses, real_probs, fake_probs = [], [], [], [], []
+    for start in range(0, len(pairs), EVAL_BATCH):
+        lr, hr = lr_all[start:start + EVAL_BATCH].to(device), hr_all[start:start + EVAL_BATCH].to(device)
+        fake = generator(lr)
+        outputs.append(fake.cpu())
+        g_loss = content_loss(config.train.content_loss, fake, hr)
+        if discriminator is not None:
+            discriminator.eval()
+            real_logits, fake_logits = discriminator(hr), discriminator(fake)
+            g_loss = g_loss + config.train.adversarial_weight * bce(fake_logits, 1.0)
+            d_losses.append(float(bce(real_logits, 1.0) + bce(fake_logits, 0.0)) * len(lr))
+            real_probs.append(torch.sigmoid(real_logits).cpu())
+            fake_probs.append(torch.sigmoid(fake_logits).cpu())
+        g_losses.append(float(g_loss) * len(lr))
+    generated = from_unit_float(torch.cat(outputs)[:, 0].numpy())
+    metrics = {"g_loss": sum(g_losses) / len(pairs), **score(list(pairs.hr), list(generated))}
+    if discriminator is not None:
+        metrics["d_loss"] = sum(d_losses) / len(pairs)
+        metrics["discriminator"] = classifier_metrics(torch.cat(real_probs), torch.cat(fake_probs))
+    return metrics
+
+
+def rng_states(device: torch.device) -> dict[str, torch.Tensor]:
+    states = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def train(data_dir: str | Path, out_dir: str | Path, config: RunConfig = RunConfig(),
+          report: Callable[[str], None] = print, resume: bool = False) -> Path | None:
+    """Train on a face folder; returns the path of the best checkpoint (validation PSNR).
+
+    Launched by torchrun (RANK, WORLD_SIZE, ... in the environment), this process joins the
+    others in one DistributedDataParallel run; only rank 0 gets the path, the others None.
+    With ``resume``, continue from OUT/last.pt when there is one (else start afresh).
+    """
+    with distributed.processes_from_environment() as procs:
+        return train_in(procs, Path(data_dir), Path(out_dir), config, report, resume)
+
+
+def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
+             report: Callable[[str], None], resume: bool) -> Path | None:
+    """The loop itself, as one of ``procs``."""
+    cfg = config.train
+    device, main = procs.device, procs.is_main  # rank 0 alone logs, evaluates and writes
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    batch = distributed.local_batch_size(cfg.batch_size, procs)  # this process's share of a step
+
+    # Data: every process reads the folder once into memory and trains on its shard of each batch.
+    pairs = load_pairs(data_dir, cfg.hr_size, cfg.seed, cfg.max_images, config.generator.scale)
+    lr_train, hr_train = pair_tensors(pairs["train"])
+    data_facts = {"folder": data_dir.resolve().name, "hr_size": cfg.hr_size,
+                  "images": {name: len(p) for name, p in pairs.items()}}
+    if distributed.from_main(data_facts, procs) != data_facts:  # e.g. a machine with a partial copy
+        raise DataError(f"rank {procs.rank} reads other data than rank 0: {data_facts}")
+    order = distributed.epoch_order(len(lr_train), procs, cfg.seed)
+    steps_per_epoch = math.ceil(order.num_samples / batch)
+    baselines = interpolation_scores(pairs["validation"], config.generator.scale) if main else {}
+    if main:
+        report(f"data {data_facts['folder']}: " + ", ".join(f"{n} {k}" for k, n in data_facts["images"].items())
+               + f"; validation bicubic {baselines['bicubic']['psnr']:.2f} dB, "
+               f"lanczos {baselines['lanczos']['psnr']:.2f} dB"
+               + (f"; {procs.world_size} processes on {device.type}" if procs.distributed else ""))
+
+    # Networks, optimisers and schedules, identical in every process.
+    torch.manual_seed(cfg.seed)
+    generator = Generator(config.generator).to(device)
+    discriminator = (distributed.sync_batch_norm(Discriminator(config.discriminator), procs).to(device)
+                     if cfg.adversarial else None)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=cfg.betas) if discriminator else None
+    parts = {"generator": generator, "optimizer_g": opt_g}  # what a checkpoint keeps the state of
+    if discriminator is not None:
+        parts.update(discriminator=discriminator, optimizer_d=opt_d)
+    schedule = None  # one clock for G and D, ticking also while D waits out the warm-up epochs
+    if cfg.lr_schedule == "cosine":
+        schedule = parts["schedule"] = torch.optim.lr_scheduler.CosineAnnealingLR(opt_g, cfg.epochs * steps_per_epoch)
+
+    # Progress, continued from OUT/last.pt with resume; rank 0 reads it and sends it to the others.
+    epoch_done, step_done, best_psnr, history, partial = 0, 0, -math.inf, [], None
+    last_path, best_path, metrics_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "metrics.jsonl"
+    state = None
+    if resume:
+        if main:
+            checkpoint.remove_partial_writes(out_dir)
+            state = checkpoint.load_for_resume(last_path, config, data_facts) if last_path.is_file() else None
+        state = distributed.from_main(state, procs)
+    if state is not None:
+        for key, part in parts.items():
+            part.load_state_dict(state[key])
+        epoch_done, step_done, best_psnr = state["epoch"], state["step"], state["best_psnr"]
+        history, partial = state["history"], state["partial"]  # partial: the running epoch's sums so far
+        # Nothing after initialisation draws from these today; restored so that any random op
+        # added later (dropout, noise) resumes exactly too.
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    if main:  # one line per completed epoch, also after a kill between a line and its checkpoint
+        out_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path.write_text("".join(json.dumps(record) + "\n" for record in history))
+        if state is not None:
+            report(f"resumed from {last_path}: epoch {epoch_done} complete"
+                   + (f", {step_done} steps into epoch {epoch_done + 1}" if step_done else ""))
+
+    def snapshot(epoch: int, step: int, validation: dict | None, epoch_so_far: dict | None) -> dict:
+        """Everything a resumed run needs to go on exactly from here."""
+        return {"config": config.to_dict(), "epoch": epoch, "step": step, "data": data_facts,
+                **{key: part.state_dict() for key, part in parts.items()},
+                "validation": validation, "best_psnr": best_psnr, "history": history, "partial": epoch_so_far,
+                "rng": rng_states(device)}
+
+    # DistributedDataParallel averages gradients over processes in backward (the bare
+    # networks in a single process).
+    parallel_g = distributed.data_parallel(generator, procs)
+    parallel_d = distributed.data_parallel(discriminator, procs) if discriminator is not None else None
+    show_steps = main and sys.stderr.isatty()
+    global_step = epoch_done * steps_per_epoch + step_done
+
+    for epoch in range(epoch_done + 1, cfg.epochs + 1):
+        first_step = step_done if epoch == epoch_done + 1 else 0
+        so_far = partial if first_step and main else {"sums": dict.fromkeys(LOSS_SUMS, 0.0), "images": 0,
+                                                      "seconds": 0.0}
+        sums, images = dict(so_far["sums"]), so_far["images"]
+        started = time.perf_counter() - so_far["seconds"]
+        adversarial_now = discriminator is not None and epoch > cfg.warmup_epochs
+        generator.train()
+        if discriminator is not None:
+            discriminator.train()
+        order.set_epoch(epoch)
+        indices = torch.tensor(list(order))
+        if cfg.hflip:  # one coin per image and epoch, whichever process gets the image
+            flips = torch.from_numpy(np.random.default_rng([cfg.seed % 2**64, epoch]).random(len(lr_train)) < 0.5)
+        for step in range(first_step, steps_per_epoch):
+            index = indices[step * batch:(step + 1) * batch]
+            lr, hr = lr_train[index], hr_train[index]
+            if cfg.hflip:
+                flip = flips[index][:, None, None, None]
+                lr, hr = torch.where(flip, lr.flip(-1), lr), torch.where(flip, hr.flip(-1), hr)
+            lr, hr = lr.to(device), hr.to(device)
+            fake = parallel_g(lr)
+
+            if adversarial_now:  # discriminator step: real -> 1, generated -> 0
+                d_loss = bce(parallel_d(hr), 1.0) + bce(parallel_d(fake.detach()), 0.0)
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                sums["d_loss"] += d_loss.item() * len(index)
+
+            content = content_loss(cfg.content_loss, fake, hr)
+            g_loss = content
+            if adversarial_now:
+                # D only passes gradients through to G here: frozen, and bypassing its DDP
+                # wrapper, so no D weight gradient is computed or averaged for nothing.
+                discriminator.requires_grad_(False)
+                g_loss = content + cfg.adversarial_weight * bce(discriminator(fake), 1.0)
+                discriminator.requires_grad_(True)
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            if schedule is not None:
+                schedule.step()
+                for group in opt_d.param_groups if opt_d else ():
+                    group["lr"] = opt_g.param_groups[0]["lr"]
+            sums["g_loss"] += g_loss.item() * len(index)
+            sums["content"] += content.item() * len(index)
+            images += len(index)
+            global_step += 1
+            if show_steps:
+                print(f"\repoch {epoch}/{cfg.epochs} step {step + 1}/{steps_per_epoch} g_loss {g_loss.item():.5f}",
+                      end="", file=sys.stderr, flush=True)
+            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0 and step + 1 < steps_per_epoch:
+                *totals, total_images = distributed.sum_over_processes([*sums.values(), images], procs)
+                if main:
+                    checkpoint.save(last_path, snapshot(epoch - 1, step + 1, None, {
+                        "sums": dict(zip(sums, totals)), "images": int(total_images),
+                        "seconds": time.perf_counter() - started}))
+        if show_steps:
+            print("\r", end="", file=sys.stderr)
+
+        *totals, total_images = distributed.sum_over_processes([*sums.values(), images], procs)
+        if not main:
+            continue
+        validation = evaluate(generator, discriminator, pairs["validation"], config)
+        train_metrics = {key: total / total_images for key, total in zip(sums, totals)
+                         if key != "d_loss" or adversarial_now}
+        record = {"epoch": epoch, "adversarial": adversarial_now, "lr": opt_g.param_groups[0]["lr"],
+                  "train": train_metrics, "validation": validation,
+                  "baselines": baselines, "seconds": round(time.perf_counter() - started, 2)}
+        history.append(record)
+        with metrics_path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+        improved = validation["psnr"] > best_psnr
+        best_psnr = max(best_psnr, validation["psnr"])
+        latest = snapshot(epoch, 0, {"psnr": validation["psnr"], "ssim": validation["ssim"]}, None)
+        if improved:  # best.pt before last.pt: a kill between them redoes this epoch and both writes
+            checkpoint.save(best_path, latest)
+        checkpoint.save(last_path, latest)
+        d_text = (f" D acc {validation['discriminator']['accuracy']:.2f}" if "discriminator" in validation else "")
+        report(f"epoch {epoch}/{cfg.epochs}  train g_loss {train_metrics['g_loss']:.5f}  "
+               f"val g_loss {validation['g_loss']:.5f}  val PSNR {validation['psnr']:.2f} dB "
+               f"SSIM {validation['ssim']:.4f}{d_text}  ({record['seconds']:.0f}s)")
+    return best_path if main else None

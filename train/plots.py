@@ -1,0 +1,128 @@
+"""The report's figures, redrawn from metrics.jsonl and the exported model.
+
+- losses.png: generator train/validation loss per epoch (the report's Figure 5.1.1)
+- psnr.png: validation PSNR per epoch against bicubic and Lanczos (Figure 5.1.3)
+- discriminator.png: the discriminator's validation accuracy and F1 per epoch
+- grid.png: LR | generated | Lanczos | HR with PSNR under each (Figure 5.1.4), test faces
+  and one face unlike the training data (the report's failure case, Figure 5.3.1)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from enhance_edge.protocol import interpolate, make_hr, make_lr, psnr  # noqa: E402
+from enhance_edge.upscaler import Upscaler  # noqa: E402
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_losses(runs: dict[str, list[dict]], out: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, records in runs.items():
+        epochs = [r["epoch"] for r in records]
+        line, = ax.plot(epochs, [r["train"]["g_loss"] for r in records], label=f"{label}: train")
+        ax.plot(epochs, [r["validation"]["g_loss"] for r in records], "--", color=line.get_color(),
+                label=f"{label}: validation")
+    ax.set(xlabel="epoch", ylabel="generator loss", yscale="log", title="Generator loss, train vs validation")
+    ax.legend(fontsize=8)
+    return _save(fig, out / "losses.png")
+
+
+def plot_psnr(runs: dict[str, list[dict]], out: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, records in runs.items():
+        ax.plot([r["epoch"] for r in records], [r["validation"]["psnr"] for r in records], label=label)
+    baselines = next(iter(runs.values()))[0]["baselines"]
+    for method, style in (("bicubic", ":"), ("lanczos", "-.")):
+        ax.axhline(baselines[method]["psnr"], color="grey", linestyle=style,
+                   label=f"{method} {baselines[method]['psnr']:.2f} dB")
+    best = max(max(r["validation"]["psnr"] for r in records) for records in runs.values())
+    ax.set(xlabel="epoch", ylabel="validation PSNR (dB)", ylim=(baselines["bicubic"]["psnr"] - 1.5, best + 0.5),
+           title="Validation PSNR per epoch (subjects yaleB29-33)")
+    ax.legend(fontsize=8)
+    return _save(fig, out / "psnr.png")
+
+
+def plot_discriminator(runs: dict[str, list[dict]], out: Path) -> Path | None:
+    adversarial = {label: [r for r in records if r.get("adversarial")] for label, records in runs.items()}
+    adversarial = {label: records for label, records in adversarial.items() if records}
+    if not adversarial:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, records in adversarial.items():
+        epochs = [r["epoch"] for r in records]
+        line, = ax.plot(epochs, [r["validation"]["discriminator"]["accuracy"] for r in records],
+                        label=f"{label}: accuracy")
+        ax.plot(epochs, [r["validation"]["discriminator"]["f1"] for r in records], "--",
+                color=line.get_color(), label=f"{label}: F1")
+    ax.set(xlabel="epoch", ylabel="validation score", ylim=(0, 1.05),
+           title="Discriminator on validation faces (real = positive)")
+    ax.legend(fontsize=8)
+    return _save(fig, out / "discriminator.png")
+
+
+def plot_grid(upscaler: Upscaler, faces: list[tuple[str, Image.Image]], out: Path) -> Path:
+    """One row per face: LR | generated | Lanczos | HR, PSNR (PROTOCOL.md) under each output."""
+    fig, axes = plt.subplots(len(faces), 4, figsize=(8, 2.6 * len(faces)), squeeze=False)
+    for row, (name, hr) in zip(axes, faces):
+        lr = make_lr(hr, upscaler.scale)
+        generated = upscaler.upscale(lr)
+        lanczos = interpolate(lr, "lanczos", upscaler.scale)
+        hr_pixels = np.asarray(hr)
+        panels = [("LR", lr, None), ("generated", generated, psnr(hr_pixels, np.asarray(generated))),
+                  ("Lanczos", lanczos, psnr(hr_pixels, np.asarray(lanczos))), ("HR", hr, None)]
+        for ax, (title, image, value) in zip(row, panels):
+            ax.imshow(np.asarray(image), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(title if value is None else f"{title}\n{value:.2f} dB", fontsize=9)
+        row[0].set_ylabel(name, fontsize=8)
+    fig.suptitle("LR | generated | Lanczos | HR (PSNR vs HR)", fontsize=10)
+    return _save(fig, out / "grid.png")
+
+
+def grid_faces(paths: list[Path], outsider: Image.Image | None) -> list[tuple[str, Image.Image]]:
+    """Yale faces at the report's size, plus one face unlike Yale cropped to even size."""
+    faces = []
+    for path in paths:
+        with Image.open(path) as image:
+            faces.append((path.stem, make_hr(image.convert("L"))))
+    if outsider is not None:
+        faces.append(("not Yale", make_hr(outsider.convert("L"), hr_size=None)))
+    return faces
+
+
+def astronaut_face() -> Image.Image:
+    """scikit-image's bundled astronaut portrait (Eileen Collins, NASA, public domain), face crop."""
+    from skimage import data
+
+    return Image.fromarray(data.astronaut()).crop((150, 30, 290, 200)).resize((92, 112), Image.Resampling.LANCZOS)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def draw_all(metrics: dict[str, str | Path], out: str | Path, upscaler: Upscaler | None = None,
+             faces: list[Path] = (), outsider: bool = True) -> list[Path]:
+    """Every figure; the grid only when a model and faces are given."""
+    out = Path(out)
+    runs = {label: read_metrics(path) for label, path in metrics.items()}
+    written = [plot_losses(runs, out), plot_psnr(runs, out), plot_discriminator(runs, out)]
+    if upscaler is not None and faces:
+        written.append(plot_grid(upscaler, grid_faces(list(faces), astronaut_face() if outsider else None), out))
+    return [p for p in written if p is not None]
