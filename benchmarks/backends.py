@@ -131,7 +131,8 @@ def opencv_dnn_backend(name: str, path: Path) -> Callable[[int], Backend]:
         try:
             net = cv2.dnn.readNetFromONNX(str(path))
         except cv2.error as exc:
-            raise Skipped(f"OpenCV {cv2.__version__} cannot load {path.name}: {str(exc).strip().splitlines()[-1]}") from None
+            message = str(exc).strip().splitlines()[-1]
+            raise Skipped(f"OpenCV {cv2.__version__} cannot load {path.name}: {message}") from None
 
         def run(x):
             net.setInput(x)
@@ -140,7 +141,11 @@ def opencv_dnn_backend(name: str, path: Path) -> Callable[[int], Backend]:
         # TensorFlow model was read in the same process): it must agree with onnxruntime.
         probe = np.random.default_rng(0).random((1, 1, 12, 10), dtype=np.float32)
         session, _ = open_session(path, "cpu", 1)
-        difference = float(np.max(np.abs(run(probe) - session.run(None, {INPUT_NAME: probe})[0])))
+        try:
+            difference = float(np.max(np.abs(run(probe) - session.run(None, {INPUT_NAME: probe})[0])))
+        except cv2.error as exc:
+            message = str(exc).strip().splitlines()[-1]
+            raise Skipped(f"OpenCV {cv2.__version__} cannot run {path.name}: {message}") from None
         if not difference <= OPENCV_TOLERANCE:
             raise Skipped(f"OpenCV {cv2.__version__} disagrees with onnxruntime on {path.name} "
                           f"(max difference {difference:.3g})")

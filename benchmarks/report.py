@@ -67,7 +67,8 @@ def _fmt(value, spec: str = ".2f", none: str = "-") -> str:
 def latency_table(results: dict) -> list[str]:
     """Markdown rows: one line per backend and size, median / p90 in ms per thread count."""
     threads = results["config"]["threads"]
-    head = "| backend | input (HxW) | " + " | ".join(f"{t}T median / p90 (ms)" for t in threads) + " | GFLOP/s (peak %) |"
+    head = ("| backend | input (HxW) | " + " | ".join(f"{t}T median / p90 (ms)" for t in threads)
+            + " | GFLOP/s (peak %) |")
     lines = [head, "|" + "---|" * (3 + len(threads))]
     seen = []
     for row in results.get("latency", []):
@@ -194,7 +195,8 @@ def markdown(results: dict, plot_name: str | None) -> str:
         validation, test = quantization["validation"], quantization["test"]
         out += ["", f"Kept recipe: validation PSNR fp32 {validation['fp32']['psnr']:.3f} dB, int8 "
                 f"{validation['int8']['psnr']:.3f} dB; test (reported only) fp32 "
-                f"{_fmt((test.get('fp32') or {}).get('psnr'))} dB, int8 {_fmt((test.get('int8') or {}).get('psnr'))} dB."]
+                f"{_fmt((test.get('fp32') or {}).get('psnr'))} dB, "
+                f"int8 {_fmt((test.get('int8') or {}).get('psnr'))} dB."]
     if results.get("skipped") or results.get("faces_skipped"):
         out += ["", "## Skipped", ""] + [f"- {name}: {reason}" for name, reason in results.get("skipped", {}).items()]
         if results.get("faces_skipped"):

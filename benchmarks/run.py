@@ -216,7 +216,8 @@ def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda li
     results["roofline"] = {"macs_per_input_pixel": macs, "peaks": {}}
     report(f"model: {macs} multiply-adds per input pixel; measuring this machine's peaks")
     for threads in config.threads:
-        peak = results["roofline"]["peaks"][str(threads)] = machine.matmul_peaks(threads, config.peak_n)
+        peak = results["roofline"]["peaks"][str(threads)] = machine.matmul_peaks(threads, config.peak_n,
+                                                                                   config.min_time_s)
         report(f"peak {threads}T: fp32 {peak['fp32_gflops']:.1f} GFLOP/s, int8 {peak['int8_gops']:.1f} GOP/s")
     most = max(config.threads)
     results["latency"], results["throughput"], outputs = [], [], {}

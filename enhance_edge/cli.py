@@ -72,6 +72,8 @@ def main():
               help="Weight of BCE(1, D(G(lr))) in the generator loss; 0 trains on the content loss alone.")
 @click.option("--warmup-epochs", type=int, default=0, show_default=True,
               help="Content-loss-only epochs before the adversarial phase.")
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start the generator from this checkpoint's weights (e.g. an MSE-only run's best.pt).")
 @click.option("--content-loss", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
 @click.option("--skip", type=click.Choice(["none", "bicubic"]), default="none", show_default=True,
               help="'bicubic' adds a fixed bicubic upsampling of the input to the generator's output.")
@@ -86,7 +88,7 @@ def main():
 @click.option("--resume", is_flag=True,
               help="Continue from OUT/last.pt (with the same options) if it exists, else start afresh.")
 @reports_errors
-def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_weight, warmup_epochs,
+def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_weight, warmup_epochs, init_from,
           content_loss, skip, channels, blocks, hflip, max_images, seed, threads, checkpoint_every, resume):
     """Train the generator (and discriminator) on a folder of faces.
 
@@ -107,7 +109,7 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
             generator=GeneratorConfig(channels=channels, residual_blocks=blocks, skip=skip),
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
                               adversarial_weight=adversarial_weight, warmup_epochs=warmup_epochs,
-                              content_loss=content_loss, hflip=hflip, max_images=max_images,
+                              init_from=init_from, content_loss=content_loss, hflip=hflip, max_images=max_images,
                               seed=seed, threads=threads, checkpoint_every=checkpoint_every))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
@@ -462,6 +464,8 @@ def _parse_threads(ctx, param, value):
 @click.option("--calibration", "calibration_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="First (re)make the int8 model with `quantize`'s full recipe search on this "
                                  "face folder, then benchmark it.")
+@click.option("--max-loss-db", type=click.FloatRange(min=0), default=0.2, show_default=True,
+              help="With --calibration: the quantization's largest validation PSNR loss (see `quantize`).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="Face folder whose Yale test subjects (yaleB34..39) give quality and inputs "
                    "(default: ../shared/data/yale_b_cropped beside the repository).")
@@ -478,14 +482,16 @@ def _parse_threads(ctx, param, value):
               help="Seconds of repetitions per measurement, at least.")
 @click.option("--min-reps", type=click.IntRange(min=1), default=10, show_default=True,
               help="Repetitions per measurement, at least (after 2 warm-up runs).")
+@click.option("--peak-size", type=click.IntRange(min=16), default=2048, show_default=True,
+              help="Side of the square matrix products that measure this machine's fp32 and int8 peaks.")
 @click.option("--section", "sections", multiple=True,
               type=click.Choice(["latency", "throughput", "quality", "memory", "end_to_end", "kernels"]),
               help="Only these sections (repeatable; default: all).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where results.json, RESULTS.md and latency.png go (default: the repository's benchmarks/).")
 @reports_errors
-def bench(model_path, int8_path, calibration_dir, data_dir, peers_dir, sizes, thread_counts, batch, min_time,
-          min_reps, sections, out_dir):
+def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_dir, sizes, thread_counts, batch,
+          min_time, min_reps, peak_size, sections, out_dir):
     """Benchmark PyTorch eager, ORT fp32/int8, OpenCV DNN, OpenCV's FSRCNN/ESPCN and Pillow side by side.
 
     \b
@@ -507,11 +513,12 @@ def bench(model_path, int8_path, calibration_dir, data_dir, peers_dir, sizes, th
     int8_path = int8_path or int8_model_path(model_path)
     if calibration_dir is not None:
         ctx = click.get_current_context()
-        ctx.invoke(quantize, model=model_path, output_path=int8_path, data_dir=calibration_dir)
+        ctx.invoke(quantize, model=model_path, output_path=int8_path, data_dir=calibration_dir, max_loss_db=max_loss_db)
     defaults = BenchConfig(model_path, int8_path)
     config = BenchConfig(model_path, int8_path, data_dir=data_dir or defaults.data_dir,
                          peers_dir=peers_dir or defaults.peers_dir, sizes=sizes, threads=thread_counts,
-                         batch=batch, min_time_s=min_time, min_reps=min_reps, sections=sections or SECTIONS)
+                         batch=batch, min_time_s=min_time, min_reps=min_reps, peak_n=peak_size,
+                         sections=sections or SECTIONS)
     results = run_benchmark(config, report=lambda line: click.echo(line, err=True))
     click.echo(screen_table(results))
     for path in write_all(results, out_dir or REPO / "benchmarks"):

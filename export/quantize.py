@@ -45,6 +45,7 @@ CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": Calibratio
                        "percentile": CalibrationMethod.Percentile}
 ACTIVATION_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "uint16": QuantType.QUInt16}
 WEIGHT_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+EIGHT_BIT = ("uint8", "int8")  # activation types a kept recipe may use
 PRECISION_CHOICES = ("int8", "float")
 # SiLU exports as Sigmoid + Mul; silu="float" leaves both out of quantization.
 SILU_OPS = ("Sigmoid", "Mul")
@@ -63,9 +64,9 @@ class Recipe:
     activations: str = "uint8"  # with int8 weights: the u8 x s8 kernels of x86 VNNI/AMX and ARM
     weights: str = "int8"
     silu: str = "int8"
-    # The image-space layers: every node whose output has at most scale**2 channels (the last
-    # convolution, the bicubic skip, their sum, the pixel shuffle). Under 1% of the multiply-adds,
-    # but their rounding lands straight in the output pixels, so "float" keeps them exact.
+    # The output layers: the last convolution on every path to the output and what follows it
+    # (here the tail conv, the bicubic skip conv, their sum, the pixel shuffle). Under 1% of the
+    # multiply-adds, but their rounding lands straight in the output pixels; "float" keeps them exact.
     output: str = "float"
 
     def __post_init__(self):
@@ -172,25 +173,27 @@ def assess(model_path: Path, pairs: PairSet, threads: int | None, timing_input: 
             "float_ops": dict(float_compute_ops(runtime_graph(model_path, threads)))}
 
 
-def image_space_nodes(model: onnx.ModelProto, max_channels: int) -> list[str]:
-    """Nodes whose output has at most ``max_channels`` channels (shapes from the pre-processed
-    model's shape inference): the layers that compute the output image itself."""
-    channels = {}
-    for value in list(model.graph.value_info) + list(model.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        if len(dims) == 4 and dims[1].HasField("dim_value"):
-            channels[value.name] = dims[1].dim_value
-    return [node.name for node in model.graph.node
-            if node.output and channels.get(node.output[0], max_channels + 1) <= max_channels]
+def output_layers(model: onnx.ModelProto) -> list[str]:
+    """The last convolution on every path to the graph output, and every node after them."""
+    producers = {name: node for node in model.graph.node for name in node.output}
+    found: list[str] = []
+    pending = [output.name for output in model.graph.output]
+    while pending:
+        node = producers.get(pending.pop())
+        if node is None or node.name in found:
+            continue
+        found.append(node.name)
+        if node.op_type != "Conv":
+            pending += node.input
+    return found
 
 
-def quantize_with(recipe: Recipe, prepared: Path, out_path: Path, lr_faces: np.ndarray, image_channels: int,
-                  cache: Path) -> None:
+def quantize_with(recipe: Recipe, prepared: Path, out_path: Path, lr_faces: np.ndarray, cache: Path) -> None:
     """Quantize the pre-processed model with one recipe. ``cache`` holds calibration ranges for
     recipes that quantize the same nodes (others need other tensors calibrated)."""
     model = onnx.load(prepared)
     ops = sorted({n.op_type for n in model.graph.node} - set(SILU_OPS)) if recipe.silu == "float" else None
-    excluded = image_space_nodes(model, image_channels) if recipe.output == "float" else None
+    excluded = output_layers(model) if recipe.output == "float" else None
     with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print per batch
         quantize_static(
             prepared, out_path, FaceCalibrationReader(lr_faces), quant_format=QuantFormat.QDQ,
@@ -202,15 +205,16 @@ def quantize_with(recipe: Recipe, prepared: Path, out_path: Path, lr_faces: np.n
 
 
 def choose(candidates: list[dict], fp32_psnr: float, max_loss_db: float) -> dict:
-    """Among recipes that lose at most ``max_loss_db``, those within SPEED_TIE of the fastest,
-    then the best validation PSNR."""
-    passing = [c for c in candidates if "error" not in c and fp32_psnr - c["psnr"] <= max_loss_db]
+    """Among 8-bit recipes that lose at most ``max_loss_db``, those within SPEED_TIE of the fastest,
+    then the best validation PSNR. 16-bit activations are measured for reference only: onnxruntime's
+    CPU provider has no 16-bit convolution kernels, so they run in float between Q/DQ pairs."""
+    scored = [c for c in candidates if "error" not in c and c["recipe"]["activations"] in EIGHT_BIT]
+    passing = [c for c in scored if fp32_psnr - c["psnr"] <= max_loss_db]
     if not passing:
-        scored = [c for c in candidates if "error" not in c]
         best = max(scored, key=lambda c: c["psnr"], default=None)
         detail = (f"the best, {best['name']}, loses {fp32_psnr - best['psnr']:.3f} dB" if best
                   else "every recipe failed: " + "; ".join(f"{c['name']}: {c['error']}" for c in candidates))
-        raise ParityError(f"no int8 recipe stays within {max_loss_db} dB of fp32's validation PSNR "
+        raise ParityError(f"no 8-bit recipe stays within {max_loss_db} dB of fp32's validation PSNR "
                           f"({fp32_psnr:.2f} dB); {detail}; nothing was written")
     fastest = min(c["latency_s"] for c in passing)
     return max((c for c in passing if c["latency_s"] <= SPEED_TIE * fastest), key=lambda c: c["psnr"])
@@ -252,7 +256,7 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
             path = tmp / f"candidate{index}.onnx"
             candidate = {"name": recipe.name, "recipe": recipe.to_dict(), "path": path}
             try:
-                quantize_with(recipe, prepared, path, validation.lr, info.scale**2 * info.channels,
+                quantize_with(recipe, prepared, path, validation.lr,
                               tmp / f"ranges-{recipe.calibration}-{recipe.silu}-{recipe.output}.json")
                 candidate.update(assess(path, validation, threads, timing_input))
             except Exception as exc:  # a recipe onnxruntime cannot quantize or run is recorded, not fatal

@@ -81,6 +81,8 @@ class TrainConfig:
     content_loss: str = "mse"  # "mse" (the report) or "l1"
     # Epochs of content-only training before the adversarial phase (SRGAN's warm start).
     warmup_epochs: int = 0
+    # Or start the generator from another run's checkpoint (e.g. an MSE-only one).
+    init_from: str | None = None
     lr_schedule: str = "constant"  # "constant" (the report) or "cosine"
     hflip: bool = False  # random horizontal flips of training pairs
     hr_size: tuple[int, int] | None = (92, 112)  # (width, height); None: crop to even size

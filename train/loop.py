@@ -151,10 +151,14 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
                + (f"; {procs.world_size} processes on {device.type}" if procs.distributed else ""))
 
     # Networks, optimisers and schedules, identical in every process.
+    # channels_last lets oneDNN pick its fast CPU convolutions: a batch-32 training step of
+    # the report's generator on 1 thread went from 2.0 s to 1.05 s.
     torch.manual_seed(cfg.seed)
-    generator = Generator(config.generator).to(device)
-    discriminator = (distributed.sync_batch_norm(Discriminator(config.discriminator), procs).to(device)
-                     if cfg.adversarial else None)
+    generator = Generator(config.generator).to(device, memory_format=torch.channels_last)
+    if cfg.init_from:  # SRGAN's warm start: begin from a generator trained on the content loss
+        generator.load_state_dict(checkpoint.load(cfg.init_from)["generator"])
+    discriminator = (distributed.sync_batch_norm(Discriminator(config.discriminator), procs)
+                     .to(device, memory_format=torch.channels_last) if cfg.adversarial else None)
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=cfg.betas) if discriminator else None
     parts = {"generator": generator, "optimizer_g": opt_g}  # what a checkpoint keeps the state of

@@ -1,15 +1,17 @@
 import json
 import shutil
+from collections import Counter
 
 import numpy as np
+import onnx
 import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from enhance_edge.cli import main
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.export.quantize import (FaceCalibrationReader, Recipe, float_compute_ops, quantize_model,
-                                          runtime_graph, search_space)
+from enhance_edge.export.quantize import (FaceCalibrationReader, Recipe, choose, default_search, float_compute_ops,
+                                          output_layers, quantize_model, runtime_graph, search_space)
 from enhance_edge.model import INPUT_NAME, open_session
 
 # The tiny random-weight fixture model is not a face model: these tests check the pipeline, and
@@ -32,9 +34,13 @@ def test_int8_model_runs_in_int8_kernels_and_keeps_the_contract(quantized, tiny_
     assert info.metadata["generator_config"] == open_session(tiny_onnx)[1].metadata["generator_config"]
     x = np.random.default_rng(0).random((2, 1, 9, 7), dtype=np.float32)
     assert session.run(None, {INPUT_NAME: x})[0].shape == (2, 1, 18, 14)
-    ops = {node.op_type for node in runtime_graph(out, 1).graph.node}
-    assert "QLinearConv" in ops and "ConvInteger" not in ops
-    assert not {"Conv", "QuickGelu", "Sigmoid", "Mul"} & set(float_compute_ops(runtime_graph(out, 1)))
+    graph = runtime_graph(out, 1)
+    ops = Counter(node.op_type for node in graph.graph.node)
+    # head + one residual block's two convolutions in int8; the output layers (tail conv and
+    # bicubic skip) stay float by default.
+    assert ops["QLinearConv"] == 3 and "ConvInteger" not in ops
+    floats = float_compute_ops(graph)
+    assert floats["Conv"] == 2 and not {"QuickGelu", "Sigmoid", "Mul"} & set(floats)
 
 
 def test_every_recipe_is_recorded_and_a_failing_one_does_not_stop_the_search(quantized):
@@ -63,9 +69,18 @@ def test_an_int8_model_is_not_quantized_again(quantized, face_folder, tmp_path):
 def test_search_space_is_the_product_of_the_choices():
     recipes = search_space(calibrations=["minmax", "entropy"], activations=["uint8"], silu=["int8", "float"])
     assert len(recipes) == 2 * 1 * 2 * 2 and len(set(recipes)) == len(recipes)
-    assert {r.calibration for r in recipes} == {"minmax", "entropy"}
+    assert {r.calibration for r in recipes} == {"minmax", "entropy"} and {r.output for r in recipes} == {"float"}
+    default = default_search()
+    assert len(set(default)) == len(default) == 3 * 3 * 2 + 3
+    assert Recipe(output="int8") in default and Recipe(silu="float") in default
     with pytest.raises(ValueError, match="Recipe.activations must be one of"):
         Recipe(activations="int4")
+
+
+def test_output_layers_are_the_last_convolutions_and_what_follows(tiny_onnx):
+    names = output_layers(onnx.load(str(tiny_onnx)))
+    # the tail conv, the bicubic skip conv (not the Pad before it), their Add and the DepthToSpace
+    assert sorted(names) == sorted(["/tail/Conv", "/Conv", "/Add", "/shuffle/DepthToSpace"])
 
 
 def test_calibration_reader_feeds_runtime_preprocessed_batches():
@@ -102,7 +117,21 @@ def test_quantize_command_writes_beside_the_model_by_default(tmp_path, tiny_onnx
                                        "--activations", "uint8", "--weights", "int8", "--silu", "int8",
                                        "--max-loss-db", str(ANY_LOSS), "--threads", "1"])
     assert result.exit_code == 0, result.output
-    assert "minmax a:uint8 w:int8 silu:int8" in result.output and "kept calibration=minmax" in result.output
+    assert "minmax a:uint8 w:int8 silu:int8 out:float" in result.output
+    assert "kept calibration=minmax activations=uint8 weights=int8 silu=int8 output=float" in result.output
     assert (tmp_path / "face-int8.onnx").is_file()
     assert open_session(tmp_path / "face-int8.onnx")[1].metadata["precision"] == "int8"
 
+
+
+def candidate(name, activations, psnr, latency_s):
+    return {"name": name, "recipe": Recipe(activations=activations).to_dict(), "psnr": psnr, "latency_s": latency_s}
+
+
+def test_the_kept_recipe_is_8_bit_within_the_loss_then_fast_then_accurate():
+    candidates = [candidate("fast", "uint8", 39.30, 0.050), candidate("tie", "uint8", 39.40, 0.054),
+                  candidate("slow", "uint8", 39.45, 0.090), candidate("lossy", "uint8", 39.00, 0.040),
+                  candidate("16-bit", "uint16", 39.50, 0.030), {"name": "broken", "error": "ValueError: no"}]
+    assert choose(candidates, fp32_psnr=39.5, max_loss_db=0.2)["name"] == "tie"
+    with pytest.raises(ParityError, match=r"no 8-bit recipe .* the best, slow, loses 0.050 dB"):
+        choose(candidates, fp32_psnr=39.5, max_loss_db=0.01)

@@ -43,7 +43,7 @@ def test_two_steps_write_metrics_and_a_checkpoint_that_reloads_to_identical_outp
     assert RunConfig.from_dict(state["config"]) == config
     assert len(state["optimizer_g"]["state"]) and state["optimizer_g"]["state"][0]["step"] == 2
     generator, _ = checkpoint.load_generator(tmp_path / "last.pt")
-    discriminator = Discriminator(config.discriminator)
+    discriminator = Discriminator(config.discriminator).to(memory_format=torch.channels_last)  # as trained
     discriminator.load_state_dict(state["discriminator"])
     pairs = load_pairs(face_folder, config.train.hr_size, config.train.seed)
     assert evaluate(generator, discriminator, pairs["validation"], config) == record["validation"]
@@ -66,3 +66,15 @@ def test_same_seed_same_single_process_run_gives_identical_weights(face_folder, 
                                                      "schedule")}
     torch.testing.assert_close(trained["a"], trained["b"], rtol=0, atol=0)
     assert not torch.equal(trained["a"]["generator"]["head.weight"], trained["other seed"]["generator"]["head.weight"])
+
+
+def test_init_from_starts_the_generator_from_another_runs_weights(face_folder, tmp_path):
+    train(face_folder, tmp_path / "mse", tiny(adversarial_weight=0), report=lambda line: None)
+    start = checkpoint.load(tmp_path / "mse" / "best.pt")["generator"]
+    # A learning rate too small to move any weight: the result is the starting point.
+    train(face_folder, tmp_path / "gan", tiny(init_from=str(tmp_path / "mse" / "best.pt"), lr=1e-30),
+          report=lambda line: None)
+    state = checkpoint.load(tmp_path / "gan" / "last.pt")
+    assert state["config"]["train"]["init_from"] == str(tmp_path / "mse" / "best.pt")
+    for name, weights in start.items():
+        assert torch.allclose(state["generator"][name], weights), name

@@ -1,0 +1,182 @@
+"""The benchmark runs end to end on tiny inputs and produces well-formed results (no timing thresholds)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from enhance_edge.benchmarks import machine
+from enhance_edge.benchmarks.report import CAVEAT, goals, markdown, write_all
+from enhance_edge.benchmarks.run import BenchConfig, Faces, end_to_end, input_plane, peak_rss_mib, run_benchmark
+from enhance_edge.benchmarks.timing import measure
+from enhance_edge.cli import main
+from enhance_edge.errors import DataError
+from enhance_edge.export.quantize import Recipe, quantize_model
+
+YALE_TEST = Path(__file__).parent.parent / "data" / "yale_test"
+NETWORKS = ("pytorch-fp32", "ort-fp32", "ort-int8", "opencv-dnn-fp32", "opencv-dnn-int8")
+ALL_BACKENDS = (*NETWORKS, "fsrcnn", "fsrcnn-small", "espcn", "pillow-bicubic", "pillow-lanczos")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_onnx, face_folder):
+    folder = tmp_path_factory.mktemp("bench-models")
+    fp32 = folder / "tiny.onnx"
+    shutil.copy(tiny_onnx, fp32)
+    quantize_model(fp32, folder / "tiny-int8.onnx", face_folder, [Recipe()], max_loss_db=100.0)
+    return fp32, folder / "tiny-int8.onnx"
+
+
+def tiny_config(models, tmp_path, **changes) -> BenchConfig:
+    settings = dict(data_dir=YALE_TEST, peers_dir=tmp_path / "no-peers", sizes=((8, 6), (12, 10)), threads=(1,),
+                    batch=3, warmup=1, min_reps=2, min_time_s=0.0, peak_n=64, end_to_end_reps=1,
+                    sections=("latency", "throughput", "quality", "kernels"))
+    return BenchConfig(*models, **{**settings, **changes})
+
+
+@pytest.fixture(scope="module")
+def results(models, tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.setattr(machine.shutil, "which", lambda name: None)  # perf: tested apart
+    return run_benchmark(tiny_config(models, tmp_path_factory.mktemp("bench")))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_every_backend_is_measured_or_skipped_with_a_reason(results):
+    measured = {row["backend"] for row in results["latency"]}
+    assert measured | set(results["skipped"]) == set(ALL_BACKENDS)
+    for peer in ("fsrcnn", "fsrcnn-small", "espcn"):
+        assert peer in results["skipped"] and "not found" in results["skipped"][peer]
+    assert {"ort-fp32", "ort-int8", "pillow-bicubic", "pillow-lanczos"} <= measured
+
+
+def test_latency_rows_are_complete_and_networks_get_a_roofline(results):
+    for row in results["latency"]:
+        assert row["size"] in ([8, 6], [12, 10]) and row["threads"] == 1 and row["reps"] >= 2
+        assert 0 < row["median_ms"] <= row["p90_ms"]
+        assert ("gflops" in row) == (row["backend"] in NETWORKS)
+    sizes = {tuple(r["size"]) for r in results["latency"] if r["backend"] == "ort-int8"}
+    assert sizes == {(8, 6), (12, 10)}
+    assert {r["backend"] for r in results["throughput"]} == {r["backend"] for r in results["latency"]}
+    assert all(r["images_per_s"] > 0 and r["batch"] == 3 for r in results["throughput"])
+
+
+def test_quality_is_scored_on_the_yale_test_faces_and_networks_agree(results):
+    quality = results["quality"]
+    assert quality["faces"] == 12 and quality["split"] == "test"
+    scores = quality["scores"]
+    assert scores["pillow-lanczos"]["psnr"] > scores["pillow-bicubic"]["psnr"] > 30
+    assert scores.get("pytorch-fp32", {}).get("max_diff_vs_ort_fp32", 0) <= 1  # same weights, same result
+    assert scores.get("opencv-dnn-fp32", {}).get("max_diff_vs_ort_fp32", 0) <= 1
+
+
+def test_roofline_kernels_and_model_facts(results, models, tiny_generator_config):
+    roofline = results["roofline"]
+    assert roofline["macs_per_input_pixel"] == tiny_generator_config.macs_per_input_pixel()
+    assert roofline["peaks"]["1"]["fp32_gflops"] > 0 and roofline["peaks"]["1"]["int8_gops"] > 0
+    operators = {o["op"] for o in results["kernels"]["operators"]["int8"]}
+    assert "QLinearConv" in operators and "ConvInteger" not in operators
+    assert {o["op"] for o in results["kernels"]["operators"]["fp32"]} >= {"Conv"}
+    assert "skipped" in results["kernels"]["instructions"]["int8"]
+    assert results["models"]["int8"]["bytes"] == models[1].stat().st_size
+    assert results["quantization"]["recipe"] == Recipe().to_dict()
+    assert results["machine"]["logical_cpus"] >= 1 and "onnxruntime" in results["versions"]
+
+
+def test_results_are_written_as_json_markdown_and_a_plot(results, tmp_path):
+    written = write_all(results, tmp_path)
+    assert [p.name for p in written] == ["results.json", "latency.png", "RESULTS.md"]
+    assert json.loads((tmp_path / "results.json").read_text())["latency"] == json.loads(json.dumps(results["latency"]))
+    assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert CAVEAT in text and "## Machine" in text and "| ort-int8 | 8x6 |" in text
+    assert "## Quantization recipes" in text
+
+
+def test_a_busy_machine_is_called_out(results):
+    busy = {**results, "load_average_before": [8.0, 8.0, 8.0], "machine": {**results["machine"], "logical_cpus": 2}}
+    assert "not representative" in markdown(busy, None)
+    idle = {**busy, "load_average_before": [0.0, 0.0, 0.0]}
+    assert "not representative" not in markdown(idle, None)
+
+
+def test_goals_are_ratios_of_the_same_run():
+    rows = [{"backend": b, "size": s, "threads": 1, "median_ms": ms} for b, s, ms in [
+        ("ort-fp32", [256, 256], 100.0), ("ort-int8", [256, 256], 40.0), ("pytorch-fp32", [256, 256], 150.0),
+        ("ort-fp32", [1024, 1024], 1600.0), ("ort-int8", [1024, 1024], 1000.0)]]
+    rows.append({"backend": "ort-int8", "size": [256, 256], "threads": 1, "median_ms": 40.0, "peak_fraction": 0.3})
+    found = {g["goal"]: g for g in goals({"config": {"threads": [1]}, "latency": rows, "quality": {"scores": {
+        "ort-fp32": {"psnr": 38.0}, "ort-int8": {"psnr": 37.9}}}, "end_to_end": {"image": "x", "runs": {
+        "fp32": {"median_s": 3.0}, "int8": {"median_s": 2.0}}}})}
+    assert found["ORT int8 vs ORT fp32, 256x256, 1 thread(s)"]["value"] == pytest.approx(2.5)
+    assert found["ORT int8 vs ORT fp32, 256x256, 1 thread(s)"]["met"] is True
+    assert found["ORT int8 vs ORT fp32, 1024x1024, 1 thread(s)"]["met"] is False
+    assert found["ORT fp32 vs PyTorch eager, 256x256, 1 thread(s)"]["value"] == pytest.approx(1.5)
+    assert found["int8 PSNR loss on the Yale test subjects (dB)"]["met"] is True
+    assert found["enhance-edge upscale end to end, x"]["value"] == pytest.approx(1.5)
+    assert [g["met"] for g in found.values() if g["goal"].startswith("ORT int8 share")] == [True]
+
+
+def test_peak_memory_is_measured_in_a_fresh_process(models, tmp_path):
+    mib = peak_rss_mib(tiny_config(models, tmp_path), "ort-int8", input_plane(None, (16, 12)), 1)
+    assert 10 < mib < 4096
+
+
+def test_end_to_end_runs_the_upscale_command_for_both_precisions(models, tmp_path):
+    found = end_to_end(tiny_config(models, tmp_path), input_plane(None, (16, 12)), 1)
+    assert set(found["runs"]) == {"fp32", "int8"} and found["image"] == "12x16 RGB PNG"
+    assert all(run["median_s"] > 0 and len(run["times_s"]) == 1 for run in found["runs"].values())
+
+
+def test_faces_are_the_yale_test_subjects_only(tmp_path):
+    faces = Faces.load(YALE_TEST)
+    assert len(faces.hr) == 12 and faces.hr[0].shape == (112, 92) and faces.lr[0].shape == (56, 46)
+    shutil.copy(next(YALE_TEST.glob("*.png")), tmp_path / "yaleB01_P00A+000E+00.png")
+    with pytest.raises(DataError, match="no Yale test-subject faces"):
+        Faces.load(tmp_path)
+
+
+def test_measure_warms_up_then_repeats():
+    calls = []
+    timing = measure(lambda: calls.append(1), warmup=3, min_reps=4, min_time_s=0.0)
+    assert len(calls) == 7 and timing.reps == 4 and 0 <= timing.median_s <= timing.p90_s
+    with pytest.raises(ValueError):
+        measure(lambda: None, min_reps=0)
+
+
+def test_machine_facts_without_perf(models, monkeypatch):
+    monkeypatch.setattr(machine.shutil, "which", lambda name: None)
+    assert "needs perf" in machine.hot_instructions(models[1], (8, 8))["skipped"]
+    peaks = machine.matmul_peaks(1, n=32, min_time_s=0.0)
+    assert peaks["fp32_gflops"] > 0 and peaks["int8_gops"] > 0
+    assert machine.cpu_info()["logical_cpus"] >= 1
+
+
+def test_bench_command_prints_the_table_and_writes_the_files(models, tmp_path):
+    fp32, int8 = models
+    result = CliRunner().invoke(main, ["bench", "--model", str(fp32), "--int8", str(int8), "--data", str(YALE_TEST),
+                                       "--peers", str(tmp_path / "no-peers"), "--sizes", "8x6", "--threads", "1",
+                                       "--batch", "2", "--min-time", "0", "--min-reps", "1", "--peak-size", "64",
+                                       "--section", "latency",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "| ort-int8 | 8x6 |" in result.output and "skipped fsrcnn: peer weights" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["RESULTS.md", "latency.png", "results.json"]
+
+
+def test_bench_command_rejects_bad_sizes(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "--sizes", "256", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "HEIGHTxWIDTH" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_synthetic_inputs_when_there_are_no_faces():
+    plane = input_plane(None, (5, 7))
+    assert plane.shape == (5, 7) and plane.dtype == np.uint8 and plane.std() > 0
