@@ -39,7 +39,6 @@ def goals(results: dict) -> list[dict]:
         for size in ([256, 256], [1024, 1024]):
             ratio_goal(f"ORT int8 vs ORT fp32, {size[0]}x{size[1]}, {threads} thread(s)",
                        "ort-fp32", "ort-int8", size, threads, 2.0)
-        for size in ([256, 256],):
             ratio_goal(f"ORT fp32 vs PyTorch eager, {size[0]}x{size[1]}, {threads} thread(s)",
                        "pytorch-fp32", "ort-fp32", size, threads, 2.0)
     scores = results.get("quality", {}).get("scores", {})

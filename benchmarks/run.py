@@ -103,7 +103,11 @@ def input_plane(faces: Faces | None, size: tuple[int, int]) -> np.ndarray:
 def _peak_rss_child(config: BenchConfig, name: str, plane: np.ndarray, threads: int, queue) -> None:
     spec = next(s for s in config.specs() if s.name == name)
     spec.make(threads).upscale(plane[None])
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+    try:  # this process's own high-water mark; ru_maxrss would include the parent's, kept across fork+exec
+        status = Path("/proc/self/status").read_text()
+        queue.put(int(status.split("VmHWM:")[1].split()[0]) / 1024)
+    except (OSError, IndexError):
+        queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20))
 
 
 def peak_rss_mib(config: BenchConfig, name: str, plane: np.ndarray, threads: int) -> float:

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from enhance_edge.cli import main
 
 
-def test_importing_and_upscaling_leaves_torch_unimported(tiny_onnx):
+def test_importing_and_upscaling_leaves_torch_unimported(tiny_onnx, tmp_path):
     code = (
         "import sys, numpy as np\n"
         "import enhance_edge, enhance_edge.cli, enhance_edge.batch\n"
@@ -17,7 +17,8 @@ def test_importing_and_upscaling_leaves_torch_unimported(tiny_onnx):
         "assert out.shape == (10, 14), out.shape\n"
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # cwd: not the checkout, whose enhance_edge/ would shadow the installed package.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert result.stdout.strip() == "[]"
 
 

@@ -53,7 +53,8 @@ main(["train", *sys.argv[5:]])
 def kill_run(face_folder: Path, out: Path, name: str, epoch: int, step: int, moment: str) -> None:
     result = subprocess.run([sys.executable, "-c", KILLED_RUN, name, str(epoch), str(step), moment,
                              "--data", str(face_folder), "--out", str(out), *OPTIONS],
-                            capture_output=True, text=True, timeout=600, check=False)
+                            capture_output=True, text=True, timeout=600, check=False,
+                            cwd=out.parent)  # not the checkout: its enhance_edge/ would shadow the installed one
     assert result.returncode == -signal.SIGKILL, result.stderr
 
 
