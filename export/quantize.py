@@ -28,9 +28,16 @@ from typing import Callable, Iterable
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                      quant_pre_process, quantize_static)
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_static,
+)
 
+from enhance_edge.dataset import PairSet, load_pairs
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.fileio import atomic_output
 from enhance_edge.model import INPUT_NAME, ModelInfo, open_session
@@ -38,7 +45,6 @@ from enhance_edge.processing import from_unit_float, to_batch, to_unit_float
 from enhance_edge.protocol import REPORT_HR_SIZE, score
 
 from ..benchmarks.timing import measure
-from ..train.data import PairSet, load_pairs
 
 MAX_PSNR_LOSS_DB = 0.2
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from enhance_edge.dataset import PairSet, load_pairs
-
-__all__ = ["PairSet", "load_pairs", "pair_tensors"]
+from enhance_edge.dataset import PairSet
 
 
 def pair_tensors(pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,13 +31,14 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from enhance_edge.dataset import PairSet, load_pairs
 from enhance_edge.errors import DataError
 from enhance_edge.processing import from_unit_float
 from enhance_edge.protocol import interpolate, score
 
 from . import checkpoint, distributed
 from .config import RunConfig
-from .data import PairSet, load_pairs, pair_tensors
+from .data import pair_tensors
 from .distributed import Processes
 from .networks import Discriminator, Generator
 

@@ -5,7 +5,7 @@ import torch
 
 from enhance_edge.train import checkpoint
 from enhance_edge.train.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
-from enhance_edge.train.data import load_pairs
+from enhance_edge.dataset import load_pairs
 from enhance_edge.train.loop import evaluate, train
 from enhance_edge.train.networks import Discriminator
 
