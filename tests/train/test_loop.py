@@ -2,12 +2,12 @@ import json
 
 import pytest
 import torch
+
+from enhance_edge.dataset import load_pairs
 from enhance_edge.train import checkpoint
 from enhance_edge.train.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
 from enhance_edge.train.loop import evaluate, train
 from enhance_edge.train.networks import Discriminator
-
-from enhance_edge.dataset import load_pairs
 
 CHECKPOINT_KEYS = {"format", "config", "epoch", "data", "generator", "optimizer_g", "discriminator",
                    "optimizer_d", "validation"}
