@@ -53,6 +53,13 @@ class BackendSpec:
     family: str  # "enhance-edge", "peer" or "interpolation"
     precision: str  # "fp32", "int8" or "uint8" (interpolation)
     make: Callable[[int], Backend]
+    # The enhance-edge network whose convolutions it computes: its multiply-adds give the GFLOP/s.
+    model: Path | None = None
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """An ONNX file's metadata key/value pairs (its weights are not needed for them)."""
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
 def model_input(lr: np.ndarray) -> np.ndarray:
@@ -183,14 +190,22 @@ def peer_backend(name: str, peers_dir: Path) -> Callable[[int], Backend]:
     return make
 
 
-def backend_specs(fp32_model: Path, int8_model: Path, peers_dir: Path) -> list[BackendSpec]:
-    """Every backend the benchmark compares, in table order."""
+def backend_specs(fp32_model: Path, int8_model: Path, peers_dir: Path,
+                  extra_models: tuple[tuple[str, Path], ...] = ()) -> list[BackendSpec]:
+    """Every backend the benchmark compares, in table order. ``extra_models`` are (label, file) of
+    other enhance-edge models, each run by onnxruntime as ``ort-<label>``."""
+    # The main int8 backends count the fp32 file's convolutions: the same as their QDQ graph's, and
+    # the fp32 file is the one a run always has.
     return [
-        BackendSpec("pytorch-fp32", "enhance-edge", "fp32", torch_backend(fp32_model)),
-        BackendSpec("ort-fp32", "enhance-edge", "fp32", ort_backend("ort-fp32", fp32_model)),
-        BackendSpec("ort-int8", "enhance-edge", "int8", ort_backend("ort-int8", int8_model)),
-        BackendSpec("opencv-dnn-fp32", "enhance-edge", "fp32", opencv_dnn_backend("opencv-dnn-fp32", fp32_model)),
-        BackendSpec("opencv-dnn-int8", "enhance-edge", "int8", opencv_dnn_backend("opencv-dnn-int8", int8_model)),
+        BackendSpec("pytorch-fp32", "enhance-edge", "fp32", torch_backend(fp32_model), fp32_model),
+        BackendSpec("ort-fp32", "enhance-edge", "fp32", ort_backend("ort-fp32", fp32_model), fp32_model),
+        BackendSpec("ort-int8", "enhance-edge", "int8", ort_backend("ort-int8", int8_model), fp32_model),
+        BackendSpec("opencv-dnn-fp32", "enhance-edge", "fp32", opencv_dnn_backend("opencv-dnn-fp32", fp32_model),
+                    fp32_model),
+        BackendSpec("opencv-dnn-int8", "enhance-edge", "int8", opencv_dnn_backend("opencv-dnn-int8", int8_model),
+                    fp32_model),
+        *(BackendSpec(f"ort-{label}", "enhance-edge", onnx_metadata(path).get("precision", "fp32"),
+                      ort_backend(f"ort-{label}", path), path) for label, path in extra_models),
         *(BackendSpec(name, "peer", "fp32", peer_backend(name, peers_dir)) for name in PEERS),
         BackendSpec("pillow-bicubic", "interpolation", "uint8", pillow_backend("bicubic")),
         BackendSpec("pillow-lanczos", "interpolation", "uint8", pillow_backend("lanczos")),

@@ -92,11 +92,14 @@ def matmul_peaks(threads: int, n: int = 2048, min_time_s: float = 1.0) -> dict:
 def conv_macs_per_pixel(path: Path) -> int:
     """Multiply-adds per input pixel, counted from the ONNX graph's convolutions (every one of this
     model family runs at the input's resolution: stride 1, 'same' size). Elementwise ops are left
-    out; they are a few per pixel against ~10^5."""
+    out; they are a few per pixel against ~10^5. Works on fp32 and on int8 QDQ models (whose
+    convolutions take their weights through a DequantizeLinear of the int8 initializer)."""
     model = onnx.load(str(path))
     shapes = {t.name: t.dims for t in model.graph.initializer}
     shapes.update({node.output[0]: attribute.t.dims for node in model.graph.node if node.op_type == "Constant"
                    for attribute in node.attribute if attribute.name == "value"})
+    shapes.update({node.output[0]: shapes[node.input[0]] for node in model.graph.node
+                   if node.op_type == "DequantizeLinear" and node.input[0] in shapes})
     total = 0
     for node in model.graph.node:
         if node.op_type == "Conv":

@@ -13,6 +13,12 @@ CAVEAT = ("Figures vary between runs and between machines (CPU model, frequency 
           "absolute times across runs.")
 # A machine this busy (1-minute load average per logical CPU) distorts every timing.
 BUSY_LOAD_PER_CPU = 0.25
+# Issue #7's goals for each extra model: at most the latency of FSRCNN x2 run by OpenCV's DNN
+# module (measured in the same run) at this input size (height, width) and thread count, and at
+# least this PSNR on the Yale test subjects.
+FSRCNN_GOAL_SIZE = (512, 512)
+FSRCNN_GOAL_THREADS = 2
+PSNR_GOAL_DB = 38.5
 
 
 def _rows(results: dict, **match) -> list[dict]:
@@ -46,6 +52,13 @@ def goals(results: dict) -> list[dict]:
             if "ort-fp32" in scores and "ort-int8" in scores else None)
     checks.append({"goal": "int8 PSNR loss on the Yale test subjects (dB)", "target": "<= 0.2", "value": loss,
                    "met": None if loss is None else loss <= 0.2})
+    for label, _ in results["config"].get("extra_models", []):
+        height, width = FSRCNN_GOAL_SIZE
+        ratio_goal(f"ort-{label} latency vs OpenCV FSRCNN x2, {height}x{width}, {FSRCNN_GOAL_THREADS} threads",
+                   "fsrcnn", f"ort-{label}", [height, width], FSRCNN_GOAL_THREADS, 1.0)
+        psnr = scores.get(f"ort-{label}", {}).get("psnr")
+        checks.append({"goal": f"ort-{label} PSNR on the Yale test subjects", "target": f">= {PSNR_GOAL_DB} dB",
+                       "value": psnr, "met": None if psnr is None else psnr >= PSNR_GOAL_DB})
     runs = results.get("end_to_end", {}).get("runs", {})
     e2e = runs["fp32"]["median_s"] / runs["int8"]["median_s"] if "fp32" in runs and "int8" in runs else None
     checks.append({"goal": f"enhance-edge upscale end to end, {results.get('end_to_end', {}).get('image', '-')}",
@@ -125,7 +138,7 @@ def markdown(results: dict, plot_name: str | None) -> str:
             "One input, batch 1, after warm-up; the median and 90th percentile of many repetitions. "
             "Networks are timed on their own call with the input already in memory as float32; Pillow "
             "on `Image.resize`; the OpenCV peers on `DnnSuperResImpl.upsample` (which includes its colour "
-            "conversion). GFLOP/s counts the model's convolution multiply-adds x2, against this machine's "
+            "conversion). GFLOP/s counts the network's own convolution multiply-adds x2, against this machine's "
             "measured fp32 peak (fp32 backends) or int8 peak (int8 backends).", ""]
     out += latency_table(results)
     if plot_name:
@@ -146,6 +159,8 @@ def markdown(results: dict, plot_name: str | None) -> str:
     roofline = results["roofline"]
     out += ["", "## Roofline", "", f"- model: {roofline['macs_per_input_pixel']:,} multiply-adds per input pixel "
             "(convolutions, counted from the ONNX graph)"]
+    out += [f"- {name}: {macs:,} multiply-adds per input pixel"
+            for name, macs in roofline.get("extra_models", {}).items()]
     out += [f"- measured peak, {t} thread(s), {p['n']}^3 matrix products in onnxruntime: fp32 "
             f"{p['fp32_gflops']:.1f} GFLOP/s, uint8 x int8 {p['int8_gops']:.1f} GOP/s"
             for t, p in roofline["peaks"].items()]

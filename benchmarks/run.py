@@ -25,16 +25,21 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from enhance_edge.errors import DataError
+from enhance_edge.errors import DataError, ModelError
+from enhance_edge.model import BUNDLED_MODELS, bundled_models, resolve_model
 from enhance_edge.protocol import YALE_TEST_SUBJECTS, make_hr, make_lr, score
 
 from . import machine
-from .backends import PEERS, Backend, BackendSpec, Skipped, backend_specs
+from .backends import PEERS, Backend, BackendSpec, Skipped, backend_specs, onnx_metadata
 from .timing import measure
 
 REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO.parent / "shared" / "data" / "yale_b_cropped"
+DEFAULT_PEERS_DIR = REPO.parent / "shared" / "peers"
 SECTIONS = ("latency", "throughput", "quality", "memory", "end_to_end", "kernels")
 QUALITY_BATCH = 64
+# Benchmarked beside the main model when no other is named: the smaller bundled generator.
+DEFAULT_COMPARE = "fast"
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,10 @@ class BenchConfig:
     fp32_model: Path
     int8_model: Path
     # Folder whose Yale test-subject faces (yaleB34..39, PROTOCOL.md) give quality and realistic inputs.
-    data_dir: Path | None = REPO.parent / "shared" / "data" / "yale_b_cropped"
-    peers_dir: Path = REPO.parent / "shared" / "peers"
-    sizes: tuple[tuple[int, int], ...] = ((56, 46), (256, 256), (1024, 1024))  # (height, width)
+    data_dir: Path | None = DEFAULT_DATA_DIR
+    peers_dir: Path = DEFAULT_PEERS_DIR
+    # 512x512 at 2 threads is where issue #7 compares a model's latency with OpenCV's FSRCNN x2.
+    sizes: tuple[tuple[int, int], ...] = ((56, 46), (256, 256), (512, 512), (1024, 1024))  # (height, width)
     threads: tuple[int, ...] = (1, 2)
     batch: int = 64
     warmup: int = 2
@@ -53,6 +59,8 @@ class BenchConfig:
     peak_n: int = 2048  # side of the matrix products that measure the peaks
     end_to_end_reps: int = 3
     sections: tuple[str, ...] = SECTIONS
+    # (label, ONNX file) of other enhance-edge models, each timed and scored as backend ort-<label>.
+    extra_models: tuple[tuple[str, Path], ...] = ()
 
     def __post_init__(self):
         unknown = set(self.sections) - set(SECTIONS)
@@ -63,9 +71,45 @@ class BenchConfig:
                              f"threads={self.threads}, batch={self.batch}")
         if min(min(size) for size in self.sizes) < 1:
             raise ValueError(f"sizes must be positive, got {self.sizes}")
+        missing = [str(path) for _, path in self.extra_models if not path.is_file()]
+        if missing:
+            raise ModelError(f"no model file at {', '.join(missing)}")
+        builtin = {spec.name for spec in backend_specs(self.fp32_model, self.int8_model, self.peers_dir)}
+        names = [f"ort-{label}" for label, _ in self.extra_models]
+        clashes = sorted({name for name in names if name in builtin or names.count(name) > 1})
+        if clashes:
+            raise ModelError(f"extra models would be named {', '.join(clashes)} more than once "
+                             f"(labels {[label for label, _ in self.extra_models]})")
 
     def specs(self) -> list[BackendSpec]:
-        return backend_specs(self.fp32_model, self.int8_model, self.peers_dir)
+        return backend_specs(self.fp32_model, self.int8_model, self.peers_dir, self.extra_models)
+
+
+def compare_models(names_or_paths: tuple[str, ...] = ()) -> tuple[tuple[str, Path], ...]:
+    """(label, file) of the models to benchmark beside the main one.
+
+    A bundled model's name gives each precision this install has (label NAME-PRECISION), a path
+    its file (label: the file stem). Nothing named: the bundled fast model's installed files, or
+    none at all, since an install may not carry it.
+    """
+    if not names_or_paths:
+        return tuple(_installed_files(DEFAULT_COMPARE))
+    found = []
+    for item in names_or_paths:
+        if item in BUNDLED_MODELS:
+            installed = _installed_files(item)
+            if not installed:
+                raise ModelError(f"this install has no file of the bundled model {item!r}")
+            found += installed
+        else:
+            path = resolve_model(item)
+            found.append((path.stem, path))
+    return tuple(found)
+
+
+def _installed_files(name: str) -> list[tuple[str, Path]]:
+    """(NAME-PRECISION, file) of each precision of a bundled model that this install has."""
+    return [(f"{m.name}-{m.precision}", Path(m.path)) for m in bundled_models() if m.name == name]
 
 
 @dataclass
@@ -154,7 +198,7 @@ def end_to_end(config: BenchConfig, plane: np.ndarray, threads: int) -> dict:
 
 
 def _time_backend(config: BenchConfig, spec: BackendSpec, backend: Backend, threads: int, faces: Faces | None,
-                  macs: int, peak: dict, report: Callable[[str], None]) -> tuple[list, list]:
+                  macs: int | None, peak: dict, report: Callable[[str], None]) -> tuple[list, list]:
     """Latency rows (one per input size) and the batch throughput of one backend at one thread count."""
     latency, throughput = [], []
     if "latency" in config.sections:
@@ -183,7 +227,8 @@ def _time_backend(config: BenchConfig, spec: BackendSpec, backend: Backend, thre
     return latency, throughput
 
 
-def _upscale_all(backend: Backend, lr: np.ndarray) -> np.ndarray:
+def upscale_all(backend: Backend, lr: np.ndarray) -> np.ndarray:
+    """Every plane of ``lr`` upscaled, in batches that keep memory bounded."""
     return np.concatenate([backend.upscale(lr[i:i + QUALITY_BATCH]) for i in range(0, len(lr), QUALITY_BATCH)])
 
 
@@ -214,11 +259,13 @@ def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda li
         results["faces_skipped"] = f"{exc}: quality is not measured and inputs are synthetic"
         report(f"note: {results['faces_skipped']}")
     results["models"] = {"fp32": _file_facts(config.fp32_model), "int8": _file_facts(config.int8_model),
-                         **{name: _file_facts(config.peers_dir / PEERS[name][0]) for name in PEERS}}
+                         **{name: _file_facts(config.peers_dir / PEERS[name][0]) for name in PEERS},
+                         **{f"ort-{label}": _file_facts(path) for label, path in config.extra_models}}
     results["quantization"] = _quantization_record(config.int8_model)
-    macs = machine.conv_macs_per_pixel(config.fp32_model)
-    results["roofline"] = {"macs_per_input_pixel": macs, "peaks": {}}
-    report(f"model: {macs} multiply-adds per input pixel; measuring this machine's peaks")
+    macs = {path: machine.conv_macs_per_pixel(path) for path in dict.fromkeys(s.model for s in specs if s.model)}
+    results["roofline"] = {"macs_per_input_pixel": macs[config.fp32_model], "peaks": {},
+                           "extra_models": {f"ort-{label}": macs[path] for label, path in config.extra_models}}
+    report(f"model: {macs[config.fp32_model]} multiply-adds per input pixel; measuring this machine's peaks")
     for threads in config.threads:
         peak = results["roofline"]["peaks"][str(threads)] = machine.matmul_peaks(threads, config.peak_n,
                                                                                    config.min_time_s)
@@ -235,12 +282,12 @@ def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda li
                 skipped[spec.name] = str(reason)
                 report(f"skipped {spec.name}: {reason}")
                 break
-            latency, throughput = _time_backend(config, spec, backend, threads, faces, macs,
+            latency, throughput = _time_backend(config, spec, backend, threads, faces, macs.get(spec.model),
                                                 results["roofline"]["peaks"][str(threads)], report)
             results["latency"] += latency
             results["throughput"] += throughput
             if threads == most and "quality" in config.sections and faces is not None:
-                outputs[spec.name] = _upscale_all(backend, np.stack(faces.lr))
+                outputs[spec.name] = upscale_all(backend, np.stack(faces.lr))
             del backend
     if outputs:
         report(f"quality on {len(faces.hr)} Yale test faces")
@@ -276,12 +323,14 @@ def _quantization_record(int8_model: Path) -> dict | None:
     """The recipe comparison `enhance-edge quantize` stored in the int8 model, if there is one."""
     if not int8_model.is_file():
         return None
-    import onnx
-
-    metadata = {p.key: p.value for p in onnx.load(str(int8_model), load_external_data=False).metadata_props}
+    metadata = onnx_metadata(int8_model)
     return json.loads(metadata["quantization"]) if "quantization" in metadata else None
 
 
-def _jsonable(config: BenchConfig) -> dict:
-    return {key: (str(value) if isinstance(value, Path) else value)
-            for key, value in config.__dict__.items()}
+def _jsonable(value):
+    """Configs as JSON values: paths as strings, also inside tuples (extra_models)."""
+    if isinstance(value, BenchConfig):
+        return {key: _jsonable(item) for key, item in value.__dict__.items()}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(item) for item in value]
+    return str(value) if isinstance(value, Path) else value

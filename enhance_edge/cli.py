@@ -18,10 +18,14 @@ import click
 from . import __version__
 from .errors import EnhanceEdgeError, MissingExtraError
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
+from .model import PRECISIONS
 from .upscaler import DEFAULT_MAX_MEMORY
 # Framework-free: the web extra itself is imported by `serve` only.
 from .web.service import Limits as WebLimits, ModelCatalog, UpscaleService
 
+PRECISION_HELP = ("For a bundled model: int8 (faster, within 0.2 dB of fp32 on validation faces) or fp32. "
+                  "auto: int8 where it is installed and this CPU sums int8 exactly (VNNI/AMX or ARM64), "
+                  "else fp32. A model file is used as it is.")
 # Above this a single image gets a progress bar (about 10 s of model time on a laptop core).
 _LARGE_IMAGE_PIXELS = 2_000_000
 
@@ -75,6 +79,14 @@ def main():
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start the generator from this checkpoint's weights (e.g. an MSE-only run's best.pt).")
 @click.option("--content-loss", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
+@click.option("--teacher", default=None, metavar="NAME|PATH",
+              help="Distil from this trained model (a bundled name such as 'default', or an ONNX file): its "
+                   "outputs are a second target beside the HR faces.")
+@click.option("--distill-weight", type=float, default=1.0, show_default=True,
+              help="Weight of content(G(lr), teacher(lr)) in the generator loss (with --teacher).")
+@click.option("--qat", is_flag=True,
+              help="Quantization-aware: simulate the int8 model's rounding while training (use with --init-from "
+                   "a float run, then `export` and `quantize`); best.pt is the best simulated-int8 epoch.")
 @click.option("--skip", type=click.Choice(["none", "bicubic"]), default="none", show_default=True,
               help="'bicubic' adds a fixed bicubic upsampling of the input to the generator's output.")
 @click.option("--channels", type=int, default=20, show_default=True, help="Generator width.")
@@ -89,12 +101,22 @@ def main():
               help="Continue from OUT/last.pt (with the same options) if it exists, else start afresh.")
 @reports_errors
 def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_weight, warmup_epochs, init_from,
-          content_loss, skip, channels, blocks, hflip, max_images, seed, threads, checkpoint_every, resume):
+          content_loss, teacher, distill_weight, qat, skip, channels, blocks, hflip, max_images, seed, threads,
+          checkpoint_every, resume):
     """Train the generator (and discriminator) on a folder of faces.
 
     Defaults are the report's: 50 epochs, batch 64, Adam 2e-4 with betas (0.5, 0.9),
     G loss = MSE + 1e-3 * BCE. Each epoch appends a line to OUT/metrics.jsonl and
     writes OUT/last.pt; OUT/best.pt is the epoch with the best validation PSNR.
+
+    \b
+    A small model distilled from the bundled one, then made int8-friendly (MODEL_CARD.md, "fast"):
+      enhance-edge train --data faces/ --out run/fast --channels 16 --blocks 4 --skip bicubic \\
+          --adversarial-weight 0 --teacher default --lr 1e-3 --lr-schedule cosine \\
+          --batch-size 32 --hflip --epochs 60
+      enhance-edge train --data faces/ --out run/fast-qat --init-from run/fast/best.pt --qat \\
+          --channels 16 --blocks 4 --skip bicubic --adversarial-weight 0 --teacher default \\
+          --lr 1e-4 --lr-schedule cosine --batch-size 32 --hflip --epochs 10
 
     \b
     Several processes or machines (--batch-size stays the global batch):
@@ -109,7 +131,8 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
             generator=GeneratorConfig(channels=channels, residual_blocks=blocks, skip=skip),
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
                               adversarial_weight=adversarial_weight, warmup_epochs=warmup_epochs,
-                              init_from=init_from, content_loss=content_loss, hflip=hflip, max_images=max_images,
+                              init_from=init_from, content_loss=content_loss, teacher=teacher,
+                              distill_weight=distill_weight, qat=qat, hflip=hflip, max_images=max_images,
                               seed=seed, threads=threads, checkpoint_every=checkpoint_every))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
@@ -201,17 +224,16 @@ def _clear_bar_line(bar) -> None:
 @click.option("--max-pixels", type=_Quantity("count", 1000), default=DEFAULT_MAX_PIXELS,
               show_default=f"{DEFAULT_MAX_PIXELS // 10**6}M",
               help="Refuse inputs with more pixels than this, e.g. 100M (guards against decompression bombs).")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="An enhance-edge ONNX model (default: the bundled face model).")
+@click.option("--model", default="default", show_default=True, metavar="NAME|PATH",
+              help="A bundled model (see `enhance-edge models`: default, fast) or an enhance-edge ONNX file.")
 @click.option("--provider", default="cpu", show_default=True,
               help="onnxruntime execution provider: cpu, cuda, ... or a full name like CPUExecutionProvider.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
-@click.option("--precision", type=click.Choice(["auto", "int8", "fp32"]), default="auto", show_default=True,
-              help="Which bundled model: int8 (2x+ faster, within 0.2 dB) or fp32. auto: int8 where it is "
-                   "installed and this CPU sums int8 exactly (VNNI/AMX or ARM64), else fp32.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help=PRECISION_HELP)
 @reports_errors
 def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite, tile, max_memory, max_pixels,
-            model_path, provider, threads, precision):
+            model, provider, threads, precision):
     """Upscale images x2 (the model's own scale) with onnxruntime.
 
     \b
@@ -220,6 +242,7 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
       enhance-edge upscale face.png -o big.png
       enhance-edge upscale photos/ -r -o upscaled/     # every image under photos/
       enhance-edge upscale "scans/*.tif" --format png  # quoted patterns work too
+      enhance-edge upscale face.png --model fast       # the small edge model (`enhance-edge models`)
 
     Colour runs the model on luma; alpha, 16-bit gray, EXIF orientation, ICC profile and
     DPI are kept, and every output is tagged as upscaled by enhance-edge. Outputs are
@@ -228,7 +251,7 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     """
     from .batch import Outcome, plan_jobs, upscale_file
     from .imageio import probe_pixels
-    from .model import bundled_model_path
+    from .model import resolve_model
     from .upscaler import Upscaler
 
     start = time.monotonic()
@@ -236,11 +259,8 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     if not jobs:
         raise EnhanceEdgeError(f"no images found in {', '.join(map(str, inputs))}"
                                f"{'' if recursive else ' (-r searches sub-folders)'}")
-    if model_path is not None and precision != "auto":
-        raise click.BadParameter("chooses between the bundled models; with --model, pass the file you want",
-                                 param_hint="--precision")
-    model_path = model_path or bundled_model_path(precision=precision)
-    upscaler = Upscaler(model_path, provider=provider, threads=threads, tile=tile, max_memory=max_memory)
+    upscaler = Upscaler(resolve_model(model, precision), provider=provider, threads=threads, tile=tile,
+                        max_memory=max_memory)
     sizes = [probe_pixels(job.source) for job in jobs]
     counts = {"done": 0, "failed": 0, "skipped": 0}
     show_bar = (len(jobs) > 1 or sum(sizes) > _LARGE_IMAGE_PIXELS) and _stderr_is_terminal()
@@ -311,6 +331,33 @@ def serve(host, port, open_browser, max_upload, max_pixels, max_queue, max_memor
     run_server(service, host, port, open_browser, echo=click.echo)
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per model file) instead of a table.")
+@reports_errors
+def models(as_json):
+    """List the bundled models: name, precision, scale, cost, file size, test PSNR and path.
+
+    \b
+    Use one by name:  enhance-edge upscale face.png --model fast --precision int8
+    Each file is a plain ONNX model usable from any onnxruntime binding, without
+    enhance-edge: see README.md, "The ONNX contract".
+    """
+    import json
+
+    from .model import bundled_models
+
+    found = bundled_models()
+    if as_json:
+        click.echo(json.dumps([m.to_dict() for m in found], indent=2))
+        return
+    click.echo(f"{'name':<9}{'precision':<11}{'scale':>5}{'MACs/pixel':>12}{'size KiB':>10}{'test PSNR':>11}  path")
+    for m in found:
+        macs = f"{m.macs_per_input_pixel:,}" if m.macs_per_input_pixel else "-"
+        psnr = f"{m.test_psnr:.2f} dB" if m.test_psnr is not None else "-"
+        click.echo(f"{m.name:<9}{m.precision:<11}{'x' + str(m.scale):>5}{macs:>12}{m.file_bytes / 1024:>10.0f}"
+                   f"{psnr:>11}  {m.path}")
+
+
 def _parse_hr_size(ctx, param, value):
     if value == "native":
         return None
@@ -324,17 +371,19 @@ def _parse_hr_size(ctx, param, value):
 @main.command()
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of face images; one sub-folder per subject gives per-split scores.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="An enhance-edge ONNX model (default: the bundled face model).")
+@click.option("--model", default="default", show_default=True, metavar="NAME|PATH",
+              help="A bundled model (see `enhance-edge models`: default, fast) or an enhance-edge ONNX file.")
 @click.option("--split", "splits", multiple=True, type=click.Choice(["train", "validation", "test", "all"]),
               help="Only these splits (repeatable). Default: every split the folder has.")
 @click.option("--hr-size", default="92x112", show_default=True, callback=_parse_hr_size,
               help="HR size WIDTHxHEIGHT every face is resized to (the report's setting), "
                    "or 'native' to keep each image, cropped to even size.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help=PRECISION_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @reports_errors
-def evaluate(data_dir, model_path, splits, hr_size, threads, as_json):
+def evaluate(data_dir, model, splits, hr_size, threads, precision, as_json):
     """Score the model against interpolation on a folder of faces (PROTOCOL.md).
 
     HR is each face resized with Lanczos (or cropped to even size), LR its bicubic half;
@@ -343,9 +392,11 @@ def evaluate(data_dir, model_path, splits, hr_size, threads, as_json):
     import json
 
     from .evaluate import BASELINES, evaluate_folder
+    from .model import resolve_model
     from .upscaler import Upscaler
 
-    results = evaluate_folder(data_dir, Upscaler(model_path, threads=threads), hr_size, tuple(splits) or None)
+    upscaler = Upscaler(resolve_model(model, precision), threads=threads)
+    results = evaluate_folder(data_dir, upscaler, hr_size, tuple(splits) or None)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
@@ -360,14 +411,15 @@ def evaluate(data_dir, model_path, splits, hr_size, threads, as_json):
 @click.option("--metrics", "runs", multiple=True, required=True, metavar="LABEL=PATH",
               help="A run's metrics.jsonl with its legend label (repeatable), e.g. report=runs/report/metrics.jsonl.")
 @click.option("--out", "out_dir", default="docs", show_default=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Model for the LR | generated | Lanczos | HR grid (default: the bundled one).")
+@click.option("--model", default="default", show_default=True, metavar="NAME|PATH",
+              help="Model for the LR | generated | Lanczos | HR grid: a bundled name or an ONNX file.")
 @click.option("--face", "faces", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A face for the grid (repeatable); skimage's astronaut is added as a face unlike Yale.")
 @reports_errors
-def plots(runs, out_dir, model_path, faces):
+def plots(runs, out_dir, model, faces):
     """Draw the report's figures: losses, validation PSNR, discriminator scores and the face grid."""
     _needs_train_extra("plotting")
+    from .model import resolve_model
     from .train.plots import draw_all
     from .upscaler import Upscaler
 
@@ -377,7 +429,7 @@ def plots(runs, out_dir, model_path, faces):
         if not sep or not Path(path).is_file():
             raise click.BadParameter(f"expected LABEL=PATH to a metrics.jsonl, got {run!r}", param_hint="--metrics")
         metrics[label] = Path(path)
-    for path in draw_all(metrics, out_dir, Upscaler(model_path) if faces else None, list(faces)):
+    for path in draw_all(metrics, out_dir, Upscaler(resolve_model(model)) if faces else None, list(faces)):
         click.echo(f"wrote {path}")
 
 
@@ -472,8 +524,9 @@ def _parse_threads(ctx, param, value):
 @click.option("--peers", "peers_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of OpenCV's FSRCNN/ESPCN x2 weights (default: ../shared/peers beside the repository); "
                    "peers that are not there are skipped and listed.")
-@click.option("--sizes", default="56x46,256x256,1024x1024", show_default=True, callback=_parse_sizes,
-              help="Input sizes, HEIGHTxWIDTH, comma-separated (56x46: the report's faces).")
+@click.option("--sizes", default="56x46,256x256,512x512,1024x1024", show_default=True, callback=_parse_sizes,
+              help="Input sizes, HEIGHTxWIDTH, comma-separated (56x46: the report's faces; 512x512 at 2 threads: "
+                   "where other models' latency is checked against FSRCNN x2).")
 @click.option("--threads", "thread_counts", default="1,2", show_default=True, callback=_parse_threads,
               help="Thread counts, comma-separated.")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
@@ -489,9 +542,13 @@ def _parse_threads(ctx, param, value):
               help="Only these sections (repeatable; default: all).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where results.json, RESULTS.md and latency.png go (default: the repository's benchmarks/).")
+@click.option("--compare", multiple=True, metavar="NAME|PATH",
+              help="Also time and score this model with onnxruntime, as ort-LABEL (repeatable): a bundled name "
+                   "gives each precision installed (LABEL NAME-fp32, NAME-int8), a file its stem. Default: the "
+                   "bundled 'fast' model's installed files, if any.")
 @reports_errors
 def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_dir, sizes, thread_counts, batch,
-          min_time, min_reps, peak_size, sections, out_dir):
+          min_time, min_reps, peak_size, sections, out_dir, compare):
     """Benchmark PyTorch eager, ORT fp32/int8, OpenCV DNN, OpenCV's FSRCNN/ESPCN and Pillow side by side.
 
     \b
@@ -506,7 +563,7 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
         except ImportError:
             raise MissingExtraError("benchmarking", "bench", module) from None
     from .benchmarks.report import screen_table, write_all
-    from .benchmarks.run import REPO, SECTIONS, BenchConfig, run_benchmark
+    from .benchmarks.run import REPO, SECTIONS, BenchConfig, compare_models, run_benchmark
     from .model import bundled_model_path, int8_model_path
 
     model_path = model_path or bundled_model_path(precision="fp32")
@@ -518,7 +575,7 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
     config = BenchConfig(model_path, int8_path, data_dir=data_dir or defaults.data_dir,
                          peers_dir=peers_dir or defaults.peers_dir, sizes=sizes, threads=thread_counts,
                          batch=batch, min_time_s=min_time, min_reps=min_reps, peak_n=peak_size,
-                         sections=sections or SECTIONS)
+                         sections=sections or SECTIONS, extra_models=compare_models(compare))
     results = run_benchmark(config, report=lambda line: click.echo(line, err=True))
     click.echo(screen_table(results))
     for path in write_all(results, out_dir or REPO / "benchmarks"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import platform
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ PROVIDER_ALIASES = {
     "openvino": "OpenVINOExecutionProvider",
 }
 
-BUNDLED_MODELS = ("default",)
+BUNDLED_MODELS = ("default", "fast")
 PRECISIONS = ("auto", "int8", "fp32")
 # x86 features with which onnxruntime's uint8 x int8 kernels accumulate straight into 32 bits.
 # Without them (plain AVX2 or AVX-512) products are summed in pairs into saturating 16-bit
@@ -59,6 +59,12 @@ def int8_is_exact_here(machine: str | None = None, cpuinfo: Path = Path("/proc/c
     return any(flag in flags for flag in EXACT_INT8_X86_FLAGS)
 
 
+def _bundled_file(name: str, precision: str) -> Path:
+    """Where the package keeps a bundled model's file of one precision (fp32 or int8)."""
+    fp32 = Path(str(resources.files("enhance_edge") / "models" / f"{name}.onnx"))
+    return fp32 if precision == "fp32" else int8_model_path(fp32)
+
+
 def bundled_model_path(name: str = "default", precision: str = "fp32") -> Path:
     """Path of a model shipped inside the package, in the given precision.
 
@@ -70,14 +76,58 @@ def bundled_model_path(name: str = "default", precision: str = "fp32") -> Path:
         raise ModelError(f"no bundled model named {name!r}; bundled: {', '.join(BUNDLED_MODELS)}")
     if precision not in PRECISIONS:
         raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    fp32 = Path(str(resources.files("enhance_edge") / "models" / f"{name}.onnx"))
-    int8 = int8_model_path(fp32)
+    fp32, int8 = _bundled_file(name, "fp32"), _bundled_file(name, "int8")
     if precision == "int8" and not int8.is_file():
-        raise ModelError(f"this install has no int8 model {str(int8)!r}; make one with "
+        raise ModelError(f"this install has no int8 {name!r} model {str(int8)!r}; make one with "
                          f"`enhance-edge quantize {fp32} --calibration FACES` or use --precision fp32")
     if precision == "int8" or (precision == "auto" and int8.is_file() and int8_is_exact_here()):
         return int8
     return fp32
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """One model file shipped inside the package, as `enhance-edge models` lists it."""
+
+    name: str
+    precision: str
+    scale: int
+    macs_per_input_pixel: int | None
+    file_bytes: int
+    test_psnr: float | None  # PROTOCOL.md, Yale test subjects, as stored in the file at release
+    path: str
+
+    to_dict = asdict
+
+
+def bundled_models() -> list[BundledModel]:
+    """Every bundled model file this install has, each described from its own metadata."""
+    found = []
+    for name in BUNDLED_MODELS:
+        for precision in ("fp32", "int8"):
+            path = _bundled_file(name, precision)
+            if not path.is_file():
+                continue
+            _, info = open_session(path, "cpu", 1)
+            macs, test = info.metadata.get("macs_per_input_pixel"), info.json_field("test") or {}
+            found.append(BundledModel(name, precision, info.scale, int(macs) if macs else None,
+                                      path.stat().st_size, test.get("psnr"), str(path)))
+    return found
+
+
+def resolve_model(model: str | Path | None = None, precision: str = "auto") -> Path:
+    """A bundled model's name in the given precision, or the path of an ONNX file (whose precision
+    is its own: ``precision`` must then stay "auto"). None is the bundled default model."""
+    if model is None or str(model) in BUNDLED_MODELS:
+        return bundled_model_path(str(model or BUNDLED_MODELS[0]), precision)
+    path = Path(model)
+    if not path.is_file():
+        raise ModelError(f"model {str(model)!r} does not exist: it is neither a file nor a bundled model "
+                         f"({', '.join(BUNDLED_MODELS)})")
+    if precision != "auto":
+        raise ModelError(f"precision {precision!r} chooses between bundled models; "
+                         f"{str(model)!r} is a file, so pass the file of the precision you want")
+    return path
 
 
 def resolve_provider(name: str) -> str:

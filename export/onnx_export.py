@@ -41,6 +41,7 @@ def model_metadata(generator: Generator, facts: dict[str, Any]) -> dict[str, str
         "value_range": "0,1",
         "layout": "NCHW",
         "dtype": "float32",
+        "precision": "fp32",  # of the weights and arithmetic; `quantize` writes "int8"
         "colour": "luma" if config.in_channels == 1 else "rgb",
         "macs_per_input_pixel": str(config.macs_per_input_pixel()),
         "generator_config": json.dumps(config.to_dict()),

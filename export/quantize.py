@@ -294,7 +294,13 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
             "candidates": [{k: v for k, v in c.items() if k != "path"} for c in candidates],
         }
         model = onnx.load(chosen["path"])
-        metadata = {**info.metadata, "precision": "int8", "quantization": json.dumps(summary)}
+        # The fp32 model's own scores would be stale here: the int8 model states its own (the
+        # interpolation baselines of the fp32 "test" entry do not depend on the model and stay).
+        own_scores = {"validation": json.dumps(summary["validation"]["int8"])}
+        if test_scores["int8"] is not None:
+            own_scores["test"] = json.dumps({**(info.json_field("test") or {}), "images": len(test),
+                                             **test_scores["int8"]})
+        metadata = {**info.metadata, **own_scores, "precision": "int8", "quantization": json.dumps(summary)}
         del model.metadata_props[:]
         onnx.helper.set_model_props(model, metadata)
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import torch
 from enhance_edge.errors import CheckpointError
 from enhance_edge.fileio import atomic_output
 
+from . import qat
 from .config import RunConfig
 from .networks import Generator
 
@@ -60,8 +61,13 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
     """
     state = load(path)
     config = RunConfig.from_dict(state["config"])
-    generator = Generator(config.generator).to(memory_format=torch.channels_last)
+    generator = Generator(config.generator)
+    if config.train.qat:  # its state also holds the int8 simulation's ranges (qat.py)
+        qat.prepare(generator)
+    generator = generator.to(memory_format=torch.channels_last)
     generator.load_state_dict(state["generator"])
+    if config.train.qat:
+        generator = qat.strip(generator)  # the float network is the model
     return generator.eval(), state
 
 

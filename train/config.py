@@ -83,6 +83,13 @@ class TrainConfig:
     warmup_epochs: int = 0
     # Or start the generator from another run's checkpoint (e.g. an MSE-only one).
     init_from: str | None = None
+    # Knowledge distillation: a trained enhance-edge ONNX model (bundled name or path) whose
+    # outputs are a second target, content(G(lr), teacher(lr)) * distill_weight added to the loss.
+    teacher: str | None = None
+    distill_weight: float = 1.0
+    # Quantization-aware training: simulate the int8 model's activation rounding (qat.py), best
+    # after --init-from a float run; best.pt is then the best simulated-int8 validation PSNR.
+    qat: bool = False
     lr_schedule: str = "constant"  # "constant" (the report) or "cosine"
     hflip: bool = False  # random horizontal flips of training pairs
     hr_size: tuple[int, int] | None = (92, 112)  # (width, height); None: crop to even size
@@ -103,6 +110,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.adversarial_weight < 0:
             raise ValueError(f"adversarial_weight must be >= 0, got {self.adversarial_weight}")
+        if self.distill_weight < 0:
+            raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         # Checkpoints store tuples as lists; keep the dataclass hashable and comparable.

@@ -36,14 +36,14 @@ from enhance_edge.errors import DataError
 from enhance_edge.processing import from_unit_float
 from enhance_edge.protocol import interpolate, score
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, qat
 from .config import RunConfig
-from .data import pair_tensors
+from .data import pair_tensors, teacher_outputs
 from .distributed import Processes
 from .networks import Discriminator, Generator
 
 EVAL_BATCH = 64
-LOSS_SUMS = ("g_loss", "content", "d_loss")
+LOSS_SUMS = ("g_loss", "content", "distill", "d_loss")
 
 
 def interpolation_scores(pairs: PairSet, scale: int) -> dict[str, dict[str, float]]:
@@ -142,6 +142,10 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
                   "images": {name: len(p) for name, p in pairs.items()}}
     if distributed.from_main(data_facts, procs) != data_facts:  # e.g. a machine with a partial copy
         raise DataError(f"rank {procs.rank} reads other data than rank 0: {data_facts}")
+    if cfg.teacher:  # distillation targets for each image as it is and, with hflip, mirrored
+        teacher_train = teacher_outputs(cfg.teacher, lr_train, config.generator.scale, cfg.threads)
+        teacher_mirrored = (teacher_outputs(cfg.teacher, lr_train.flip(-1), config.generator.scale, cfg.threads)
+                            if cfg.hflip else None)
     order = distributed.epoch_order(len(lr_train), procs, cfg.seed)
     steps_per_epoch = math.ceil(order.num_samples / batch)
     baselines = interpolation_scores(pairs["validation"], config.generator.scale) if main else {}
@@ -155,9 +159,12 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
     # channels_last lets oneDNN pick its fast CPU convolutions: a batch-32 training step of
     # the report's generator on 1 thread went from 2.0 s to 1.05 s.
     torch.manual_seed(cfg.seed)
-    generator = Generator(config.generator).to(device, memory_format=torch.channels_last)
+    generator = Generator(config.generator)
     if cfg.init_from:  # SRGAN's warm start: begin from a generator trained on the content loss
-        generator.load_state_dict(checkpoint.load(cfg.init_from)["generator"])
+        generator.load_state_dict(checkpoint.load_generator(cfg.init_from)[0].state_dict())
+    if cfg.qat:
+        qat.prepare(generator)
+    generator = generator.to(device, memory_format=torch.channels_last)
     discriminator = (distributed.sync_batch_norm(Discriminator(config.discriminator), procs)
                      .to(device, memory_format=torch.channels_last) if cfg.adversarial else None)
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -213,7 +220,7 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
         first_step = step_done if epoch == epoch_done + 1 else 0
         so_far = partial if first_step and main else {"sums": dict.fromkeys(LOSS_SUMS, 0.0), "images": 0,
                                                       "seconds": 0.0}
-        sums, images = dict(so_far["sums"]), so_far["images"]
+        sums, images = {**dict.fromkeys(LOSS_SUMS, 0.0), **so_far["sums"]}, so_far["images"]
         started = time.perf_counter() - so_far["seconds"]
         adversarial_now = discriminator is not None and epoch > cfg.warmup_epochs
         generator.train()
@@ -226,9 +233,12 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
         for step in range(first_step, steps_per_epoch):
             index = indices[step * batch:(step + 1) * batch]
             lr, hr = lr_train[index], hr_train[index]
+            taught = teacher_train[index] if cfg.teacher else None
             if cfg.hflip:
                 flip = flips[index][:, None, None, None]
                 lr, hr = torch.where(flip, lr.flip(-1), lr), torch.where(flip, hr.flip(-1), hr)
+                if cfg.teacher:
+                    taught = torch.where(flip, teacher_mirrored[index], taught)
             lr, hr = lr.to(device), hr.to(device)
             fake = parallel_g(lr)
 
@@ -241,11 +251,15 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
 
             content = content_loss(cfg.content_loss, fake, hr)
             g_loss = content
+            if cfg.teacher:
+                distill = content_loss(cfg.content_loss, fake, taught.to(device))
+                g_loss = g_loss + cfg.distill_weight * distill
+                sums["distill"] += distill.item() * len(index)
             if adversarial_now:
                 # D only passes gradients through to G here: frozen, and bypassing its DDP
                 # wrapper, so no D weight gradient is computed or averaged for nothing.
                 discriminator.requires_grad_(False)
-                g_loss = content + cfg.adversarial_weight * bce(discriminator(fake), 1.0)
+                g_loss = g_loss + cfg.adversarial_weight * bce(discriminator(fake), 1.0)
                 discriminator.requires_grad_(True)
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
@@ -273,18 +287,24 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
         *totals, total_images = distributed.sum_over_processes([*sums.values(), images], procs)
         if not main:
             continue
-        validation = evaluate(generator, discriminator, pairs["validation"], config)
+        # Validation scores are always the float network's; with qat the simulated int8 network
+        # is scored too, and it is what best.pt is chosen on.
+        validation = evaluate(qat.strip(generator) if cfg.qat else generator, discriminator,
+                              pairs["validation"], config)
+        simulated = evaluate(generator, None, pairs["validation"], config) if cfg.qat else None
         train_metrics = {key: total / total_images for key, total in zip(sums, totals)
-                         if key != "d_loss" or adversarial_now}
+                         if (key != "d_loss" or adversarial_now) and (key != "distill" or cfg.teacher)}
         record = {"epoch": epoch, "adversarial": adversarial_now, "lr": opt_g.param_groups[0]["lr"],
                   "train": train_metrics, "validation": validation,
+                  **({"validation_int8_simulated": {k: simulated[k] for k in ("psnr", "ssim")}} if cfg.qat else {}),
                   "baselines": baselines, "seconds": round(time.perf_counter() - started, 2)}
         history.append(record)
         with metrics_path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
 
-        improved = validation["psnr"] > best_psnr
-        best_psnr = max(best_psnr, validation["psnr"])
+        chosen_on = simulated["psnr"] if cfg.qat else validation["psnr"]
+        improved = chosen_on > best_psnr
+        best_psnr = max(best_psnr, chosen_on)
         latest = snapshot(epoch, 0, {"psnr": validation["psnr"], "ssim": validation["ssim"]}, None)
         if improved:  # best.pt before last.pt: a kill between them redoes this epoch and both writes
             checkpoint.save(best_path, latest)
@@ -292,5 +312,6 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
         d_text = (f" D acc {validation['discriminator']['accuracy']:.2f}" if "discriminator" in validation else "")
         report(f"epoch {epoch}/{cfg.epochs}  train g_loss {train_metrics['g_loss']:.5f}  "
                f"val g_loss {validation['g_loss']:.5f}  val PSNR {validation['psnr']:.2f} dB "
-               f"SSIM {validation['ssim']:.4f}{d_text}  ({record['seconds']:.0f}s)")
+               f"SSIM {validation['ssim']:.4f}{d_text}"
+               + (f"  simulated int8 {simulated['psnr']:.2f} dB" if cfg.qat else "") + f"  ({record['seconds']:.0f}s)")
     return best_path if main else None

@@ -21,9 +21,10 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.conv1 = conv3x3(channels, channels)
         self.conv2 = conv3x3(channels, channels)
+        self.act = nn.SiLU()  # modules, not F.silu: quantization-aware training swaps them (qat.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.silu(self.conv1(x)))
+        return x + self.conv2(self.act(self.conv1(x)))
 
 
 def bicubic_phase_kernels(scale: int = 2, a: float = -0.75) -> torch.Tensor:
@@ -69,7 +70,9 @@ class Generator(nn.Module):
         self.config = config
         c = config.channels
         self.head = conv3x3(config.in_channels, c)
+        self.head_act = nn.SiLU()
         self.body = nn.Sequential(*(ResidualBlock(c) for _ in range(config.residual_blocks)))
+        self.body_act = nn.SiLU()
         self.tail = conv3x3(c, config.in_channels * config.scale**2)
         self.shuffle = nn.PixelShuffle(config.scale)
         if config.skip == "bicubic":
@@ -77,8 +80,8 @@ class Generator(nn.Module):
             self.register_buffer("skip_kernels", kernels, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = F.silu(self.head(x))
-        phases = self.tail(F.silu(self.body(features)))
+        features = self.head_act(self.head(x))
+        phases = self.tail(self.body_act(self.body(features)))
         if self.config.skip == "bicubic":
             padded = F.pad(x, (2, 2, 2, 2), mode="replicate")
             phases = phases + F.conv2d(padded, self.skip_kernels, groups=self.config.in_channels)

@@ -22,11 +22,12 @@ from PIL import Image
 from ..batch import DEFAULT_SUFFIX
 from ..errors import EnhanceEdgeError, ImageError
 from ..imageio import DEFAULT_QUALITY, OUTPUT_FORMATS, format_for, provenance, read_image, write_image
-from ..model import BUNDLED_MODELS, bundled_model_path
+from ..model import BUNDLED_MODELS, bundled_model_path, bundled_models
 from ..upscaler import DEFAULT_MAX_MEMORY, Upscaler
 
 MiB = 1024 * 1024
-PRECISIONS = ("fp32",)
+# "auto": the bundled int8 file where it is installed and exact on this CPU, else fp32.
+DEFAULT_PRECISION = "auto"
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -65,38 +66,49 @@ class ModelCatalog:
     def __init__(self, provider: str = "cpu", threads: int | None = None, max_memory: int = DEFAULT_MAX_MEMORY):
         self.provider, self.threads, self.max_memory = provider, threads, max_memory
         self._upscalers: dict[tuple[str, str], Upscaler] = {}
+        self._installed: dict[str, list[str]] | None = None
         self._lock = threading.Lock()
 
     @property
     def default_model(self) -> str:
         return BUNDLED_MODELS[0]
 
+    @property
+    def installed(self) -> dict[str, list[str]]:
+        """Bundled model name -> the precisions a request may ask for: auto and the files installed."""
+        if self._installed is None:
+            installed: dict[str, list[str]] = {}
+            for bundled in bundled_models():
+                installed.setdefault(bundled.name, ["auto"]).append(bundled.precision)
+            self._installed = installed
+        return self._installed
+
     def check(self, model: str | None, precision: str | None) -> tuple[str, str]:
         """The (model, precision) a request asks for, defaults filled in; BadRequest otherwise."""
         model = model or self.default_model
-        precision = precision or PRECISIONS[0]
-        if model not in BUNDLED_MODELS:
-            raise BadRequest(f"unknown model {model!r}; available: {', '.join(BUNDLED_MODELS)}")
-        if precision not in PRECISIONS:
+        precision = precision or DEFAULT_PRECISION
+        if model not in self.installed:
+            raise BadRequest(f"unknown model {model!r}; available: {', '.join(self.installed)}")
+        if precision not in self.installed[model]:
             raise BadRequest(f"unknown precision {precision!r} for model {model!r}; "
-                             f"available: {', '.join(PRECISIONS)}")
+                             f"available: {', '.join(self.installed[model])}")
         return model, precision
 
     def upscaler(self, model: str, precision: str) -> Upscaler:
         model, precision = self.check(model, precision)
         with self._lock:
             if (model, precision) not in self._upscalers:
-                self._upscalers[model, precision] = Upscaler(bundled_model_path(model), self.provider, self.threads,
-                                                             max_memory=self.max_memory)
+                self._upscalers[model, precision] = Upscaler(bundled_model_path(model, precision), self.provider,
+                                                             self.threads, max_memory=self.max_memory)
             return self._upscalers[model, precision]
 
     def describe(self) -> list[dict]:
-        """What GET /api/models lists: name, scale, precisions and validation scores per model."""
+        """What GET /api/models lists: name, scale, the precisions installed and validation scores per model."""
         described = []
-        for name in BUNDLED_MODELS:
-            info = self.upscaler(name, PRECISIONS[0]).info
-            described.append({"name": name, "scale": info.scale, "precisions": list(PRECISIONS),
-                              "default_precision": PRECISIONS[0],
+        for name, precisions in self.installed.items():
+            info = self.upscaler(name, DEFAULT_PRECISION).info
+            described.append({"name": name, "scale": info.scale, "precisions": precisions,
+                              "default_precision": DEFAULT_PRECISION,
                               "validation": info.json_field("validation")})
         return described
 
@@ -266,5 +278,7 @@ class UpscaleService:
                 raise ImageError(f"{name}: cannot encode the result as {image_format} ({exc})") from None
             seconds = time.perf_counter() - start
         return UpscaleResult(encoded.getvalue(), Image.MIME.get(image_format, "application/octet-stream"),
-                             _download_name(name, image_format), model, precision, image.size, result.size,
+                             _download_name(name, image_format), model,
+                             upscaler.info.metadata.get("precision", "fp32"),  # what "auto" resolved to
+                             image.size, result.size,
                              waited, seconds)

@@ -8,26 +8,19 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from enhance_edge.benchmarks import machine
-from enhance_edge.benchmarks.report import CAVEAT, goals, markdown, write_all
+from enhance_edge.benchmarks import machine, run
+from enhance_edge.benchmarks.report import CAVEAT, goals, markdown, screen_table, write_all
 from enhance_edge.benchmarks.run import BenchConfig, Faces, end_to_end, input_plane, peak_rss_mib, run_benchmark
 from enhance_edge.benchmarks.timing import measure
 from enhance_edge.cli import main
-from enhance_edge.errors import DataError
-from enhance_edge.export.quantize import Recipe, quantize_model
+from enhance_edge.errors import DataError, ModelError
+from enhance_edge.export.quantize import Recipe
 
 YALE_TEST = Path(__file__).parent.parent / "data" / "yale_test"
-NETWORKS = ("pytorch-fp32", "ort-fp32", "ort-int8", "opencv-dnn-fp32", "opencv-dnn-int8")
+# Extra models in the run: another generator size, and the int8 model again under its own label.
+EXTRA = ("ort-other", "ort-tiny-int8")
+NETWORKS = ("pytorch-fp32", "ort-fp32", "ort-int8", "opencv-dnn-fp32", "opencv-dnn-int8", *EXTRA)
 ALL_BACKENDS = (*NETWORKS, "fsrcnn", "fsrcnn-small", "espcn", "pillow-bicubic", "pillow-lanczos")
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory, tiny_onnx, face_folder):
-    folder = tmp_path_factory.mktemp("bench-models")
-    fp32 = folder / "tiny.onnx"
-    shutil.copy(tiny_onnx, fp32)
-    quantize_model(fp32, folder / "tiny-int8.onnx", face_folder, [Recipe()], max_loss_db=100.0)
-    return fp32, folder / "tiny-int8.onnx"
 
 
 def tiny_config(models, tmp_path, **changes) -> BenchConfig:
@@ -38,9 +31,10 @@ def tiny_config(models, tmp_path, **changes) -> BenchConfig:
 
 
 @pytest.fixture(scope="module")
-def results(models, tmp_path_factory, monkeypatch_module):
+def results(models, other_onnx, tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setattr(machine.shutil, "which", lambda name: None)  # perf: tested apart
-    return run_benchmark(tiny_config(models, tmp_path_factory.mktemp("bench")))
+    return run_benchmark(tiny_config(models, tmp_path_factory.mktemp("bench"),
+                                     extra_models=(("other", other_onnx), ("tiny-int8", models[1]))))
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +84,47 @@ def test_roofline_kernels_and_model_facts(results, models, tiny_generator_config
     assert results["machine"]["logical_cpus"] >= 1 and "onnxruntime" in results["versions"]
 
 
+def test_extra_models_are_timed_and_scored_with_their_own_multiply_adds(results, models, other_onnx):
+    assert results["roofline"]["extra_models"] == {"ort-other": 370, "ort-tiny-int8": 568}
+    for row in (r for r in results["latency"] if r["backend"] in EXTRA):
+        macs = results["roofline"]["extra_models"][row["backend"]]
+        assert row["gflops"] == pytest.approx(2 * macs * row["size"][0] * row["size"][1] / row["median_ms"] / 1e6)
+        assert row["precision"] == ("int8" if row["backend"] == "ort-tiny-int8" else "fp32")
+    assert {tuple(r["size"]) for r in results["latency"] if r["backend"] == "ort-other"} == {(8, 6), (12, 10)}
+    assert {r["backend"] for r in results["throughput"]} >= set(EXTRA)
+    scores = results["quality"]["scores"]
+    assert scores["ort-tiny-int8"] == {k: scores["ort-int8"][k] for k in ("psnr", "ssim")}  # one file, twice
+    assert scores["ort-other"]["psnr"] != scores["ort-fp32"]["psnr"]
+    assert results["models"]["ort-other"]["bytes"] == other_onnx.stat().st_size
+    assert results["config"]["extra_models"] == [["other", str(other_onnx)], ["tiny-int8", str(models[1])]]
+    goal_names = [g["goal"] for g in goals(json.loads(json.dumps(results)))]
+    assert "ort-other PSNR on the Yale test subjects" in goal_names
+    assert "ort-other PSNR on the Yale test subjects" in screen_table(results)
+
+
+def test_extra_models_need_a_file_and_a_name_of_their_own(models, other_onnx, tmp_path):
+    with pytest.raises(ModelError, match="ort-fp32"):
+        tiny_config(models, tmp_path, extra_models=(("fp32", other_onnx),))
+    with pytest.raises(ModelError, match="ort-x"):
+        tiny_config(models, tmp_path, extra_models=(("x", other_onnx), ("x", models[0])))
+    with pytest.raises(ModelError, match="missing.onnx"):
+        tiny_config(models, tmp_path, extra_models=(("x", tmp_path / "missing.onnx"),))
+
+
+def test_compared_models_are_bundled_names_or_files(other_onnx, tmp_path, monkeypatch):
+    assert run.compare_models((str(other_onnx),)) == (("other", other_onnx),)
+    bundled = run.compare_models(("default",))
+    assert bundled[0] == ("default-fp32", run.resolve_model("default", "fp32"))
+    assert {label for label, _ in bundled} <= {"default-fp32", "default-int8"}
+    with pytest.raises(ModelError, match="nothing-here.onnx"):
+        run.compare_models((str(tmp_path / "nothing-here.onnx"),))
+    # Nothing named: the default bundled name's installed files, and no error where it has none.
+    monkeypatch.setattr(run, "DEFAULT_COMPARE", "default")
+    assert run.compare_models() == bundled
+    monkeypatch.setattr(run, "DEFAULT_COMPARE", "not-bundled")
+    assert run.compare_models() == ()
+
+
 def test_results_are_written_as_json_markdown_and_a_plot(results, tmp_path):
     written = write_all(results, tmp_path)
     assert [p.name for p in written] == ["results.json", "latency.png", "RESULTS.md"]
@@ -122,6 +157,28 @@ def test_goals_are_ratios_of_the_same_run():
     assert found["int8 PSNR loss on the Yale test subjects (dB)"]["met"] is True
     assert found["enhance-edge upscale end to end, x"]["value"] == pytest.approx(1.5)
     assert [g["met"] for g in found.values() if g["goal"].startswith("ORT int8 share")] == [True]
+
+
+def test_extra_model_goals_compare_with_fsrcnn_in_the_same_run():
+    rows = [{"backend": b, "size": s, "threads": t, "median_ms": ms} for b, s, t, ms in [
+        ("fsrcnn", [512, 512], 2, 30.0), ("ort-fast-fp32", [512, 512], 2, 20.0),
+        ("fsrcnn", [512, 512], 1, 50.0), ("ort-fast-fp32", [512, 512], 1, 100.0),
+        ("ort-fast-int8", [256, 256], 2, 5.0), ("fsrcnn", [256, 256], 2, 10.0)]]
+    found = {g["goal"]: g for g in goals({"config": {"threads": [1, 2], "extra_models": [
+        ["fast-fp32", "fast.onnx"], ["fast-int8", "fast-int8.onnx"]]}, "latency": rows, "quality": {"scores": {
+        "ort-fast-fp32": {"psnr": 38.6}, "ort-fast-int8": {"psnr": 38.4}}}})}
+    latency = found["ort-fast-fp32 latency vs OpenCV FSRCNN x2, 512x512, 2 threads"]
+    assert latency["value"] == pytest.approx(1.5) and latency["met"] is True and latency["target"] == ">= 1.0x"
+    psnr = found["ort-fast-fp32 PSNR on the Yale test subjects"]
+    assert psnr["value"] == 38.6 and psnr["met"] is True and psnr["target"] == ">= 38.5 dB"
+    # No 512x512 row for the int8 model in this run: not measured, whatever other sizes say.
+    unmeasured = found["ort-fast-int8 latency vs OpenCV FSRCNN x2, 512x512, 2 threads"]
+    assert unmeasured["value"] is None and unmeasured["met"] is None
+    assert found["ort-fast-int8 PSNR on the Yale test subjects"]["met"] is False
+    slower = [{**r, "median_ms": 45.0} if (r["backend"], r["threads"]) == ("ort-fast-fp32", 2) else r for r in rows]
+    found = {g["goal"]: g for g in goals({"config": {"threads": [2], "extra_models": [["fast-fp32", "f"]]},
+                                          "latency": slower})}
+    assert found["ort-fast-fp32 latency vs OpenCV FSRCNN x2, 512x512, 2 threads"]["met"] is False
 
 
 def test_peak_memory_is_measured_in_a_fresh_process(models, tmp_path):
@@ -159,21 +216,29 @@ def test_machine_facts_without_perf(models, monkeypatch):
     assert machine.cpu_info()["logical_cpus"] >= 1
 
 
-def test_bench_command_prints_the_table_and_writes_the_files(models, tmp_path):
+def test_bench_command_prints_the_table_and_writes_the_files(models, other_onnx, tmp_path):
     fp32, int8 = models
     result = CliRunner().invoke(main, ["bench", "--model", str(fp32), "--int8", str(int8), "--data", str(YALE_TEST),
                                        "--peers", str(tmp_path / "no-peers"), "--sizes", "8x6", "--threads", "1",
                                        "--batch", "2", "--min-time", "0", "--min-reps", "1", "--peak-size", "64",
-                                       "--section", "latency",
+                                       "--section", "latency", "--compare", str(other_onnx),
                                        "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "| ort-int8 | 8x6 |" in result.output and "skipped fsrcnn: peer weights" in result.output
+    assert "| ort-other | 8x6 |" in result.output
+    assert "ort-other latency vs OpenCV FSRCNN x2, 512x512, 2 threads" in result.output  # not measured here
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["RESULTS.md", "latency.png", "results.json"]
 
 
 def test_bench_command_rejects_bad_sizes(tmp_path):
     result = CliRunner().invoke(main, ["bench", "--sizes", "256", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "HEIGHTxWIDTH" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_bench_command_rejects_a_missing_compared_model(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "--compare", str(tmp_path / "gone.onnx"), "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "gone.onnx" in result.output and "Traceback" not in result.output
     assert not list(tmp_path.iterdir())
 
 

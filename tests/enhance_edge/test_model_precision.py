@@ -1,5 +1,6 @@
-"""Choosing between the bundled fp32 model and its int8 twin (`upscale --precision`)."""
+"""Bundled models: listing them, naming them, and choosing between fp32 and int8 (`--precision`)."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 from enhance_edge import model as model_module
 from enhance_edge.cli import main
 from enhance_edge.errors import ModelError
-from enhance_edge.model import bundled_model_path, int8_is_exact_here, int8_model_path
+from enhance_edge.model import bundled_model_path, bundled_models, int8_is_exact_here, int8_model_path, resolve_model
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def test_the_int8_model_lives_beside_the_fp32_one():
 def test_without_an_int8_model_auto_is_fp32_and_int8_is_an_error(package_models):
     fp32 = package_models / "default.onnx"
     assert bundled_model_path(precision="fp32") == bundled_model_path(precision="auto") == fp32
-    with pytest.raises(ModelError, match=r"no int8 model .*default-int8.onnx.*enhance-edge quantize"):
+    with pytest.raises(ModelError, match=r"no int8 .default. model .*default-int8.onnx.*enhance-edge quantize"):
         bundled_model_path(precision="int8")
     with pytest.raises(ModelError, match="precision must be one of auto, int8, fp32, got 'fp16'"):
         bundled_model_path(precision="fp16")
@@ -61,18 +62,43 @@ def test_upscale_precision_picks_the_bundled_model(package_models, tmp_path):
 
     Image.new("L", (6, 5), 128).save(tmp_path / "face.png")
     result = CliRunner().invoke(main, ["upscale", str(tmp_path / "face.png"), "--precision", "int8"])
-    assert result.exit_code == 1 and "no int8 model" in result.output
+    assert result.exit_code == 1 and "no int8 'default' model" in result.output
     assert not (tmp_path / "face_x2.png").exists()
     result = CliRunner().invoke(main, ["upscale", str(tmp_path / "face.png"), "--precision", "fp32"])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "face_x2.png").size == (12, 10)
 
 
-def test_precision_with_an_explicit_model_is_a_usage_error(tiny_onnx, tmp_path):
+def test_precision_with_a_model_file_is_refused_in_one_line(tiny_onnx, tmp_path):
     from PIL import Image
 
     Image.new("L", (6, 5), 128).save(tmp_path / "face.png")
     result = CliRunner().invoke(main, ["upscale", str(tmp_path / "face.png"), "--model", str(tiny_onnx),
                                        "--precision", "int8"])
-    assert result.exit_code == 2 and "--precision" in result.output
+    assert result.exit_code == 1 and result.output.startswith("error: precision 'int8' chooses between bundled")
     assert not (tmp_path / "face_x2.png").exists()
+
+
+def test_a_model_is_named_or_given_as_a_file(package_models, tiny_onnx):
+    assert resolve_model() == resolve_model("default") == package_models / "default.onnx"
+    assert resolve_model(str(tiny_onnx)) == tiny_onnx
+    with pytest.raises(ModelError, match=r"'nothing.onnx' does not exist: it is neither a file nor a bundled model"):
+        resolve_model("nothing.onnx")
+    with pytest.raises(ModelError, match=r"precision 'fp32' chooses between bundled models"):
+        resolve_model(tiny_onnx, "fp32")
+
+
+def test_models_lists_every_installed_file_from_its_metadata(package_models):
+    shutil.copy(package_models / "default.onnx", package_models / "default-int8.onnx")
+    listed = bundled_models()
+    assert [(m.name, m.precision) for m in listed] == [("default", "fp32"), ("default", "int8")]
+    fp32 = listed[0]
+    assert (fp32.scale, fp32.path, fp32.test_psnr) == (2, str(package_models / "default.onnx"), None)
+    assert fp32.macs_per_input_pixel > 0 and fp32.file_bytes == (package_models / "default.onnx").stat().st_size
+
+    result = CliRunner().invoke(main, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [m.to_dict() for m in listed]
+    table = CliRunner().invoke(main, ["models"]).output.splitlines()
+    assert table[0].split()[:3] == ["name", "precision", "scale"] and len(table) == 3
+    assert table[2].split()[:3] == ["default", "int8", "x2"]

@@ -52,6 +52,10 @@ def test_every_recipe_is_recorded_and_a_failing_one_does_not_stop_the_search(qua
     assert "QInt8" in failed["error"] and "QUInt8" in failed["error"]
     assert stored["validation"]["faces"] == 3 and stored["test"]["faces"] == 3
     assert stored["test"]["int8"]["psnr"] > 0 and stored["validation"]["fp32"]["psnr"] > 0
+    # The int8 file states its own scores, not the fp32 model's it was made from.
+    metadata = open_session(out)[1].metadata
+    assert json.loads(metadata["validation"]) == stored["validation"]["int8"]
+    assert json.loads(metadata["test"]) == {"images": 3, **stored["test"]["int8"]}
 
 
 def test_a_model_losing_too_much_is_refused_and_nothing_is_written(tmp_path, tiny_onnx, face_folder):

@@ -78,3 +78,35 @@ def test_init_from_starts_the_generator_from_another_runs_weights(face_folder, t
     assert state["config"]["train"]["init_from"] == str(tmp_path / "mse" / "best.pt")
     for name, weights in start.items():
         assert torch.allclose(state["generator"][name], weights), name
+
+
+def test_distillation_adds_the_teachers_outputs_as_a_second_target(face_folder, tmp_path, tiny_onnx):
+    weights, records = {}, {}
+    for name, teacher in (("alone", {}), ("weight 0", {"teacher": str(tiny_onnx), "distill_weight": 0.0}),
+                          ("taught", {"teacher": str(tiny_onnx), "distill_weight": 1.0})):
+        train(face_folder, tmp_path / name, tiny(adversarial_weight=0, hflip=True, **teacher), report=lambda line: None)
+        weights[name] = checkpoint.load(tmp_path / name / "last.pt")["generator"]
+        records[name] = json.loads((tmp_path / name / "metrics.jsonl").read_text())
+    # The teacher enters the loss only through its weight; with it, training goes elsewhere.
+    torch.testing.assert_close(weights["alone"], weights["weight 0"], rtol=0, atol=0)
+    assert not torch.equal(weights["alone"]["head.weight"], weights["taught"]["head.weight"])
+    assert "distill" not in records["alone"]["train"]
+    taught = records["taught"]["train"]
+    assert taught["distill"] > 0 and taught["g_loss"] == pytest.approx(taught["content"] + taught["distill"])
+
+
+def test_quantization_aware_run_scores_both_networks_and_exports_the_float_one(face_folder, tmp_path):
+    train(face_folder, tmp_path / "float", tiny(adversarial_weight=0), report=lambda line: None)
+    lines = []
+    train(face_folder, tmp_path / "qat", tiny(adversarial_weight=0, epochs=2, qat=True, lr=1e-4,
+                                              init_from=str(tmp_path / "float" / "best.pt")), report=lines.append)
+    records = [json.loads(line) for line in (tmp_path / "qat" / "metrics.jsonl").read_text().splitlines()]
+    simulated = [r["validation_int8_simulated"]["psnr"] for r in records]
+    assert all(s != r["validation"]["psnr"] for s, r in zip(simulated, records))
+    assert "simulated int8" in lines[-1]
+    best = checkpoint.load(tmp_path / "qat" / "best.pt")
+    assert best["epoch"] == 1 + simulated.index(max(simulated))  # chosen on the simulated int8 score
+    generator, _ = checkpoint.load_generator(tmp_path / "qat" / "best.pt")
+    assert set(generator.state_dict()) == set(checkpoint.load_generator(tmp_path / "float" / "best.pt")[0].state_dict())
+    pairs = load_pairs(face_folder, (20, 24), 0)
+    assert evaluate(generator, None, pairs["validation"], tiny())["psnr"] == best["validation"]["psnr"]

@@ -1,0 +1,58 @@
+import numpy as np
+import onnx
+import torch
+
+from enhance_edge.export.onnx_export import export_generator
+from enhance_edge.export.quantize import Recipe, quantize_with
+from enhance_edge.train import qat
+from enhance_edge.train.config import GeneratorConfig
+from enhance_edge.train.networks import Generator
+
+
+def tiny_generator() -> Generator:
+    torch.manual_seed(0)
+    return Generator(GeneratorConfig(channels=4, residual_blocks=2, skip="bicubic"))
+
+
+def test_rounding_follows_the_training_range_and_is_frozen_in_eval():
+    rounding = qat.ActivationFakeQuant()
+    rounding(torch.linspace(-1.0, 3.0, 100))  # training mode: first batch sets the range
+    assert (float(rounding.low), float(rounding.high)) == (-1.0, 3.0)
+    rounding.eval()
+    x = torch.linspace(-2.0, 5.0, 1000)
+    y = rounding(x)
+    assert (float(rounding.low), float(rounding.high)) == (-1.0, 3.0)
+    scale = 4.0 / 255  # the zero point is an integer, so the grid may shift by under one step
+    assert y.min() >= -1.0 - scale and y.max() <= 3.0 + scale  # clipped to the range
+    assert len(torch.unique(y)) <= 256
+    assert torch.allclose(y[(x > -1) & (x < 3)], x[(x > -1) & (x < 3)], atol=scale / 2 + 1e-6)
+
+
+def test_prepare_rounds_activations_and_strip_gives_the_float_network_back():
+    generator = tiny_generator()
+    x = torch.rand(2, 1, 9, 7)
+    with torch.no_grad():
+        expected = generator.eval()(x)
+        prepared = qat.prepare(generator).train()
+        prepared(x)  # observe ranges
+        simulated = prepared.eval()(x)
+        plain = qat.strip(prepared).eval()
+        assert not torch.equal(simulated, expected)
+        assert torch.allclose(simulated, expected, atol=0.05)
+        torch.testing.assert_close(plain(x), expected)
+    assert set(plain.state_dict()) == set(Generator(generator.config).state_dict())
+
+
+def test_the_simulation_rounds_where_the_int8_graph_quantizes(tmp_path):
+    """One fake quantizer per QuantizeLinear of onnxruntime's QDQ model, except the input's and its
+    padded copy's for the bicubic skip (an 8-bit image is exact in uint8)."""
+    generator = tiny_generator().eval()
+    export_generator(generator, tmp_path / "fp32.onnx")
+    faces = (np.random.default_rng(0).random((4, 12, 10)) * 255).astype(np.uint8)
+    quantize_with(Recipe(), tmp_path / "fp32.onnx", tmp_path / "int8.onnx", faces, tmp_path / "ranges.json")
+    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
+    producers = {output: node.op_type for node in graph.node for output in node.output}
+    rounded = [n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"
+               and n.input[0] != "input" and producers.get(n.input[0]) != "Pad"]
+    simulated = [m for m in qat.prepare(generator).modules() if isinstance(m, qat.ActivationFakeQuant)]
+    assert len(simulated) == len(rounded) == 15  # head conv and SiLU: 3; 5 per block; final SiLU: 2
