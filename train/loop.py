@@ -1,10 +1,11 @@
 """The GAN training loop, top to bottom: processes, data, networks, resume, epochs, evaluation.
 
 Losses are the report's: D = BCE(D(hr), 1) + BCE(D(G(lr)), 0) and
-G = content(G(lr), hr) + adversarial_weight * BCE(D(G(lr)), 1). Each epoch appends one JSON
-line to OUT/metrics.jsonl and rewrites OUT/last.pt (so does every ``checkpoint_every``-th
-step); OUT/best.pt keeps the epoch with the best validation PSNR (the test split is never
-looked at here). ``resume`` continues from OUT/last.pt as if the run had never stopped.
+G = content(G(lr), hr) + adversarial_weight * BCE(D(G(lr)), 1), plus, with a teacher,
+distill_weight * content(G(lr), teacher(lr)). Each epoch appends one JSON line to
+OUT/metrics.jsonl and rewrites OUT/last.pt (so does every ``checkpoint_every``-th step);
+OUT/best.pt keeps the epoch with the best validation PSNR — of the simulated int8 network
+with ``qat`` (the test split is never looked at here). ``resume`` continues from OUT/last.pt as if the run had never stopped.
 
 Under torchrun every process trains on its shard of each global batch through
 DistributedDataParallel, and rank 0 alone evaluates, logs and writes.
