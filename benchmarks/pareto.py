@@ -65,12 +65,8 @@ def candidate_facts(path: Path) -> dict:
     precision = metadata.get("precision", "fp32")
     generator = json.loads(metadata.get("generator_config", "{}"))
     shape = f"{generator['channels']}x{generator['residual_blocks']}" if generator else path.stem
-    # The quantizer's record is an int8 file's own score (older int8 files carry their fp32 source's
-    # "validation" too).
-    if "quantization" in metadata:
-        psnr = json.loads(metadata["quantization"])["validation"]["int8"]["psnr"]
-    else:
-        psnr = json.loads(metadata.get("validation", "{}")).get("psnr")
+    # Every file states its own: export the checkpoint's, `quantize` the int8 model's.
+    psnr = json.loads(metadata.get("validation", "{}")).get("psnr")
     # A quantization-aware fine-tune of the same size is another candidate: say so in its label.
     qat = json.loads(metadata.get("train_config", "{}")).get("qat", False)
     return {"label": f"{shape} {precision}" + (" QAT" if qat else ""), "path": str(path), "precision": precision,

@@ -210,7 +210,8 @@ def _clear_bar_line(bar) -> None:
               help="Output file (one input, and a name with an image extension) or folder. "
                    "Default: NAME_x2.EXT beside each input.")
 @click.option("-r", "--recursive", is_flag=True, help="Take images from sub-folders too (kept as sub-folders of -o).")
-@click.option("--suffix", default=None, help='Added to each output name (default: "_x2" beside the inputs, none in -o).')
+@click.option("--suffix", default=None,
+              help='Added to each output name (default: "_x2" beside the inputs, none in -o).')
 @click.option("--format", "output_format", type=click.Choice(list(OUTPUT_FORMATS)), default=None,
               help="Output format (default: the input's, so JPEG stays JPEG).")
 @click.option("--quality", type=click.IntRange(1, 100), default=DEFAULT_QUALITY, show_default=True,
@@ -563,7 +564,8 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
         except ImportError:
             raise MissingExtraError("benchmarking", "bench", module) from None
     from .benchmarks.report import screen_table, write_all
-    from .benchmarks.run import REPO, SECTIONS, BenchConfig, compare_models, run_benchmark
+    from .benchmarks.run import (DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, REPO, SECTIONS, BenchConfig, compare_models,
+                                 run_benchmark)
     from .model import bundled_model_path, int8_model_path
 
     model_path = model_path or bundled_model_path(precision="fp32")
@@ -571,9 +573,8 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
     if calibration_dir is not None:
         ctx = click.get_current_context()
         ctx.invoke(quantize, model=model_path, output_path=int8_path, data_dir=calibration_dir, max_loss_db=max_loss_db)
-    defaults = BenchConfig(model_path, int8_path)
-    config = BenchConfig(model_path, int8_path, data_dir=data_dir or defaults.data_dir,
-                         peers_dir=peers_dir or defaults.peers_dir, sizes=sizes, threads=thread_counts,
+    config = BenchConfig(model_path, int8_path, data_dir=data_dir or DEFAULT_DATA_DIR,
+                         peers_dir=peers_dir or DEFAULT_PEERS_DIR, sizes=sizes, threads=thread_counts,
                          batch=batch, min_time_s=min_time, min_reps=min_reps, peak_n=peak_size,
                          sections=sections or SECTIONS, extra_models=compare_models(compare))
     results = run_benchmark(config, report=lambda line: click.echo(line, err=True))

@@ -5,7 +5,8 @@ G = content(G(lr), hr) + adversarial_weight * BCE(D(G(lr)), 1), plus, with a tea
 distill_weight * content(G(lr), teacher(lr)). Each epoch appends one JSON line to
 OUT/metrics.jsonl and rewrites OUT/last.pt (so does every ``checkpoint_every``-th step);
 OUT/best.pt keeps the epoch with the best validation PSNR — of the simulated int8 network
-with ``qat`` (the test split is never looked at here). ``resume`` continues from OUT/last.pt as if the run had never stopped.
+with ``qat`` (the test split is never looked at here). ``resume`` continues from OUT/last.pt
+as if the run had never stopped.
 
 Under torchrun every process trains on its shard of each global batch through
 DistributedDataParallel, and rank 0 alone evaluates, logs and writes.
@@ -219,8 +220,8 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
 
     for epoch in range(epoch_done + 1, cfg.epochs + 1):
         first_step = step_done if epoch == epoch_done + 1 else 0
-        so_far = partial if first_step and main else {"sums": dict.fromkeys(LOSS_SUMS, 0.0), "images": 0,
-                                                      "seconds": 0.0}
+        so_far = partial if first_step and main else {"sums": {}, "images": 0, "seconds": 0.0}
+        # Sums a resumed partial epoch lacks (a loss added since it was written) start at zero.
         sums, images = {**dict.fromkeys(LOSS_SUMS, 0.0), **so_far["sums"]}, so_far["images"]
         started = time.perf_counter() - so_far["seconds"]
         adversarial_now = discriminator is not None and epoch > cfg.warmup_epochs

@@ -75,8 +75,9 @@ def test_search_space_is_the_product_of_the_choices():
     assert len(recipes) == 2 * 1 * 2 * 2 and len(set(recipes)) == len(recipes)
     assert {r.calibration for r in recipes} == {"minmax", "entropy"} and {r.output for r in recipes} == {"float"}
     default = default_search()
-    assert len(set(default)) == len(default) == 3 * 3 * 2 + 3
+    assert len(set(default)) == len(default) == 3 * 3 * 2 + 3 + 2
     assert Recipe(output="int8") in default and Recipe(silu="float") in default
+    assert Recipe(calibration="percentile", silu="float") in default
     with pytest.raises(ValueError, match="Recipe.activations must be one of"):
         Recipe(activations="int4")
 
