@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from enhance_edge.model import INPUT_NAME
+from enhance_edge.model import INPUT_NAME, open_session
 
 from .timing import measure
 
@@ -114,8 +114,7 @@ def operator_profile(path: Path, size: tuple[int, int], threads: int, runs: int 
         options = ort.SessionOptions()
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(tmp) / "profile")
-        options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session, _ = open_session(path, "cpu", threads, options)
         x = np.random.default_rng(0).random((1, 1, *size), dtype=np.float32)
         for _ in range(runs):
             session.run(None, {INPUT_NAME: x})
@@ -131,9 +130,9 @@ def operator_profile(path: Path, size: tuple[int, int], threads: int, runs: int 
 
 
 _PROFILED_RUN = """
-import sys, numpy as np, onnxruntime as ort
-options = ort.SessionOptions(); options.intra_op_num_threads = 1
-session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+import sys, numpy as np
+from enhance_edge.model import open_session
+session, _ = open_session(sys.argv[1], "cpu", 1)
 x = np.random.default_rng(0).random((1, 1, int(sys.argv[2]), int(sys.argv[3])), dtype=np.float32)
 for _ in range(int(sys.argv[4])):
     session.run(None, {"input": x})

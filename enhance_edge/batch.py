@@ -105,7 +105,8 @@ def plan_jobs(inputs: list[Path], output: Path | None, *, recursive: bool = Fals
             jobs.append(Job(item.path, folder / name))
         # Outputs of an earlier run lie beside their inputs: listing a folder must not take them as inputs.
         earlier_outputs = {job.target.resolve() for job in jobs}
-        jobs = [job for job, item in zip(jobs, found) if not (item.from_folder and job.source.resolve() in earlier_outputs)]
+        jobs = [job for job, item in zip(jobs, found)
+                if not (item.from_folder and job.source.resolve() in earlier_outputs)]
     return _with_problems(jobs)
 
 

@@ -32,6 +32,10 @@ PROVIDER_ALIASES = {
     "openvino": "OpenVINOExecutionProvider",
 }
 
+# Metadata key: onnxruntime graph optimizers that slow this model down, comma-separated names
+# for InferenceSession(disabled_optimizers=...). The exporter decides (export/onnx_export.py).
+DISABLED_OPTIMIZERS_KEY = "onnxruntime_disabled_optimizers"
+
 BUNDLED_MODELS = ("default", "fast")
 PRECISIONS = ("auto", "int8", "fp32")
 # x86 features with which onnxruntime's uint8 x int8 kernels accumulate straight into 32 bits.
@@ -151,6 +155,10 @@ class ModelInfo:
     layout: str
     metadata: dict[str, str] = field(repr=False)
 
+    @property
+    def disabled_optimizers(self) -> list[str]:
+        return [name for name in self.metadata.get(DISABLED_OPTIMIZERS_KEY, "").split(",") if name]
+
     @classmethod
     def from_metadata(cls, path: str, metadata: dict[str, str]) -> ModelInfo:
         if metadata.get("format") != FORMAT:
@@ -173,25 +181,36 @@ class ModelInfo:
         return json.loads(value) if value is not None else None
 
 
-def open_session(model_path: str | Path, provider: str = "cpu",
-                 threads: int | None = None) -> tuple[ort.InferenceSession, ModelInfo]:
-    """An onnxruntime session for the model, and its checked descriptor."""
+def open_session(model_path: str | Path, provider: str = "cpu", threads: int | None = None,
+                 options: ort.SessionOptions | None = None) -> tuple[ort.InferenceSession, ModelInfo]:
+    """An onnxruntime session for the model, as its metadata asks to be run, and its checked descriptor.
+
+    ``options`` (for profiling, say) are used as given, with ``threads`` applied on top.
+    """
     path = str(model_path)
     if not Path(path).is_file():
         raise ModelError(f"model file {path!r} does not exist")
     if threads is not None and threads < 1:
         raise ModelError(f"threads must be >= 1, got {threads}")
-    options = ort.SessionOptions()
+    options = options or ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     providers = [resolve_provider(provider)]
-    try:
-        session = ort.InferenceSession(path, sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-        raise ModelError(f"cannot load model {path!r}: {str(exc).splitlines()[0]}") from None
+    session = _load(path, options, providers)
     info = ModelInfo.from_metadata(path, session.get_modelmeta().custom_metadata_map)
+    if info.disabled_optimizers:  # onnxruntime reads metadata only from a loaded model: load again
+        session = _load(path, options, providers, info.disabled_optimizers)
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != [OUTPUT_NAME]:
         raise ModelError(f"{path!r} must have one input {INPUT_NAME!r} and one output {OUTPUT_NAME!r}, "
                          f"has {[i.name for i in inputs]} -> {[o.name for o in outputs]}")
     return session, info
+
+
+def _load(path: str, options: ort.SessionOptions, providers: list[str],
+          disabled_optimizers: list[str] | None = None) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(path, sess_options=options, providers=providers,
+                                    disabled_optimizers=disabled_optimizers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise ModelError(f"cannot load model {path!r}: {str(exc).splitlines()[0]}") from None

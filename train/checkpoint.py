@@ -21,7 +21,7 @@ from enhance_edge.errors import CheckpointError
 from enhance_edge.fileio import atomic_output
 
 from . import qat
-from .config import RunConfig
+from .config import GeneratorConfig, RunConfig
 from .networks import Generator
 
 FORMAT = "enhance-edge-checkpoint/1"
@@ -69,6 +69,22 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
     if config.train.qat:
         generator = qat.strip(generator)  # the float network is the model
     return generator.eval(), state
+
+
+def load_warm_start(path: str | Path, generator_config: GeneratorConfig) -> Generator:
+    """The float generator of another run, to start from; refused unless its design is this run's.
+
+    Two designs can share every weight name and shape (``skip`` adds no weights), so
+    loading the weights alone would silently start from a network that computes something else.
+    """
+    generator, state = load_generator(path)
+    saved = RunConfig.from_dict(state["config"]).generator
+    differences = [f"{field.name}: {getattr(saved, field.name)!r} -> {getattr(generator_config, field.name)!r}"
+                   for field in fields(saved) if getattr(saved, field.name) != getattr(generator_config, field.name)]
+    if differences:
+        raise CheckpointError(f"cannot start from {str(path)!r}: its generator differs from this run's "
+                              f"({'; '.join(differences)}); give the same generator options")
+    return generator
 
 
 def config_differences(saved: RunConfig, asked: RunConfig) -> list[str]:

@@ -163,7 +163,7 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
     torch.manual_seed(cfg.seed)
     generator = Generator(config.generator)
     if cfg.init_from:  # SRGAN's warm start: begin from a generator trained on the content loss
-        generator.load_state_dict(checkpoint.load_generator(cfg.init_from)[0].state_dict())
+        generator.load_state_dict(checkpoint.load_warm_start(cfg.init_from, config.generator).state_dict())
     if cfg.qat:
         qat.prepare(generator)
     generator = generator.to(device, memory_format=torch.channels_last)

@@ -314,6 +314,15 @@ def test_quality_controls_jpeg_size():
         write_image(noisy, io.BytesIO(), "JPEG", SourceInfo(), TAGS, 0)
 
 
+def test_png_is_written_at_zlibs_fast_level():
+    buffer = io.BytesIO()
+    write_image(gradient(64, 64), buffer, "PNG", SourceInfo(), TAGS)
+    data = buffer.getvalue()
+    idat = data.index(b"IDAT") + 4
+    # The zlib header's FLEVEL bits (top two of its second byte) say which level wrote it: 0 = fastest.
+    assert data[idat] == 0x78 and data[idat + 1] >> 6 == 0
+
+
 def test_format_for_extensions(tmp_path):
     assert format_for(tmp_path / "a.JPG") == "JPEG" and format_for(tmp_path / "a.tif") == "TIFF"
     assert format_for(tmp_path / "a.psd") is None  # Pillow reads PSD but cannot write it

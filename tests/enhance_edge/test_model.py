@@ -1,8 +1,9 @@
 import onnx
+import onnxruntime as ort
 import pytest
 
 from enhance_edge.errors import ModelError, ProviderError
-from enhance_edge.model import ModelInfo, bundled_model_path, open_session, resolve_provider
+from enhance_edge.model import DISABLED_OPTIMIZERS_KEY, ModelInfo, bundled_model_path, open_session, resolve_provider
 
 
 def test_model_info_comes_from_the_file(tiny_onnx):
@@ -10,6 +11,30 @@ def test_model_info_comes_from_the_file(tiny_onnx):
     assert (info.scale, info.channels, info.value_range, info.layout) == (2, 1, (0.0, 1.0), "NCHW")
     assert info.json_field("generator_config")["channels"] == 4
     assert session.get_providers() == ["CPUExecutionProvider"]
+
+
+def optimized_ops(tmp_path, load) -> list[tuple[str, str]]:
+    """(domain, op) of the graph onnxruntime runs, for a loader given session options."""
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / f"optimized-{len(list(tmp_path.iterdir()))}.onnx")
+    load(options)
+    return [(node.domain, node.op_type) for node in onnx.load(options.optimized_model_filepath).graph.node]
+
+
+def test_the_optimizers_a_model_disables_are_left_out_of_its_session(tmp_path, tiny_onnx):
+    _, info = open_session(tiny_onnx)
+    assert info.disabled_optimizers == ["NchwcTransformer"]  # the exporter's choice for 4 channels
+    ours = optimized_ops(tmp_path, lambda options: open_session(tiny_onnx, options=options))
+    asked = optimized_ops(tmp_path, lambda options: ort.InferenceSession(
+        str(tiny_onnx), options, providers=["CPUExecutionProvider"], disabled_optimizers=["NchwcTransformer"]))
+    assert ours == asked
+    assert not any(domain == "com.microsoft.nchwc" for domain, _ in ours)
+
+
+def test_a_model_without_the_key_disables_nothing(tiny_onnx):
+    _, info = open_session(tiny_onnx)
+    metadata = {key: value for key, value in info.metadata.items() if key != DISABLED_OPTIMIZERS_KEY}
+    assert ModelInfo.from_metadata("m.onnx", metadata).disabled_optimizers == []
 
 
 def test_provider_aliases_and_full_names():

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from enhance_edge.errors import ParityError
-from enhance_edge.export.onnx_export import export_generator, parity, to_onnx_bytes
-from enhance_edge.model import open_session
+from enhance_edge.export.onnx_export import export_generator, model_metadata, parity, to_onnx_bytes
+from enhance_edge.model import DISABLED_OPTIMIZERS_KEY, open_session
+from enhance_edge.train.config import GeneratorConfig
+from enhance_edge.train.networks import Generator
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 56, 46), (3, 1, 17, 9), (2, 1, 1, 5), (1, 1, 64, 31)])
@@ -33,6 +35,13 @@ def test_exported_model_has_dynamic_axes_and_metadata(tiny_onnx, tiny_generator_
     assert metadata["trained_on"] == "nothing (test fixture)"
     _, info = open_session(tiny_onnx)
     assert info.scale == 2
+
+
+@pytest.mark.parametrize("channels, disabled", [(4, "NchwcTransformer"), (20, "NchwcTransformer"), (16, None),
+                                                (32, None)])
+def test_models_whose_width_is_not_whole_nchwc_blocks_turn_the_layout_transform_off(channels, disabled):
+    generator = Generator(GeneratorConfig(channels=channels, residual_blocks=1))
+    assert model_metadata(generator, {}).get(DISABLED_OPTIMIZERS_KEY) == disabled
 
 
 def test_export_graph_is_plain_convolutions_and_depth_to_space(tiny_generator):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from enhance_edge.dataset import load_pairs
+from enhance_edge.errors import CheckpointError
 from enhance_edge.train import checkpoint
 from enhance_edge.train.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
 from enhance_edge.train.loop import evaluate, train
@@ -78,6 +79,16 @@ def test_init_from_starts_the_generator_from_another_runs_weights(face_folder, t
     assert state["config"]["train"]["init_from"] == str(tmp_path / "mse" / "best.pt")
     for name, weights in start.items():
         assert torch.allclose(state["generator"][name], weights), name
+
+
+def test_init_from_refuses_a_generator_of_another_design(face_folder, tmp_path):
+    train(face_folder, tmp_path / "skip", tiny(adversarial_weight=0), report=lambda line: None)
+    no_skip = RunConfig(GeneratorConfig(channels=4, residual_blocks=1, skip="none"),
+                        DiscriminatorConfig(base_channels=4), tiny(init_from=str(tmp_path / "skip" / "best.pt")).train)
+    # Same weight names and shapes: only the config tells the two designs apart.
+    with pytest.raises(CheckpointError, match="skip: 'bicubic' -> 'none'"):
+        train(face_folder, tmp_path / "no skip", no_skip, report=lambda line: None)
+    assert not (tmp_path / "no skip" / "last.pt").exists()
 
 
 def test_distillation_adds_the_teachers_outputs_as_a_second_target(face_folder, tmp_path, tiny_onnx):

@@ -132,7 +132,8 @@ def test_uploads_over_the_byte_limit_are_413_however_they_are_sent(make_client):
     # Chunked, with no Content-Length: counted while it streams in.
     boundary = "enhance-edge-test"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.png\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + b"\0" * (limit + 128 * 1024) + f"\r\n--{boundary}--\r\n".encode()
+            f"Content-Type: image/png\r\n\r\n").encode() + b"\0" * (limit + 128 * 1024)
+    body += f"\r\n--{boundary}--\r\n".encode()
     chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
     answer = client.post("/api/upscale", content=chunks,
                          headers={"content-type": f"multipart/form-data; boundary={boundary}"})
