@@ -11,6 +11,7 @@ def test_model_info_comes_from_the_file(tiny_onnx):
     assert (info.scale, info.channels, info.value_range, info.layout) == (2, 1, (0.0, 1.0), "NCHW")
     assert info.json_field("generator_config")["channels"] == 4
     assert session.get_providers() == ["CPUExecutionProvider"]
+    assert not session.get_session_options().enable_mem_pattern  # input shapes change with every image
 
 
 def optimized_ops(tmp_path, load) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from collections import Counter
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
@@ -11,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from enhance_edge.cli import main
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.export.quantize import (FaceCalibrationReader, Recipe, choose, default_search, float_compute_ops,
-                                          output_layers, quantize_model, runtime_graph, search_space)
+                                          fuse_float_silu, output_layers, quantize_model, runtime_graph, search_space)
 from enhance_edge.model import INPUT_NAME, open_session
 
 # The tiny random-weight fixture model is not a face model: these tests check the pipeline, and
@@ -113,6 +114,33 @@ def test_float_compute_ops_follow_element_types():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 2])],
                               [scale, zero, weight])
     assert float_compute_ops(helper.make_model(graph)) == {"Conv": 1, "Sigmoid": 1}
+
+
+def test_float_silu_is_fused_into_one_kernel_with_identical_outputs():
+    shape = [1, 2, 3, 3]
+    nodes = [helper.make_node("Sigmoid", ["x"], ["gate"]), helper.make_node("Mul", ["gate", "x"], ["silu"]),
+             # not a SiLU: x * sigmoid(y); and a sigmoid used twice must stay
+             helper.make_node("Sigmoid", ["y"], ["other"]), helper.make_node("Mul", ["x", "other"], ["mixed"]),
+             helper.make_node("Add", ["mixed", "other"], ["z"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in "xy"],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("silu", "z")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    inputs = {name: np.random.default_rng(0).normal(0, 3, shape).astype(np.float32) for name in "xy"}
+    before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, inputs)
+    assert fuse_float_silu(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["QuickGelu", "Sigmoid", "Mul", "Add"]
+    after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, inputs)
+    for expected, actual in zip(before, after):
+        np.testing.assert_array_equal(actual, expected)
+
+
+def test_a_recipe_with_silu_in_float_ships_the_fused_kernel(tmp_path, tiny_onnx, face_folder):
+    out = tmp_path / "silu-float.onnx"
+    quantize_model(tiny_onnx, out, face_folder, [Recipe(silu="float")], max_loss_db=ANY_LOSS)
+    silus = sum(node.op_type == "Sigmoid" for node in onnx.load(str(tiny_onnx)).graph.node)
+    ops = Counter(node.op_type for node in onnx.load(str(out)).graph.node)
+    assert silus > 0 and ops["QuickGelu"] == silus and "Sigmoid" not in ops
+    assert float_compute_ops(runtime_graph(out, 1))["QuickGelu"] == silus
 
 
 def test_quantize_command_writes_beside_the_model_by_default(tmp_path, tiny_onnx, face_folder):
