@@ -129,6 +129,12 @@ def _cv2():
     return cv2
 
 
+def _cv2_reason(exc: Exception) -> str:
+    """The last line of an OpenCV error that says something (its messages end in a bare '>')."""
+    lines = [line.strip("> ").strip() for line in str(exc).splitlines()]
+    return next((line for line in reversed(lines) if line), "unknown error")
+
+
 def opencv_dnn_backend(name: str, path: Path) -> Callable[[int], Backend]:
     def make(threads: int) -> Backend:
         cv2 = _cv2()
@@ -138,8 +144,7 @@ def opencv_dnn_backend(name: str, path: Path) -> Callable[[int], Backend]:
         try:
             net = cv2.dnn.readNetFromONNX(str(path))
         except cv2.error as exc:
-            message = str(exc).strip().splitlines()[-1]
-            raise Skipped(f"OpenCV {cv2.__version__} cannot load {path.name}: {message}") from None
+            raise Skipped(f"OpenCV {cv2.__version__} cannot load {path.name}: {_cv2_reason(exc)}") from None
 
         def run(x):
             net.setInput(x)
@@ -151,8 +156,7 @@ def opencv_dnn_backend(name: str, path: Path) -> Callable[[int], Backend]:
         try:
             difference = float(np.max(np.abs(run(probe) - session.run(None, {INPUT_NAME: probe})[0])))
         except cv2.error as exc:
-            message = str(exc).strip().splitlines()[-1]
-            raise Skipped(f"OpenCV {cv2.__version__} cannot run {path.name}: {message}") from None
+            raise Skipped(f"OpenCV {cv2.__version__} cannot run {path.name}: {_cv2_reason(exc)}") from None
         if not difference <= OPENCV_TOLERANCE:
             raise Skipped(f"OpenCV {cv2.__version__} disagrees with onnxruntime on {path.name} "
                           f"(max difference {difference:.3g})")
