@@ -164,9 +164,7 @@ def runtime_graph(model_path: str | Path, threads: int | None = None) -> onnx.Mo
         options = ort.SessionOptions()
         options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
         options.log_severity_level = 3  # the "hardware specific optimizations" warning is expected here
-        if threads:
-            options.intra_op_num_threads = threads
-        ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        open_session(model_path, "cpu", threads, options)  # with the optimizers the model turns off
         return onnx.load(options.optimized_model_filepath)
 
 
