@@ -56,8 +56,8 @@ PRECISION_CHOICES = ("int8", "float")
 # SiLU exports as Sigmoid + Mul; silu="float" leaves both out of quantization.
 SILU_OPS = ("Sigmoid", "Mul")
 # What a SiLU left in float becomes: onnxruntime's fused x * sigmoid(alpha * x) kernel. It fuses
-# Sigmoid + Mul itself in fp32 graphs, but not behind a QDQ graph's DequantizeLinear (it gives
-# each consumer its own copy first, so Mul no longer sees Sigmoid's input). Fused by hand the
+# Sigmoid + Mul itself in fp32 graphs, but not behind a QDQ graph's DequantizeLinear (its
+# optimized graph keeps them apart, each behind its own DequantizeLinear). Fused by hand the
 # outputs are bit-identical and the shipped default-int8 ran 12% (256x256, 1 thread) to 22%
 # (256x256 and 1024x1024, 2 threads) faster. The op is in every onnxruntime build (contrib ops),
 # not in standard ONNX: OpenCV DNN cannot run such a file.
