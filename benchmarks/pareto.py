@@ -85,6 +85,11 @@ def _validation_psnr(backend: Backend, faces: PairSet) -> float:
     return score(list(faces.hr), list(upscale_all(backend, faces.lr)))["psnr"]
 
 
+def _row_line(row: dict) -> str:
+    psnr = "-" if row["validation_psnr"] is None else f"{row['validation_psnr']:.3f}"
+    return f"{row['label']:<18} {row['median_ms']:8.2f} ms  validation PSNR {psnr}"
+
+
 def pareto_front(rows: list[dict]) -> list[dict]:
     """The rows no other row beats on both axes (as fast or faster and as good or better, one of
     them strictly), fastest first; rows without a PSNR take no part."""
@@ -119,8 +124,7 @@ def measure_candidates(config: ParetoConfig, report: Callable[[str], None] = lam
         timing = _timed(backend, plane, config)
         row.update(median_ms=timing.median_s * 1e3, p90_ms=timing.p90_s * 1e3, reps=timing.reps)
         results["models"].append(row)
-        report(f"{row['label']:<18} {row['median_ms']:8.2f} ms  validation PSNR "
-               f"{'-' if row['validation_psnr'] is None else format(row['validation_psnr'], '.3f')}  ({path})")
+        report(f"{_row_line(row)}  ({path})")
     for name, label in PEERS_PLOTTED.items():
         try:
             backend = peer_backend(name, config.peers_dir)(config.threads)
@@ -131,8 +135,7 @@ def measure_candidates(config: ParetoConfig, report: Callable[[str], None] = lam
         row = {"label": label, "name": name, "median_ms": timing.median_s * 1e3, "p90_ms": timing.p90_s * 1e3,
                "reps": timing.reps, "validation_psnr": None if faces is None else _validation_psnr(backend, faces)}
         results["peers"].append(row)
-        report(f"{label:<18} {row['median_ms']:8.2f} ms  validation PSNR "
-               f"{'-' if row['validation_psnr'] is None else format(row['validation_psnr'], '.3f')}")
+        report(_row_line(row))
     fsrcnn_ms = next((p["median_ms"] for p in results["peers"] if p["name"] == "fsrcnn"), None)
     front = pareto_front(results["models"])
     for row in results["models"]:

@@ -79,8 +79,7 @@ def load_warm_start(path: str | Path, generator_config: GeneratorConfig) -> Gene
     """
     generator, state = load_generator(path)
     saved = RunConfig.from_dict(state["config"]).generator
-    differences = [f"{field.name}: {getattr(saved, field.name)!r} -> {getattr(generator_config, field.name)!r}"
-                   for field in fields(saved) if getattr(saved, field.name) != getattr(generator_config, field.name)]
+    differences = _field_differences("generator", saved, generator_config)
     if differences:
         raise CheckpointError(f"cannot start from {str(path)!r}: its generator differs from this run's "
                               f"({'; '.join(differences)}); give the same generator options")
@@ -89,16 +88,16 @@ def load_warm_start(path: str | Path, generator_config: GeneratorConfig) -> Gene
 
 def config_differences(saved: RunConfig, asked: RunConfig) -> list[str]:
     """'section.field: saved -> asked' for every setting that changes what a run computes."""
-    differences = []
-    for section in ("generator", "discriminator", "train"):
-        before, after = getattr(saved, section), getattr(asked, section)
-        for field in fields(before):
-            if section == "train" and field.name in OPERATIONAL_FIELDS:
-                continue
-            if getattr(before, field.name) != getattr(after, field.name):
-                differences.append(f"{section}.{field.name}: {getattr(before, field.name)!r} -> "
-                                   f"{getattr(after, field.name)!r}")
-    return differences
+    return [difference for section in ("generator", "discriminator", "train")
+            for difference in _field_differences(section, getattr(saved, section), getattr(asked, section),
+                                                 OPERATIONAL_FIELDS if section == "train" else ())]
+
+
+def _field_differences(section: str, before: Any, after: Any, ignored: tuple[str, ...] = ()) -> list[str]:
+    """'section.field: before -> after' for each field of two configs of one dataclass that differs."""
+    return [f"{section}.{field.name}: {getattr(before, field.name)!r} -> {getattr(after, field.name)!r}"
+            for field in fields(before)
+            if field.name not in ignored and getattr(before, field.name) != getattr(after, field.name)]
 
 
 def load_for_resume(path: Path, config: RunConfig, data_facts: dict[str, Any]) -> dict[str, Any]:
