@@ -122,8 +122,11 @@ def markdown(results: dict, plot_name: str | None) -> str:
     if busy:
         out += [f"> **This run is not representative:** the machine was busy (load average {load:.1f} on "
                 f"{cpu['logical_cpus']} CPUs when it started). Rerun on an idle machine.", ""]
-    out += ["Produced by `enhance-edge bench` (same as `python -m enhance_edge.benchmarks`) on "
-            f"{results['started']} in {results['duration_s'] / 60:.1f} min. Raw numbers: `results.json`.", "",
+    config = results["config"]
+    out += ["Produced by `enhance-edge bench` (same as `python -m enhance_edge.benchmarks`) with at least "
+            f"{config['min_reps']} repetitions and {config['min_time_s']:g} s per backend and measurement, after "
+            f"{config['warmup']} warm-up runs, on {results['started']} in {results['duration_s'] / 60:.1f} min. "
+            "Raw numbers: `results.json`.", "",
             "## Machine", "",
             f"- CPU: {cpu.get('model')} (family {cpu.get('family')}, model {cpu.get('model_number')}), "
             f"{cpu['logical_cpus']} logical CPUs, {cpu['machine']}",
@@ -140,6 +143,12 @@ def markdown(results: dict, plot_name: str | None) -> str:
             "on `Image.resize`; the OpenCV peers on `DnnSuperResImpl.upsample` (which includes its colour "
             "conversion). GFLOP/s counts the network's own convolution multiply-adds x2, against this machine's "
             "measured fp32 peak (fp32 backends) or int8 peak (int8 backends).", ""]
+    groups = list(dict.fromkeys(tuple(r["timed_in_turns_with"]) for r in results.get("latency", [])
+                                if "timed_in_turns_with" in r))
+    if groups:
+        out += ["Backends whose ratios are goals were timed in turns (one call of each, again and again), so "
+                "that a slower minute of the machine slows them alike: "
+                + "; ".join(", ".join(group) for group in groups) + ".", ""]
     out += latency_table(results)
     if plot_name:
         out += ["", f"![latency vs input size]({plot_name})"]

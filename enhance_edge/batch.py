@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import enum
 import glob
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from PIL import Image
 
 from . import imageio
 from .errors import EnhanceEdgeError, ImageError, ModelError
 from .fileio import atomic_output
-from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, format_for, provenance, write_image
+from .imageio import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, check_size, format_for, output_format_for,
+                      provenance, write_image)
 from .upscaler import Upscaler
 
-DEFAULT_SUFFIX = "_x2"  # for outputs written beside their inputs
 _GLOB_CHARACTERS = frozenset("*?[")
+# What -o may end in when it names the output file (format_for accepts any extension Pillow writes).
+_IMAGE_EXTENSIONS = ", ".join(extension for _, extension in OUTPUT_FORMATS.values())
+
+
+def scale_suffix(scale: int) -> str:
+    """What an output written beside its input adds to the name: "_x4" for a x4 model."""
+    return f"_x{scale}"
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,11 @@ def _is_listed_image(path: Path, root: Path) -> bool:
             and (path.is_file() or path.is_symlink()))  # a broken link is reported, not hidden
 
 
+def _is_pattern(path: Path) -> bool:
+    """A quoted glob. Only a path that does not exist is one: a file may be named face[1].png."""
+    return not path.exists() and bool(_GLOB_CHARACTERS & set(str(path)))
+
+
 def expand_inputs(inputs: list[Path], recursive: bool = False, exclude: Path | None = None) -> list[InputFile]:
     """Files as given; folders contribute their image files (all levels with ``recursive``);
     patterns (quoted globs, ** included) their matches. A folder's listing skips ``exclude``
@@ -65,7 +77,7 @@ def expand_inputs(inputs: list[Path], recursive: bool = False, exclude: Path | N
             listing = path.rglob("*") if recursive else path.iterdir()
             found += [InputFile(f, f.relative_to(path), True) for f in sorted(listing) if _is_listed_image(f, path)
                       and not (skipped is not None and f.resolve().is_relative_to(skipped))]
-        elif not path.exists() and _GLOB_CHARACTERS & set(str(path)):
+        elif _is_pattern(path):
             matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True) if Path(m).is_file())
             found += [InputFile(m, Path(m.name), False) for m in matches] or [InputFile(path, Path(path.name), False)]
         else:
@@ -80,34 +92,53 @@ def _output_suffix(source: Path, output_format: str | None) -> str:
     return source.suffix if format_for(source) else ".png"
 
 
-def plan_jobs(inputs: list[Path], output: Path | None, *, recursive: bool = False, suffix: str | None = None,
-              output_format: str | None = None) -> list[Job]:
-    """One file and an -o with an image extension: -o is the file. Otherwise -o is a folder
-    and each output keeps its input's name (and sub-folder, with ``recursive``). No -o:
-    NAME_x2.EXT beside each input. ``suffix`` replaces the default ("_x2" beside inputs,
-    none in -o); ``output_format`` (a key of OUTPUT_FORMATS) replaces the input's format."""
+def plan_jobs(inputs: list[Path], output: Path | None, *, scale: int, recursive: bool = False,
+              suffix: str | None = None, output_format: str | None = None) -> list[Job]:
+    """Which output each input gets. One input file and an -o with an extension (or an existing
+    file): -o is the output file, and must be an image file name. Otherwise -o is a folder,
+    created when missing, and each output keeps its input's name (and sub-folder, with
+    ``recursive``). No -o: NAME_x{scale}.EXT beside each input. ``suffix`` replaces the
+    default ("_x{scale}" beside inputs, none in -o); ``output_format`` (a key of
+    OUTPUT_FORMATS) replaces the input's format."""
     if output_format is not None and output_format not in OUTPUT_FORMATS:
         raise EnhanceEdgeError(f"unknown output format {output_format!r}; known: {', '.join(OUTPUT_FORMATS)}")
-    single_file = len(inputs) == 1 and not inputs[0].is_dir() and not _GLOB_CHARACTERS & set(str(inputs[0]))
-    if output is not None and single_file and not output.is_dir() and format_for(output):
-        if output_format is not None and format_for(output) != OUTPUT_FORMATS[output_format][0]:
-            raise EnhanceEdgeError(f"-o {str(output)!r} is a {format_for(output)} name but --format is {output_format}")
-        jobs = [Job(inputs[0], output)]
-    else:
-        if output is not None and output.exists() and not output.is_dir():
-            raise EnhanceEdgeError(f"-o {str(output)!r} is a file, but several inputs need a folder")
-        suffix = (DEFAULT_SUFFIX if output is None else "") if suffix is None else suffix
-        found = expand_inputs(inputs, recursive, exclude=output)
-        jobs = []
-        for item in found:
-            name = f"{item.path.stem}{suffix}{_output_suffix(item.path, output_format)}"
-            folder = item.path.parent if output is None else output / item.relative.parent
-            jobs.append(Job(item.path, folder / name))
-        # Outputs of an earlier run lie beside their inputs: listing a folder must not take them as inputs.
-        earlier_outputs = {job.target.resolve() for job in jobs}
-        jobs = [job for job, item in zip(jobs, found)
-                if not (item.from_folder and job.source.resolve() in earlier_outputs)]
+    one_file = len(inputs) == 1 and not inputs[0].is_dir() and not _is_pattern(inputs[0])
+    if output is not None and not output.is_dir():
+        if one_file and (output.exists() or output.suffix):
+            _check_output_file(output, suffix, output_format)
+            return _with_problems([Job(inputs[0], output)])
+        if output.exists():
+            raise EnhanceEdgeError(f"-o {str(output)!r} is an existing file, but several inputs, a folder or a "
+                                   f"pattern need -o to be a folder")
+        if format_for(output):
+            raise EnhanceEdgeError(f"-o {str(output)!r} is an image file name, but several inputs, a folder or a "
+                                   f"pattern need -o to be a folder (create it first to use that name)")
+    suffix = (scale_suffix(scale) if output is None else "") if suffix is None else suffix
+    found = expand_inputs(inputs, recursive, exclude=output)
+    jobs = []
+    for item in found:
+        name = f"{item.path.stem}{suffix}{_output_suffix(item.path, output_format)}"
+        folder = item.path.parent if output is None else output / item.relative.parent
+        jobs.append(Job(item.path, folder / name))
+    # Outputs of an earlier run lie beside their inputs: listing a folder must not take them as inputs.
+    earlier_outputs = {job.target.resolve() for job in jobs}
+    jobs = [job for job, item in zip(jobs, found) if not (item.from_folder and job.source.resolve() in earlier_outputs)]
     return _with_problems(jobs)
+
+
+def _check_output_file(output: Path, suffix: str | None, output_format: str | None) -> None:
+    """-o naming the output of the one input must be an image file name that agrees with the options."""
+    image_format = format_for(output)
+    if image_format is None and output.exists():
+        raise EnhanceEdgeError(f"-o {str(output)!r} is an existing file but not an image file name; "
+                               f"name an image ({_IMAGE_EXTENSIONS}) or a folder")
+    if image_format is None:
+        raise EnhanceEdgeError(f"-o {str(output)!r}: {output.suffix!r} is not an image format enhance-edge can write "
+                               f"({_IMAGE_EXTENSIONS}); for a folder of that name, create it first")
+    if output_format is not None and image_format != OUTPUT_FORMATS[output_format][0]:
+        raise EnhanceEdgeError(f"-o {str(output)!r} is a {image_format} name but --format is {output_format}")
+    if suffix is not None:
+        raise EnhanceEdgeError(f"--suffix {suffix!r} does not apply when -o {str(output)!r} names the output file")
 
 
 def _with_problems(jobs: list[Job]) -> list[Job]:
@@ -128,33 +159,40 @@ def _with_problems(jobs: list[Job]) -> list[Job]:
     return checked
 
 
-def read_image(source: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode an image, upright and in a working mode; its ``format`` is the file's format.
-
-    (imageio.read_image also returns the metadata an output inherits.)"""
-    image, info = imageio.read_image(source, max_pixels)
-    image.format = info.format
-    return image
+def _over_budget(upscaler: Upscaler, image: Image.Image) -> str | None:
+    """Why upscaling ``image`` will exceed the upscaler's memory budget; None when it keeps to it."""
+    needed = upscaler.peak_memory(image.width, image.height, image.mode)
+    if needed <= upscaler.max_memory:
+        return None
+    return (f"upscaling this {image.width}x{image.height} image takes about {math.ceil(needed / 2**20)} MiB, over "
+            f"the memory budget of {upscaler.max_memory / 2**20:g} MiB (--max-memory): only the model run is "
+            f"tiled, the whole-image buffers are not")
 
 
 def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quality: int = DEFAULT_QUALITY,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: Callable[[int], None] | None = None) -> Outcome:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: Callable[[int], None] | None = None,
+                 warn: Callable[[str], None] | None = None) -> Outcome:
     """Read, upscale and atomically write one image with its metadata and provenance tags.
 
     The format follows the output's extension (the input's format when it has none Pillow
-    can write). Raises EnhanceEdgeError subclasses naming the file; writes nothing then.
+    can write). ``warn`` is told, naming the file, when the upscale will exceed the
+    upscaler's memory budget. Raises EnhanceEdgeError subclasses naming the file; writes
+    nothing then.
     """
     if job.problem is not None:
         raise EnhanceEdgeError(f"{job.source}: {job.problem}")
     if job.target.exists() and not overwrite:
         return Outcome.SKIPPED
     image, source = imageio.read_image(job.source, max_pixels)
+    image_format = format_for(job.target) or output_format_for(source.format)
     try:
+        check_size(image_format, (image.width * upscaler.scale, image.height * upscaler.scale))
+        if warn is not None and (excess := _over_budget(upscaler, image)) is not None:
+            warn(f"{job.source}: {excess}")
         result = upscaler.upscale(image, progress=progress)
     except (ImageError, ModelError) as exc:  # e.g. a model that fails on this size: name the file
         raise type(exc)(f"{job.source}: {exc}") from None
     del image
-    image_format = format_for(job.target) or (source.format if source.format in Image.SAVE else "PNG")
     tags = provenance(upscaler.scale, upscaler.model_name)
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)

@@ -17,15 +17,18 @@ import click
 
 from . import __version__
 from .errors import EnhanceEdgeError, MissingExtraError
+# Both torch-free: the defaults of train, export and quantize come from the library itself.
+from .export.limits import MAX_PSNR_LOSS_DB, PARITY_TOLERANCE
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
 from .model import PRECISIONS
+from .train.config import GeneratorConfig, RunConfig, TrainConfig
 from .upscaler import DEFAULT_MAX_MEMORY
 # Framework-free: the web extra itself is imported by `serve` only.
 from .web.service import Limits as WebLimits, ModelCatalog, UpscaleService
 
-PRECISION_HELP = ("For a bundled model: int8 (faster, within 0.2 dB of fp32 on validation faces) or fp32. "
-                  "auto: int8 where it is installed and this CPU sums int8 exactly (VNNI/AMX or ARM64), "
-                  "else fp32. A model file is used as it is.")
+PRECISION_HELP = (f"For a bundled model: int8 (faster, within {MAX_PSNR_LOSS_DB:g} dB of fp32 on validation faces) "
+                  "or fp32. auto: int8 where it is installed and this CPU sums int8 exactly (VNNI/AMX or ARM64), "
+                  "else fp32. A model file is used as it is, so with one only auto is accepted.")
 # Above this a single image gets a progress bar (about 10 s of model time on a laptop core).
 _LARGE_IMAGE_PIXELS = 2_000_000
 
@@ -67,42 +70,49 @@ def main():
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of face images (recursive; one sub-folder per subject gives a subject-disjoint split).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for metrics.jsonl, last.pt and best.pt.")
-@click.option("--epochs", type=int, default=50, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate (G and D).")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True)
-@click.option("--adversarial-weight", type=float, default=1e-3, show_default=True,
+              help="Folder for metrics.jsonl, last.pt and best.pt; one that already holds a run needs --resume "
+                   "or --overwrite.")
+@click.option("--epochs", type=int, default=TrainConfig.epochs, show_default=True)
+@click.option("--batch-size", type=int, default=TrainConfig.batch_size, show_default=True)
+@click.option("--lr", type=float, default=TrainConfig.lr, show_default=True, help="Adam learning rate (G and D).")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=TrainConfig.lr_schedule,
+              show_default=True)
+@click.option("--adversarial-weight", type=float, default=TrainConfig.adversarial_weight, show_default=True,
               help="Weight of BCE(1, D(G(lr))) in the generator loss; 0 trains on the content loss alone.")
-@click.option("--warmup-epochs", type=int, default=0, show_default=True,
+@click.option("--warmup-epochs", type=int, default=TrainConfig.warmup_epochs, show_default=True,
               help="Content-loss-only epochs before the adversarial phase.")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start the generator from this checkpoint's weights (e.g. an MSE-only run's best.pt).")
-@click.option("--content-loss", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
+@click.option("--content-loss", type=click.Choice(["mse", "l1"]), default=TrainConfig.content_loss, show_default=True)
 @click.option("--teacher", default=None, metavar="NAME|PATH",
               help="Distil from this trained model (a bundled name such as 'default', or an ONNX file): its "
                    "outputs are a second target beside the HR faces.")
-@click.option("--distill-weight", type=float, default=1.0, show_default=True,
+@click.option("--distill-weight", type=float, default=TrainConfig.distill_weight, show_default=True,
               help="Weight of content(G(lr), teacher(lr)) in the generator loss (with --teacher).")
 @click.option("--qat", is_flag=True,
               help="Quantization-aware: simulate the int8 model's rounding while training (use with --init-from "
                    "a float run, then `export` and `quantize`); best.pt is the best simulated-int8 epoch.")
-@click.option("--skip", type=click.Choice(["none", "bicubic"]), default="none", show_default=True,
+@click.option("--skip", type=click.Choice(["none", "bicubic"]), default=GeneratorConfig.skip, show_default=True,
               help="'bicubic' adds a fixed bicubic upsampling of the input to the generator's output.")
-@click.option("--channels", type=int, default=20, show_default=True, help="Generator width.")
-@click.option("--blocks", type=int, default=16, show_default=True, help="Generator residual blocks.")
-@click.option("--hflip/--no-hflip", default=False, show_default=True, help="Random horizontal flips.")
-@click.option("--max-images", type=int, default=None, help="Use at most N images per split (quick runs).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=None, help="PyTorch intra-op threads (default: all cores).")
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
-              help="Also write OUT/last.pt every K optimiser steps (0: only at epoch ends).")
+@click.option("--channels", type=int, default=GeneratorConfig.channels, show_default=True, help="Generator width.")
+@click.option("--blocks", type=int, default=GeneratorConfig.residual_blocks, show_default=True,
+              help="Generator residual blocks.")
+@click.option("--hflip/--no-hflip", default=TrainConfig.hflip, show_default=True, help="Random horizontal flips.")
+@click.option("--max-images", type=click.IntRange(min=1), default=None,
+              help="Use at most N images per split (quick runs).")
+@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="PyTorch intra-op threads (default: all cores).")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=TrainConfig.checkpoint_every,
+              show_default=True, help="Also write OUT/last.pt every K optimiser steps (0: only at epoch ends).")
 @click.option("--resume", is_flag=True,
               help="Continue from OUT/last.pt (with the same options) if it exists, else start afresh.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run OUT holds (its last.pt, best.pt and metrics.jsonl) with a new one.")
 @reports_errors
 def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_weight, warmup_epochs, init_from,
           content_loss, teacher, distill_weight, qat, skip, channels, blocks, hflip, max_images, seed, threads,
-          checkpoint_every, resume):
+          checkpoint_every, resume, overwrite):
     """Train the generator (and discriminator) on a folder of faces.
 
     Defaults are the report's: 50 epochs, batch 64, Adam 2e-4 with betas (0.5, 0.9),
@@ -122,8 +132,9 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
     Several processes or machines (--batch-size stays the global batch):
       torchrun --nproc-per-node 4 --no-python enhance-edge train --data faces/ --out run/ --resume
     """
+    if resume and overwrite:
+        raise click.UsageError("--resume continues the run in --out and --overwrite replaces it: give one")
     _needs_train_extra("training")
-    from .train.config import GeneratorConfig, RunConfig, TrainConfig
     from .train.loop import train as run_training
 
     try:
@@ -136,7 +147,8 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
                               seed=seed, threads=threads, checkpoint_every=checkpoint_every))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    best = run_training(data_dir, out_dir, config, report=lambda line: click.echo(line, err=True), resume=resume)
+    best = run_training(data_dir, out_dir, config, report=lambda line: click.echo(line, err=True), resume=resume,
+                        overwrite=overwrite)
     if best is not None:  # None in torchrun's other processes: rank 0 alone reports
         click.echo(f"best checkpoint: {best}")
 
@@ -145,11 +157,12 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="ONNX file to write (only written once the parity check passes).")
-@click.option("--tolerance", type=float, default=1e-4, show_default=True,
+@click.option("--tolerance", type=float, default=PARITY_TOLERANCE, show_default=True,
               help="Largest allowed |ONNX - PyTorch| on [0, 1] values.")
 @click.option("--score-on", "score_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="Face folder whose test split is scored (PROTOCOL.md); the scores go "
-                                 "into the model's metadata (key 'test').")
+              default=None, help="Face folder whose test split is scored (PROTOCOL.md; split with the "
+                                 "checkpoint's own seed, at its HR size); the scores go into the model's "
+                                 "metadata (key 'test'). If scoring fails, nothing is written.")
 @reports_errors
 def export(checkpoint, output, tolerance, score_dir):
     """Export a training checkpoint's generator to ONNX.
@@ -162,13 +175,19 @@ def export(checkpoint, output, tolerance, score_dir):
     _needs_train_extra("export")
     from .export.onnx_export import export_checkpoint
 
-    results = export_checkpoint(checkpoint, output, tolerance)
+    target = output
+    if score_dir is not None:  # exported and scored in scratch space first: a failed scoring leaves no OUTPUT
+        import tempfile
+
+        scratch = click.get_current_context().with_resource(tempfile.TemporaryDirectory(prefix="enhance-edge-"))
+        target = Path(scratch) / output.name
+    results = export_checkpoint(checkpoint, target, tolerance)
     for result in results:
         click.echo(f"parity {'x'.join(map(str, result['shape']))}: max |onnx - torch| = {result['max_abs_diff']:.2e}")
     if score_dir is not None:
         from .export.onnx_export import record_test_scores
 
-        scores = record_test_scores(output, score_dir)
+        scores = record_test_scores(target, score_dir, output)
         click.echo(f"test split ({scores['images']} images): model {scores['model']['psnr']:.2f} dB, "
                    f"lanczos {scores['lanczos']['psnr']:.2f} dB, bicubic {scores['bicubic']['psnr']:.2f} dB")
     click.echo(f"wrote {output} ({output.stat().st_size / 1024:.0f} KiB)")
@@ -208,10 +227,11 @@ def _clear_bar_line(bar) -> None:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Output file (one input, and a name with an image extension) or folder. "
-                   "Default: NAME_x2.EXT beside each input.")
+                   "Default: NAME_xS.EXT beside each input, S being the model's scale.")
 @click.option("-r", "--recursive", is_flag=True, help="Take images from sub-folders too (kept as sub-folders of -o).")
 @click.option("--suffix", default=None,
-              help='Added to each output name (default: "_x2" beside the inputs, none in -o).')
+              help='Added to each output name (default: "_xS" beside the inputs, S being the model\'s scale; '
+                   'none in -o). Not with an -o that names the output file.')
 @click.option("--format", "output_format", type=click.Choice(list(OUTPUT_FORMATS)), default=None,
               help="Output format (default: the input's, so JPEG stays JPEG).")
 @click.option("--quality", type=click.IntRange(1, 100), default=DEFAULT_QUALITY, show_default=True,
@@ -221,7 +241,9 @@ def _clear_bar_line(bar) -> None:
               help="Run the model on tiles of N x N input pixels (default: tiles chosen from --max-memory).")
 @click.option("--max-memory", type=_Quantity("size", 1024), default=DEFAULT_MAX_MEMORY,
               show_default=f"{DEFAULT_MAX_MEMORY >> 30}G",
-              help="Memory budget for one image, e.g. 800M or 2G; images that would exceed it are tiled.")
+              help="Memory budget for one image, e.g. 800M or 2G; images that would exceed it are tiled. "
+                   "Tiles bound only the model run: about 128M plus 64 bytes per input pixel (96 with "
+                   "alpha) are needed whatever the budget, and an image that needs more gets a warning.")
 @click.option("--max-pixels", type=_Quantity("count", 1000), default=DEFAULT_MAX_PIXELS,
               show_default=f"{DEFAULT_MAX_PIXELS // 10**6}M",
               help="Refuse inputs with more pixels than this, e.g. 100M (guards against decompression bombs).")
@@ -256,23 +278,28 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     from .upscaler import Upscaler
 
     start = time.monotonic()
-    jobs = plan_jobs(list(inputs), output, recursive=recursive, suffix=suffix, output_format=output_format)
+    upscaler = Upscaler(resolve_model(model, precision), provider=provider, threads=threads, tile=tile,
+                        max_memory=max_memory)
+    jobs = plan_jobs(list(inputs), output, scale=upscaler.scale, recursive=recursive, suffix=suffix,
+                     output_format=output_format)
     if not jobs:
         raise EnhanceEdgeError(f"no images found in {', '.join(map(str, inputs))}"
                                f"{'' if recursive else ' (-r searches sub-folders)'}")
-    upscaler = Upscaler(resolve_model(model, precision), provider=provider, threads=threads, tile=tile,
-                        max_memory=max_memory)
     sizes = [probe_pixels(job.source) for job in jobs]
     counts = {"done": 0, "failed": 0, "skipped": 0}
     show_bar = (len(jobs) > 1 or sum(sizes) > _LARGE_IMAGE_PIXELS) and _stderr_is_terminal()
     try:
         with click.progressbar(length=max(sum(sizes), 1), label="upscaling", file=sys.stderr,
                                hidden=not show_bar, show_percent=True) as bar:
+            def warn(message: str) -> None:
+                _clear_bar_line(bar)
+                click.echo(f"warning: {message}", err=True)
+
             for job, size in zip(jobs, sizes):
                 before = bar.pos
                 try:
                     outcome = upscale_file(upscaler, job, overwrite=overwrite, quality=quality,
-                                           max_pixels=max_pixels, progress=bar.update)
+                                           max_pixels=max_pixels, progress=bar.update, warn=warn)
                 except EnhanceEdgeError as exc:
                     counts["failed"] += 1
                     _clear_bar_line(bar)
@@ -289,6 +316,10 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
         click.echo(f"\ninterrupted: done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']}; "
                    f"no partial file was left", err=True)
         sys.exit(130)
+    except BrokenPipeError:  # e.g. `| head -1`: the reader is gone, so stop as a pipe's writer does
+        click.echo(f"stopped: standard output was closed; done {counts['done']}, failed {counts['failed']}, "
+                   f"skipped {counts['skipped']}; no partial file was left", err=True)
+        raise  # click silences the closed stream and exits 1
     click.echo(f"done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']} "
                f"in {time.monotonic() - start:.1f} s", err=True)
     if counts["failed"]:
@@ -310,7 +341,8 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
               help="Requests that may wait while one is upscaled; more are answered 503.")
 @click.option("--max-memory", type=_Quantity("size", 1024), default=DEFAULT_MAX_MEMORY,
               show_default=f"{DEFAULT_MAX_MEMORY >> 30}G",
-              help="Memory budget for the image being upscaled; larger ones are tiled.")
+              help="Memory budget for the image being upscaled; larger ones are tiled (only the model run is: "
+                   "see `upscale --help`).")
 @click.option("--provider", default="cpu", show_default=True, help="onnxruntime execution provider.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
 @reports_errors
@@ -366,6 +398,11 @@ def _parse_hr_size(ctx, param, value):
         width, height = (int(v) for v in value.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"expected WIDTHxHEIGHT or 'native', got {value!r}") from None
+    from .protocol import MIN_HR_SIDE, SSIM_WINDOW
+
+    if width % 2 or height % 2 or min(width, height) < MIN_HR_SIDE:
+        raise click.BadParameter(f"width and height must be even (the LR is half) and at least {MIN_HR_SIDE} "
+                                 f"(SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window), got {value!r}")
     return width, height
 
 
@@ -379,33 +416,41 @@ def _parse_hr_size(ctx, param, value):
 @click.option("--hr-size", default="92x112", show_default=True, callback=_parse_hr_size,
               help="HR size WIDTHxHEIGHT every face is resized to (the report's setting), "
                    "or 'native' to keep each image, cropped to even size.")
+@click.option("--seed", type=int, default=None,
+              help="Seed of the subject split of a folder other than the Yale faces (whose split is fixed): "
+                   "the training run's --seed. Default: the seed the model records it was trained with, else 0.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help=PRECISION_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table (an infinite PSNR is null).")
 @reports_errors
-def evaluate(data_dir, model, splits, hr_size, threads, precision, as_json):
+def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, as_json):
     """Score the model against interpolation on a folder of faces (PROTOCOL.md).
 
     HR is each face resized with Lanczos (or cropped to even size), LR its bicubic half;
-    PSNR and SSIM are scikit-image's on the 8-bit outputs, averaged over images.
+    PSNR and SSIM are scikit-image's on the 8-bit outputs, averaged over images. Colour
+    faces are upscaled in colour and scored on their luma (Y of YCbCr), with RGB PSNR beside.
     """
     import json
 
-    from .evaluate import BASELINES, evaluate_folder
+    from .dataset import trained_seed
+    from .evaluate import BASELINES, evaluate_folder, finite_or_none
     from .model import resolve_model
     from .upscaler import Upscaler
 
     upscaler = Upscaler(resolve_model(model, precision), threads=threads)
-    results = evaluate_folder(data_dir, upscaler, hr_size, tuple(splits) or None)
+    seed = trained_seed(upscaler.info) if seed is None else seed
+    results = evaluate_folder(data_dir, upscaler, hr_size, tuple(splits) or None, seed=seed)
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        click.echo(json.dumps(finite_or_none(results), indent=2))
         return
     for split, scores in results.items():
+        colour = "rgb_psnr" in scores["model"]
         click.echo(f"{split} ({scores['images']} images)")
-        click.echo(f"  {'method':<16}{'PSNR (dB)':>10}{'SSIM':>8}")
+        click.echo(f"  {'method':<16}{'PSNR (dB)':>10}{'SSIM':>8}" + (f"{'RGB PSNR':>10}" if colour else ""))
         for method in ("model", *BASELINES):
-            click.echo(f"  {method:<16}{scores[method]['psnr']:>10.2f}{scores[method]['ssim']:>8.4f}")
+            rgb = f"{scores[method]['rgb_psnr']:>10.2f}" if colour else ""
+            click.echo(f"  {method:<16}{scores[method]['psnr']:>10.2f}{scores[method]['ssim']:>8.4f}{rgb}")
 
 
 @main.command()
@@ -446,7 +491,8 @@ def plots(runs, out_dir, model, faces):
 @click.option("--method", "methods", multiple=True, type=click.Choice(["minmax", "entropy", "percentile"]),
               help="Calibration methods to try (repeatable; default: all).")
 @click.option("--activations", multiple=True, type=click.Choice(["uint8", "int8", "uint16"]),
-              help="Activation types to try (repeatable; default: all).")
+              help="Activation types to try (repeatable; default: all). uint16 is measured for reference only "
+                   "(no 16-bit kernels: it runs in float) and never kept, so give uint8 or int8 too.")
 @click.option("--weights", multiple=True, type=click.Choice(["int8", "uint8"]),
               help="Weight types to try (repeatable; default: all). Weights are always per channel.")
 @click.option("--silu", multiple=True, type=click.Choice(["int8", "float"]),
@@ -454,7 +500,7 @@ def plots(runs, out_dir, model, faces):
 @click.option("--output-layers", "output", multiple=True, type=click.Choice(["float", "int8"]),
               help="Keep the image-space output layers (<= scale^2 channels: last conv, bicubic skip, "
                    "pixel shuffle) in float, or quantize them too (repeatable).")
-@click.option("--max-loss-db", type=click.FloatRange(min=0), default=0.2, show_default=True,
+@click.option("--max-loss-db", type=click.FloatRange(min=0), default=MAX_PSNR_LOSS_DB, show_default=True,
               help="Largest validation PSNR loss of int8 against fp32; above it nothing is written.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads for timing recipes.")
 @reports_errors
@@ -470,12 +516,16 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
     comparison is stored in the int8 model's metadata (`enhance-edge bench` prints it).
     """
     _needs_train_extra("quantization")
-    from .export.quantize import default_search, quantize_model, search_space
+    from .export.quantize import default_search, quantize_model, require_keepable, search_space
     from .model import int8_model_path
 
     chosen = {"calibrations": methods, "activations": activations, "weights": weights, "silu": silu, "output": output}
     recipes = (search_space(**{key: values for key, values in chosen.items() if values})
                if any(chosen.values()) else default_search())
+    try:
+        require_keepable(recipes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--activations") from None
     output_path = output_path or int8_model_path(model)
     summary = quantize_model(model, output_path, data_dir, recipes, max_loss_db=max_loss_db, threads=threads,
                              report=click.echo)
@@ -516,8 +566,9 @@ def _parse_threads(ctx, param, value):
               help="Its int8 model (default: MODEL-int8.onnx beside it).")
 @click.option("--calibration", "calibration_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="First (re)make the int8 model with `quantize`'s full recipe search on this "
-                                 "face folder, then benchmark it.")
-@click.option("--max-loss-db", type=click.FloatRange(min=0), default=0.2, show_default=True,
+                                 "face folder, then benchmark it (name it with --int8 when the model is a "
+                                 "bundled one: the bundled int8 file is not overwritten).")
+@click.option("--max-loss-db", type=click.FloatRange(min=0), default=MAX_PSNR_LOSS_DB, show_default=True,
               help="With --calibration: the quantization's largest validation PSNR loss (see `quantize`).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="Face folder whose Yale test subjects (yaleB34..39) give quality and inputs "
@@ -553,8 +604,10 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
     """Benchmark PyTorch eager, ORT fp32/int8, OpenCV DNN, OpenCV's FSRCNN/ESPCN and Pillow side by side.
 
     \b
-    The full run the project publishes (quantizes the bundled model first):
-      enhance-edge bench --calibration ../shared/data/yale_b_cropped
+    The run the project publishes (bundled models, ~15 min on 2 idle cores):
+      enhance-edge bench --min-reps 5 --min-time 1
+    A fresh quantization of the bundled model, benchmarked:
+      enhance-edge bench --calibration ../shared/data/yale_b_cropped --int8 new-int8.onnx
     Prints a table and writes results.json, RESULTS.md and latency.png. Figures vary
     between runs and machines: compare ratios. Needs:  pip install "enhance-edge[bench]"
     """
@@ -569,6 +622,10 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
     from .model import bundled_model_path, int8_model_path
 
     model_path = model_path or bundled_model_path(precision="fp32")
+    if calibration_dir is not None and int8_path is None and \
+            int8_model_path(model_path).parent.resolve() == bundled_model_path().parent.resolve():
+        raise click.UsageError(f"--calibration would overwrite the bundled {str(int8_model_path(model_path))!r}; "
+                               "name the new int8 model with --int8 FILE")
     int8_path = int8_path or int8_model_path(model_path)
     if calibration_dir is not None:
         ctx = click.get_current_context()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .dataset import image_files, split_subjects, subject_of
+from .dataset import check_hr_size, face_pair, image_files, split_files
 from .errors import DataError, MissingExtraError
 from .processing import from_unit_float
-from .protocol import REPORT_HR_SIZE, interpolate, make_hr, make_lr, score
+from .protocol import REPORT_HR_SIZE, interpolate, score
 from .upscaler import Upscaler
 
 BASELINES = ("bicubic", "lanczos", "skimage-order3")
@@ -34,36 +35,50 @@ def upscale_with(method: str, lr: np.ndarray, upscaler: Upscaler) -> np.ndarray:
 
 
 def folder_splits(folder: Path, seed: int = 0) -> dict[str, list[Path]]:
-    """Images by split: the subject-disjoint split where the folder has one, else all as 'all'."""
+    """Images by split: the subject-disjoint split where the folder has one, else all as 'all'.
+
+    ``seed`` must be the training run's for a folder other than the Yale faces, or training
+    subjects land in the other splits."""
     files = image_files(folder)
-    subjects = sorted({subject_of(p, folder) for p in files})
     try:
-        split = split_subjects(subjects, seed)
+        by_split = split_files(folder, files, seed)
     except DataError:  # too few subjects to split: score everything together
         return {"all": files}
-    by_split: dict[str, list[Path]] = {}
-    for path in files:
-        by_split.setdefault(split[subject_of(path, folder)], []).append(path)
-    return {name: by_split[name] for name in ("train", "validation", "test") if name in by_split}
+    return {name: paths for name, paths in by_split.items() if paths}
 
 
 def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, int] | None = REPORT_HR_SIZE,
                     splits: tuple[str, ...] | None = None, seed: int = 0) -> dict[str, dict]:
-    """{split: {method: {"psnr", "ssim"}, "images": n}} for the model and each baseline."""
+    """{split: {method: {"psnr", "ssim"}, "images": n}} for the model and each baseline.
+
+    Colour faces are upscaled in colour and scored on their luma, with "rgb_psnr" beside
+    (PROTOCOL.md). ``seed`` picks the subject split of folders other than the Yale faces.
+    """
     folder = Path(folder)
+    check_hr_size(hr_size, upscaler.scale)
     results = {}
     for name, paths in folder_splits(folder, seed).items():
         if splits and name not in splits:
             continue
         hrs, outputs = [], {m: [] for m in ("model", *BASELINES)}
         for path in paths:
-            with Image.open(path) as image:
-                hr = make_hr(image.convert("L"), hr_size)
-            lr = np.asarray(make_lr(hr, upscaler.scale))
-            hrs.append(np.asarray(hr))
+            hr, lr = face_pair(path, hr_size, upscaler.scale, colour=True)
+            hrs.append(hr)
             for method, outs in outputs.items():
                 outs.append(upscale_with(method, lr, upscaler))
         results[name] = {"images": len(paths), **{m: score(hrs, outs) for m, outs in outputs.items()}}
     if not results:
         raise DataError(f"none of the splits {list(splits or [])} exist under {str(folder)!r}")
     return results
+
+
+def finite_or_none(value):
+    """Scores as strict JSON can hold them: a non-finite number (the PSNR of an exact output
+    is infinite) becomes None, in nested dicts and lists too."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -2,9 +2,9 @@
 
 Reading applies the EXIF orientation, turns every Pillow mode into one of five working
 modes, refuses decompression bombs and animations, and maps Pillow's many failure types to
-one ImageError. Writing keeps the ICC profile, DPI and EXIF, adapts the mode to what the
-format can hold, and tags every output as upscaled by enhance-edge (the report's ethics
-section: invented detail must never pass for a photograph).
+one ImageError. Writing keeps the ICC profile and DPI (and the camera EXIF in JPEG, PNG and
+WebP), adapts the mode to what the format can hold, and tags every output as upscaled by
+enhance-edge (the report's ethics section: invented detail must never pass for a photograph).
 """
 
 from __future__ import annotations
@@ -35,9 +35,12 @@ PNG_COMPRESS_LEVEL = 1
 # --format names -> (Pillow format, extension).
 OUTPUT_FORMATS = {"png": ("PNG", ".png"), "jpeg": ("JPEG", ".jpg"), "webp": ("WEBP", ".webp"),
                   "tiff": ("TIFF", ".tif"), "bmp": ("BMP", ".bmp"), "gif": ("GIF", ".gif")}
-# Modes each format can store; anything else is converted by _mode_for.
+# Modes each format can store; anything else is converted by _mode_for. Pillow writes RGBA
+# BMPs as 32-bit BI_RGB, whose fourth byte readers ignore, so BMP, like JPEG, gets no alpha.
 _STORABLE_MODES = {"PNG": WORKING_MODES, "TIFF": WORKING_MODES, "JPEG": ("L", "RGB"),
-                   "WEBP": ("RGB", "RGBA"), "BMP": ("L", "RGB", "RGBA"), "GIF": ("L", "RGB", "RGBA")}
+                   "WEBP": ("RGB", "RGBA"), "BMP": ("L", "RGB"), "GIF": ("L", "RGB", "RGBA")}
+# Largest width or height each format can encode (libjpeg, libwebp, GIF's 16-bit sizes).
+_MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383, "GIF": 65_535}
 _EXIF_SOFTWARE, _EXIF_DESCRIPTION, _EXIF_ORIENTATION = 0x0131, 0x010E, 0x0112
 _EXIF_IFD, _EXIF_PIXEL_X, _EXIF_PIXEL_Y = 0x8769, 0xA002, 0xA003
 _JPEG_MAX_EXIF = 65_000  # one APP1 segment holds 64 KiB
@@ -77,10 +80,16 @@ def _decoding() -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = previous
 
 
+def _pixel_count(count: int) -> str:
+    """'1,200 pixels' or '64 megapixels': small limits must not read as 0.0 megapixels."""
+    if count < 1_000_000:
+        return f"{count:,} pixels"
+    return f"{count / 1e6:,.2f}".rstrip("0").rstrip(".") + " megapixels"
+
+
 def _bomb_message(path, width: int, height: int, max_pixels: int) -> str:
-    return (f"{path}: {width}x{height} is {width * height / 1e6:.1f} megapixels, over the limit of "
-            f"{max_pixels / 1e6:g} megapixels that guards against decompression bombs "
-            f"(raise it with --max-pixels)")
+    return (f"{path}: {width}x{height} is {_pixel_count(width * height)}, over the limit of "
+            f"{_pixel_count(max_pixels)} that guards against decompression bombs (raise it with --max-pixels)")
 
 
 def probe_pixels(path: Path) -> int:
@@ -255,12 +264,30 @@ def format_for(path: Path) -> str | None:
     return name if name in Image.SAVE else None
 
 
-def _to_eight_bit(image: Image.Image) -> Image.Image:
+def output_format_for(source_format: str | None) -> str:
+    """The format an output takes when its name does not decide: the input's where Pillow can
+    write it, else PNG. An MPO (a phone's JPEG with a preview image appended) is a JPEG."""
+    if source_format == "MPO":
+        return "JPEG"
+    Image.init()  # Image.SAVE lists only the plugins loaded so far
+    return source_format if source_format in Image.SAVE else "PNG"
+
+
+def check_size(image_format: str, size: tuple[int, int]) -> None:
+    """ImageError when the format cannot encode an image this large (before the work is done)."""
+    limit = _MAX_SIDE.get(image_format)
+    if limit is not None and max(size) > limit:
+        raise ImageError(f"the {size[0]}x{size[1]} result is too large for {image_format}, which holds at most "
+                         f"{limit:,} pixels a side; PNG has no such limit (--format png)")
+
+
+def to_eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit gray scaled (not clipped) to 8 bits, rounded: 65535 -> 255."""
     pixels = np.asarray(image, dtype=np.uint32)
     return Image.fromarray(((pixels + 128) // 257).astype(np.uint8))
 
 
-def _flatten(image: Image.Image) -> Image.Image:
+def flatten_on_white(image: Image.Image) -> Image.Image:
     """LA or RGBA composited over white, as image editors do when a format has no alpha."""
     rgba = image.convert("RGBA")
     flat = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
@@ -273,11 +300,11 @@ def _mode_for(image: Image.Image, image_format: str) -> Image.Image:
     if image.mode in storable:
         return image
     if image.mode == "I;16":
-        return _mode_for(_to_eight_bit(image), image_format)
+        return _mode_for(to_eight_bit(image), image_format)
     if image.mode == "LA" and "RGBA" in storable:
         return image.convert("RGBA")
     if image.mode in ("LA", "RGBA"):
-        return _mode_for(_flatten(image), image_format)
+        return _mode_for(flatten_on_white(image), image_format)
     return image.convert("RGB")  # L where only colour is storable
 
 
@@ -335,5 +362,6 @@ def write_image(image: Image.Image, handle: BinaryIO, image_format: str, source:
     """Encode ``image`` into ``handle`` as ``image_format`` with metadata and provenance."""
     if not 1 <= quality <= 100:
         raise ImageError(f"quality must be between 1 and 100, got {quality}")
+    check_size(image_format, image.size)
     image = _mode_for(image, image_format)
     image.save(handle, format=image_format, **save_options(image_format, source, image.size, tags, quality))

@@ -53,13 +53,6 @@ def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
     return (ycbcr - _CHROMA_OFFSET) @ _YCBCR_TO_RGB.T
 
 
-def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bicubic resize of one float32 plane to ``size`` (width, height), in float precision."""
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(plane.astype(np.float32), mode="F").resize(size, Image.Resampling.BICUBIC))
-
-
 def _halve(values: np.ndarray) -> np.ndarray:
     """Sum 2x2 blocks of the first two axes (odd sizes padded with zeros)."""
     height, width = values.shape[:2]

@@ -18,13 +18,18 @@ REPORT_HR_SIZE = (92, 112)
 YALE_VALIDATION_SUBJECTS = ("yaleB29", "yaleB30", "yaleB31", "yaleB32", "yaleB33")
 YALE_TEST_SUBJECTS = ("yaleB34", "yaleB35", "yaleB36", "yaleB37", "yaleB38", "yaleB39")
 
+# SSIM (scikit-image's default 7x7 window) needs 7 pixels a side; HR sides are also even (x2).
+SSIM_WINDOW = 7
+MIN_HR_SIDE = 8
 
-def make_hr(image: Image.Image, hr_size: tuple[int, int] | None = REPORT_HR_SIZE) -> Image.Image:
-    """The high-resolution target: Lanczos resize to ``hr_size`` (w, h), or crop to even size."""
+
+def make_hr(image: Image.Image, hr_size: tuple[int, int] | None = REPORT_HR_SIZE, scale: int = 2) -> Image.Image:
+    """The high-resolution target: Lanczos resize to ``hr_size`` (w, h), or crop to a multiple
+    of ``scale`` (even size for x2)."""
     if hr_size is not None:
         return image.resize(hr_size, Image.Resampling.LANCZOS)
     width, height = image.size
-    return image.crop((0, 0, width - width % 2, height - height % 2))
+    return image.crop((0, 0, width - width % scale, height - height % scale))
 
 
 def make_lr(hr: Image.Image, scale: int = 2) -> Image.Image:
@@ -62,9 +67,24 @@ def ssim(hr: np.ndarray, out: np.ndarray) -> float:
     return float(_skimage_metrics().structural_similarity(hr, out, data_range=255))
 
 
+def luma(pixels: np.ndarray) -> np.ndarray:
+    """Y of ITU-R BT.601 YCbCr (Pillow's "YCbCr" mode) of 8-bit (H, W, 3) RGB; gray (H, W) as it is."""
+    if pixels.ndim == 2:
+        return pixels
+    return np.asarray(Image.fromarray(pixels, "RGB").convert("YCbCr").getchannel("Y"))
+
+
 def score(hrs: list[np.ndarray], outs: list[np.ndarray]) -> dict[str, float]:
-    """Mean PSNR and SSIM over images, each computed per image (PROTOCOL.md)."""
-    return {
-        "psnr": float(np.mean([psnr(h, o) for h, o in zip(hrs, outs)])),
-        "ssim": float(np.mean([ssim(h, o) for h, o in zip(hrs, outs)])),
+    """Mean PSNR and SSIM over images, each computed per image (PROTOCOL.md).
+
+    Gray images are scored as they are, colour (RGB) ones on their luma; where there are
+    colour images, "rgb_psnr" is their mean RGB PSNR as well.
+    """
+    scores = {
+        "psnr": float(np.mean([psnr(luma(h), luma(o)) for h, o in zip(hrs, outs)])),
+        "ssim": float(np.mean([ssim(luma(h), luma(o)) for h, o in zip(hrs, outs)])),
     }
+    colour = [(h, o) for h, o in zip(hrs, outs) if h.ndim == 3]
+    if colour:
+        scores["rgb_psnr"] = float(np.mean([psnr(h, o) for h, o in colour]))
+    return scores

@@ -112,10 +112,6 @@ def blend_weights(span: Span, half: int, scale: int) -> np.ndarray:
     return weights
 
 
-def tile_count(width: int, height: int, tile: int) -> int:
-    return math.ceil(width / tile) * math.ceil(height / tile)
-
-
 def upscale_tiled(plane: np.ndarray, run: Callable[[np.ndarray], np.ndarray], scale: int, tile: int,
                   margin: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Upscale a float32 (H, W) plane with ``run`` (plane -> scale x plane) tile by tile.

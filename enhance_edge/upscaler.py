@@ -20,10 +20,10 @@ from PIL import Image
 
 from .errors import EnhanceEdgeError, ImageError, ModelError
 from .imageio import working_image
-from .model import INPUT_NAME, ModelInfo, bundled_model_path, open_session
+from .model import INPUT_NAME, bundled_model_path, open_session
 from .processing import (fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float,
                          ycbcr_to_rgb)
-from .tiling import choose_tile, receptive_radius, upscale_tiled, working_bytes_per_pixel
+from .tiling import choose_tile, half_blend, receptive_radius, upscale_tiled, working_bytes_per_pixel
 
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes; a 12-megapixel photo then peaks near 1 GiB
 # Memory outside the model run: the interpreter, onnxruntime and the model (measured ~70 MiB).
@@ -32,6 +32,11 @@ _BASE_BYTES = 128 << 20
 # scale**2 larger float luma and output pixels), by working mode; estimated for scale 2.
 _IMAGE_BYTES_PER_PIXEL = {"L": 32, "I;16": 40, "LA": 48, "RGB": 64, "RGBA": 96}
 _STRIP_ROWS = 256  # output rows converted at a time
+
+
+def _fixed_bytes(width: int, height: int, mode: str) -> int:
+    """Memory an upscale needs however it is tiled: the runtime and the whole-image buffers."""
+    return _BASE_BYTES + _IMAGE_BYTES_PER_PIXEL.get(mode, 96) * width * height
 
 
 def _strips(height: int) -> Iterator[tuple[int, int]]:
@@ -113,8 +118,20 @@ class Upscaler:
         """The tile side used for a width x height image in a working mode (None: untiled)."""
         if self.tile is not None:
             return self.tile if max(width, height) > self.tile else None
-        budget = self.max_memory - _BASE_BYTES - _IMAGE_BYTES_PER_PIXEL.get(mode, 96) * width * height
+        budget = self.max_memory - _fixed_bytes(width, height, mode)
         return choose_tile(width, height, budget, self.bytes_per_pixel, self.margin)
+
+    def peak_memory(self, width: int, height: int, mode: str = "RGB") -> int:
+        """Estimated peak bytes of upscaling a width x height image in a working mode, in the
+        tiles tile_for picks. Tiles bound only the model run, so this exceeds ``max_memory``
+        when the whole-image buffers alone do not fit."""
+        tile = self.tile_for(width, height, mode)
+        if tile is None:
+            run_pixels = width * height
+        else:  # the largest tile's model run: the tile with its context margins and blend bands
+            side = tile + 2 * (self.margin + half_blend(tile))
+            run_pixels = min(side, width) * min(side, height)
+        return _fixed_bytes(width, height, mode) + self.bytes_per_pixel * run_pixels
 
     def _upscale_luma(self, plane: np.ndarray, mode: str, progress: Callable[[int], None] | None) -> np.ndarray:
         tile = self.tile_for(plane.shape[1], plane.shape[0], mode)
@@ -184,8 +201,3 @@ class Upscaler:
         if alpha is not None:
             out[..., 3] = self._upscale_alpha(alpha)
         return out
-
-
-def model_info(model: str | Path | None = None) -> ModelInfo:
-    """The descriptor of a model file (or of the bundled default) without running it."""
-    return Upscaler(model).info

@@ -24,9 +24,9 @@ from enhance_edge.model import DISABLED_OPTIMIZERS_KEY, FORMAT, INPUT_NAME, OUTP
 
 from ..train.checkpoint import load_generator
 from ..train.networks import Generator
+from .limits import PARITY_TOLERANCE
 
 OPSET = 17
-PARITY_TOLERANCE = 1e-4  # max abs difference, values in [0, 1]
 # Two sizes at least, one odd, and a batch > 1: dynamic axes must really be dynamic.
 PARITY_SHAPES = ((1, 1, 56, 46), (2, 1, 23, 37))
 # onnxruntime's NCHWc layout transform runs float convolutions in blocks of 16 channels with
@@ -107,9 +107,12 @@ def export_generator(generator: Generator, out_path: str | Path, facts: dict[str
     if not worst <= tolerance:  # also catches NaN
         raise ParityError(f"ONNX and PyTorch differ by {worst:.3g} (> {tolerance:g}) on shapes "
                           f"{[r['shape'] for r in results]}; nothing was written")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out_path) as handle:
-        handle.write(onnx_bytes)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(out_path) as handle:
+            handle.write(onnx_bytes)
+    except OSError as exc:
+        raise ModelError(f"{out_path}: cannot write ({exc.strerror or exc})") from None
     return results
 
 
@@ -122,21 +125,31 @@ def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path,
     return export_generator(generator, out_path, facts, tolerance)
 
 
-def record_test_scores(model_path: str | Path, data_dir: str | Path) -> dict[str, Any]:
+def record_test_scores(model_path: str | Path, data_dir: str | Path,
+                       out_path: str | Path | None = None) -> dict[str, Any]:
     """Score the written model on the test split (PROTOCOL.md) and store the scores in its metadata.
 
-    Test scores are written into the model for users to read; nothing in training or export
-    looks at them to choose anything.
+    The split is drawn with the seed the model was trained with and the faces are made at its
+    training HR size (both from its metadata), so no training subject is scored as test. The
+    scored model is written to ``out_path`` (default: over ``model_path``) only once scoring
+    has succeeded. Test scores are written into the model for users to read; nothing in
+    training or export looks at them to choose anything.
     """
-    from enhance_edge.evaluate import evaluate_folder
+    from enhance_edge.dataset import trained_hr_size, trained_seed
+    from enhance_edge.evaluate import evaluate_folder, finite_or_none
     from enhance_edge.upscaler import Upscaler
 
-    results = evaluate_folder(data_dir, Upscaler(model_path), splits=("test",))["test"]
+    upscaler = Upscaler(model_path)
+    results = evaluate_folder(data_dir, upscaler, trained_hr_size(upscaler.info), splits=("test",),
+                              seed=trained_seed(upscaler.info))["test"]
     model = onnx.load(str(model_path))
     metadata = {p.key: p.value for p in model.metadata_props}
-    metadata["test"] = json.dumps({"images": results["images"], **results["model"],
-                                   "baselines": {k: v for k, v in results.items() if k not in ("images", "model")}})
+    metadata["test"] = json.dumps(finite_or_none(
+        {"images": results["images"], **results["model"],
+         "baselines": {k: v for k, v in results.items() if k not in ("images", "model")}}))
     onnx.helper.set_model_props(model, metadata)
-    with atomic_output(Path(model_path)) as handle:
+    out_path = Path(model_path if out_path is None else out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out_path) as handle:
         handle.write(model.SerializeToString())
     return results

@@ -37,16 +37,16 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from enhance_edge.dataset import PairSet, load_pairs
+from enhance_edge.dataset import PairSet, load_pairs, trained_hr_size, trained_seed
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.fileio import atomic_output
-from enhance_edge.model import INPUT_NAME, ModelInfo, open_session
+from enhance_edge.model import INPUT_NAME, open_session
 from enhance_edge.processing import from_unit_float, to_batch, to_unit_float
-from enhance_edge.protocol import REPORT_HR_SIZE, score
+from enhance_edge.protocol import score
 
 from ..benchmarks.timing import measure
+from .limits import MAX_PSNR_LOSS_DB
 
-MAX_PSNR_LOSS_DB = 0.2
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                        "percentile": CalibrationMethod.Percentile}
 ACTIVATION_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "uint16": QuantType.QUInt16}
@@ -248,12 +248,19 @@ def choose(candidates: list[dict], fp32_psnr: float, max_loss_db: float) -> dict
     """Among 8-bit recipes that lose at most ``max_loss_db``, those within SPEED_TIE of the fastest
     kernels, then the best validation PSNR. 16-bit activations are measured for reference only: onnxruntime's
     CPU provider has no 16-bit convolution kernels, so they run in float between Q/DQ pairs."""
-    scored = [c for c in candidates if "error" not in c and c["recipe"]["activations"] in EIGHT_BIT]
+    eight_bit = [c for c in candidates if c["recipe"]["activations"] in EIGHT_BIT]
+    scored = [c for c in eight_bit if "error" not in c]
     passing = [c for c in scored if fp32_psnr - c["psnr"] <= max_loss_db]
     if not passing:
         best = max(scored, key=lambda c: c["psnr"], default=None)
-        detail = (f"the best, {best['name']}, loses {fp32_psnr - best['psnr']:.3f} dB" if best
-                  else "every recipe failed: " + "; ".join(f"{c['name']}: {c['error']}" for c in candidates))
+        if best:
+            detail = f"the best, {best['name']}, loses {fp32_psnr - best['psnr']:.3f} dB"
+        elif eight_bit:
+            detail = "every 8-bit recipe failed: " + "; ".join(f"{c['name']}: {c['error']}" for c in eight_bit)
+        else:
+            detail = "none was tried"
+        if len(eight_bit) < len(candidates):
+            detail += "; 16-bit recipes are measured for reference only"
         raise ParityError(f"no 8-bit recipe stays within {max_loss_db} dB of fp32's validation PSNR "
                           f"({fp32_psnr:.2f} dB); {detail}; nothing was written")
     # Recipes that run the same kernels (types, and the same ops left in float) have the same speed
@@ -268,12 +275,11 @@ def choose(candidates: list[dict], fp32_psnr: float, max_loss_db: float) -> dict
     return max((c for c in passing if group_time[kernels(c)] <= SPEED_TIE * fastest), key=lambda c: c["psnr"])
 
 
-def hr_size_of(info: ModelInfo) -> tuple[int, int] | None:
-    """The HR size the model was trained and validated at (its metadata), else the report's."""
-    train_config = info.json_field("train_config")
-    if isinstance(train_config, dict) and "hr_size" in train_config:
-        return tuple(train_config["hr_size"]) if train_config["hr_size"] else None
-    return REPORT_HR_SIZE
+def require_keepable(recipes: list[Recipe]) -> None:
+    """ValueError unless one of ``recipes`` could be kept: 16-bit activations are measured for reference only."""
+    if not any(recipe.activations in EIGHT_BIT for recipe in recipes):
+        raise ValueError(f"no recipe has 8-bit activations ({', '.join(EIGHT_BIT)}): 16-bit ones are measured "
+                         f"for reference only and never kept")
 
 
 def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | Path,
@@ -281,14 +287,17 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
                    threads: int | None = None, report: Callable[[str], None] = lambda line: None) -> dict:
     """Quantize ``fp32_path`` to ``out_path`` with the best of ``recipes`` (default: one, the
     default Recipe) and return the comparison. Raises ParityError, writing
-    nothing, when no recipe stays within ``max_loss_db`` of fp32's validation PSNR."""
+    nothing, when no recipe stays within ``max_loss_db`` of fp32's validation PSNR, and
+    ValueError, before any work, when no recipe has 8-bit activations (none could be kept)."""
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     recipes = recipes or [Recipe()]
+    require_keepable(recipes)
     _, info = open_session(fp32_path, "cpu", threads)
     if info.metadata.get("precision", "fp32") != "fp32":
         raise ModelError(f"{str(fp32_path)!r} is already quantized ({info.metadata['precision']}); "
                          f"quantize the fp32 model it came from")
-    pairs = load_pairs(data_dir, hr_size_of(info), scale=info.scale)
+    # The training run's HR size and subject split (its seed), so that no training face is validation or test.
+    pairs = load_pairs(data_dir, trained_hr_size(info), trained_seed(info), scale=info.scale)
     validation, test = pairs["validation"], pairs["test"]
     report(f"calibrating and checking on {len(validation)} validation faces of {data_dir}")
     timing_input = to_batch([np.random.default_rng(0).random(TIMING_SIZE, dtype=np.float32)])
@@ -337,9 +346,12 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
         metadata = {**info.metadata, **own_scores, "precision": "int8", "quantization": json.dumps(summary)}
         del model.metadata_props[:]
         onnx.helper.set_model_props(model, metadata)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(out_path) as handle:
-            handle.write(model.SerializeToString())
+        try:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(out_path) as handle:
+                handle.write(model.SerializeToString())
+        except OSError as exc:
+            raise ModelError(f"{out_path}: cannot write ({exc.strerror or exc})") from None
     return summary
 
 

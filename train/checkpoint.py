@@ -5,7 +5,8 @@ adversary, discriminator and optimizer_d; validation (PSNR/SSIM of the epoch jus
 None in a checkpoint taken mid-epoch). Training checkpoints add what resuming needs: step
 (optimiser steps done in the epoch after ``epoch``), schedule (the cosine learning-rate
 schedule's state, if any), best_psnr, history (every metrics.jsonl record so far), partial
-(the running epoch's loss sums and seconds) and rng (PyTorch's generator states).
+(the running epoch's loss sums and seconds) and rng (PyTorch's generator states); with a
+teacher, teacher (the file its name resolved to and that file's sha256).
 """
 
 from __future__ import annotations
@@ -60,12 +61,20 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
     training run bit for bit (another format sums in another order: differences ~1e-9).
     """
     state = load(path)
-    config = RunConfig.from_dict(state["config"])
+    config = run_config(path, state)
     generator = Generator(config.generator)
     if config.train.qat:  # its state also holds the int8 simulation's ranges (qat.py)
         qat.prepare(generator)
     generator = generator.to(memory_format=torch.channels_last)
-    generator.load_state_dict(state["generator"])
+    try:
+        generator.load_state_dict(state["generator"])
+    except KeyError as exc:
+        raise CheckpointError(f"{str(path)!r} holds no generator weights") from exc
+    except (RuntimeError, TypeError) as exc:  # torch lists each missing, unexpected or misshapen weight
+        problems = [line.strip().rstrip(".") for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CheckpointError(f"{str(path)!r} holds generator weights that do not fit its config: "
+                              f"{problems[0]}{more}") from exc
     if config.train.qat:
         generator = qat.strip(generator)  # the float network is the model
     return generator.eval(), state
@@ -77,13 +86,22 @@ def load_warm_start(path: str | Path, generator_config: GeneratorConfig) -> Gene
     Two designs can share every weight name and shape (``skip`` adds no weights), so
     loading the weights alone would silently start from a network that computes something else.
     """
-    generator, state = load_generator(path)
-    saved = RunConfig.from_dict(state["config"]).generator
-    differences = _field_differences("generator", saved, generator_config)
+    generator, _ = load_generator(path)
+    differences = _field_differences("generator", generator.config, generator_config)
     if differences:
         raise CheckpointError(f"cannot start from {str(path)!r}: its generator differs from this run's "
                               f"({'; '.join(differences)}); give the same generator options")
     return generator
+
+
+def run_config(path: str | Path, state: dict[str, Any]) -> RunConfig:
+    """The run config a loaded checkpoint holds; a missing, foreign or newer one is a CheckpointError."""
+    try:
+        return RunConfig.from_dict(state["config"])
+    except KeyError as exc:
+        raise CheckpointError(f"{str(path)!r} holds an unusable config: no {exc} entry") from exc
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{str(path)!r} holds an unusable config: {exc}") from exc
 
 
 def config_differences(saved: RunConfig, asked: RunConfig) -> list[str]:
@@ -100,23 +118,28 @@ def _field_differences(section: str, before: Any, after: Any, ignored: tuple[str
             if field.name not in ignored and getattr(before, field.name) != getattr(after, field.name)]
 
 
-def load_for_resume(path: Path, config: RunConfig, data_facts: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint to continue from, checked to be a run of this config on this data."""
+def load_for_resume(path: Path, config: RunConfig, data_facts: dict[str, Any],
+                    teacher: dict[str, str] | None = None) -> dict[str, Any]:
+    """A checkpoint to continue from, checked to be a run of this config on this data, distilled
+    from the same teacher file (``teacher``: ``data.teacher_file``'s facts) if any."""
     state = load(path)
     missing = [key for key in RESUME_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{str(path)!r} cannot be resumed: it lacks {', '.join(missing)} "
                               f"(written by an older enhance-edge, or not by training)")
-    try:
-        saved = RunConfig.from_dict(state["config"])
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{str(path)!r} holds an unusable config: {exc}") from exc
-    differences = config_differences(saved, config)
+    differences = config_differences(run_config(path, state), config)
     if differences:
         raise CheckpointError(f"{str(path)!r} is a run with other settings ({'; '.join(differences)}); "
                               f"resume with the same options, or train into another folder")
     if state["data"] != data_facts:
         raise CheckpointError(f"{str(path)!r} was trained on other data ({state['data']} -> {data_facts})")
+    if teacher is not None:  # the name is in the config; what it stands for may have changed since
+        saved_sha256 = (state.get("teacher") or {}).get("sha256", "not recorded")
+        if saved_sha256 != teacher["sha256"]:
+            raise CheckpointError(f"{str(path)!r} was distilled from a teacher file with sha256 {saved_sha256}; "
+                                  f"teacher {teacher['name']!r} ({teacher['path']}) now has sha256 "
+                                  f"{teacher['sha256']}: resume with the file it was distilled from, or train "
+                                  f"into another folder")
     return state
 
 

@@ -114,6 +114,9 @@ class TrainConfig:
             raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        for name in ("max_images", "threads"):  # None: no cap, torch's default
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (or None), got {getattr(self, name)}")
         # Checkpoints store tuples as lists; keep the dataclass hashable and comparable.
         object.__setattr__(self, "betas", tuple(self.betas))
         if self.hr_size is not None:

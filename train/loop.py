@@ -2,11 +2,14 @@
 
 Losses are the report's: D = BCE(D(hr), 1) + BCE(D(G(lr)), 0) and
 G = content(G(lr), hr) + adversarial_weight * BCE(D(G(lr)), 1), plus, with a teacher,
-distill_weight * content(G(lr), teacher(lr)). Each epoch appends one JSON line to
-OUT/metrics.jsonl and rewrites OUT/last.pt (so does every ``checkpoint_every``-th step);
+distill_weight * content(G(lr), teacher(lr)). Training and validation log the same terms under
+the same names (content, distill, adversarial: unweighted; g_loss: their weighted sum), and the
+discriminator's losses and scores only in epochs where it trains. Each epoch appends one JSON line
+to OUT/metrics.jsonl and rewrites OUT/last.pt (so does every ``checkpoint_every``-th step);
 OUT/best.pt keeps the epoch with the best validation PSNR — of the simulated int8 network
 with ``qat`` (the test split is never looked at here). ``resume`` continues from OUT/last.pt
-as if the run had never stopped.
+as if the run had never stopped; without it a folder that holds a run is refused unless
+``overwrite``.
 
 Under torchrun every process trains on its shard of each global batch through
 DistributedDataParallel, and rank 0 alone evaluates, logs and writes.
@@ -34,18 +37,19 @@ from PIL import Image
 from torch.nn import functional as F
 
 from enhance_edge.dataset import PairSet, load_pairs
-from enhance_edge.errors import DataError
+from enhance_edge.errors import CheckpointError, DataError
 from enhance_edge.processing import from_unit_float
 from enhance_edge.protocol import interpolate, score
 
 from . import checkpoint, distributed, qat
-from .config import RunConfig
-from .data import pair_tensors, teacher_outputs
+from .config import RunConfig, TrainConfig
+from .data import pair_tensors, teacher_file, teacher_outputs
 from .distributed import Processes
 from .networks import Discriminator, Generator
 
 EVAL_BATCH = 64
-LOSS_SUMS = ("g_loss", "content", "distill", "d_loss")
+LOSS_SUMS = ("g_loss", "content", "distill", "adversarial", "d_loss")
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")  # what a training run writes into OUT
 
 
 def interpolation_scores(pairs: PairSet, scale: int) -> dict[str, dict[str, float]]:
@@ -80,31 +84,54 @@ def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
+def generator_loss(config: TrainConfig, fake: torch.Tensor, hr: torch.Tensor, taught: torch.Tensor | None,
+                   fake_logits: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """G's loss and its unweighted terms by their logged names, the same in training and validation:
+    content, distill (given the teacher's outputs) and adversarial (given D's logits for ``fake``)."""
+    terms = {"content": content_loss(config.content_loss, fake, hr)}
+    g_loss = terms["content"]
+    if taught is not None:
+        terms["distill"] = content_loss(config.content_loss, fake, taught)
+        g_loss = g_loss + config.distill_weight * terms["distill"]
+    if fake_logits is not None:
+        terms["adversarial"] = bce(fake_logits, 1.0)
+        g_loss = g_loss + config.adversarial_weight * terms["adversarial"]
+    return g_loss, terms
+
+
 @torch.no_grad()
 def evaluate(generator: Generator, discriminator: Discriminator | None, pairs: PairSet,
-             config: RunConfig) -> dict:
-    """Validation losses, PSNR/SSIM of the generator and the discriminator's classifier metrics."""
+             config: RunConfig, teacher: torch.Tensor | None = None) -> dict:
+    """Validation losses, PSNR/SSIM of the generator and the discriminator's classifier metrics.
+
+    The losses are training's: pass the discriminator while it trains and, when distilling, the
+    teacher's outputs for ``pairs``; each adds its term to g_loss (and D its losses and scores).
+    """
     generator.eval()
+    if discriminator is not None:
+        discriminator.eval()
     device = next(generator.parameters()).device
     lr_all, hr_all = pair_tensors(pairs)
-    outputs, g_losses, d_losses, real_probs, fake_probs = [], [], [], [], []
+    outputs, sums, real_probs, fake_probs = [], {}, [], []
     for start in range(0, len(pairs), EVAL_BATCH):
-        lr, hr = lr_all[start:start + EVAL_BATCH].to(device), hr_all[start:start + EVAL_BATCH].to(device)
+        batch = slice(start, start + EVAL_BATCH)
+        lr, hr = lr_all[batch].to(device), hr_all[batch].to(device)
         fake = generator(lr)
         outputs.append(fake.cpu())
-        g_loss = content_loss(config.train.content_loss, fake, hr)
+        fake_logits = discriminator(fake) if discriminator is not None else None
+        g_loss, terms = generator_loss(config.train, fake, hr, None if teacher is None else teacher[batch].to(device),
+                                       fake_logits)
+        losses = {"g_loss": g_loss, **terms}
         if discriminator is not None:
-            discriminator.eval()
-            real_logits, fake_logits = discriminator(hr), discriminator(fake)
-            g_loss = g_loss + config.train.adversarial_weight * bce(fake_logits, 1.0)
-            d_losses.append(float(bce(real_logits, 1.0) + bce(fake_logits, 0.0)) * len(lr))
+            real_logits = discriminator(hr)
+            losses["d_loss"] = bce(real_logits, 1.0) + bce(fake_logits, 0.0)
             real_probs.append(torch.sigmoid(real_logits).cpu())
             fake_probs.append(torch.sigmoid(fake_logits).cpu())
-        g_losses.append(float(g_loss) * len(lr))
+        for key, value in losses.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * len(lr)
     generated = from_unit_float(torch.cat(outputs)[:, 0].numpy())
-    metrics = {"g_loss": sum(g_losses) / len(pairs), **score(list(pairs.hr), list(generated))}
+    metrics = {**{key: total / len(pairs) for key, total in sums.items()}, **score(list(pairs.hr), list(generated))}
     if discriminator is not None:
-        metrics["d_loss"] = sum(d_losses) / len(pairs)
         metrics["discriminator"] = classifier_metrics(torch.cat(real_probs), torch.cat(fake_probs))
     return metrics
 
@@ -117,22 +144,32 @@ def rng_states(device: torch.device) -> dict[str, torch.Tensor]:
 
 
 def train(data_dir: str | Path, out_dir: str | Path, config: RunConfig = RunConfig(),
-          report: Callable[[str], None] = print, resume: bool = False) -> Path | None:
+          report: Callable[[str], None] = print, resume: bool = False, overwrite: bool = False) -> Path | None:
     """Train on a face folder; returns the path of the best checkpoint (validation PSNR).
 
     Launched by torchrun (RANK, WORLD_SIZE, ... in the environment), this process joins the
     others in one DistributedDataParallel run; only rank 0 gets the path, the others None.
-    With ``resume``, continue from OUT/last.pt when there is one (else start afresh).
+    With ``resume``, continue from OUT/last.pt when there is one (else start afresh). A folder
+    that already holds a run (any of RUN_FILES) is otherwise refused, or with ``overwrite``
+    replaced by the new run.
     """
+    if resume and overwrite:
+        raise ValueError("resume continues the run in the output folder and overwrite replaces it: not both")
     with distributed.processes_from_environment() as procs:
-        return train_in(procs, Path(data_dir), Path(out_dir), config, report, resume)
+        return train_in(procs, Path(data_dir), Path(out_dir), config, report, resume, overwrite)
 
 
 def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
-             report: Callable[[str], None], resume: bool) -> Path | None:
+             report: Callable[[str], None], resume: bool, overwrite: bool) -> Path | None:
     """The loop itself, as one of ``procs``."""
     cfg = config.train
     device, main = procs.device, procs.is_main  # rank 0 alone logs, evaluates and writes
+    last_path, best_path, metrics_path = (out_dir / name for name in RUN_FILES)
+    if main:
+        existing = [name for name in RUN_FILES if (out_dir / name).exists()]
+        if existing and not resume and not overwrite:
+            raise CheckpointError(f"{out_dir} already holds a run ({', '.join(existing)}): resume it (--resume), "
+                                  f"replace it (--overwrite) or train into another folder")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     batch = distributed.local_batch_size(cfg.batch_size, procs)  # this process's share of a step
@@ -144,10 +181,15 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
                   "images": {name: len(p) for name, p in pairs.items()}}
     if distributed.from_main(data_facts, procs) != data_facts:  # e.g. a machine with a partial copy
         raise DataError(f"rank {procs.rank} reads other data than rank 0: {data_facts}")
+    teacher = teacher_validation = None
     if cfg.teacher:  # distillation targets for each image as it is and, with hflip, mirrored
+        teacher = teacher_file(cfg.teacher)  # what the name stands for now, kept in the checkpoints
         teacher_train = teacher_outputs(cfg.teacher, lr_train, config.generator.scale, cfg.threads)
         teacher_mirrored = (teacher_outputs(cfg.teacher, lr_train.flip(-1), config.generator.scale, cfg.threads)
                             if cfg.hflip else None)
+        if main:  # validation's g_loss has the distillation term too
+            teacher_validation = teacher_outputs(cfg.teacher, pair_tensors(pairs["validation"])[0],
+                                                 config.generator.scale, cfg.threads)
     order = distributed.epoch_order(len(lr_train), procs, cfg.seed)
     steps_per_epoch = math.ceil(order.num_samples / batch)
     baselines = interpolation_scores(pairs["validation"], config.generator.scale) if main else {}
@@ -180,12 +222,12 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
 
     # Progress, continued from OUT/last.pt with resume; rank 0 reads it and sends it to the others.
     epoch_done, step_done, best_psnr, history, partial = 0, 0, -math.inf, [], None
-    last_path, best_path, metrics_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "metrics.jsonl"
     state = None
     if resume:
         if main:
             checkpoint.remove_partial_writes(out_dir)
-            state = checkpoint.load_for_resume(last_path, config, data_facts) if last_path.is_file() else None
+            state = (checkpoint.load_for_resume(last_path, config, data_facts, teacher) if last_path.is_file()
+                     else None)
         state = distributed.from_main(state, procs)
     if state is not None:
         for key, part in parts.items():
@@ -198,7 +240,13 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
         if device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
     if main:  # one line per completed epoch, also after a kill between a line and its checkpoint
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
+        if overwrite:  # the replaced run's checkpoints go with its metrics
+            for path in (last_path, best_path):
+                path.unlink(missing_ok=True)
         metrics_path.write_text("".join(json.dumps(record) + "\n" for record in history))
         if state is not None:
             report(f"resumed from {last_path}: epoch {epoch_done} complete"
@@ -207,7 +255,7 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
     def snapshot(epoch: int, step: int, validation: dict | None, epoch_so_far: dict | None) -> dict:
         """Everything a resumed run needs to go on exactly from here."""
         return {"config": config.to_dict(), "epoch": epoch, "step": step, "data": data_facts,
-                **{key: part.state_dict() for key, part in parts.items()},
+                **({"teacher": teacher} if teacher else {}), **{key: part.state_dict() for key, part in parts.items()},
                 "validation": validation, "best_psnr": best_psnr, "history": history, "partial": epoch_so_far,
                 "rng": rng_states(device)}
 
@@ -251,18 +299,14 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
                 opt_d.step()
                 sums["d_loss"] += d_loss.item() * len(index)
 
-            content = content_loss(cfg.content_loss, fake, hr)
-            g_loss = content
-            if cfg.teacher:
-                distill = content_loss(cfg.content_loss, fake, taught.to(device))
-                g_loss = g_loss + cfg.distill_weight * distill
-                sums["distill"] += distill.item() * len(index)
+            fake_logits = None
             if adversarial_now:
                 # D only passes gradients through to G here: frozen, and bypassing its DDP
                 # wrapper, so no D weight gradient is computed or averaged for nothing.
                 discriminator.requires_grad_(False)
-                g_loss = g_loss + cfg.adversarial_weight * bce(discriminator(fake), 1.0)
+                fake_logits = discriminator(fake)
                 discriminator.requires_grad_(True)
+            g_loss, terms = generator_loss(cfg, fake, hr, taught.to(device) if cfg.teacher else None, fake_logits)
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
@@ -270,8 +314,8 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
                 schedule.step()
                 for group in opt_d.param_groups if opt_d else ():
                     group["lr"] = opt_g.param_groups[0]["lr"]
-            sums["g_loss"] += g_loss.item() * len(index)
-            sums["content"] += content.item() * len(index)
+            for key, value in {"g_loss": g_loss, **terms}.items():
+                sums[key] += value.item() * len(index)
             images += len(index)
             global_step += 1
             if show_steps:
@@ -291,11 +335,13 @@ def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
             continue
         # Validation scores are always the float network's; with qat the simulated int8 network
         # is scored too, and it is what best.pt is chosen on.
-        validation = evaluate(qat.strip(generator) if cfg.qat else generator, discriminator,
-                              pairs["validation"], config)
+        validation = evaluate(qat.strip(generator) if cfg.qat else generator,
+                              discriminator if adversarial_now else None, pairs["validation"], config,
+                              teacher_validation)
         simulated = evaluate(generator, None, pairs["validation"], config) if cfg.qat else None
-        train_metrics = {key: total / total_images for key, total in zip(sums, totals)
-                         if (key != "d_loss" or adversarial_now) and (key != "distill" or cfg.teacher)}
+        logged = {"g_loss", "content", *(("distill",) if cfg.teacher else ()),
+                  *(("adversarial", "d_loss") if adversarial_now else ())}
+        train_metrics = {key: total / total_images for key, total in zip(sums, totals) if key in logged}
         record = {"epoch": epoch, "adversarial": adversarial_now, "lr": opt_g.param_groups[0]["lr"],
                   "train": train_metrics, "validation": validation,
                   **({"validation_int8_simulated": {k: simulated[k] for k in ("psnr", "ssim")}} if cfg.qat else {}),

@@ -92,8 +92,8 @@ class Discriminator(nn.Module):
     """8 conv + batch-norm + swish layers (channels widen in pairs, every second layer
     halves the resolution), a conv to one channel, global average pooling.
 
-    ``forward`` returns logits; the report's sigmoid is applied by ``probability`` and,
-    fused with BCE for numerical stability, by the training losses.
+    ``forward`` returns logits; the report's sigmoid is applied by the training losses, fused
+    with BCE for numerical stability, and by the validation's classifier metrics.
     """
 
     def __init__(self, config: DiscriminatorConfig = DiscriminatorConfig()):
@@ -111,6 +111,3 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
-
-    def probability(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self(x))

@@ -1,6 +1,7 @@
 """The report's figures, redrawn from metrics.jsonl and the exported model.
 
-- losses.png: generator train/validation loss per epoch (the report's Figure 5.1.1)
+- losses.png: generator train/validation loss per epoch, the same sum of terms on both sides
+  (the report's Figure 5.1.1)
 - psnr.png: validation PSNR per epoch against bicubic and Lanczos (Figure 5.1.3)
 - discriminator.png: the discriminator's validation accuracy and F1 per epoch
 - grid.png: LR | generated | Lanczos | HR with PSNR under each (Figure 5.1.4), test faces
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -19,21 +21,47 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from enhance_edge.errors import DataError, ImageError  # noqa: E402
 from enhance_edge.protocol import interpolate, make_hr, make_lr, psnr  # noqa: E402
 from enhance_edge.upscaler import Upscaler  # noqa: E402
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """A run's epoch records; a file that logs no epoch, or not as JSON lines, is a DataError."""
+    path = Path(path)
+    try:
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable metrics.jsonl ({exc})") from None
+    if not records:
+        raise DataError(f"{path}: logs no epoch (an empty metrics.jsonl)")
+    return records
+
+
+def generator_losses(record: dict) -> tuple[float, float]:
+    """One epoch's train and validation generator loss as the same sum of terms (NaN: not known).
+
+    Validation logs its terms ("content", ...) since both sides sum the same ones into g_loss.
+    In older logs validation g_loss was the content loss, plus the adversarial term whenever a
+    discriminator existed (warm-up epochs too), and train g_loss also held the distillation term.
+    """
+    train, validation = record["train"], record["validation"]
+    if "content" in validation:
+        return train["g_loss"], validation["g_loss"]
+    if "discriminator" not in validation:  # an older log's validation g_loss: the content loss alone
+        return train["content"], validation["g_loss"]
+    if record["adversarial"] and "distill" not in train:  # content + adversarial on both sides
+        return train["g_loss"], validation["g_loss"]
+    return train["g_loss"], math.nan  # an untrained discriminator's term, or no distillation, in validation
 
 
 def plot_losses(runs: dict[str, list[dict]], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, records in runs.items():
         epochs = [r["epoch"] for r in records]
-        line, = ax.plot(epochs, [r["train"]["g_loss"] for r in records], label=f"{label}: train")
-        ax.plot(epochs, [r["validation"]["g_loss"] for r in records], "--", color=line.get_color(),
-                label=f"{label}: validation")
+        train, validation = zip(*map(generator_losses, records))
+        line, = ax.plot(epochs, train, label=f"{label}: train")
+        ax.plot(epochs, validation, "--", color=line.get_color(), label=f"{label}: validation")
     ax.set(xlabel="epoch", ylabel="generator loss", yscale="log", title="Generator loss, train vs validation")
     ax.legend(fontsize=8)
     return _save(fig, out / "losses.png")
@@ -50,7 +78,7 @@ def plot_psnr(runs: dict[str, list[dict]], out: Path) -> Path:
     values = [r["validation"]["psnr"] for records in runs.values() for r in records]
     ax.set(xlabel="epoch", ylabel="validation PSNR (dB)",
            ylim=(min(min(values), baselines["bicubic"]["psnr"]) - 0.5, max(values) + 0.5),
-           title="Validation PSNR per epoch (subjects yaleB29-33)")
+           title="Validation PSNR per epoch")
     ax.legend(fontsize=8)
     return _save(fig, out / "psnr.png")
 
@@ -111,10 +139,14 @@ def astronaut_face() -> Image.Image:
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -19,9 +19,10 @@ from typing import BinaryIO, Iterator
 
 from PIL import Image
 
-from ..batch import DEFAULT_SUFFIX
+from ..batch import scale_suffix
 from ..errors import EnhanceEdgeError, ImageError
-from ..imageio import DEFAULT_QUALITY, OUTPUT_FORMATS, format_for, provenance, read_image, write_image
+from ..imageio import (DEFAULT_QUALITY, OUTPUT_FORMATS, check_size, format_for, output_format_for, provenance,
+                       read_image, write_image)
 from ..model import BUNDLED_MODELS, bundled_model_path, bundled_models
 from ..upscaler import DEFAULT_MAX_MEMORY, Upscaler
 
@@ -195,8 +196,8 @@ class _NamedUpload(io.BytesIO):
         return self.name
 
 
-def _download_name(name: str, image_format: str) -> str:
-    """NAME_x2.EXT with the extension of the format the result is in."""
+def _download_name(name: str, image_format: str, scale: int) -> str:
+    """NAME_x{scale}.EXT with the extension of the format the result is in."""
     path = Path(name)
     if format_for(path) == image_format:
         extension = path.suffix
@@ -204,7 +205,7 @@ def _download_name(name: str, image_format: str) -> str:
         canonical = {pillow_format: extension for pillow_format, extension in OUTPUT_FORMATS.values()}
         extension = canonical.get(image_format) or next(
             (ext for ext, known in Image.registered_extensions().items() if known == image_format), "")
-    return f"{path.stem}{DEFAULT_SUFFIX}{extension}"
+    return f"{path.stem}{scale_suffix(scale)}{extension}"
 
 
 class UpscaleService:
@@ -264,12 +265,16 @@ class UpscaleService:
             del data
             entry.pixels_total = image.width * image.height
             upscaler = self.catalog.upscaler(model, precision)
+            image_format = output_format_for(source_info.format)
+            try:
+                check_size(image_format, (image.width * upscaler.scale, image.height * upscaler.scale))
+            except ImageError:  # too large for the input's format (JPEG, WebP): a PNG, which has no such limit
+                image_format = "PNG"
 
             def advance(pixels: int) -> None:
                 entry.pixels_done += pixels
 
             result = upscaler.upscale(image, progress=advance)
-            image_format = source_info.format if source_info.format in Image.SAVE else "PNG"
             encoded = io.BytesIO()
             try:
                 write_image(result, encoded, image_format, source_info,
@@ -278,7 +283,7 @@ class UpscaleService:
                 raise ImageError(f"{name}: cannot encode the result as {image_format} ({exc})") from None
             seconds = time.perf_counter() - start
         return UpscaleResult(encoded.getvalue(), Image.MIME.get(image_format, "application/octet-stream"),
-                             _download_name(name, image_format), model,
+                             _download_name(name, image_format, upscaler.scale), model,
                              upscaler.info.metadata.get("precision", "fp32"),  # what "auto" resolved to
                              image.size, result.size,
                              waited, seconds)

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from enhance_edge import imageio
-from enhance_edge.batch import Job, Outcome, expand_inputs, plan_jobs, read_image, upscale_file
+from enhance_edge.batch import Job, Outcome, expand_inputs, plan_jobs, upscale_file
 from enhance_edge.errors import EnhanceEdgeError, ImageError
 from enhance_edge.upscaler import Upscaler
 
@@ -30,13 +29,13 @@ def targets(jobs):
 
 def test_outputs_go_beside_inputs_with_a_suffix(tmp_path):
     a = save(tmp_path / "a.png")
-    assert targets(plan_jobs([a], None)) == [("a.png", str(tmp_path / "a_x2.png"), None)]
-    assert targets(plan_jobs([a], None, suffix="-big")) == [("a.png", str(tmp_path / "a-big.png"), None)]
+    assert targets(plan_jobs([a], None, scale=2)) == [("a.png", str(tmp_path / "a_x2.png"), None)]
+    assert targets(plan_jobs([a], None, scale=2, suffix="-big")) == [("a.png", str(tmp_path / "a-big.png"), None)]
 
 
 def test_one_file_and_o_names_the_file(tmp_path):
     a = save(tmp_path / "a.png")
-    assert plan_jobs([a], tmp_path / "out.jpg")[0].target == tmp_path / "out.jpg"
+    assert plan_jobs([a], tmp_path / "out.jpg", scale=2)[0].target == tmp_path / "out.jpg"
 
 
 def test_a_folder_keeps_names_in_o_and_sub_folders_with_r(tmp_path):
@@ -44,46 +43,46 @@ def test_a_folder_keeps_names_in_o_and_sub_folders_with_r(tmp_path):
     save(root / "b.jpg"), save(root / "trip" / "c.png"), save(root / ".hidden.png")
     (root / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
-    assert targets(plan_jobs([root], out)) == [("b.jpg", str(out / "b.jpg"), None)]
-    assert targets(plan_jobs([root], out, recursive=True)) == [
+    assert targets(plan_jobs([root], out, scale=2)) == [("b.jpg", str(out / "b.jpg"), None)]
+    assert targets(plan_jobs([root], out, scale=2, recursive=True)) == [
         ("b.jpg", str(out / "b.jpg"), None), ("c.png", str(out / "trip" / "c.png"), None)]
 
 
 def test_format_changes_the_extension(tmp_path):
     a = save(tmp_path / "a.jpg")
-    assert plan_jobs([a], tmp_path / "out", output_format="webp")[0].target == tmp_path / "out" / "a.webp"
+    assert plan_jobs([a], tmp_path / "out", scale=2, output_format="webp")[0].target == tmp_path / "out" / "a.webp"
     with pytest.raises(EnhanceEdgeError, match="unknown output format 'jxl'"):
-        plan_jobs([a], None, output_format="jxl")
+        plan_jobs([a], None, scale=2, output_format="jxl")
 
 
 def test_inputs_pillow_cannot_write_become_png(tmp_path):
     psd = tmp_path / "layered.psd"
     psd.write_bytes(b"8BPS")
-    assert plan_jobs([psd], None)[0].target == tmp_path / "layered_x2.png"
+    assert plan_jobs([psd], None, scale=2)[0].target == tmp_path / "layered_x2.png"
 
 
 def test_globs_are_expanded_and_a_pattern_matching_nothing_is_kept_to_fail(tmp_path):
     save(tmp_path / "a.png"), save(tmp_path / "b.png"), save(tmp_path / "c.jpg")
-    jobs = plan_jobs([tmp_path / "*.png"], tmp_path / "out")
+    jobs = plan_jobs([tmp_path / "*.png"], tmp_path / "out", scale=2)
     assert [job.source.name for job in jobs] == ["a.png", "b.png"]
-    missing = plan_jobs([tmp_path / "*.gif"], tmp_path / "out")
+    missing = plan_jobs([tmp_path / "*.gif"], tmp_path / "out", scale=2)
     assert [job.source.name for job in missing] == ["*.gif"]
 
 
 def test_never_overwrite_an_input(tmp_path):
     a = save(tmp_path / "a.png")
-    [job] = plan_jobs([a], None, suffix="")
+    [job] = plan_jobs([a], None, scale=2, suffix="")
     assert "would overwrite an input" in job.problem
     with pytest.raises(EnhanceEdgeError, match=f"{a}: output .* would overwrite an input"):
         upscale_file(None, job)
     a_x2 = save(tmp_path / "a_x2.png")
-    jobs = plan_jobs([a, a_x2], None)  # named explicitly, so both are inputs
+    jobs = plan_jobs([a, a_x2], None, scale=2)  # named explicitly, so both are inputs
     assert "would overwrite an input" in jobs[0].problem and jobs[1].problem is None
 
 
 def test_two_inputs_for_one_output_is_a_problem_for_the_second(tmp_path):
     save(tmp_path / "a.png"), save(tmp_path / "a.jpg")
-    jobs = plan_jobs([tmp_path], tmp_path / "out", output_format="png")
+    jobs = plan_jobs([tmp_path], tmp_path / "out", scale=2, output_format="png")
     assert jobs[0].problem is None
     assert jobs[1].problem == f"output {str(tmp_path / 'out' / 'a.png')!r} is already the output of " \
                               f"{str(jobs[0].source)!r}"
@@ -91,19 +90,65 @@ def test_two_inputs_for_one_output_is_a_problem_for_the_second(tmp_path):
 
 def test_earlier_outputs_beside_inputs_are_not_taken_as_inputs(tmp_path):
     save(tmp_path / "a.png"), save(tmp_path / "a_x2.png")
-    assert targets(plan_jobs([tmp_path], None)) == [("a.png", str(tmp_path / "a_x2.png"), None)]
+    assert targets(plan_jobs([tmp_path], None, scale=2)) == [("a.png", str(tmp_path / "a_x2.png"), None)]
 
 
 def test_the_output_folder_inside_the_input_folder_is_not_read(tmp_path):
     save(tmp_path / "a.png"), save(tmp_path / "big" / "a.png")
-    assert [job.source for job in plan_jobs([tmp_path], tmp_path / "big", recursive=True)] == [tmp_path / "a.png"]
+    jobs = plan_jobs([tmp_path], tmp_path / "big", scale=2, recursive=True)
+    assert [job.source for job in jobs] == [tmp_path / "a.png"]
 
 
 def test_o_that_is_a_file_cannot_take_several_outputs(tmp_path):
     save(tmp_path / "a.png")
     (tmp_path / "out.png").write_bytes(b"x")
-    with pytest.raises(EnhanceEdgeError, match="is a file, but several inputs need a folder"):
-        plan_jobs([tmp_path], tmp_path / "out.png")
+    with pytest.raises(EnhanceEdgeError, match="'.*out.png' is an existing file, but several inputs, a folder or a "
+                                               "pattern need -o to be a folder"):
+        plan_jobs([tmp_path], tmp_path / "out.png", scale=2)
+
+
+def test_the_default_suffix_is_the_models_scale(tmp_path):
+    a = save(tmp_path / "a.png")
+    assert plan_jobs([a], None, scale=4)[0].target == tmp_path / "a_x4.png"
+    assert plan_jobs([a], tmp_path / "out", scale=4)[0].target == tmp_path / "out" / "a.png"
+
+
+@pytest.mark.parametrize("name", ["face[1].png", "what?.png", "star*.png"])
+def test_a_file_named_like_a_pattern_is_one_file(tmp_path, name):
+    face = save(tmp_path / name)
+    save(tmp_path / "f.png")  # what face[1].png would match as a pattern
+    assert targets(plan_jobs([face], tmp_path / "big.png", scale=2)) == [(name, str(tmp_path / "big.png"), None)]
+    assert plan_jobs([face], None, scale=2)[0].target == tmp_path / name.replace(".png", "_x2.png")
+
+
+def test_one_input_and_an_o_that_is_no_image_name_is_refused(tmp_path):
+    a = save(tmp_path / "a.png")
+    with pytest.raises(EnhanceEdgeError, match=r"-o '.*out.xyz': '.xyz' is not an image format enhance-edge can "
+                                               r"write \(.png, .jpg, .webp, .tif, .bmp, .gif\)"):
+        plan_jobs([a], tmp_path / "out.xyz", scale=2)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(EnhanceEdgeError, match=r"-o '.*notes.txt' is an existing file but not an image file name; "
+                                               r"name an image \(.png, .jpg"):
+        plan_jobs([a], tmp_path / "notes.txt", scale=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "notes.txt"]
+
+
+def test_several_inputs_and_an_o_image_name_is_refused_and_a_folder_name_with_a_dot_is_a_folder(tmp_path):
+    a, b = save(tmp_path / "a.png"), save(tmp_path / "b.png")
+    with pytest.raises(EnhanceEdgeError, match=r"-o '.*new.jpg' is an image file name, but several inputs, a "
+                                               r"folder or a pattern need -o to be a folder \(create it first"):
+        plan_jobs([a, b], tmp_path / "new.jpg", scale=2)
+    with pytest.raises(EnhanceEdgeError, match="need -o to be a folder"):
+        plan_jobs([tmp_path / "*.png"], tmp_path / "new.jpg", scale=2)
+    (tmp_path / "made.jpg").mkdir()
+    assert plan_jobs([a, b], tmp_path / "made.jpg", scale=2)[1].target == tmp_path / "made.jpg" / "b.png"
+    assert plan_jobs([a, b], tmp_path / "run.v2", scale=2)[0].target == tmp_path / "run.v2" / "a.png"
+
+
+def test_suffix_does_not_apply_to_an_o_file(tmp_path):
+    a = save(tmp_path / "a.png")
+    with pytest.raises(EnhanceEdgeError, match=r"--suffix '_big' does not apply when -o '.*b.png' names the output"):
+        plan_jobs([a], tmp_path / "b.png", scale=2, suffix="_big")
 
 
 def test_broken_links_in_folders_are_listed_so_they_are_reported(tmp_path):
@@ -121,6 +166,29 @@ def test_upscale_file_writes_tagged_output_and_skips_existing(upscaler, tmp_path
     before = job.target.stat().st_mtime_ns
     assert upscale_file(upscaler, job) is Outcome.SKIPPED and job.target.stat().st_mtime_ns == before
     assert upscale_file(upscaler, job, overwrite=True) is Outcome.DONE
+
+
+def test_an_upscale_over_the_memory_budget_is_warned_about(tiny_onnx, upscaler, tmp_path):
+    job = Job(save(tmp_path / "a.png", size=(40, 30)), tmp_path / "a_x2.png")
+    warnings = []
+    assert upscale_file(upscaler, job, warn=warnings.append) is Outcome.DONE and warnings == []
+    frugal = Upscaler(tiny_onnx, threads=1, max_memory=128 << 20)  # the runtime's base alone
+    upscale_file(frugal, job, overwrite=True, warn=warnings.append)
+    [warning] = warnings
+    assert warning.startswith(f"{job.source}: upscaling this 40x30 image takes about 129 MiB, over the memory "
+                              f"budget of 128 MiB (--max-memory)")
+
+
+@pytest.mark.parametrize("name, size, message", [
+    ("wide.jpg", (32_751, 2), "the 65502x4 result is too large for JPEG, which holds at most 65,500 pixels a side"),
+    ("wide.webp", (8_192, 2), "the 16384x4 result is too large for WEBP, which holds at most 16,383 pixels a side"),
+])
+def test_a_result_too_large_for_its_format_fails_before_the_upscale(upscaler, tmp_path, name, size, message):
+    job = Job(save(tmp_path / name, size=size), tmp_path / "out" / name)
+    done = []
+    with pytest.raises(ImageError, match=f"{job.source}: {message}; PNG has no such limit \\(--format png\\)"):
+        upscale_file(upscaler, job, progress=done.append)
+    assert done == [] and not (tmp_path / "out").exists()
 
 
 def _umask():
@@ -162,28 +230,19 @@ def test_an_unwritable_output_folder_is_one_error(upscaler, tmp_path):
         upscale_file(upscaler, job)
 
 
-def test_read_image_keeps_the_files_format_for_other_callers(tmp_path):
-    image = read_image(save(tmp_path / "a.png", mode="P"))
-    assert image.format == "PNG" and image.mode == "RGB"
-    tight = imageio.DEFAULT_MAX_PIXELS
-    with pytest.raises(ImageError, match="over the limit"):
-        read_image(save(tmp_path / "b.png", size=(20, 20)), max_pixels=100)
-    assert imageio.DEFAULT_MAX_PIXELS == tight
-
-
 def test_o_without_an_image_extension_is_a_folder_even_for_one_file(tmp_path):
     a = save(tmp_path / "a.png")
-    assert plan_jobs([a], tmp_path / "big")[0].target == tmp_path / "big" / "a.png"
+    assert plan_jobs([a], tmp_path / "big", scale=2)[0].target == tmp_path / "big" / "a.png"
 
 
 def test_o_and_format_must_agree(tmp_path):
     a = save(tmp_path / "a.png")
-    assert plan_jobs([a], tmp_path / "b.jpeg", output_format="jpeg")[0].target == tmp_path / "b.jpeg"
+    assert plan_jobs([a], tmp_path / "b.jpeg", scale=2, output_format="jpeg")[0].target == tmp_path / "b.jpeg"
     with pytest.raises(EnhanceEdgeError, match="-o '.*b.png' is a PNG name but --format is jpeg"):
-        plan_jobs([a], tmp_path / "b.png", output_format="jpeg")
+        plan_jobs([a], tmp_path / "b.png", scale=2, output_format="jpeg")
 
 
 def test_inputs_inside_the_output_folder_are_still_read(tmp_path):
     save(tmp_path / "out" / "photos" / "a.png")
-    jobs = plan_jobs([tmp_path / "out" / "photos"], tmp_path / "out")
+    jobs = plan_jobs([tmp_path / "out" / "photos"], tmp_path / "out", scale=2)
     assert [(job.source.name, job.target) for job in jobs] == [("a.png", tmp_path / "out" / "a.png")]

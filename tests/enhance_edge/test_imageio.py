@@ -12,8 +12,8 @@ from PIL import Image, ImageCms
 
 from enhance_edge import __version__
 from enhance_edge.errors import ImageError
-from enhance_edge.imageio import (DEFAULT_QUALITY, WORKING_MODES, SourceInfo, format_for, probe_pixels, provenance,
-                                  read_image, working_image, write_image)
+from enhance_edge.imageio import (DEFAULT_QUALITY, WORKING_MODES, SourceInfo, format_for, output_format_for,
+                                  probe_pixels, provenance, read_image, working_image, write_image)
 
 TAGS = provenance(2, "tiny.onnx (sha256 0123456789ab)")
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -194,11 +194,13 @@ def bomb(tmp_path_factory):
 
 def test_decompression_bombs_are_refused_before_decoding(tmp_path, bomb):
     assert bomb.stat().st_size < 100_000
-    with pytest.raises(ImageError, match=r"12000x10000 is 120.0 megapixels, over the limit of 64 megapixels"
+    with pytest.raises(ImageError, match=r"12000x10000 is 120 megapixels, over the limit of 64 megapixels"
                                          r".*--max-pixels"):
         read_image(bomb)
-    with pytest.raises(ImageError, match="over the limit of 0.01 megapixels"):
+    with pytest.raises(ImageError, match="200x100 is 20,000 pixels, over the limit of 10,000 pixels"):
         read_image(write(tmp_path, "small.png", encoded(gradient(200, 100), "PNG")), max_pixels=10_000)
+    with pytest.raises(ImageError, match="12000x10000 is 120 megapixels, over the limit of 1.25 megapixels"):
+        read_image(bomb, max_pixels=1_250_000)
 
 
 def test_raising_the_limit_lets_big_images_through(tmp_path):
@@ -285,10 +287,11 @@ def test_sixteen_bit_survives_png_and_tiff_and_is_scaled_for_jpeg():
     assert jpeg.mode == "L" and abs(int(np.asarray(jpeg)[0, 1]) - 100) <= 2
 
 
-def test_alpha_is_flattened_on_white_where_the_format_has_none():
-    rgba = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
-    assert np.asarray(written(rgba, "JPEG")).min() >= 250
-    gray = written(Image.new("LA", (16, 16), (0, 0)), "JPEG")
+@pytest.mark.parametrize("image_format", ["JPEG", "BMP"])  # BMP readers ignore a 32-bit BI_RGB's alpha
+def test_alpha_is_flattened_on_white_where_the_format_has_none(image_format):
+    rgba = written(Image.new("RGBA", (16, 16), (0, 0, 0, 0)), image_format)
+    assert rgba.mode == "RGB" and np.asarray(rgba).min() >= 250
+    gray = written(Image.new("LA", (16, 16), (0, 0)), image_format)
     assert gray.mode == "L" and np.asarray(gray).min() >= 250
 
 
@@ -321,6 +324,19 @@ def test_png_is_written_at_zlibs_fast_level():
     idat = data.index(b"IDAT") + 4
     # The zlib header's FLEVEL bits (top two of its second byte) say which level wrote it: 0 = fastest.
     assert data[idat] == 0x78 and data[idat + 1] >> 6 == 0
+
+
+@pytest.mark.parametrize("image_format, size", [("JPEG", (65_501, 1)), ("WEBP", (1, 16_384)), ("GIF", (65_536, 1))])
+def test_sizes_a_format_cannot_encode_are_one_clear_error(image_format, size):
+    with pytest.raises(ImageError, match=f"the {size[0]}x{size[1]} result is too large for {image_format}, which "
+                                         f"holds at most .* pixels a side; PNG has no such limit"):
+        write_image(Image.new("L", size), io.BytesIO(), image_format, SourceInfo(), TAGS)
+
+
+@pytest.mark.parametrize("source_format, expected", [("MPO", "JPEG"), ("JPEG", "JPEG"), ("TIFF", "TIFF"),
+                                                     ("PSD", "PNG"), (None, "PNG")])
+def test_outputs_take_the_inputs_format_with_mpo_as_jpeg(source_format, expected):
+    assert output_format_for(source_format) == expected
 
 
 def test_format_for_extensions(tmp_path):

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enhance_edge.tiling import (FALLBACK_MARGIN, MIN_TILE, blend_weights, choose_tile, half_blend, receptive_radius,
-                                 spans, tile_count, upscale_tiled, working_bytes_per_pixel)
+                                 spans, upscale_tiled, working_bytes_per_pixel)
 from enhance_edge.upscaler import Upscaler
 
 
@@ -58,10 +58,6 @@ def test_choose_tile_keeps_small_images_whole_and_fits_big_ones():
     tile = choose_tile(4000, 3000, budget_bytes=200 << 20, bytes_per_pixel=600, margin=34)
     assert MIN_TILE <= tile and (tile + 2 * 34 + 8) ** 2 * 600 <= 200 << 20
     assert choose_tile(4000, 3000, budget_bytes=-5, bytes_per_pixel=600, margin=34) == MIN_TILE
-
-
-def test_tile_count_matches_the_spans():
-    assert tile_count(1000, 300, 256) == len(spans(1000, 256, 4)) * len(spans(300, 256, 4)) == 8
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

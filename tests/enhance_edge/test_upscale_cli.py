@@ -1,6 +1,8 @@
 """`enhance-edge upscale` end to end: a mixed folder of good and bad files, options, bad models."""
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -47,6 +49,21 @@ def bad_files(folder):
     return {"empty.png": "empty file", "notes.png": "not an image", "truncated.png": "corrupt or truncated",
             "corrupt.png": "corrupt or truncated", "bomb.png": "over the limit of 64 megapixels",
             "gone.png": "broken symbolic link"}
+
+
+@pytest.fixture(scope="module")
+def tiny_x4_onnx(tmp_path_factory):
+    """A tiny random-weight x4 generator, exported through the real export path."""
+    import torch
+
+    from enhance_edge.export.onnx_export import export_generator
+    from enhance_edge.train.config import GeneratorConfig
+    from enhance_edge.train.networks import Generator
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny_x4.onnx"
+    export_generator(Generator(GeneratorConfig(channels=4, residual_blocks=1, scale=4)).eval(), path)
+    return path
 
 
 def run(*args):
@@ -122,7 +139,7 @@ def test_the_pixel_limit_can_be_lowered_and_raised(tmp_path, tiny_onnx):
     rgb(40, 30).save(tmp_path / "a.png")
     refused = run(tmp_path / "a.png", "--max-pixels", "1K", "--model", tiny_onnx)
     assert refused.exit_code == 1
-    assert "40x30 is 0.0 megapixels, over the limit of 0.001 megapixels" in refused.stderr
+    assert "40x30 is 1,200 pixels, over the limit of 1,000 pixels" in refused.stderr
     assert run(tmp_path / "a.png", "--max-pixels", "1.2K", "--model", tiny_onnx).exit_code == 0
     bad = run(tmp_path / "a.png", "--max-pixels", "lots")
     assert bad.exit_code == 2 and "expected a number with an optional K, M or G suffix, got 'lots'" in bad.output
@@ -130,8 +147,78 @@ def test_the_pixel_limit_can_be_lowered_and_raised(tmp_path, tiny_onnx):
 
 def test_memory_budget_accepts_sizes(tmp_path, tiny_onnx):
     rgb(40, 30).save(tmp_path / "a.png")
-    assert run(tmp_path / "a.png", "--max-memory", "129MiB", "--model", tiny_onnx).exit_code == 0
+    result = run(tmp_path / "a.png", "--max-memory", "129MiB", "--model", tiny_onnx)
+    assert result.exit_code == 0 and "warning" not in result.stderr
     assert run(tmp_path / "a.png", "--max-memory", "0").exit_code == 2
+
+
+def test_a_budget_too_small_for_the_image_is_warned_about_and_documented(tmp_path, tiny_onnx):
+    rgb(40, 30).save(tmp_path / "a.png")
+    result = run(tmp_path / "a.png", "--max-memory", "128M", "--model", tiny_onnx, "--overwrite")
+    assert result.exit_code == 0 and (tmp_path / "a_x2.png").exists()
+    assert (f"warning: {tmp_path / 'a.png'}: upscaling this 40x30 image takes about 129 MiB, over the memory "
+            f"budget of 128 MiB (--max-memory)") in result.stderr
+    assert "Tiles bound only the model run" in " ".join(run("--help").output.split())
+
+
+def test_outputs_beside_inputs_are_named_for_the_models_scale(tmp_path, tiny_x4_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    result = run(tmp_path / "a.png", "--model", tiny_x4_onnx)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_x4.png"]
+    with Image.open(tmp_path / "a_x4.png") as image:
+        assert image.size == (48, 40)
+
+
+def test_a_file_named_like_a_pattern_with_o_writes_that_file(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "face[1].png")
+    result = run(tmp_path / "face[1].png", "-o", tmp_path / "big.png", "--model", tiny_onnx)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "big.png").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-o", "out.xyz"], "-o 'OUT/out.xyz': '.xyz' is not an image format enhance-edge can write"),
+    (["-o", "big.png", "--suffix", "_big"], "--suffix '_big' does not apply when -o 'OUT/big.png' names the output"),
+])
+def test_output_options_that_cannot_be_honoured_are_one_line(tmp_path, tiny_onnx, args, message):
+    rgb(12, 10).save(tmp_path / "a.png")
+    args = [str(tmp_path / arg) if arg.endswith((".xyz", ".png")) else arg for arg in args]
+    result = run(tmp_path / "a.png", *args, "--model", tiny_onnx)
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith(f"error: {message.replace('OUT', str(tmp_path))}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_precision_other_than_auto_with_a_model_file_is_refused_as_the_help_says(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    result = run(tmp_path / "a.png", "--model", tiny_onnx, "--precision", "fp32")
+    assert result.exit_code == 1 and "precision 'fp32' chooses between bundled models" in result.output
+    assert "A model file is used as it is, so with one only auto is accepted" in " ".join(run("--help").output.split())
+
+
+def test_a_jpeg_result_over_its_size_limit_fails_before_the_upscale_and_suggests_png(tmp_path, tiny_onnx):
+    rgb(32_751, 2).save(tmp_path / "wide.jpg")
+    result = run(tmp_path / "wide.jpg", "--model", tiny_onnx)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert (f"error: {tmp_path / 'wide.jpg'}: the 65502x4 result is too large for JPEG, which holds at most 65,500 "
+            f"pixels a side; PNG has no such limit (--format png)") in result.stderr
+    assert run(tmp_path / "wide.jpg", "--format", "png", "--model", tiny_onnx).exit_code == 0
+
+
+def test_a_closed_standard_output_stops_the_batch_in_one_line(tmp_path, tiny_onnx):
+    for seed in range(3):
+        rgb(12, 10, seed).save(tmp_path / f"{seed}.png")
+    # As `enhance-edge upscale ... | head -1` once head has exited: nobody reads what is printed.
+    command = [sys.executable, "-c", "from enhance_edge.cli import main; main()", "upscale", str(tmp_path),
+               "-o", str(tmp_path / "out"), "--model", str(tiny_onnx)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert stderr == "stopped: standard output was closed; done 1, failed 0, skipped 0; no partial file was left\n"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["0.png"]
 
 
 @pytest.mark.parametrize("make_model, message", [

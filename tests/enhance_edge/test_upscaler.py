@@ -116,6 +116,16 @@ def test_default_budget_tiles_a_12_megapixel_photo(upscaler):
     assert upscaler.tile_for(4000, 3000) is not None and upscaler.tile_for(1000, 800) is None
 
 
+def test_the_peak_memory_estimate_keeps_to_the_budget_only_while_tiles_can(tiny_onnx, upscaler):
+    budget = upscaler.max_memory
+    assert upscaler.tile_for(1000, 800) is None and upscaler.peak_memory(1000, 800) <= budget
+    assert upscaler.tile_for(4000, 3000) is not None and upscaler.peak_memory(4000, 3000) <= budget
+    assert upscaler.peak_memory(8000, 6000) > budget  # 48 megapixels: the whole-image buffers alone are over 1 GiB
+    assert upscaler.peak_memory(400, 300, "RGBA") > upscaler.peak_memory(400, 300, "L")
+    forced = Upscaler(tiny_onnx, threads=1, tile=16)
+    assert forced.peak_memory(4000, 3000) < upscaler.peak_memory(4000, 3000)  # smaller tiles, smaller model runs
+
+
 def test_progress_counts_every_input_pixel(tiny_onnx, upscaler):
     for instance in (upscaler, Upscaler(tiny_onnx, threads=1, tile=16)):
         done = []

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -6,10 +7,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from enhance_edge.errors import ParityError
-from enhance_edge.export.onnx_export import export_generator, model_metadata, parity, to_onnx_bytes
+from click.testing import CliRunner
+
+from enhance_edge.cli import main
+from enhance_edge.errors import CheckpointError, ModelError, ParityError
+from enhance_edge.export.onnx_export import export_checkpoint, export_generator, model_metadata, parity, to_onnx_bytes
 from enhance_edge.model import DISABLED_OPTIMIZERS_KEY, open_session
-from enhance_edge.train.config import GeneratorConfig
+from enhance_edge.train import checkpoint
+from enhance_edge.train.config import GeneratorConfig, RunConfig
 from enhance_edge.train.networks import Generator
 
 
@@ -64,3 +69,74 @@ def test_parity_failure_is_an_error_and_writes_nothing(tmp_path, tiny_generator)
     with pytest.raises(ParityError, match="nothing was written"):
         export_generator(tiny_generator, target, tolerance=-1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def seed1_checkpoint(tmp_path_factory, tiny_generator):
+    """A checkpoint trained (so its config says) with --seed 1 at HR 24x28."""
+    from enhance_edge.train import checkpoint
+    from enhance_edge.train.config import RunConfig, TrainConfig
+
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    config = RunConfig(generator=tiny_generator.config, train=TrainConfig(seed=1, hr_size=(24, 28)))
+    checkpoint.save(path, {"config": config.to_dict(), "epoch": 1, "data": {"folder": "eight"},
+                           "generator": tiny_generator.state_dict()})
+    return path
+
+
+def test_score_on_scores_the_subjects_training_held_out_at_its_hr_size(tmp_path, seed1_checkpoint, eight_subjects):
+    from click.testing import CliRunner
+
+    from enhance_edge.cli import main
+    from enhance_edge.evaluate import evaluate_folder
+    from enhance_edge.upscaler import Upscaler
+
+    out = tmp_path / "model.onnx"
+    result = CliRunner().invoke(main, ["export", str(seed1_checkpoint), "-o", str(out),
+                                       "--score-on", str(eight_subjects)])
+    assert result.exit_code == 0, result.output
+    test = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["test"])
+    assert test["images"] == 8  # person6, seed 1's test subject (seed 0 would score person1, a training subject)
+    expected = evaluate_folder(eight_subjects, Upscaler(out), (24, 28), ("test",), seed=1)["test"]
+    assert test["psnr"] == expected["model"]["psnr"] and test["baselines"]["bicubic"] == expected["bicubic"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_a_failed_score_on_leaves_no_model_behind(tmp_path, seed1_checkpoint, eight_subjects):
+    from click.testing import CliRunner
+
+    from enhance_edge.cli import main
+
+    few = tmp_path / "few"  # two subjects: no test split
+    for subject in ("person0", "person1"):
+        shutil.copytree(eight_subjects / subject, few / subject)
+    broken = tmp_path / "broken"
+    shutil.copytree(eight_subjects, broken)
+    (broken / "person6" / "0.png").write_bytes((broken / "person6" / "0.png").read_bytes()[:100])
+    for folder, message in ((few, "none of the splits ['test'] exist"), (broken, "corrupt or truncated image")):
+        out = tmp_path / "out" / "model.onnx"
+        result = CliRunner().invoke(main, ["export", str(seed1_checkpoint), "-o", str(out), "--score-on", str(folder)])
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+        assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_an_unwritable_output_is_a_model_error_and_writes_nothing(tmp_path, tiny_generator):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ModelError, match=f"^{tmp_path / 'file' / 'model.onnx'}: cannot write"):
+        export_generator(tiny_generator, tmp_path / "file" / "model.onnx")
+    assert [path.name for path in tmp_path.iterdir()] == ["file"]
+
+
+def test_a_checkpoint_with_an_unusable_config_or_weights_is_one_clear_line(tmp_path, tiny_generator):
+    config = RunConfig(generator=tiny_generator.config).to_dict()
+    newer, misshapen = tmp_path / "newer.pt", tmp_path / "misshapen.pt"
+    checkpoint.save(newer, {"config": {**config, "train": {**config["train"], "wings": 2}},
+                            "generator": tiny_generator.state_dict()})
+    checkpoint.save(misshapen, {"config": RunConfig(GeneratorConfig(channels=8, residual_blocks=1)).to_dict(),
+                                "generator": tiny_generator.state_dict()})
+    with pytest.raises(CheckpointError, match="holds generator weights that do not fit its config: size mismatch"):
+        export_checkpoint(misshapen, tmp_path / "model.onnx")
+    result = CliRunner().invoke(main, ["export", str(newer), "-o", str(tmp_path / "model.onnx")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"error: '{newer}' holds an unusable config: unknown TrainConfig keys ['wings']")
+    assert not (tmp_path / "model.onnx").exists()

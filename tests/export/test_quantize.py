@@ -1,3 +1,4 @@
+import inspect
 import json
 import shutil
 from collections import Counter
@@ -13,6 +14,7 @@ from enhance_edge.cli import main
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.export.quantize import (FaceCalibrationReader, Recipe, choose, default_search, float_compute_ops,
                                           fuse_float_silu, output_layers, quantize_model, runtime_graph, search_space)
+from enhance_edge.export.limits import MAX_PSNR_LOSS_DB
 from enhance_edge.model import INPUT_NAME, open_session
 
 # The tiny random-weight fixture model is not a face model: these tests check the pipeline, and
@@ -65,6 +67,22 @@ def test_a_model_losing_too_much_is_refused_and_nothing_is_written(tmp_path, tin
     with pytest.raises(ParityError, match=r"within -1.0 dB.*loses .* dB; nothing was written"):
         quantize_model(tiny_onnx, out, face_folder, [Recipe()], max_loss_db=-1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_calibration_and_scores_use_the_subjects_and_hr_size_the_model_was_trained_with(tmp_path, tiny_onnx,
+                                                                                       eight_subjects):
+    model = onnx.load(str(tiny_onnx))
+    metadata = {p.key: p.value for p in model.metadata_props}
+    metadata["train_config"] = json.dumps({"seed": 1, "hr_size": [24, 28]})
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, metadata)
+    onnx.save(model, str(tmp_path / "seed1.onnx"))
+    summary = quantize_model(tmp_path / "seed1.onnx", tmp_path / "seed1-int8.onnx", eight_subjects, [Recipe()],
+                             max_loss_db=ANY_LOSS)
+    # person3 and person6, seed 1's held-out subjects (seed 0 holds out person4 and person1: 6 and 3 faces)
+    assert summary["validation"]["faces"] == 5 and summary["test"]["faces"] == 8
+    _, info = open_session(tmp_path / "seed1-int8.onnx")
+    assert json.loads(info.metadata["test"])["images"] == 8
 
 
 def test_an_int8_model_is_not_quantized_again(quantized, face_folder, tmp_path):
@@ -166,7 +184,8 @@ def candidate(name, activations, psnr, latency_s, float_ops=None):
 def test_the_kept_recipe_is_8_bit_within_the_loss_then_fast_then_accurate():
     candidates = [candidate("fast", "uint8", 39.30, 0.050), candidate("tie", "uint8", 39.40, 0.054),
                   candidate("slow", "uint8", 39.45, 0.090), candidate("lossy", "uint8", 39.00, 0.040),
-                  candidate("16-bit", "uint16", 39.50, 0.030), {"name": "broken", "error": "ValueError: no"}]
+                  candidate("16-bit", "uint16", 39.50, 0.030),
+                  {"name": "broken", "recipe": Recipe().to_dict(), "error": "ValueError: no"}]
     assert choose(candidates, fp32_psnr=39.5, max_loss_db=0.2)["name"] == "tie"
     with pytest.raises(ParityError, match=r"no 8-bit recipe .* the best, slow, loses 0.050 dB"):
         choose(candidates, fp32_psnr=39.5, max_loss_db=0.01)
@@ -177,3 +196,42 @@ def test_recipes_running_the_same_kernels_are_equally_fast_whatever_one_timing_s
     candidates = [candidate("minmax", "uint8", 39.30, 0.050, same),
                   candidate("percentile", "uint8", 39.45, 0.250, same)]  # a load spike during its timing
     assert choose(candidates, fp32_psnr=39.5, max_loss_db=0.3)["name"] == "percentile"
+
+
+def test_with_16_bit_recipes_measured_alone_the_refusal_names_only_failed_8_bit_ones():
+    reference = candidate("16-bit", "uint16", 39.50, 0.030)
+    with pytest.raises(ParityError, match=r"none was tried; 16-bit recipes are measured for reference only; nothing"):
+        choose([reference], fp32_psnr=39.5, max_loss_db=0.2)
+    failed = {"name": "broken", "recipe": Recipe().to_dict(), "error": "ValueError: no"}
+    with pytest.raises(ParityError, match=r"every 8-bit recipe failed: broken: ValueError: no; 16-bit recipes are "
+                                          r"measured for reference only; nothing was written"):
+        choose([reference, failed], fp32_psnr=39.5, max_loss_db=0.2)
+
+
+def test_a_selection_without_8_bit_activations_is_refused_before_any_work(tmp_path, tiny_onnx, face_folder):
+    with pytest.raises(ValueError, match="no recipe has 8-bit activations"):
+        quantize_model(tiny_onnx, tmp_path / "x.onnx", tmp_path / "no faces here", [Recipe(activations="uint16")])
+    result = CliRunner().invoke(main, ["quantize", str(tiny_onnx), "--calibration", str(face_folder), "-o",
+                                       str(tmp_path / "x.onnx"), "--activations", "uint16", "--method", "minmax"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "Invalid value for --activations: no recipe has 8-bit activations (uint8, int8): 16-bit ones are " \
+           "measured for reference only and never kept" in result.output
+    assert list(tmp_path.iterdir()) == []
+    assert "uint16 is measured for reference only" in CliRunner().invoke(main, ["quantize", "--help"]).output
+
+
+def test_an_unwritable_output_is_a_model_error(tmp_path, tiny_onnx, face_folder):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ModelError, match=f"^{tmp_path / 'file' / 'x-int8.onnx'}: cannot write"):
+        quantize_model(tiny_onnx, tmp_path / "file" / "x-int8.onnx", face_folder, [Recipe()], max_loss_db=ANY_LOSS)
+
+
+def test_the_commands_defaults_are_the_librarys_constants():
+    from enhance_edge.export.onnx_export import PARITY_TOLERANCE, export_checkpoint
+
+    defaults = {(command, param.name): param.default for command in ("export", "quantize")
+                for param in main.commands[command].params}
+    assert defaults["export", "tolerance"] == PARITY_TOLERANCE == inspect.signature(export_checkpoint).parameters[
+        "tolerance"].default
+    assert defaults["quantize", "max_loss_db"] == MAX_PSNR_LOSS_DB == inspect.signature(quantize_model).parameters[
+        "max_loss_db"].default

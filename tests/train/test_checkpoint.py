@@ -1,4 +1,5 @@
 import pathlib
+import re
 
 import pytest
 import torch
@@ -6,6 +7,7 @@ import torch
 from enhance_edge.errors import CheckpointError
 from enhance_edge.train import checkpoint
 from enhance_edge.train.config import GeneratorConfig, RunConfig, TrainConfig
+from enhance_edge.train.networks import Generator
 
 DATA = {"folder": "faces", "hr_size": (20, 24), "images": {"train": 6, "validation": 3, "test": 3}}
 
@@ -88,6 +90,45 @@ def test_resume_refuses_other_settings_other_data_and_old_checkpoints_naming_why
     checkpoint.save(path, old)
     with pytest.raises(CheckpointError, match="cannot be resumed: it lacks step, history"):
         checkpoint.load_for_resume(path, config, DATA)
+
+
+def test_resume_refuses_a_teacher_file_whose_content_changed_naming_both_hashes(tmp_path):
+    config = RunConfig(GeneratorConfig(channels=4), train=TrainConfig(epochs=2, hr_size=(20, 24), teacher="default"))
+    path = tmp_path / "last.pt"
+    teacher = {"name": "default", "path": "/models/default.onnx", "sha256": "aa" * 32}
+    checkpoint.save(path, {**resumable_state(config), "teacher": teacher})
+    assert checkpoint.load_for_resume(path, config, DATA, {**teacher, "path": "/elsewhere/default.onnx"})
+    with pytest.raises(CheckpointError, match=f"sha256 {'aa' * 32}; teacher 'default' .* now has sha256 {'bb' * 32}"):
+        checkpoint.load_for_resume(path, config, DATA, {**teacher, "sha256": "bb" * 32})
+    checkpoint.save(path, resumable_state(config))  # written before teachers were recorded
+    with pytest.raises(CheckpointError, match=f"sha256 not recorded; .* now has sha256 {'aa' * 32}"):
+        checkpoint.load_for_resume(path, config, DATA, teacher)
+
+
+def generator_checkpoint(path, **changes):
+    """A checkpoint of a tiny generator, with entries replaced (None: removed)."""
+    config = RunConfig(GeneratorConfig(channels=4, residual_blocks=1))
+    state = {"config": config.to_dict(), "generator": Generator(config.generator).state_dict(), **changes}
+    checkpoint.save(path, {key: value for key, value in state.items() if value is not None})
+    return path
+
+
+@pytest.mark.parametrize("changes, cause", [
+    ({"config": None}, r"holds an unusable config: no 'config' entry"),
+    ({"config": {"generator": {}, "discriminator": {}, "train": {"epochs": 2, "wings": 1}}},
+     r"holds an unusable config: unknown TrainConfig keys \['wings'\]"),
+    ({"config": {"generator": {"channels": 0}, "discriminator": {}, "train": {}}},
+     r"holds an unusable config: GeneratorConfig.channels must be >= 1, got 0"),
+    ({"generator": None}, "holds no generator weights"),
+    ({"generator": Generator(GeneratorConfig(channels=8, residual_blocks=1)).state_dict()},
+     r"holds generator weights that do not fit its config: size mismatch for head.weight: .* \(and \d+ more\)$"),
+])
+def test_a_checkpoint_with_a_bad_config_or_weights_is_a_checkpoint_error_naming_file_and_cause(
+        tmp_path, changes, cause):
+    path = generator_checkpoint(tmp_path / "newer.pt", **changes)
+    for load in (checkpoint.load_generator, lambda p: checkpoint.load_warm_start(p, GeneratorConfig(channels=4))):
+        with pytest.raises(CheckpointError, match=f"^'{re.escape(str(path))}' {cause}"):
+            load(path)
 
 
 def test_remove_partial_writes_deletes_only_interrupted_temporary_files(tmp_path):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from enhance_edge.train.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
@@ -35,3 +37,13 @@ def test_generator_config_rejects_bad_values_showing_them(kwargs, message):
 def test_macs_per_input_pixel_of_the_reports_generator():
     # head 9*20 + 16 blocks * 2 * 9*20*20 + tail 9*20*4: the report's model is ~116k MACs/pixel.
     assert GeneratorConfig().macs_per_input_pixel() == 180 + 16 * 7200 + 720
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"threads": 0}, "threads must be >= 1 (or None), got 0"),
+    ({"threads": -2}, "threads must be >= 1 (or None), got -2"),
+    ({"max_images": -1}, "max_images must be >= 1 (or None), got -1"),  # would drop each split's last image
+])
+def test_train_config_rejects_bad_counts_showing_them(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig(**kwargs)

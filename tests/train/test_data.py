@@ -4,9 +4,9 @@ import torch
 
 from enhance_edge.errors import ModelError
 from enhance_edge.export.onnx_export import export_generator
-from enhance_edge.model import open_session
+from enhance_edge.model import bundled_model_path, open_session
 from enhance_edge.train.config import GeneratorConfig
-from enhance_edge.train.data import teacher_outputs
+from enhance_edge.train.data import teacher_outputs, teacher_path
 from enhance_edge.train.networks import Generator
 
 
@@ -25,3 +25,9 @@ def test_a_teacher_of_another_scale_is_refused(tmp_path):
     export_generator(Generator(GeneratorConfig(channels=2, residual_blocks=0, scale=3)), path)
     with pytest.raises(ModelError, match=r"upscales x3, the generator trained x2"):
         teacher_outputs(str(path), torch.zeros(1, 1, 4, 4), scale=2)
+
+
+def test_a_bundled_teacher_is_its_fp32_file_on_every_cpu(tiny_onnx):
+    # "auto" would pick the int8 file on CPUs that run it exactly: the targets would then depend on the CPU.
+    assert teacher_path("default") == bundled_model_path("default", "fp32")
+    assert teacher_path(str(tiny_onnx)) == tiny_onnx

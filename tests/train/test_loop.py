@@ -1,5 +1,9 @@
+import hashlib
 import json
+import re
+import shutil
 
+import onnx
 import pytest
 import torch
 
@@ -36,7 +40,7 @@ def test_two_steps_write_metrics_and_a_checkpoint_that_reloads_to_identical_outp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt", "metrics.jsonl"]
     record, = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert set(record) == RECORD_KEYS and record["epoch"] == 1 and record["adversarial"]
-    assert set(record["train"]) == {"g_loss", "content", "d_loss"}
+    assert set(record["train"]) == {"g_loss", "content", "adversarial", "d_loss"}
     assert lines[0].startswith("data ") and lines[-1].startswith("epoch 1/1")
 
     state = checkpoint.load(tmp_path / "last.pt")
@@ -55,6 +59,58 @@ def test_warmup_epochs_train_without_the_adversary(face_folder, tmp_path):
     first, second = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert not first["adversarial"] and "d_loss" not in first["train"]
     assert second["adversarial"] and "d_loss" in second["train"]
+
+
+def test_train_and_validation_log_the_same_loss_terms_and_the_discriminator_only_while_it_trains(
+        face_folder, tmp_path, tiny_onnx):
+    lines = []
+    train(face_folder, tmp_path, tiny(epochs=2, warmup_epochs=1, teacher=str(tiny_onnx), distill_weight=0.5),
+          report=lines.append)
+    warmup, adversarial = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert set(warmup["train"]) == {"g_loss", "content", "distill"}
+    assert set(adversarial["train"]) == {"g_loss", "content", "distill", "adversarial", "d_loss"}
+    for record in (warmup, adversarial):
+        assert set(record["validation"]) - {"psnr", "ssim", "discriminator"} == set(record["train"])
+        assert ("discriminator" in record["validation"]) == record["adversarial"]
+        for logged in (record["train"], record["validation"]):  # g_loss: the same sum on both sides
+            assert logged["g_loss"] == pytest.approx(logged["content"] + 0.5 * logged["distill"]
+                                                     + 1e-3 * logged.get("adversarial", 0.0))
+    assert "D acc" not in lines[-2] and "D acc" in lines[-1]
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(face_folder, tmp_path):
+    train(face_folder, tmp_path, tiny(adversarial_weight=0), report=lambda line: None)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    other = tiny(adversarial_weight=0, lr=1e-3)
+    with pytest.raises(CheckpointError, match=re.escape(f"{tmp_path} already holds a run (last.pt, best.pt, "
+                                                        f"metrics.jsonl): resume it (--resume), replace it")):
+        train(face_folder, tmp_path, other, report=lambda line: None)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    for name in ("last.pt", "best.pt"):
+        (tmp_path / name).unlink()
+    with pytest.raises(CheckpointError, match=re.escape("already holds a run (metrics.jsonl)")):
+        train(face_folder, tmp_path, other, report=lambda line: None)
+    with pytest.raises(ValueError, match="not both"):
+        train(face_folder, tmp_path, other, report=lambda line: None, resume=True, overwrite=True)
+    train(face_folder, tmp_path, other, report=lambda line: None, overwrite=True)
+    assert checkpoint.load(tmp_path / "last.pt")["config"]["train"]["lr"] == 1e-3
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_the_teacher_file_is_recorded_and_resume_refuses_one_whose_content_changed(face_folder, tmp_path, tiny_onnx):
+    teacher = tmp_path / "teacher.onnx"
+    shutil.copy(tiny_onnx, teacher)
+    config = tiny(adversarial_weight=0, teacher=str(teacher))
+    train(face_folder, tmp_path / "run", config, report=lambda line: None)
+    recorded = checkpoint.load(tmp_path / "run" / "last.pt")["teacher"]
+    assert recorded == {"name": str(teacher), "path": str(teacher.resolve()),
+                        "sha256": hashlib.sha256(teacher.read_bytes()).hexdigest()}
+    model = onnx.load(str(teacher))
+    model.doc_string = "retrained since"  # same name, other content
+    onnx.save(model, str(teacher))
+    now = hashlib.sha256(teacher.read_bytes()).hexdigest()
+    with pytest.raises(CheckpointError, match=f"with sha256 {recorded['sha256']}; .* now has sha256 {now}"):
+        train(face_folder, tmp_path / "run", config, report=lambda line: None, resume=True)
 
 
 def test_same_seed_same_single_process_run_gives_identical_weights(face_folder, tmp_path):

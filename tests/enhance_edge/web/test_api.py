@@ -75,12 +75,41 @@ def test_the_result_keeps_the_input_format_and_names_its_extension(client):
     assert Image.open(io.BytesIO(answer.content)).size == (32, 32)
 
 
+def test_a_phone_jpeg_in_mpo_form_comes_back_as_a_jpeg(client):
+    photo, preview = Image.new("RGB", (16, 12), (200, 80, 40)), Image.new("RGB", (8, 6))
+    buffer = io.BytesIO()
+    photo.save(buffer, format="MPO", save_all=True, append_images=[preview])
+    answer = upload(client, buffer.getvalue(), "IMG_0001.JPG")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "image/jpeg"
+    assert 'filename="IMG_0001_x2.JPG"' in answer.headers["content-disposition"]
+    result = Image.open(io.BytesIO(answer.content))
+    assert (result.format, result.size) == ("JPEG", (32, 24))
+    named_mpo = upload(client, buffer.getvalue(), "IMG_0002.mpo")
+    assert 'filename="IMG_0002_x2.jpg"' in named_mpo.headers["content-disposition"]
+
+
+def test_a_result_too_large_for_the_inputs_format_comes_back_as_png(client):
+    answer = upload(client, png_bytes(8_192, 2, "RGB", "WEBP"), "strip.webp")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "image/png"
+    assert 'filename="strip_x2.png"' in answer.headers["content-disposition"]
+    assert Image.open(io.BytesIO(answer.content)).size == (16_384, 4)
+
+
+def test_the_download_name_carries_the_models_scale():
+    from enhance_edge.web.service import _download_name
+
+    assert _download_name("face.jpeg", "JPEG", 4) == "face_x4.jpeg"
+    assert _download_name("scan.psd", "PNG", 3) == "scan_x3.png"
+
+
 @pytest.mark.parametrize("data, name, fields, status, message", [
     (b"just some text", "notes.txt", {}, 422, "notes.txt: not an image (or a format Pillow cannot read)"),
     (b"", "empty.png", {}, 422, "empty.png: empty file"),
     (png_bytes(24, 20)[:60], "cut.png", {}, 422, "cut.png: corrupt or truncated image"),
     (declared_size_png(100_000, 100_000), "bomb.png", {}, 422,
-     "bomb.png: 100000x100000 is 10000.0 megapixels, over the limit"),
+     "bomb.png: 100000x100000 is 10,000 megapixels, over the limit of 16 megapixels"),
     (png_bytes(), "face.png", {"model": "nope"}, 422, "unknown model 'nope'; available: default"),
     (png_bytes(), "face.png", {"model": "../models/default.onnx"}, 422, "unknown model '../models/default.onnx'"),
     (png_bytes(), "face.png", {"precision": "fp7"}, 422, "unknown precision 'fp7'"),
@@ -114,7 +143,7 @@ def test_pixel_limit_is_the_clis_bomb_guard(make_client):
     assert upload(client, png_bytes(20, 20)).status_code == 200
     answer = upload(client, png_bytes(21, 20), "big.png")
     assert answer.status_code == 422
-    assert answer.json()["error"].startswith("big.png: 21x20 is 0.0 megapixels, over the limit of 0.0004 megapixels")
+    assert answer.json()["error"].startswith("big.png: 21x20 is 420 pixels, over the limit of 400 pixels")
 
 
 def test_uploads_over_the_byte_limit_are_413_however_they_are_sent(make_client):

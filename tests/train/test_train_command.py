@@ -1,0 +1,72 @@
+"""`enhance-edge train` through click's CliRunner: what it refuses, in one line, before training."""
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from enhance_edge.cli import main
+from enhance_edge.train import checkpoint
+from enhance_edge.train.config import GeneratorConfig, RunConfig
+
+TINY = ["--epochs", "1", "--batch-size", "3", "--channels", "4", "--blocks", "1", "--adversarial-weight", "0",
+        "--threads", "1", "--max-images", "3"]
+
+
+@pytest.fixture(autouse=True)
+def keep_thread_count():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(face_folder, out, *options):
+    return CliRunner().invoke(main, ["train", "--data", str(face_folder), "--out", str(out), *options])
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--threads", "-2"], "Invalid value for '--threads': -2 is not in the range x>=1"),
+    (["--threads", "0"], "Invalid value for '--threads': 0 is not in the range x>=1"),
+    (["--max-images", "-1"], "Invalid value for '--max-images': -1 is not in the range x>=1"),
+    (["--resume", "--overwrite"], "--resume continues the run in --out and --overwrite replaces it: give one"),
+])
+def test_bad_options_are_refused_before_anything_is_written(face_folder, tmp_path, options, message):
+    result = run(face_folder, tmp_path / "run", *options)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_holding_a_run_needs_resume_or_overwrite(face_folder, tmp_path):
+    assert run(face_folder, tmp_path, *TINY).exit_code == 0
+    before = (tmp_path / "last.pt").read_bytes()
+    again = run(face_folder, tmp_path, *TINY, "--seed", "1")
+    assert again.exit_code == 1 and "Traceback" not in again.output
+    assert again.output == (f"error: {tmp_path} already holds a run (last.pt, best.pt, metrics.jsonl): resume it "
+                            f"(--resume), replace it (--overwrite) or train into another folder\n")
+    assert (tmp_path / "last.pt").read_bytes() == before
+    replaced = run(face_folder, tmp_path, *TINY, "--seed", "1", "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert checkpoint.load(tmp_path / "last.pt")["config"]["train"]["seed"] == 1
+
+
+def test_an_unwritable_output_folder_is_one_clear_line(face_folder, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = run(face_folder, tmp_path / "file" / "run", *TINY)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].startswith(f"error: {tmp_path / 'file' / 'run'}: cannot create the output")
+
+
+def test_init_from_a_checkpoint_with_an_unknown_config_is_one_clear_line(face_folder, tmp_path):
+    newer = tmp_path / "newer.pt"
+    config = RunConfig(GeneratorConfig(channels=4, residual_blocks=1)).to_dict()
+    checkpoint.save(newer, {"config": {**config, "train": {**config["train"], "wings": 2}}, "generator": {}})
+    result = run(face_folder, tmp_path / "run", *TINY, "--init-from", str(newer))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    error = result.output.splitlines()[-1]  # after the data line
+    assert error.startswith(f"error: '{newer}' holds an unusable config: unknown TrainConfig keys ['wings']")
+
+
+def test_options_left_out_are_the_configs_defaults(face_folder, tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr("enhance_edge.train.loop.train", lambda data, out, config, **kwargs: asked.append(config))
+    assert run(face_folder, tmp_path).exit_code == 0
+    assert asked == [RunConfig()]
