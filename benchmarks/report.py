@@ -143,12 +143,6 @@ def markdown(results: dict, plot_name: str | None) -> str:
             "on `Image.resize`; the OpenCV peers on `DnnSuperResImpl.upsample` (which includes its colour "
             "conversion). GFLOP/s counts the network's own convolution multiply-adds x2, against this machine's "
             "measured fp32 peak (fp32 backends) or int8 peak (int8 backends).", ""]
-    groups = list(dict.fromkeys(tuple(r["timed_in_turns_with"]) for r in results.get("latency", [])
-                                if "timed_in_turns_with" in r))
-    if groups:
-        out += ["Backends whose ratios are goals were timed in turns (one call of each, again and again), so "
-                "that a slower minute of the machine slows them alike: "
-                + "; ".join(", ".join(group) for group in groups) + ".", ""]
     out += latency_table(results)
     if plot_name:
         out += ["", f"![latency vs input size]({plot_name})"]

@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -33,7 +32,7 @@ from enhance_edge.protocol import REPORT_HR_SIZE, YALE_TEST_SUBJECTS, score
 
 from . import machine
 from .backends import PEERS, Backend, BackendSpec, Skipped, backend_specs, onnx_metadata
-from .timing import measure_in_turns
+from .timing import measure
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data" / "yale_b_cropped"
@@ -196,60 +195,33 @@ def end_to_end(config: BenchConfig, plane: np.ndarray, threads: int) -> dict:
     return results
 
 
-def timing_groups(specs: list[BackendSpec], config: BenchConfig) -> list[list[BackendSpec]]:
-    """The backends in the order they are timed, in groups timed in turns.
-
-    Backends whose latency ratio is a goal (report.goals) share a group: PyTorch eager with ORT
-    fp32 and int8; the compared models with FSRCNN x2. Each group sits where its first member is
-    in ``specs``, which keeps OpenCV's DNN backends ahead of the OpenCV peers (see run_benchmark).
-    """
-    shared = {name: "main" for name in ("pytorch-fp32", "ort-fp32", "ort-int8")}
-    if config.extra_models:
-        shared |= {"fsrcnn": "compared", **{f"ort-{label}": "compared" for label, _ in config.extra_models}}
-    groups: dict[str, list[BackendSpec]] = {}
-    for spec in specs:
-        groups.setdefault(shared.get(spec.name, spec.name), []).append(spec)
-    return list(groups.values())
-
-
-def _time_backends(config: BenchConfig, built: list[tuple[BackendSpec, Backend]], threads: int,
-                   faces: Faces | None, macs: dict[Path, int], peak: dict,
-                   report: Callable[[str], None]) -> tuple[list, list]:
-    """Latency rows (one per backend and input size) and batch throughputs of a group of backends
-    at one thread count, the group's backends timed in turns."""
+def _time_backend(config: BenchConfig, spec: BackendSpec, backend: Backend, threads: int, faces: Faces | None,
+                  macs: int | None, peak: dict, report: Callable[[str], None]) -> tuple[list, list]:
+    """Latency rows (one per input size) and the batch throughput of one backend at one thread count."""
     latency, throughput = [], []
-    names = [spec.name for spec, _ in built]
-    turns = {"timed_in_turns_with": names} if len(names) > 1 else {}
     if "latency" in config.sections:
         for size in config.sizes:
-            plane = input_plane(faces, size)[None]
-            calls = {spec.name: partial(backend.run, backend.prepare(plane)) for spec, backend in built}
-            timings = measure_in_turns(calls, warmup=config.warmup, min_reps=config.min_reps,
-                                       min_time_s=config.min_time_s * len(calls))
-            for spec, _ in built:
-                timing = timings[spec.name]
-                row = {"backend": spec.name, "family": spec.family, "precision": spec.precision, "size": list(size),
-                       "threads": threads, "median_ms": timing.median_s * 1e3, "p90_ms": timing.p90_s * 1e3,
-                       "reps": timing.reps, **turns}
-                if spec.family == "enhance-edge":
-                    row["gflops"] = 2 * macs[spec.model] * size[0] * size[1] / timing.median_s / 1e9
-                    row["peak_fraction"] = row["gflops"] / peak["int8_gops" if spec.precision == "int8"
-                                                                else "fp32_gflops"]
-                latency.append(row)
-                report(f"{spec.name:<16} {threads}T {size[0]}x{size[1]}: median {row['median_ms']:.2f} ms, "
-                       f"p90 {row['p90_ms']:.2f} ms ({timing.reps} reps)")
+            payload = backend.prepare(input_plane(faces, size)[None])
+            timing = measure(lambda: backend.run(payload), warmup=config.warmup, min_reps=config.min_reps,
+                             min_time_s=config.min_time_s)
+            row = {"backend": spec.name, "family": spec.family, "precision": spec.precision, "size": list(size),
+                   "threads": threads, "median_ms": timing.median_s * 1e3, "p90_ms": timing.p90_s * 1e3,
+                   "reps": timing.reps}
+            if spec.family == "enhance-edge":
+                row["gflops"] = 2 * macs * size[0] * size[1] / timing.median_s / 1e9
+                row["peak_fraction"] = row["gflops"] / peak["int8_gops" if spec.precision == "int8" else "fp32_gflops"]
+            latency.append(row)
+            report(f"{spec.name:<16} {threads}T {size[0]}x{size[1]}: median {row['median_ms']:.2f} ms, "
+                   f"p90 {row['p90_ms']:.2f} ms ({timing.reps} reps)")
     if "throughput" in config.sections:
         batch_lr = (np.stack([faces.lr[i % len(faces.lr)] for i in range(config.batch)]) if faces is not None
                     else np.stack([input_plane(None, config.sizes[0])] * config.batch))
-        calls = {spec.name: partial(backend.run, backend.prepare(batch_lr)) for spec, backend in built}
-        timings = measure_in_turns(calls, warmup=1, min_reps=max(3, config.min_reps // 3),
-                                   min_time_s=config.min_time_s * len(calls))
-        for spec, _ in built:
-            throughput.append({"backend": spec.name, "threads": threads, "batch": config.batch,
-                               "size": list(batch_lr.shape[1:]),
-                               "images_per_s": config.batch / timings[spec.name].median_s, **turns})
-            report(f"{spec.name:<16} {threads}T batch {config.batch}: "
-                   f"{throughput[-1]['images_per_s']:.1f} images/s")
+        payload = backend.prepare(batch_lr)
+        timing = measure(lambda: backend.run(payload), warmup=1, min_reps=max(3, config.min_reps // 3),
+                         min_time_s=config.min_time_s)
+        throughput.append({"backend": spec.name, "threads": threads, "batch": config.batch,
+                           "size": list(batch_lr.shape[1:]), "images_per_s": config.batch / timing.median_s})
+        report(f"{spec.name:<16} {threads}T batch {config.batch}: {throughput[-1]['images_per_s']:.1f} images/s")
     return latency, throughput
 
 
@@ -298,33 +270,26 @@ def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda li
         report(f"peak {threads}T: fp32 {peak['fp32_gflops']:.1f} GFLOP/s, int8 {peak['int8_gops']:.1f} GOP/s")
     most = max(config.threads)
     results["latency"], results["throughput"], outputs = [], [], {}
-    # One group at a time, all its measurements before the next is built: OpenCV 5.0 computes
+    # One backend at a time, all its measurements before the next is built: OpenCV 5.0 computes
     # garbage with ONNX nets made after a dnn_superres (TensorFlow) model was loaded in the process.
-    for group in timing_groups(specs, config):
+    # Timing backends in turns instead (A, B, C, A, ...) was tried and measured worse on 2 cores:
+    # each call then starts with another library's threads still spinning and its data in the
+    # caches (256x256, 2 threads: ORT int8 56 ms alone, 68-99 ms in turns; PyTorch 391 / 511-527).
+    for spec in specs:
         for threads in sorted(config.threads):
-            built = []
-            for spec in group:
-                if spec.name in skipped:
-                    continue
-                try:
-                    built.append((spec, spec.make(threads)))
-                except Skipped as reason:
-                    skipped[spec.name] = str(reason)
-                    report(f"skipped {spec.name}: {reason}")
-            if not built:
-                continue
-            latency, throughput = _time_backends(config, built, threads, faces, macs,
-                                                 results["roofline"]["peaks"][str(threads)], report)
+            try:
+                backend = spec.make(threads)
+            except Skipped as reason:
+                skipped[spec.name] = str(reason)
+                report(f"skipped {spec.name}: {reason}")
+                break
+            latency, throughput = _time_backend(config, spec, backend, threads, faces, macs.get(spec.model),
+                                                results["roofline"]["peaks"][str(threads)], report)
             results["latency"] += latency
             results["throughput"] += throughput
             if threads == most and "quality" in config.sections and faces is not None:
-                for spec, backend in built:
-                    outputs[spec.name] = upscale_all(backend, np.stack(faces.lr))
-            del built
-    # Tables list backends in the order of ``specs``, whatever the timing order.
-    order = {spec.name: index for index, spec in enumerate(specs)}
-    results["latency"].sort(key=lambda r: (order[r["backend"]], config.sizes.index(tuple(r["size"])), r["threads"]))
-    results["throughput"].sort(key=lambda r: (order[r["backend"]], r["threads"]))
+                outputs[spec.name] = upscale_all(backend, np.stack(faces.lr))
+            del backend
     if outputs:
         report(f"quality on {len(faces.hr)} Yale test faces")
         results["quality"] = _quality(faces, outputs)

@@ -10,9 +10,8 @@ from click.testing import CliRunner
 
 from enhance_edge.benchmarks import machine, run
 from enhance_edge.benchmarks.report import CAVEAT, goals, markdown, screen_table, write_all
-from enhance_edge.benchmarks.run import (BenchConfig, Faces, end_to_end, input_plane, peak_rss_mib, run_benchmark,
-                                         timing_groups)
-from enhance_edge.benchmarks.timing import measure, measure_in_turns
+from enhance_edge.benchmarks.run import BenchConfig, Faces, end_to_end, input_plane, peak_rss_mib, run_benchmark
+from enhance_edge.benchmarks.timing import measure
 from enhance_edge.cli import main
 from enhance_edge.errors import DataError, ModelError
 from enhance_edge.export.quantize import Recipe
@@ -134,9 +133,7 @@ def test_results_are_written_as_json_markdown_and_a_plot(results, tmp_path):
     text = (tmp_path / "RESULTS.md").read_text()
     assert CAVEAT in text and "## Machine" in text and "| ort-int8 | 8x6 |" in text
     assert "## Quantization recipes" in text
-    assert "timed in turns (one call of each, again and again)" in text
     assert "with at least 2 repetitions and 0 s per backend and measurement, after 1 warm-up runs" in text
-    assert "alike: pytorch-fp32, ort-fp32, ort-int8; ort-other, ort-tiny-int8." in text  # no FSRCNN here
 
 
 def test_a_busy_machine_is_called_out(results):
@@ -210,33 +207,6 @@ def test_measure_warms_up_then_repeats():
     assert len(calls) == 7 and timing.reps == 4 and 0 <= timing.median_s <= timing.p90_s
     with pytest.raises(ValueError):
         measure(lambda: None, min_reps=0)
-
-
-def test_measure_in_turns_alternates_the_calls():
-    calls = []
-    timings = measure_in_turns({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                               warmup=1, min_reps=3, min_time_s=0.0)
-    assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up of each, then turns
-    assert {name: t.reps for name, t in timings.items()} == {"a": 3, "b": 3}
-
-
-def test_backends_whose_ratios_are_goals_are_timed_in_turns(results, models, other_onnx, tmp_path):
-    config = tiny_config(models, tmp_path, extra_models=(("other", other_onnx),))
-    groups = [[spec.name for spec in group] for group in timing_groups(config.specs(), config)]
-    assert groups[0] == ["pytorch-fp32", "ort-fp32", "ort-int8"]
-    assert ["ort-other", "fsrcnn"] in groups
-    # OpenCV's DNN nets are built before any OpenCV peer is loaded (see run_benchmark).
-    flat = [name for group in groups for name in group]
-    assert flat.index("opencv-dnn-int8") < flat.index("fsrcnn")
-    for row in results["latency"] + results["throughput"]:
-        if row["backend"] in ("pytorch-fp32", "ort-fp32", "ort-int8"):
-            assert row["timed_in_turns_with"] == ["pytorch-fp32", "ort-fp32", "ort-int8"]
-        elif row["backend"].startswith("pillow"):
-            assert "timed_in_turns_with" not in row
-    # Tables keep the backends' order whatever the timing order.
-    order = [spec.name for spec in config.specs()]
-    keys = [(order.index(r["backend"]), r["size"]) for r in results["latency"] if r["backend"] in order]
-    assert keys == sorted(keys)
 
 
 def test_machine_facts_without_perf(models, monkeypatch):
