@@ -84,8 +84,10 @@ def matmul_peaks(threads: int, n: int = 2048, min_time_s: float = 1.0) -> dict:
     for key, op, a_type, b, a, out_type in cases:
         session = ort.InferenceSession(_matmul_model(op, n, a_type, b, out_type), options,
                                        providers=["CPUExecutionProvider"])
-        timing = measure(lambda: session.run(None, {"a": a}), warmup=1, min_reps=3, min_time_s=min_time_s)
-        results[key] = 2 * n**3 / timing.median_s / 1e9
+        timing = measure(lambda: session.run(None, {"a": a}), warmup=1, min_reps=5, min_time_s=min_time_s)
+        # A peak is the fastest repetition: another process can only slow a product down, and a
+        # disturbed median once put the 2-thread fp32 peak below what the model itself reached.
+        results[key] = 2 * n**3 / timing.best_s / 1e9
     return results
 
 

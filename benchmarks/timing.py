@@ -14,6 +14,7 @@ class Timing:
     median_s: float
     p90_s: float
     reps: int
+    best_s: float  # the fastest repetition: what the machine can do when nothing disturbs it
 
     to_dict = asdict
 
@@ -37,4 +38,4 @@ def measure(run: Callable[[], object], *, warmup: int = 2, min_reps: int = 5, mi
         tick = time.perf_counter()
         run()
         times.append(time.perf_counter() - tick)
-    return Timing(float(np.median(times)), float(np.percentile(times, 90)), len(times))
+    return Timing(float(np.median(times)), float(np.percentile(times, 90)), len(times), float(np.min(times)))
