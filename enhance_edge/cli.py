@@ -18,10 +18,9 @@ import click
 from . import __version__
 from .errors import EnhanceEdgeError, MissingExtraError
 # Both torch-free: the defaults of train, export and quantize come from the library itself.
-from .export.limits import MAX_PSNR_LOSS_DB, PARITY_TOLERANCE
+from .limits import MAX_PSNR_LOSS_DB, PARITY_TOLERANCE
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
 from .model import PRECISIONS
-from .train.config import GeneratorConfig, RunConfig, TrainConfig
 from .upscaler import DEFAULT_MAX_MEMORY
 # Framework-free: the web extra itself is imported by `serve` only.
 from .web.service import Limits as WebLimits, ModelCatalog, UpscaleService
@@ -72,38 +71,38 @@ def main():
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for metrics.jsonl, last.pt and best.pt; one that already holds a run needs --resume "
                    "or --overwrite.")
-@click.option("--epochs", type=int, default=TrainConfig.epochs, show_default=True)
-@click.option("--batch-size", type=int, default=TrainConfig.batch_size, show_default=True)
-@click.option("--lr", type=float, default=TrainConfig.lr, show_default=True, help="Adam learning rate (G and D).")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=TrainConfig.lr_schedule,
+@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate (G and D).")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
               show_default=True)
-@click.option("--adversarial-weight", type=float, default=TrainConfig.adversarial_weight, show_default=True,
+@click.option("--adversarial-weight", type=float, default=1e-3, show_default=True,
               help="Weight of BCE(1, D(G(lr))) in the generator loss; 0 trains on the content loss alone.")
-@click.option("--warmup-epochs", type=int, default=TrainConfig.warmup_epochs, show_default=True,
+@click.option("--warmup-epochs", type=int, default=0, show_default=True,
               help="Content-loss-only epochs before the adversarial phase.")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start the generator from this checkpoint's weights (e.g. an MSE-only run's best.pt).")
-@click.option("--content-loss", type=click.Choice(["mse", "l1"]), default=TrainConfig.content_loss, show_default=True)
+@click.option("--content-loss", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
 @click.option("--teacher", default=None, metavar="NAME|PATH",
               help="Distil from this trained model (a bundled name such as 'default', or an ONNX file): its "
                    "outputs are a second target beside the HR faces.")
-@click.option("--distill-weight", type=float, default=TrainConfig.distill_weight, show_default=True,
+@click.option("--distill-weight", type=float, default=1.0, show_default=True,
               help="Weight of content(G(lr), teacher(lr)) in the generator loss (with --teacher).")
 @click.option("--qat", is_flag=True,
               help="Quantization-aware: simulate the int8 model's rounding while training (use with --init-from "
                    "a float run, then `export` and `quantize`); best.pt is the best simulated-int8 epoch.")
-@click.option("--skip", type=click.Choice(["none", "bicubic"]), default=GeneratorConfig.skip, show_default=True,
+@click.option("--skip", type=click.Choice(["none", "bicubic"]), default="none", show_default=True,
               help="'bicubic' adds a fixed bicubic upsampling of the input to the generator's output.")
-@click.option("--channels", type=int, default=GeneratorConfig.channels, show_default=True, help="Generator width.")
-@click.option("--blocks", type=int, default=GeneratorConfig.residual_blocks, show_default=True,
+@click.option("--channels", type=int, default=20, show_default=True, help="Generator width.")
+@click.option("--blocks", type=int, default=16, show_default=True,
               help="Generator residual blocks.")
-@click.option("--hflip/--no-hflip", default=TrainConfig.hflip, show_default=True, help="Random horizontal flips.")
+@click.option("--hflip/--no-hflip", default=False, show_default=True, help="Random horizontal flips.")
 @click.option("--max-images", type=click.IntRange(min=1), default=None,
               help="Use at most N images per split (quick runs).")
-@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="PyTorch intra-op threads (default: all cores).")
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=TrainConfig.checkpoint_every,
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500,
               show_default=True, help="Also write OUT/last.pt every K optimiser steps (0: only at epoch ends).")
 @click.option("--resume", is_flag=True,
               help="Continue from OUT/last.pt (with the same options) if it exists, else start afresh.")
@@ -135,6 +134,7 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
     if resume and overwrite:
         raise click.UsageError("--resume continues the run in --out and --overwrite replaces it: give one")
     _needs_train_extra("training")
+    from .train.config import GeneratorConfig, RunConfig, TrainConfig
     from .train.loop import train as run_training
 
     try:

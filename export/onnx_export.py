@@ -20,11 +20,11 @@ import torch
 from enhance_edge import __version__
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.fileio import atomic_output
+from enhance_edge.limits import PARITY_TOLERANCE
 from enhance_edge.model import DISABLED_OPTIMIZERS_KEY, FORMAT, INPUT_NAME, OUTPUT_NAME
 
 from ..train.checkpoint import load_generator
 from ..train.networks import Generator
-from .limits import PARITY_TOLERANCE
 
 OPSET = 17
 # Two sizes at least, one odd, and a batch > 1: dynamic axes must really be dynamic.

@@ -40,12 +40,12 @@ from onnxruntime.quantization import (
 from enhance_edge.dataset import PairSet, load_pairs, trained_hr_size, trained_seed
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.fileio import atomic_output
+from enhance_edge.limits import MAX_PSNR_LOSS_DB
 from enhance_edge.model import INPUT_NAME, open_session
 from enhance_edge.processing import from_unit_float, to_batch, to_unit_float
 from enhance_edge.protocol import score
 
 from ..benchmarks.timing import measure
-from .limits import MAX_PSNR_LOSS_DB
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                        "percentile": CalibrationMethod.Percentile}

@@ -28,3 +28,14 @@ def test_commands_needing_the_train_extra_say_how_to_install_it(monkeypatch, tmp
     assert result.exit_code == 1
     assert result.output.strip() == ('error: export needs the \'train\' extra (torch is not installed): '
                                      'pip install "enhance-edge[train]"')
+
+
+def test_the_command_line_starts_on_the_runtime_package_alone():
+    # train/, export/ and benchmarks/ install as enhance_edge.train etc. but live outside the
+    # checkout's enhance_edge/ folder: a `python -c` started in the checkout (as the tests and the
+    # benchmark start the CLI) imports that folder, where they do not exist.
+    code = ("import sys, enhance_edge.cli\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[:2] in (['enhance_edge', 'train'], "
+            "['enhance_edge', 'export'], ['enhance_edge', 'benchmarks'])))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -14,7 +14,7 @@ from enhance_edge.cli import main
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.export.quantize import (FaceCalibrationReader, Recipe, choose, default_search, float_compute_ops,
                                           fuse_float_silu, output_layers, quantize_model, runtime_graph, search_space)
-from enhance_edge.export.limits import MAX_PSNR_LOSS_DB
+from enhance_edge.limits import MAX_PSNR_LOSS_DB
 from enhance_edge.model import INPUT_NAME, open_session
 
 # The tiny random-weight fixture model is not a face model: these tests check the pipeline, and
