@@ -59,6 +59,10 @@ def processes_from_environment() -> Iterator[Processes]:
     dist.init_process_group(backend, rank=rank, world_size=world_size)
     try:
         yield Processes(rank, world_size, device, distributed=True)
+        # Leave together: a process that tore its group down while rank 0 was still validating and
+        # writing the last epoch sometimes aborted in gloo ("terminate called without an active
+        # exception", exit -6) and failed the whole run. After an error nobody waits for the others.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -21,8 +21,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from enhance_edge.dataset import face_pair  # noqa: E402
 from enhance_edge.errors import DataError, ImageError  # noqa: E402
-from enhance_edge.protocol import interpolate, make_hr, make_lr, psnr  # noqa: E402
+from enhance_edge.protocol import REPORT_HR_SIZE, interpolate, luma, make_hr, make_lr, psnr  # noqa: E402
 from enhance_edge.upscaler import Upscaler  # noqa: E402
 
 
@@ -121,13 +122,12 @@ def plot_grid(upscaler: Upscaler, faces: list[tuple[str, Image.Image]], out: Pat
 
 
 def grid_faces(paths: list[Path], outsider: Image.Image | None) -> list[tuple[str, Image.Image]]:
-    """Yale faces at the report's size, plus one face unlike Yale cropped to even size."""
-    faces = []
-    for path in paths:
-        with Image.open(path) as image:
-            faces.append((path.stem, make_hr(image.convert("L"))))
+    """Yale faces at the report's size, plus one face unlike Yale cropped to even size, each as
+    PROTOCOL.md's HR (the luma of a colour face)."""
+    faces = [(path.stem, Image.fromarray(face_pair(path, REPORT_HR_SIZE)[0])) for path in paths]
     if outsider is not None:
-        faces.append(("not Yale", make_hr(outsider.convert("L"), hr_size=None)))
+        outsider_luma = Image.fromarray(luma(np.asarray(outsider.convert("RGB"))))
+        faces.append(("not Yale", make_hr(outsider_luma, hr_size=None)))
     return faces
 
 
