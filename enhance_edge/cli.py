@@ -17,9 +17,10 @@ import click
 
 from . import __version__
 from .errors import EnhanceEdgeError, MissingExtraError
-# Both torch-free: the defaults of train, export and quantize come from the library itself.
-from .limits import MAX_PSNR_LOSS_DB, PARITY_TOLERANCE
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
+# export's and quantize's defaults, from the runtime package: this module imports nothing of
+# train/, export/ or benchmarks/ at start (a test checks it), so it starts where only the runtime is.
+from .limits import MAX_PSNR_LOSS_DB, PARITY_TOLERANCE
 from .model import PRECISIONS
 from .upscaler import DEFAULT_MAX_MEMORY
 # Framework-free: the web extra itself is imported by `serve` only.
@@ -74,8 +75,7 @@ def main():
 @click.option("--epochs", type=int, default=50, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate (G and D).")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
-              show_default=True)
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True)
 @click.option("--adversarial-weight", type=float, default=1e-3, show_default=True,
               help="Weight of BCE(1, D(G(lr))) in the generator loss; 0 trains on the content loss alone.")
 @click.option("--warmup-epochs", type=int, default=0, show_default=True,
@@ -94,16 +94,15 @@ def main():
 @click.option("--skip", type=click.Choice(["none", "bicubic"]), default="none", show_default=True,
               help="'bicubic' adds a fixed bicubic upsampling of the input to the generator's output.")
 @click.option("--channels", type=int, default=20, show_default=True, help="Generator width.")
-@click.option("--blocks", type=int, default=16, show_default=True,
-              help="Generator residual blocks.")
+@click.option("--blocks", type=int, default=16, show_default=True, help="Generator residual blocks.")
 @click.option("--hflip/--no-hflip", default=False, show_default=True, help="Random horizontal flips.")
 @click.option("--max-images", type=click.IntRange(min=1), default=None,
               help="Use at most N images per split (quick runs).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="PyTorch intra-op threads (default: all cores).")
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500,
-              show_default=True, help="Also write OUT/last.pt every K optimiser steps (0: only at epoch ends).")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Also write OUT/last.pt every K optimiser steps (0: only at epoch ends).")
 @click.option("--resume", is_flag=True,
               help="Continue from OUT/last.pt (with the same options) if it exists, else start afresh.")
 @click.option("--overwrite", is_flag=True,
