@@ -621,11 +621,11 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
     from .model import bundled_model_path, int8_model_path
 
     model_path = model_path or bundled_model_path(precision="fp32")
-    if calibration_dir is not None and int8_path is None and \
-            int8_model_path(model_path).parent.resolve() == bundled_model_path().parent.resolve():
-        raise click.UsageError(f"--calibration would overwrite the bundled {str(int8_model_path(model_path))!r}; "
-                               "name the new int8 model with --int8 FILE")
-    int8_path = int8_path or int8_model_path(model_path)
+    if int8_path is None:
+        int8_path = int8_model_path(model_path)
+        if calibration_dir is not None and int8_path.parent.resolve() == bundled_model_path().parent.resolve():
+            raise click.UsageError(f"--calibration would overwrite the bundled {str(int8_path)!r}; "
+                                   "name the new int8 model with --int8 FILE")
     if calibration_dir is not None:
         ctx = click.get_current_context()
         ctx.invoke(quantize, model=model_path, output_path=int8_path, data_dir=calibration_dir, max_loss_db=max_loss_db)

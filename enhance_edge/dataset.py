@@ -20,7 +20,7 @@ from .errors import DataError, ImageError
 from .imageio import flatten_on_white, read_image, to_eight_bit
 from .processing import to_unit_float
 from .protocol import (MIN_HR_SIDE, REPORT_HR_SIZE, SSIM_WINDOW, YALE_TEST_SUBJECTS, YALE_VALIDATION_SUBJECTS,
-                       make_hr, make_lr)
+                       luma_image, make_hr, make_lr)
 
 SPLITS = ("train", "validation", "test")
 
@@ -143,8 +143,8 @@ def face_pair(path: Path, hr_size: tuple[int, int] | None, scale: int = 2,
     """(HR, LR) uint8 arrays of one face file, made as PROTOCOL.md says: luma (H, W), or with
     ``colour`` a colour face stays RGB (H, W, 3)."""
     face = read_face(path)
-    if face.mode == "RGB" and not colour:
-        face = face.convert("YCbCr").getchannel("Y")
+    if not colour:
+        face = luma_image(face)
     hr = make_hr(face, hr_size, scale)
     if min(hr.size) < MIN_HR_SIDE:
         raise DataError(f"{path}: {hr.width}x{hr.height} is too small to score; HR faces need at least "

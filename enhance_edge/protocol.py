@@ -67,11 +67,14 @@ def ssim(hr: np.ndarray, out: np.ndarray) -> float:
     return float(_skimage_metrics().structural_similarity(hr, out, data_range=255))
 
 
+def luma_image(image: Image.Image) -> Image.Image:
+    """Y of ITU-R BT.601 YCbCr (Pillow's "YCbCr" mode) of an 8-bit RGB image; gray as it is."""
+    return image.convert("YCbCr").getchannel("Y") if image.mode == "RGB" else image
+
+
 def luma(pixels: np.ndarray) -> np.ndarray:
-    """Y of ITU-R BT.601 YCbCr (Pillow's "YCbCr" mode) of 8-bit (H, W, 3) RGB; gray (H, W) as it is."""
-    if pixels.ndim == 2:
-        return pixels
-    return np.asarray(Image.fromarray(pixels, "RGB").convert("YCbCr").getchannel("Y"))
+    """:func:`luma_image` of 8-bit (H, W, 3) RGB pixels; gray (H, W) as it is."""
+    return pixels if pixels.ndim == 2 else np.asarray(luma_image(Image.fromarray(pixels, "RGB")))
 
 
 def score(hrs: list[np.ndarray], outs: list[np.ndarray]) -> dict[str, float]:
@@ -80,9 +83,10 @@ def score(hrs: list[np.ndarray], outs: list[np.ndarray]) -> dict[str, float]:
     Gray images are scored as they are, colour (RGB) ones on their luma; where there are
     colour images, "rgb_psnr" is their mean RGB PSNR as well.
     """
+    lumas = [(luma(h), luma(o)) for h, o in zip(hrs, outs)]
     scores = {
-        "psnr": float(np.mean([psnr(luma(h), luma(o)) for h, o in zip(hrs, outs)])),
-        "ssim": float(np.mean([ssim(luma(h), luma(o)) for h, o in zip(hrs, outs)])),
+        "psnr": float(np.mean([psnr(h, o) for h, o in lumas])),
+        "ssim": float(np.mean([ssim(h, o) for h, o in lumas])),
     }
     colour = [(h, o) for h, o in zip(hrs, outs) if h.ndim == 3]
     if colour:

@@ -107,13 +107,19 @@ def export_generator(generator: Generator, out_path: str | Path, facts: dict[str
     if not worst <= tolerance:  # also catches NaN
         raise ParityError(f"ONNX and PyTorch differ by {worst:.3g} (> {tolerance:g}) on shapes "
                           f"{[r['shape'] for r in results]}; nothing was written")
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(out_path) as handle:
-            handle.write(onnx_bytes)
-    except OSError as exc:
-        raise ModelError(f"{out_path}: cannot write ({exc.strerror or exc})") from None
+    write_model_file(out_path, onnx_bytes)
     return results
+
+
+def write_model_file(path: str | Path, data: bytes) -> None:
+    """Write a model atomically (its folder created), a failure being one ModelError naming the file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path,
@@ -148,8 +154,5 @@ def record_test_scores(model_path: str | Path, data_dir: str | Path,
         {"images": results["images"], **results["model"],
          "baselines": {k: v for k, v in results.items() if k not in ("images", "model")}}))
     onnx.helper.set_model_props(model, metadata)
-    out_path = Path(model_path if out_path is None else out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out_path) as handle:
-        handle.write(model.SerializeToString())
+    write_model_file(model_path if out_path is None else out_path, model.SerializeToString())
     return results

@@ -39,13 +39,13 @@ from onnxruntime.quantization import (
 
 from enhance_edge.dataset import PairSet, load_pairs, trained_hr_size, trained_seed
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.fileio import atomic_output
 from enhance_edge.limits import MAX_PSNR_LOSS_DB
 from enhance_edge.model import INPUT_NAME, open_session
 from enhance_edge.processing import from_unit_float, to_batch, to_unit_float
 from enhance_edge.protocol import score
 
 from ..benchmarks.timing import measure
+from .onnx_export import write_model_file
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                        "percentile": CalibrationMethod.Percentile}
@@ -346,12 +346,7 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
         metadata = {**info.metadata, **own_scores, "precision": "int8", "quantization": json.dumps(summary)}
         del model.metadata_props[:]
         onnx.helper.set_model_props(model, metadata)
-        try:
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_output(out_path) as handle:
-                handle.write(model.SerializeToString())
-        except OSError as exc:
-            raise ModelError(f"{out_path}: cannot write ({exc.strerror or exc})") from None
+        write_model_file(out_path, model.SerializeToString())
     return summary
 
 

@@ -23,7 +23,7 @@ from PIL import Image  # noqa: E402
 
 from enhance_edge.dataset import face_pair  # noqa: E402
 from enhance_edge.errors import DataError, ImageError  # noqa: E402
-from enhance_edge.protocol import REPORT_HR_SIZE, interpolate, luma, make_hr, make_lr, psnr  # noqa: E402
+from enhance_edge.protocol import REPORT_HR_SIZE, interpolate, luma_image, make_hr, make_lr, psnr  # noqa: E402
 from enhance_edge.upscaler import Upscaler  # noqa: E402
 
 
@@ -126,8 +126,7 @@ def grid_faces(paths: list[Path], outsider: Image.Image | None) -> list[tuple[st
     PROTOCOL.md's HR (the luma of a colour face)."""
     faces = [(path.stem, Image.fromarray(face_pair(path, REPORT_HR_SIZE)[0])) for path in paths]
     if outsider is not None:
-        outsider_luma = Image.fromarray(luma(np.asarray(outsider.convert("RGB"))))
-        faces.append(("not Yale", make_hr(outsider_luma, hr_size=None)))
+        faces.append(("not Yale", make_hr(luma_image(outsider.convert("RGB")), hr_size=None)))
     return faces
 
 
