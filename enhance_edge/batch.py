@@ -7,9 +7,11 @@ can simply be run again.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import glob
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +54,25 @@ class InputFile:
     from_folder: bool  # found by listing a folder, rather than named
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (a newline as \\n, ESC as \\x1b), so that a file
+    name cannot break a report into lines or send commands to the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _real_path(path: Path) -> Path:
+    """``path`` with its links resolved as far as they go. Path.resolve() raises on a link loop
+    (Python 3.11), and one looping input must not stop the batch: it is reported when read."""
+    return Path(os.path.realpath(path))
+
+
 def _is_listed_image(path: Path, root: Path) -> bool:
-    """Folder listings take image files by extension; hidden files (and our .part temporaries) never."""
+    """Folder listings take image files by extension; hidden files (and our .part temporaries)
+    never, nor the tagged outputs of earlier runs (in an output folder this run does not exclude)."""
     hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
     return (not hidden and path.suffix.lower() in Image.registered_extensions()
-            and (path.is_file() or path.is_symlink()))  # a broken link is reported, not hidden
+            and (path.is_file() or path.is_symlink())  # a broken link is reported, not hidden
+            and not imageio.made_by_enhance_edge(path))
 
 
 def _is_pattern(path: Path) -> bool:
@@ -71,12 +87,13 @@ def expand_inputs(inputs: list[Path], recursive: bool = False, exclude: Path | N
     found: list[InputFile] = []
     for path in inputs:
         if path.is_dir():
-            skipped = exclude.resolve() if exclude is not None else None
-            if skipped is not None and not (skipped != path.resolve() and skipped.is_relative_to(path.resolve())):
+            skipped = _real_path(exclude) if exclude is not None else None
+            if skipped is not None and not (skipped != _real_path(path) and skipped.is_relative_to(_real_path(path))):
                 skipped = None
             listing = path.rglob("*") if recursive else path.iterdir()
-            found += [InputFile(f, f.relative_to(path), True) for f in sorted(listing) if _is_listed_image(f, path)
-                      and not (skipped is not None and f.resolve().is_relative_to(skipped))]
+            found += [InputFile(f, f.relative_to(path), True) for f in sorted(listing)
+                      if not (skipped is not None and _real_path(f).is_relative_to(skipped))
+                      and _is_listed_image(f, path)]
         elif _is_pattern(path):
             matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True) if Path(m).is_file())
             found += [InputFile(m, Path(m.name), False) for m in matches] or [InputFile(path, Path(path.name), False)]
@@ -114,6 +131,9 @@ def plan_jobs(inputs: list[Path], output: Path | None, *, scale: int, recursive:
             raise EnhanceEdgeError(f"-o {str(output)!r} is an image file name, but several inputs, a folder or a "
                                    f"pattern need -o to be a folder (create it first to use that name)")
     suffix = (scale_suffix(scale) if output is None else "") if suffix is None else suffix
+    if output is not None and not suffix and any(_real_path(path) == _real_path(output) for path in inputs):
+        raise EnhanceEdgeError(f"-o {str(output)!r} is an input folder: its images would be written over "
+                               f"themselves; choose another -o, or give --suffix")
     found = expand_inputs(inputs, recursive, exclude=output)
     jobs = []
     for item in found:
@@ -121,8 +141,9 @@ def plan_jobs(inputs: list[Path], output: Path | None, *, scale: int, recursive:
         folder = item.path.parent if output is None else output / item.relative.parent
         jobs.append(Job(item.path, folder / name))
     # Outputs of an earlier run lie beside their inputs: listing a folder must not take them as inputs.
-    earlier_outputs = {job.target.resolve() for job in jobs}
-    jobs = [job for job, item in zip(jobs, found) if not (item.from_folder and job.source.resolve() in earlier_outputs)]
+    earlier_outputs = {_real_path(job.target) for job in jobs}
+    jobs = [job for job, item in zip(jobs, found)
+            if not (item.from_folder and _real_path(job.source) in earlier_outputs)]
     return _with_problems(jobs)
 
 
@@ -143,11 +164,11 @@ def _check_output_file(output: Path, suffix: str | None, output_format: str | No
 
 def _with_problems(jobs: list[Job]) -> list[Job]:
     """Mark jobs that would overwrite an input or another job's output; the rest run."""
-    sources = {job.source.resolve(strict=False) for job in jobs}
+    sources = {_real_path(job.source) for job in jobs}
     claimed: dict[Path, Path] = {}
     checked = []
     for job in jobs:
-        target = job.target.resolve(strict=False)
+        target = _real_path(job.target)
         problem = None
         if target in sources:
             problem = f"output {str(job.target)!r} would overwrite an input; choose another -o or --suffix"
@@ -187,17 +208,39 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quali
     image_format = format_for(job.target) or output_format_for(source.format)
     try:
         check_size(image_format, (image.width * upscaler.scale, image.height * upscaler.scale))
-        if warn is not None and (excess := _over_budget(upscaler, image)) is not None:
-            warn(f"{job.source}: {excess}")
-        result = upscaler.upscale(image, progress=progress)
-    except (ImageError, ModelError) as exc:  # e.g. a model that fails on this size: name the file
-        raise type(exc)(f"{job.source}: {exc}") from None
-    del image
+    except ImageError as exc:
+        raise ImageError(f"{job.source}: {exc}") from None
     tags = provenance(upscaler.scale, upscaler.model_name)
+    created = _missing_folders(job.target.parent)
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
+        # Opened before the upscale: an unwritable output fails at once, not after minutes of work.
         with atomic_output(job.target) as handle:
-            write_image(result, handle, image_format, source, tags, quality)
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # Pillow's encoders and the file system
-        raise ImageError(f"{job.target}: cannot write ({exc})") from None
+            if warn is not None and (excess := _over_budget(upscaler, image)) is not None:
+                warn(f"{job.source}: {excess}")
+            try:
+                result = upscaler.upscale(image, progress=progress)
+            except (ImageError, ModelError) as exc:  # e.g. a model that fails on this size: name the file
+                raise type(exc)(f"{job.source}: {exc}") from None
+            del image
+            try:
+                write_image(result, handle, image_format, source, tags, quality)
+            except (ValueError, KeyError, TypeError) as exc:  # Pillow's encoders
+                raise ImageError(f"{job.target}: cannot write ({exc})") from None
+    except BaseException as exc:
+        for folder in created:  # a failed file leaves no empty folder; one that another file went into stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(exc, OSError):  # the file system: the folder, the temporary file, its writing or renaming
+            raise ImageError(f"{job.target}: cannot write ({exc})") from None
+        raise
     return Outcome.DONE
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing

@@ -271,7 +271,8 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     written atomically; existing ones are skipped unless --overwrite. A file that fails is
     reported in one line and the rest still run; the exit status is 0 only if none failed.
     """
-    from .batch import Outcome, plan_jobs, upscale_file
+    from .batch import Outcome, plan_jobs, printable, upscale_file
+    from .fileio import remove_stale_parts, terminate_as_interrupt
     from .imageio import probe_pixels
     from .model import resolve_model
     from .upscaler import Upscaler
@@ -282,17 +283,22 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     jobs = plan_jobs(list(inputs), output, scale=upscaler.scale, recursive=recursive, suffix=suffix,
                      output_format=output_format)
     if not jobs:
-        raise EnhanceEdgeError(f"no images found in {', '.join(map(str, inputs))}"
+        raise EnhanceEdgeError(f"no images found in {printable(', '.join(map(str, inputs)))}"
                                f"{'' if recursive else ' (-r searches sub-folders)'}")
+    removed = remove_stale_parts(job.target for job in jobs)
+    if removed:
+        click.echo(f"removed {len(removed)} partial file(s) that a killed earlier run left beside its outputs",
+                   err=True)
     sizes = [probe_pixels(job.source) for job in jobs]
     counts = {"done": 0, "failed": 0, "skipped": 0}
     show_bar = (len(jobs) > 1 or sum(sizes) > _LARGE_IMAGE_PIXELS) and _stderr_is_terminal()
     try:
-        with click.progressbar(length=max(sum(sizes), 1), label="upscaling", file=sys.stderr,
-                               hidden=not show_bar, show_percent=True) as bar:
+        # SIGTERM stops the batch as Ctrl-C does: the file being written is removed, not left half-done.
+        with terminate_as_interrupt(), click.progressbar(length=max(sum(sizes), 1), label="upscaling", file=sys.stderr,
+                                                         hidden=not show_bar, show_percent=True) as bar:
             def warn(message: str) -> None:
                 _clear_bar_line(bar)
-                click.echo(f"warning: {message}", err=True)
+                click.echo(f"warning: {printable(message)}", err=True)
 
             for job, size in zip(jobs, sizes):
                 before = bar.pos
@@ -302,14 +308,14 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
                 except EnhanceEdgeError as exc:
                     counts["failed"] += 1
                     _clear_bar_line(bar)
-                    click.echo(f"error: {exc}", err=True)
+                    click.echo(f"error: {printable(str(exc))}", err=True)
                 else:
                     counts[outcome.value] += 1
                     _clear_bar_line(bar)
                     if outcome is Outcome.DONE:
-                        click.echo(f"{job.source} -> {job.target}")
+                        click.echo(printable(f"{job.source} -> {job.target}"))
                     else:
-                        click.echo(f"skipped: {job.target} exists (--overwrite replaces it)", err=True)
+                        click.echo(f"skipped: {printable(str(job.target))} exists (--overwrite replaces it)", err=True)
                 bar.update(max(0, before + size - bar.pos))  # the file's whole share, even when it failed early
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']}; "

@@ -1,26 +1,47 @@
 """Atomic file output: write a temporary file beside the target, then rename it into place.
 
 A crash, a kill or Ctrl-C therefore never leaves a half-written model, checkpoint or image.
+The temporary file (``.NAME.XXXXXXXX.part``) is deleted on any exception, Ctrl-C and (with
+``terminate_as_interrupt``) SIGTERM included; what only a SIGKILL or a power cut can leave
+behind, ``remove_stale_parts`` deletes on the next run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
+import threading
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, so parts are never judged stale there
+    fcntl = None
+
+PART_SUFFIX = ".part"
+# A part nobody holds locked may still be brand new (its writer has not locked it yet) or just
+# renamed (unlocked between close and rename): only parts unchanged for this long are stale.
+STALE_PART_SECONDS = 10.0
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
     """Yield a binary handle; on clean exit the data replaces ``path``, otherwise it vanishes."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if fcntl is not None:  # held until the handle closes; remove_stale_parts leaves locked parts alone
+                fcntl.flock(fd, fcntl.LOCK_EX)
             _usual_permissions(fd)
             yield handle
+            handle.flush()
+            os.fsync(fd)  # on a machine crash the rename must not reach the disk before the data
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -34,3 +55,69 @@ def _usual_permissions(fd: int) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)
+
+
+def _target_name(part_name: str) -> str | None:
+    """NAME of a ``.NAME.XXXXXXXX.part`` temporary of atomic_output; None for other names."""
+    if not (part_name.startswith(".") and part_name.endswith(PART_SUFFIX)):
+        return None
+    name, dot, _ = part_name[1:-len(PART_SUFFIX)].rpartition(".")
+    return name if dot else None
+
+
+def _is_abandoned(part: Path) -> bool:
+    """No process is writing ``part``: unlocked (a dead writer's lock went with it) and not new."""
+    try:
+        fd = os.open(part, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return time.time() - os.fstat(fd).st_mtime > STALE_PART_SECONDS
+    except OSError:  # locked: its writer is alive
+        return False
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_stale_parts(targets: Iterable[Path]) -> list[Path]:
+    """Delete the temporary files that writes of ``targets`` left when their process was
+    killed outright (SIGKILL, a crash, a power cut); the parts that are deleted. A part that
+    another process is writing right now is kept."""
+    if fcntl is None:
+        return []
+    names_by_folder: dict[Path, set[str]] = {}
+    for target in targets:
+        names_by_folder.setdefault(Path(target).parent, set()).add(Path(target).name)
+    removed = []
+    for folder, names in names_by_folder.items():
+        try:
+            entries = [entry.name for entry in os.scandir(folder)]
+        except OSError:  # not created yet: nothing was written there
+            continue
+        for entry in entries:
+            part = folder / entry
+            if _target_name(entry) in names and _is_abandoned(part):
+                part.unlink(missing_ok=True)
+                removed.append(part)
+    return removed
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Inside, SIGTERM (``kill``, a service manager stopping the program) raises
+    KeyboardInterrupt as Ctrl-C does, so an interrupted write cleans up after itself the same
+    way; the previous handler comes back afterwards. Python delivers signals to the main
+    thread only: elsewhere this changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

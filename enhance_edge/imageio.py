@@ -10,8 +10,10 @@ enhance-edge (the report's ethics section: invented detail must never pass for a
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
+import stat
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ _MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383, "GIF": 65_535}
 _EXIF_SOFTWARE, _EXIF_DESCRIPTION, _EXIF_ORIENTATION = 0x0131, 0x010E, 0x0112
 _EXIF_IFD, _EXIF_PIXEL_X, _EXIF_PIXEL_Y = 0x8769, 0xA002, 0xA003
 _JPEG_MAX_EXIF = 65_000  # one APP1 segment holds 64 KiB
+_SOFTWARE = "enhance-edge"  # the provenance tag's Software name
 _TIFF_LOSSLESS = ("raw", "tiff_lzw", "tiff_deflate", "tiff_adobe_deflate", "packbits")
 
 
@@ -95,24 +98,64 @@ def _bomb_message(path, width: int, height: int, max_pixels: int) -> str:
 def probe_pixels(path: Path) -> int:
     """Pixel count from the file header alone (0 if unreadable); for progress estimates."""
     try:
-        with _decoding(), Image.open(path) as image:
+        with _open_file(path) as handle, _decoding(), Image.open(handle) as image:
             return image.width * image.height
     except Exception:  # noqa: BLE001 - any failure is reported properly when the file is read
         return 0
 
 
-def _check_file(path: Path) -> None:
-    """Fail early, with the plain reason, on what is not a readable non-empty file."""
+def made_by_enhance_edge(path: Path) -> bool:
+    """Whether the file carries the provenance tag of ``provenance`` (read from its header
+    only): the output of an earlier run."""
     try:
-        if path.is_dir():
-            raise ImageError(f"{path}: is a folder, not an image")
-        if path.stat().st_size == 0:
-            raise ImageError(f"{path}: empty file")
+        with _open_file(path) as handle, _decoding(), Image.open(handle) as image:
+            software = image.info.get("Software") or image.getexif().get(_EXIF_SOFTWARE) or ""
+            comment = image.info.get("comment", b"")  # GIF keeps only the description
+    except Exception:  # noqa: BLE001 - not readable, so not an output of ours either
+        return False
+    if isinstance(comment, bytes):
+        comment = comment.decode("utf-8", "replace")
+    return str(software).startswith(f"{_SOFTWARE} ") or (comment.startswith("Upscaled x")
+                                                        and f" by {_SOFTWARE} " in comment)
+
+
+# File types, by st_mode, that are not images whatever their name.
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                  (stat.S_ISBLK, "a device"))
+
+
+def _open_file(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular non-empty file; otherwise an ImageError
+    with the plain reason. The type is checked on the open descriptor, not by name first:
+    opening a named pipe without O_NONBLOCK waits for a writer for ever, and a check by name
+    could be raced by a swap."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         reason = "broken symbolic link" if path.is_symlink() else "no such file"
         raise ImageError(f"{path}: {reason}") from None
+    except PermissionError:
+        raise ImageError(f"{path}: cannot read (permission denied)") from None
+    except IsADirectoryError:  # Windows cannot open folders
+        raise ImageError(f"{path}: is a folder, not an image") from None
     except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        reason = "symbolic link loop" if exc.errno == errno.ELOOP else f"cannot read ({exc.strerror or exc})"
+        raise ImageError(f"{path}: {reason}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageError(f"{path}: is a folder, not an image")
+        for is_kind, kind in _SPECIAL_FILES:
+            if is_kind(info.st_mode):
+                raise ImageError(f"{path}: is {kind}, not a regular file")
+        if info.st_size == 0:
+            raise ImageError(f"{path}: empty file")
+        if hasattr(os, "set_blocking"):  # O_NONBLOCK was for the open; reads of some file systems heed it
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_image(source: str | Path | BinaryIO,
@@ -121,13 +164,14 @@ def read_image(source: str | Path | BinaryIO,
     and in a working mode, with what its output inherits. Every failure is an ImageError."""
     if isinstance(source, (str, os.PathLike)):
         source = Path(source)
-        _check_file(source)
+        opened = _open_file(source)
     elif source.seek(0, os.SEEK_END) == 0:
         raise ImageError(f"{source}: empty file")
     else:
         source.seek(0)
+        opened = contextlib.nullcontext(source)
     try:
-        with _decoding(), Image.open(source) as image:
+        with opened as handle, _decoding(), Image.open(handle) as image:
             if image.width * image.height > max_pixels:
                 raise ImageError(_bomb_message(source, image.width, image.height, max_pixels))
             frames = getattr(image, "n_frames", 1)
@@ -138,7 +182,7 @@ def read_image(source: str | Path | BinaryIO,
             source_format = image.format
             exif = _upright(image)
             image = working_image(image)
-            lossless = source_format == "WEBP" and _webp_is_lossless(source)
+            lossless = source_format == "WEBP" and _webp_is_lossless(handle)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -178,17 +222,16 @@ def _dpi(value) -> tuple[float, float] | None:
     return (x, y) if x > 0 and y > 0 and (x, y) != (1, 1) else None
 
 
-def _webp_is_lossless(source: Path | BinaryIO) -> bool:
+def _webp_is_lossless(handle: BinaryIO) -> bool:
     """Whether a WebP holds a VP8L (lossless) bitstream, found by walking its RIFF chunks."""
-    with (open(source, "rb") if isinstance(source, Path) else contextlib.nullcontext(source)) as handle:
-        handle.seek(0)
-        if handle.read(12)[8:12] != b"WEBP":
-            return False
-        while len(header := handle.read(8)) == 8:
-            kind, size = header[:4], int.from_bytes(header[4:], "little")
-            if kind in (b"VP8 ", b"VP8L"):
-                return kind == b"VP8L"
-            handle.seek(size + size % 2, os.SEEK_CUR)
+    handle.seek(0)
+    if handle.read(12)[8:12] != b"WEBP":
+        return False
+    while len(header := handle.read(8)) == 8:
+        kind, size = header[:4], int.from_bytes(header[4:], "little")
+        if kind in (b"VP8 ", b"VP8L"):
+            return kind == b"VP8L"
+        handle.seek(size + size % 2, os.SEEK_CUR)
     return False
 
 
@@ -252,8 +295,8 @@ def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
 
 def provenance(scale: int, model_name: str) -> tuple[str, str]:
     """(software, description) tags that mark an output as machine-upscaled."""
-    software = f"enhance-edge {__version__}"
-    description = (f"Upscaled x{scale} by enhance-edge {__version__} with model {model_name}; "
+    software = f"{_SOFTWARE} {__version__}"
+    description = (f"Upscaled x{scale} by {software} with model {model_name}; "
                    f"fine detail was generated by a neural network, not recorded by a camera.")
     return software, description
 

@@ -207,7 +207,7 @@ def test_a_failed_write_leaves_nothing_behind(upscaler, tmp_path, monkeypatch):
     monkeypatch.setattr("enhance_edge.batch.write_image", half_then_fail)
     with pytest.raises(ImageError, match="a.png: cannot write \\(disk full\\)"):
         upscale_file(upscaler, job)
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # nor the folder made for it
 
 
 def test_ctrl_c_during_a_write_leaves_nothing_behind(upscaler, tmp_path, monkeypatch):
@@ -223,11 +223,44 @@ def test_ctrl_c_during_a_write_leaves_nothing_behind(upscaler, tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
-def test_an_unwritable_output_folder_is_one_error(upscaler, tmp_path):
+def test_an_unwritable_output_is_one_error_found_before_the_upscale(upscaler, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("a file where a folder should be")
     job = Job(save(tmp_path / "a.png"), tmp_path / "file" / "out" / "a.png")
+    monkeypatch.setattr(Upscaler, "upscale", lambda *args, **kwargs: pytest.fail("upscaled for an unwritable output"))
     with pytest.raises(ImageError, match="file/out/a.png: cannot write"):
         upscale_file(upscaler, job)
+
+
+def test_a_symbolic_link_loop_is_planned_and_then_reported_like_any_bad_file(upscaler, tmp_path):
+    save(tmp_path / "in" / "good.png")
+    (tmp_path / "in" / "loop.png").symlink_to(tmp_path / "in" / "loop2.png")
+    (tmp_path / "in" / "loop2.png").symlink_to(tmp_path / "in" / "loop.png")
+    listed = plan_jobs([tmp_path / "in"], tmp_path / "out", scale=2)
+    assert [job.source.name for job in listed] == ["good.png", "loop.png", "loop2.png"]
+    named = plan_jobs([tmp_path / "in" / "loop.png", tmp_path / "in" / "good.png"], tmp_path / "out", scale=2)
+    assert [job.source.name for job in named] == ["loop.png", "good.png"]
+    with pytest.raises(ImageError, match="loop.png: symbolic link loop$"):
+        upscale_file(upscaler, named[0])
+    assert upscale_file(upscaler, named[1]) is Outcome.DONE
+
+
+def test_o_naming_the_input_folder_is_refused_unless_a_suffix_keeps_names_apart(tmp_path):
+    save(tmp_path / "photos" / "a.png")
+    with pytest.raises(EnhanceEdgeError, match=r"-o '.*photos/?' is an input folder: its images would be written "
+                                               r"over themselves; choose another -o, or give --suffix"):
+        plan_jobs([tmp_path / "photos"], tmp_path / "photos" / ".", scale=2)
+    jobs = plan_jobs([tmp_path / "photos"], tmp_path / "photos", scale=2, suffix="_big")
+    assert [job.target.name for job in jobs] == ["a_big.png"]
+
+
+def test_an_earlier_output_folder_is_not_read_again_when_o_changes(upscaler, tmp_path):
+    save(tmp_path / "photos" / "a.png")
+    for job in plan_jobs([tmp_path / "photos"], tmp_path / "photos" / "big", scale=2, recursive=True):
+        upscale_file(upscaler, job)
+    jobs = plan_jobs([tmp_path / "photos"], tmp_path / "photos" / "bigger", scale=2, recursive=True)
+    assert [str(job.source.relative_to(tmp_path)) for job in jobs] == ["photos/a.png"]
+    # Named, an output is an input like any other (upscaling twice on purpose).
+    assert len(plan_jobs([tmp_path / "photos" / "big" / "a.png"], tmp_path / "x4", scale=2)) == 1
 
 
 def test_o_without_an_image_extension_is_a_folder_even_for_one_file(tmp_path):

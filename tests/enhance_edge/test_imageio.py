@@ -3,6 +3,7 @@
 import io
 import os
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ from PIL import Image, ImageCms
 
 from enhance_edge import __version__
 from enhance_edge.errors import ImageError
-from enhance_edge.imageio import (DEFAULT_QUALITY, WORKING_MODES, SourceInfo, format_for, output_format_for,
-                                  probe_pixels, provenance, read_image, working_image, write_image)
+from enhance_edge.imageio import (DEFAULT_QUALITY, WORKING_MODES, SourceInfo, format_for, made_by_enhance_edge,
+                                  output_format_for, probe_pixels, provenance, read_image, working_image, write_image)
 
 TAGS = provenance(2, "tiny.onnx (sha256 0123456789ab)")
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -174,13 +175,56 @@ def test_a_broken_link_is_named(tmp_path):
         read_image(link)
 
 
+def finishes_within(seconds, function, *args):
+    """function(*args)'s result or exception; fails the test if it has not returned in time (a hang)."""
+    outcome = {}
+
+    def call():
+        try:
+            outcome["result"] = function(*args)
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{function.__name__} still running after {seconds} s"
+    return outcome
+
+
+def test_a_named_pipe_is_refused_without_being_waited_on(tmp_path):
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)  # opened plainly, it would wait for a writer for ever
+    outcome = finishes_within(10, read_image, pipe)
+    assert isinstance(outcome["error"], ImageError)
+    assert str(outcome["error"]) == f"{pipe}: is a named pipe, not a regular file"
+    assert finishes_within(10, probe_pixels, pipe)["result"] == 0
+    assert finishes_within(10, made_by_enhance_edge, pipe)["result"] is False
+
+
+def test_a_symbolic_link_loop_is_named(tmp_path):
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    with pytest.raises(ImageError, match=f"^{tmp_path / 'a.png'}: symbolic link loop$"):
+        read_image(tmp_path / "a.png")
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "JPEG", "WEBP", "TIFF", "GIF"])
+def test_our_outputs_are_recognised_by_their_tag(tmp_path, image_format):
+    buffer = io.BytesIO()
+    write_image(gradient(), buffer, image_format, SourceInfo(), TAGS)
+    tagged = write(tmp_path, "tagged", buffer.getvalue())
+    plain = write(tmp_path, "plain", encoded(gradient(), image_format))
+    assert made_by_enhance_edge(tagged) and not made_by_enhance_edge(plain)
+
+
 def test_unreadable_files_are_reported(tmp_path, monkeypatch):
     path = write(tmp_path, "secret.png", encoded(gradient(), "PNG"))
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Image, "open", refuse)  # root ignores chmod, so refuse at the open call
+    monkeypatch.setattr(os, "open", refuse)  # root ignores chmod, so refuse at the open call
     with pytest.raises(ImageError, match="secret.png: cannot read \\(permission denied\\)"):
         read_image(path)
 

@@ -1,6 +1,8 @@
 """`enhance-edge upscale` end to end: a mixed folder of good and bad files, options, bad models."""
 
+import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -327,3 +329,76 @@ def test_pipes_get_no_progress_bar(tmp_path, tiny_onnx):
     good_files(tmp_path / "in")
     result = run(tmp_path / "in", "--model", tiny_onnx)
     assert "upscaling" not in result.stderr and "\r" not in result.stderr
+
+
+def test_names_with_control_characters_are_printed_escaped(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "evil\x1b[2Jname\nsecond line.png", format="PNG")
+    (tmp_path / "bad\rname.png").write_text("not an image")
+    result = run(tmp_path, "-o", tmp_path / "out", "--model", tiny_onnx)
+    assert "\x1b" not in result.output and "\r" not in result.output
+    assert f"{tmp_path}/bad\\rname.png: not an image" in result.stderr
+    assert result.stdout.endswith("out/evil\\x1b[2Jname\\nsecond line.png\n")
+    assert len(result.stdout.splitlines()) == 1
+
+
+def upscale_in_a_process(*args):
+    """`enhance-edge upscale ARGS` in a subprocess, its stdout and stderr piped."""
+    return subprocess.Popen([sys.executable, "-c", "from enhance_edge.cli import main; main()", "upscale",
+                             *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_named_pipe_and_a_link_loop_among_the_inputs_are_one_line_each(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "good.png")
+    os.mkfifo(tmp_path / "pipe.png")  # nobody ever writes to it
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    process = upscale_in_a_process(tmp_path / "pipe.png", tmp_path / "loop.png", tmp_path / "good.png",
+                                   "-o", tmp_path / "out", "--model", tiny_onnx)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and "Traceback" not in stderr
+    assert stderr.splitlines()[:2] == [f"error: {tmp_path / 'pipe.png'}: is a named pipe, not a regular file",
+                                      f"error: {tmp_path / 'loop.png'}: symbolic link loop"]
+    assert stdout == f"{tmp_path / 'good.png'} -> {tmp_path / 'out' / 'good.png'}\n"
+
+
+# Runs `upscale` with an encoder that writes half an image, says so and then waits to be stopped.
+STALLED_WRITE = """
+import sys, time
+import enhance_edge.batch
+def stalled(image, handle, *args, **kwargs):
+    handle.write(b"half an image")
+    handle.flush()
+    print("writing", file=sys.stderr, flush=True)
+    time.sleep(120)
+enhance_edge.batch.write_image = stalled
+from enhance_edge.cli import main
+main()
+"""
+
+
+def test_sigterm_stops_like_ctrl_c_and_leaves_no_part(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    process = subprocess.Popen([sys.executable, "-c", STALLED_WRITE, "upscale", str(tmp_path / "a.png"),
+                                "--model", str(tiny_onnx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr.readline() == "writing\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr == "\ninterrupted: done 0, failed 0, skipped 0; no partial file was left\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_the_parts_a_killed_run_left_are_removed_by_the_next_run(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    process = subprocess.Popen([sys.executable, "-c", STALLED_WRITE, "upscale", str(tmp_path / "a.png"),
+                                "--model", str(tiny_onnx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr.readline() == "writing\n"
+    process.kill()
+    process.communicate(timeout=60)
+    [part] = [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    long_ago = part.stat().st_mtime - 3600
+    os.utime(part, (long_ago, long_ago))
+    result = run(tmp_path / "a.png", "--model", tiny_onnx)
+    assert result.exit_code == 0
+    assert result.stderr.startswith("removed 1 partial file(s) that a killed earlier run left beside its outputs\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_x2.png"]
