@@ -1,18 +1,28 @@
 """Run the web app under uvicorn on a socket bound here first, so that a taken port or a bad
-host is a one-line error and the printed URL carries the real port (``--port 0`` picks one)."""
+host is a one-line error and the printed URL carries the real port (``--port 0`` picks one).
+
+uvicorn's own limits count idle connections and have no deadline for a request's headers, so
+a few clients that open connections and send half a request would lock everyone else out;
+GuardedH11Protocol adds the deadline and a connection limit that such clients cannot fill.
+"""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import json
 import socket
 import webbrowser
 from typing import Callable
 
 import click
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 
 from ..errors import EnhanceEdgeError
-from .app import create_app
+from ..fileio import terminate_as_interrupt
+from .app import HttpLimits, create_app
 from .service import UpscaleService
 
 LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
@@ -55,9 +65,93 @@ def page_url(host: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
+def json_response_bytes(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A whole HTTP/1.1 error response, JSON as the app's, that closes the connection: for
+    answers given outside any request (h11 can only answer a request it has parsed)."""
+    body = json.dumps({"error": message}).encode()
+    lines = [f"HTTP/1.1 {status} {STATUS_PHRASES[status].decode()}", "content-type: application/json",
+             f"content-length: {len(body)}", "connection: close", *(f"{name}: {value}" for name, value in headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with what its options lack, so that stalled clients cannot lock
+    others out: each request's headers must arrive within ``limits.header_timeout`` seconds
+    (408), and past ``max_connections`` open connections the one that has waited longest for
+    a request's headers is closed to make room (503 only when every connection is busy with a
+    request). Its own errors are JSON like the app's."""
+
+    def __init__(self, config, server_state, app_state, _loop=None, *, limits: HttpLimits, max_connections: int):
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits, self.max_connections = limits, max_connections
+        self.headers_due: float = 0.0
+        self.header_timer = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._expect_headers()
+        if len(self.connections) > self.max_connections:
+            self._make_room()
+
+    def connection_lost(self, exc) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._expect_headers()  # of the connection's next request
+
+    def _expect_headers(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+        self.headers_due = self.loop.time() + self.limits.header_timeout
+        self.header_timer = self.loop.call_at(self.headers_due, self._headers_overdue)
+
+    def awaiting_headers(self) -> bool:
+        """Between requests, or partway through a request's headers: nothing to lose by closing it."""
+        return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+
+    def _headers_overdue(self) -> None:
+        if not self.awaiting_headers():
+            return
+        if self.conn.trailing_data[0]:  # part of a request came: say why it is cut off
+            self._refuse(408, f"request headers not received within {self.limits.header_timeout:g} s")
+        else:
+            self.transport.close()
+
+    def _make_room(self) -> None:
+        idle = [other for other in self.connections
+                if other is not self and isinstance(other, GuardedH11Protocol) and other.awaiting_headers()]
+        if idle:
+            min(idle, key=lambda other: other.headers_due).transport.close()
+        else:
+            self._refuse(503, f"the server has {self.max_connections} connections busy, the most it serves at "
+                              f"once; try again shortly", (("retry-after", "2"),))
+
+    def _refuse(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.transport.write(json_response_bytes(status, message, headers))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, f"malformed HTTP request ({msg.rstrip('.')})")
+
+
+def make_server(service: UpscaleService, allowed_hosts: list[str] | None = None,
+                http_limits: HttpLimits | None = None) -> uvicorn.Server:
+    """The uvicorn server for the app, ready for ``run(sockets=[...])``."""
+    http_limits = http_limits or HttpLimits()
+    app = create_app(service, allowed_hosts=allowed_hosts, http_limits=http_limits)
+    protocol = functools.partial(GuardedH11Protocol, limits=http_limits,
+                                 max_connections=service.limits.max_waiting + 1 + SPARE_CONNECTIONS)
+    return uvicorn.Server(uvicorn.Config(app, http=protocol, log_level="info", server_header=False))
+
+
 def serve(service: UpscaleService, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False,
-          echo: Callable[..., None] = click.echo) -> None:
-    """Serve the page and API until interrupted. ``echo(text, err=bool)`` reports to the user."""
+          echo: Callable[..., None] = click.echo, http_limits: HttpLimits | None = None) -> None:
+    """Serve the page and API until interrupted (Ctrl-C or SIGTERM). ``echo(text, err=bool)``
+    reports to the user."""
     service.catalog.describe()  # opens the bundled models now: a broken install fails here, not per request
     loopback = is_loopback(host)
     if not loopback:
@@ -66,15 +160,17 @@ def serve(service: UpscaleService, host: str = "127.0.0.1", port: int = 8000, op
     sock = bind(host, port)
     url = page_url(host, sock.getsockname()[1])
     allowed_hosts = sorted(set(LOOPBACK_NAMES + [host])) if loopback else None
-    app = create_app(service, allowed_hosts=allowed_hosts)
-    config = uvicorn.Config(app, log_level="info", server_header=False,
-                            limit_concurrency=service.limits.max_waiting + 1 + SPARE_CONNECTIONS)
-    echo(f"enhance-edge is serving on {url}  (Ctrl-C to stop)")
-    if open_browser:
-        webbrowser.open(url)
+    server = make_server(service, allowed_hosts, http_limits)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn shuts down gracefully on Ctrl-C, then re-raises it
+        # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again: here
+        # both end as KeyboardInterrupt, so that either way the server says it stopped. From
+        # before the URL is shown, which is when a supervisor may start sending signals.
+        with terminate_as_interrupt():
+            echo(f"enhance-edge is serving on {url}  (Ctrl-C to stop)")
+            if open_browser:
+                webbrowser.open(url)
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:
         pass
     finally:
         sock.close()

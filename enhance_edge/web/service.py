@@ -9,6 +9,8 @@ accepted: the web never picks a file path.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import io
 import re
 import threading
@@ -30,6 +32,10 @@ MiB = 1024 * 1024
 # "auto": the bundled int8 file where it is installed and exact on this CPU, else fp32.
 DEFAULT_PRECISION = "auto"
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# After an upscale of at least this many input pixels the model's session is closed (it is
+# reopened, in about 0.1 s, by the next request): onnxruntime's memory arena keeps its peak, so
+# one 1000x1000 upload left the server holding 376 MiB, against 87 MiB with the session closed.
+RELEASE_AFTER_PIXELS = 1_000_000
 
 
 class UploadTooLarge(EnhanceEdgeError):
@@ -42,6 +48,33 @@ class BadRequest(EnhanceEdgeError):
 
 class ServerBusy(EnhanceEdgeError):
     """Too many requests are already waiting for the model (HTTP 503)."""
+
+
+class UploadStalled(EnhanceEdgeError):
+    """The client sends its upload too slowly, or has stopped sending it (HTTP 408)."""
+
+
+class ClientGone(EnhanceEdgeError):
+    """The client closed its connection: its request is dropped from the queue, or stopped."""
+
+
+def _find_malloc_trim():
+    """glibc's malloc_trim, or None (other C libraries return freed memory by themselves or not at all)."""
+    library = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(library), "malloc_trim", None) if library else None
+    except OSError:
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def return_freed_memory() -> None:
+    """Hand the heap's free pages back to the system: glibc keeps them for reuse, so without
+    this the server would stay at the peak of its largest upscale."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 @dataclass(frozen=True)
@@ -103,6 +136,11 @@ class ModelCatalog:
                                                              self.threads, max_memory=self.max_memory)
             return self._upscalers[model, precision]
 
+    def release(self, model: str, precision: str) -> None:
+        """Close the session of (model, precision), with the memory its run kept; reopened on next use."""
+        with self._lock:
+            self._upscalers.pop((model, precision), None)
+
     def describe(self) -> list[dict]:
         """What GET /api/models lists: name, scale, the precisions installed and validation scores per model."""
         described = []
@@ -114,55 +152,62 @@ class ModelCatalog:
         return described
 
 
+@dataclass(eq=False)  # each request is its own place in the line, however alike two are
+class JobProgress:
+    """How far one request is, for GET /api/progress/{job}."""
+
+    running: bool = False
+    pixels_done: int = 0
+    pixels_total: int = 0
+
+
 class UpscaleQueue:
     """One upscale runs at a time, the others wait in arrival order; when ``max_waiting``
-    already wait, ServerBusy. Used from worker threads."""
+    already wait, ServerBusy. A request whose client has gone leaves the line (``abandon``).
+    Used from worker threads."""
 
     def __init__(self, max_waiting: int):
         self.max_waiting = max_waiting
-        self._issued = 0  # tickets handed out
-        self._serving = 0  # the ticket whose turn it is
+        self._line: list[JobProgress] = []  # the running request first, then the waiting ones
         self._changed = threading.Condition()
 
-    def ahead_of(self, ticket: int) -> int:
+    def ahead_of(self, entry: JobProgress) -> int | None:
+        """How many requests are before ``entry`` in the line (the running one included); None if not in it."""
         with self._changed:
-            return max(0, ticket - self._serving)
+            return self._line.index(entry) if entry in self._line else None
+
+    def abandon(self, abandoned: threading.Event) -> None:
+        """Set ``abandoned`` (the client of that request has gone) and wake the line to see it."""
+        with self._changed:
+            abandoned.set()
+            self._changed.notify_all()
 
     @contextlib.contextmanager
-    def turn(self, on_ticket=lambda ticket: None) -> Iterator[float]:
-        """Wait for the model; yields the seconds spent waiting. ``on_ticket(ticket)`` is
-        called once the request has its place in the line."""
+    def turn(self, entry: JobProgress, abandoned: threading.Event | None = None) -> Iterator[float]:
+        """Wait for the model; yields the seconds spent waiting. ClientGone if ``abandoned``
+        is set (through ``abandon``) while waiting."""
         start = time.perf_counter()
         with self._changed:
-            if self._issued - self._serving > self.max_waiting:
-                raise ServerBusy(f"the server is busy ({self._issued - self._serving} requests ahead); "
-                                 "try again shortly")
-            ticket = self._issued
-            self._issued += 1
-            on_ticket(ticket)
+            if len(self._line) > self.max_waiting:
+                raise ServerBusy(f"the server is busy ({len(self._line)} requests ahead); try again shortly")
+            self._line.append(entry)
             self._changed.notify_all()
-            self._changed.wait_for(lambda: self._serving == ticket)
+            self._changed.wait_for(lambda: self._line[0] is entry or (abandoned is not None and abandoned.is_set()))
+            if self._line[0] is not entry:
+                self._line.remove(entry)
+                self._changed.notify_all()
+                raise ClientGone("the client went away while its request waited")
         try:
             yield time.perf_counter() - start
         finally:
             with self._changed:
-                self._serving += 1
+                self._line.remove(entry)
                 self._changed.notify_all()
 
     def wait_until_size(self, size: int, timeout: float) -> bool:
         """Block until ``size`` requests are running or waiting (for tests and monitoring)."""
         with self._changed:
-            return self._changed.wait_for(lambda: self._issued - self._serving == size, timeout)
-
-
-@dataclass
-class JobProgress:
-    """How far one request is, for GET /api/progress/{job}."""
-
-    ticket: int | None = None
-    running: bool = False
-    pixels_done: int = 0
-    pixels_total: int = 0
+            return self._changed.wait_for(lambda: len(self._line) == size, timeout)
 
 
 @dataclass(frozen=True)
@@ -222,10 +267,11 @@ class UpscaleService:
         """{"state": "waiting", "ahead": n} or {"state": "running", "fraction": f}; None if unknown."""
         with self._jobs_lock:
             entry = self._jobs.get(job)
-            if entry is None or entry.ticket is None:
+            ahead = self.queue.ahead_of(entry) if entry is not None else None
+            if ahead is None:
                 return None
             if not entry.running:
-                return {"state": "waiting", "ahead": self.queue.ahead_of(entry.ticket)}
+                return {"state": "waiting", "ahead": ahead}
             fraction = entry.pixels_done / entry.pixels_total if entry.pixels_total else 0.0
             return {"state": "running", "fraction": round(min(fraction, 1.0), 4)}
 
@@ -248,42 +294,54 @@ class UpscaleService:
                     del self._jobs[job]
 
     def upscale_upload(self, source: BinaryIO, filename: str | None, model: str | None = None,
-                       precision: str | None = None, job: str | None = None) -> UpscaleResult:
+                       precision: str | None = None, job: str | None = None,
+                       abandoned: threading.Event | None = None) -> UpscaleResult:
         """Blocking (run it in a worker thread): queue, read, upscale and encode one upload.
 
-        ``job`` is an optional id under which progress() reports this request."""
+        ``job`` is an optional id under which progress() reports this request. Once
+        ``abandoned`` is set (through ``queue.abandon``: the client has gone) the request
+        leaves the queue, or stops at its next tile, with ClientGone."""
         name = upload_name(filename)
         model, precision = self.catalog.check(model, precision)
-        with self._tracked(job) as entry, self.queue.turn(lambda ticket: setattr(entry, "ticket", ticket)) as waited:
-            start = time.perf_counter()
-            entry.running = True
-            data = source.read(self.limits.max_upload_bytes + 1)
-            if len(data) > self.limits.max_upload_bytes:
-                raise UploadTooLarge(f"{name}: file is over {self.limits.max_upload_bytes / MiB:g} MiB, "
-                                     "the most this server accepts")
-            image, source_info = read_image(_NamedUpload(data, name), self.limits.max_pixels)
-            del data
-            entry.pixels_total = image.width * image.height
-            upscaler = self.catalog.upscaler(model, precision)
-            image_format = output_format_for(source_info.format)
+        with self._tracked(job) as entry, self.queue.turn(entry, abandoned) as waited:
             try:
-                check_size(image_format, (image.width * upscaler.scale, image.height * upscaler.scale))
-            except ImageError:  # too large for the input's format (JPEG, WebP): a PNG, which has no such limit
-                image_format = "PNG"
+                return self._upscale(entry, source, name, model, precision, abandoned, waited)
+            finally:
+                if entry.pixels_total >= RELEASE_AFTER_PIXELS:
+                    self.catalog.release(model, precision)
+                    return_freed_memory()
 
-            def advance(pixels: int) -> None:
-                entry.pixels_done += pixels
+    def _upscale(self, entry: JobProgress, source: BinaryIO, name: str, model: str, precision: str,
+                 abandoned: threading.Event | None, waited: float) -> UpscaleResult:
+        start = time.perf_counter()
+        entry.running = True
+        data = source.read(self.limits.max_upload_bytes + 1)
+        if len(data) > self.limits.max_upload_bytes:
+            raise UploadTooLarge(f"{name}: file is over {self.limits.max_upload_bytes / MiB:g} MiB, "
+                                 "the most this server accepts")
+        image, source_info = read_image(_NamedUpload(data, name), self.limits.max_pixels)
+        del data
+        entry.pixels_total = image.width * image.height
+        upscaler = self.catalog.upscaler(model, precision)
+        image_format = output_format_for(source_info.format)
+        try:
+            check_size(image_format, (image.width * upscaler.scale, image.height * upscaler.scale))
+        except ImageError:  # too large for the input's format (JPEG, WebP): a PNG, which has no such limit
+            image_format = "PNG"
 
-            result = upscaler.upscale(image, progress=advance)
-            encoded = io.BytesIO()
-            try:
-                write_image(result, encoded, image_format, source_info,
-                            provenance(upscaler.scale, upscaler.model_name), DEFAULT_QUALITY)
-            except (OSError, ValueError, KeyError, TypeError) as exc:  # Pillow's encoders
-                raise ImageError(f"{name}: cannot encode the result as {image_format} ({exc})") from None
-            seconds = time.perf_counter() - start
+        def advance(pixels: int) -> None:
+            if abandoned is not None and abandoned.is_set():
+                raise ClientGone(f"{name}: the client went away during the upscale")
+            entry.pixels_done += pixels
+
+        result = upscaler.upscale(image, progress=advance)
+        encoded = io.BytesIO()
+        try:
+            write_image(result, encoded, image_format, source_info,
+                        provenance(upscaler.scale, upscaler.model_name), DEFAULT_QUALITY)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # Pillow's encoders
+            raise ImageError(f"{name}: cannot encode the result as {image_format} ({exc})") from None
         return UpscaleResult(encoded.getvalue(), Image.MIME.get(image_format, "application/octet-stream"),
                              _download_name(name, image_format, upscaler.scale), model,
                              upscaler.info.metadata.get("precision", "fp32"),  # what "auto" resolved to
-                             image.size, result.size,
-                             waited, seconds)
+                             image.size, result.size, waited, time.perf_counter() - start)

@@ -11,8 +11,11 @@ import os
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +137,137 @@ def browser(tmp_path):
         yield driver
     finally:
         driver.quit()
+
+
+class Gate:
+    """Holds every upscale until opened, and records how many ran at once and in all."""
+
+    def __init__(self, monkeypatch):
+        from enhance_edge.upscaler import Upscaler
+
+        self.open = threading.Event()
+        self.entered = threading.Event()  # an upscale has started
+        self.running = self.most_at_once = self.started = 0
+        self._lock = threading.Lock()
+        original = Upscaler.upscale
+
+        def held_upscale(upscaler, image, **options):
+            with self._lock:
+                self.running += 1
+                self.started += 1
+                self.most_at_once = max(self.most_at_once, self.running)
+            self.entered.set()
+            try:
+                assert self.open.wait(30), "the test never opened the gate"
+                return original(upscaler, image, **options)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        monkeypatch.setattr(Upscaler, "upscale", held_upscale)
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    gate = Gate(monkeypatch)
+    yield gate
+    gate.open.set()  # a failed test must not leave worker threads held
+
+
+def multipart(fields: dict[str, str], image: bytes, name: str = "face.png") -> tuple[bytes, str]:
+    """(body, content type) of a multipart/form-data upload of ``image`` and text ``fields``."""
+    boundary = "enhance-edge-test-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+             for key, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+                 f'Content-Type: application/octet-stream\r\n\r\n'.encode() + image + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+class LoopbackServer:
+    """The real server (uvicorn with GuardedH11Protocol) in a thread on 127.0.0.1, and raw
+    sockets to it, for what a test client cannot do: stall, vanish, half-send."""
+
+    def __init__(self, service, http_limits):
+        from enhance_edge.web.server import LOOPBACK_NAMES, bind, make_server
+
+        sock = bind("127.0.0.1", 0)
+        self.port = sock.getsockname()[1]
+        self.service = service
+        self.server = make_server(service, LOOPBACK_NAMES, http_limits)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.server.started, "the server did not start"
+        self.sockets: list[socket.socket] = []
+
+    def connect(self, timeout: float = 30) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        self.sockets.append(sock)
+        return sock
+
+    def head(self, method: str, path: str, headers: dict[str, str] | None = None) -> bytes:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}",
+                 *(f"{key}: {value}" for key, value in (headers or {}).items())]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def upload_bytes(self, image: bytes, **fields) -> bytes:
+        body, content_type = multipart(fields, image)
+        return self.head("POST", "/api/upscale", {"Content-Type": content_type,
+                                                  "Content-Length": str(len(body))}) + body
+
+    @staticmethod
+    def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body of one response (read to its Content-Length)."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed before a whole response: {data!r}")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {key.lower(): value.strip() for key, _, value in (line.partition(":") for line in header_lines)}
+        while len(body) < int(headers.get("content-length", 0)):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return int(status_line.split()[1]), headers, body
+
+    @staticmethod
+    def closed_by_server(sock: socket.socket, within: float) -> bool:
+        """Whether the server closes ``sock`` (EOF or reset) within ``within`` seconds."""
+        sock.settimeout(within)
+        try:
+            while sock.recv(65536):
+                pass
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            pass
+        return True
+
+    def stop(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture
+def loopback_server():
+    """loopback_server(service=None, http_limits=None) -> a started LoopbackServer."""
+    from enhance_edge.web.service import UpscaleService
+
+    servers = []
+
+    def start(service=None, http_limits=None):
+        servers.append(LoopbackServer(service or UpscaleService(), http_limits))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()

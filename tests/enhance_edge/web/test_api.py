@@ -182,31 +182,6 @@ def test_a_failure_inside_the_upscale_costs_one_request_not_the_server(client, m
     assert upload(client, png_bytes()).status_code == 200
 
 
-class Gate:
-    """Holds every upscale until opened, and records how many ran at once."""
-
-    def __init__(self, monkeypatch):
-        self.open = threading.Event()
-        self.entered = threading.Event()  # an upscale has started
-        self.running = self.most_at_once = 0
-        self._lock = threading.Lock()
-        original = Upscaler.upscale
-
-        def held_upscale(upscaler, image, **options):
-            with self._lock:
-                self.running += 1
-                self.most_at_once = max(self.most_at_once, self.running)
-            self.entered.set()
-            try:
-                assert self.open.wait(30), "the test never opened the gate"
-                return original(upscaler, image, **options)
-            finally:
-                with self._lock:
-                    self.running -= 1
-
-        monkeypatch.setattr(Upscaler, "upscale", held_upscale)
-
-
 def post_in_threads(client, count: int) -> tuple[list, list[threading.Thread]]:
     answers = [None] * count
 
@@ -217,10 +192,9 @@ def post_in_threads(client, count: int) -> tuple[list, list[threading.Thread]]:
     return answers, threads
 
 
-def test_concurrent_requests_are_queued_and_run_one_at_a_time(make_client, monkeypatch):
+def test_concurrent_requests_are_queued_and_run_one_at_a_time(make_client, gate):
     client = make_client()
     service = client.app.state.service
-    gate = Gate(monkeypatch)
     answers, threads = post_in_threads(client, 3)
     for thread in threads:
         thread.start()
@@ -238,10 +212,9 @@ def test_concurrent_requests_are_queued_and_run_one_at_a_time(make_client, monke
     assert client.get("/api/progress/job0").status_code == 404  # finished jobs are forgotten
 
 
-def test_a_full_queue_answers_503_with_retry_after(make_client, monkeypatch):
+def test_a_full_queue_answers_503_with_retry_after(make_client, gate):
     client = make_client(Limits(max_waiting=1))
     service = client.app.state.service
-    gate = Gate(monkeypatch)
     answers, threads = post_in_threads(client, 2)
     for thread in threads:
         thread.start()
@@ -303,3 +276,118 @@ def test_a_loopback_server_refuses_other_host_names(monkeypatch):
     client = TestClient(create_app(allowed_hosts=["localhost", "127.0.0.1"]), base_url="http://localhost:8000")
     assert client.get("/api/models").status_code == 200
     assert client.get("/api/models", headers={"host": "attacker.example"}).status_code == 400
+
+
+# --- other web pages, JSON for every error, abandoned and large jobs --------------------------
+
+@pytest.mark.parametrize("headers, reason", [
+    ({"origin": "http://evil.example"}, "Origin 'http://evil.example' is not this server ('http://testserver')"),
+    ({"origin": "null"}, "Origin 'null' is not this server"),
+    ({"origin": "http://testserver:8001"}, "Origin 'http://testserver:8001' is not this server"),
+    ({"sec-fetch-site": "cross-site"}, "Sec-Fetch-Site is 'cross-site'"),
+    ({"sec-fetch-site": "same-site", "origin": "http://testserver"}, "Sec-Fetch-Site is 'same-site'"),
+])
+def test_a_post_from_another_web_page_is_refused_before_anything_runs(client, gate, headers, reason):
+    answer = client.post("/api/upscale", files={"image": ("face.png", png_bytes())}, headers=headers)
+    assert answer.status_code == 403
+    assert answer.json()["error"].startswith(f"refused a request from another web page: {reason}")
+    assert answer.headers["connection"] == "close"
+    assert gate.started == 0
+
+
+@pytest.mark.parametrize("headers", [
+    {},  # curl and scripts send no Origin
+    {"origin": "http://testserver", "sec-fetch-site": "same-origin"},  # the page itself
+    {"origin": "HTTP://TestServer"},
+])
+def test_the_page_itself_and_clients_without_an_origin_may_post(client, headers):
+    answer = client.post("/api/upscale", files={"image": ("face.png", png_bytes())}, headers=headers)
+    assert answer.status_code == 200, answer.text
+
+
+def test_other_pages_may_still_link_to_the_page_and_read_nothing_cross_site(client):
+    page = client.get("/", headers={"origin": "http://evil.example", "sec-fetch-site": "cross-site"})
+    assert page.status_code == 200
+    assert "access-control-allow-origin" not in page.headers
+
+
+def test_every_error_is_json_even_from_the_framework(make_client, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from enhance_edge.web.app import create_app
+
+    loopback = TestClient(create_app(allowed_hosts=["127.0.0.1"]), base_url="http://[::1]:8000")
+    assert loopback.get("/api/models").status_code == 400  # "[::1]" is not in this list...
+    loopback = TestClient(create_app(allowed_hosts=["[::1]"]), base_url="http://[::1]:8000")
+    assert loopback.get("/api/models").status_code == 200  # ...and is recognised when it is
+    refused = loopback.get("/api/models", headers={"host": "attacker.example:8000"})
+    assert refused.json() == {"error": "Host 'attacker.example:8000' is not a name this server answers to ([::1])"}
+    client = make_client(raise_server_exceptions=False)
+    assert client.get("/no/such/page").json() == {"error": "Not Found"}
+    assert client.put("/api/upscale").json() == {"error": "Method Not Allowed"}
+    monkeypatch.setattr(client.app.state.service.catalog, "describe", lambda: 1 / 0)
+    answer = client.get("/api/models")
+    assert (answer.status_code, answer.json()) == (500, {"error": "internal error; the server log has the details"})
+
+
+def test_a_request_abandoned_while_waiting_leaves_the_queue_and_is_never_upscaled(gate):
+    from enhance_edge.web.service import ClientGone, UpscaleService
+
+    service = UpscaleService()
+    outcomes = {}
+    abandoned = threading.Event()
+
+    def send(name, event):
+        try:
+            outcomes[name] = service.upscale_upload(io.BytesIO(png_bytes()), f"{name}.png", abandoned=event)
+        except ClientGone as exc:
+            outcomes[name] = exc
+
+    first = threading.Thread(target=send, args=("first", None))
+    first.start()
+    assert gate.entered.wait(30)
+    second = threading.Thread(target=send, args=("second", abandoned))
+    second.start()
+    assert service.queue.wait_until_size(2, timeout=30)
+    service.queue.abandon(abandoned)
+    assert service.queue.wait_until_size(1, timeout=30)  # gone from the line while the first still runs
+    second.join(30)
+    assert str(outcomes["second"]) == "the client went away while its request waited"
+    gate.open.set()
+    first.join(60)
+    assert outcomes["first"].output_size == (48, 40) and gate.started == 1
+
+
+def test_a_request_abandoned_while_running_stops_at_its_next_tile(monkeypatch):
+    from enhance_edge.web.service import ClientGone, ModelCatalog, UpscaleService
+
+    service = UpscaleService(catalog=ModelCatalog(max_memory=130 * MiB))  # tiles for this size
+    abandoned = threading.Event()
+    tiles = []
+    original = Upscaler.upscale_plane
+
+    def counted(upscaler, plane, *args, **kwargs):
+        tiles.append(plane.shape)
+        abandoned.set()  # the client leaves during the first tile
+        return original(upscaler, plane, *args, **kwargs)
+
+    monkeypatch.setattr(Upscaler, "upscale_plane", counted)
+    assert service.catalog.upscaler("default", "auto").tile_for(2048, 512, "L") < 512  # several tiles
+    with pytest.raises(ClientGone, match="wide.png: the client went away during the upscale"):
+        service.upscale_upload(io.BytesIO(png_bytes(2048, 512)), "wide.png", abandoned=abandoned)
+    assert len(tiles) == 1
+
+
+def test_a_large_job_closes_its_session_so_its_memory_goes_back(client, monkeypatch):
+    from enhance_edge.web import service as service_module
+
+    catalog = client.app.state.service.catalog
+    trims = []
+    monkeypatch.setattr(service_module, "return_freed_memory", lambda: trims.append(1))
+    monkeypatch.setattr(service_module, "RELEASE_AFTER_PIXELS", 24 * 20)
+    assert upload(client, png_bytes(24, 19)).status_code == 200
+    kept = catalog.upscaler("default", "auto")
+    assert upload(client, png_bytes(24, 19)).status_code == 200 and catalog.upscaler("default", "auto") is kept
+    assert trims == []
+    assert upload(client, png_bytes(24, 20)).status_code == 200
+    assert catalog.upscaler("default", "auto") is not kept and trims == [1]

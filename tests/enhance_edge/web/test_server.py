@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
+import signal
 import socket
 import subprocess
 import sys
 import urllib.request
 
 from click.testing import CliRunner
+from PIL import Image
 
 from enhance_edge.cli import main
+from enhance_edge.web.app import HttpLimits
 from enhance_edge.web.server import is_loopback, page_url
 
 
@@ -67,3 +71,85 @@ def test_the_runtime_does_not_import_the_web_framework_and_the_web_app_not_torch
             "import enhance_edge.web.app, enhance_edge.web.server\n"
             "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the real server against stalled, oversized, malformed and vanishing clients --------------
+
+def tiny_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.linear_gradient("L").resize((24, 20)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_connections_that_send_half_their_headers_cannot_lock_others_out(loopback_server):
+    server = loopback_server(http_limits=HttpLimits(header_timeout=60))
+    stalled = []
+    for _ in range(40):  # more than the connection limit (25 with the default queue)
+        sock = server.connect()
+        sock.sendall(b"GET /api/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+        stalled.append(sock)
+    for _ in range(3):
+        sock = server.connect()
+        sock.sendall(server.head("GET", "/api/models"))
+        status, _, body = server.read_response(sock)
+        assert status == 200, body
+    assert sum(server.closed_by_server(sock, within=0.5) for sock in stalled) >= 40 - 25
+
+
+def test_headers_that_do_not_arrive_in_time_get_408_and_the_connection_closes(loopback_server):
+    server = loopback_server(http_limits=HttpLimits(header_timeout=0.5))
+    partial, silent = server.connect(), server.connect()
+    partial.sendall(b"POST /api/upscale HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    status, headers, body = server.read_response(partial)
+    assert (status, json.loads(body)) == (408, {"error": "request headers not received within 0.5 s"})
+    assert headers["connection"] == "close" and server.closed_by_server(partial, within=5)
+    assert server.closed_by_server(silent, within=5)  # a connection that never sent anything just closes
+
+
+def test_an_upload_declared_too_large_is_answered_and_closed_without_reading_it(loopback_server):
+    server = loopback_server()
+    sock = server.connect()
+    sock.sendall(server.head("POST", "/api/upscale", {"Content-Type": "multipart/form-data; boundary=x",
+                                                      "Content-Length": str(100 * 2**20)}) + b"\0" * 65536)
+    status, headers, body = server.read_response(sock)
+    assert status == 413 and json.loads(body)["error"].startswith("upload is over 25 MiB")
+    assert server.closed_by_server(sock, within=5)  # without the other 99.9 MiB being sent
+
+
+def test_a_malformed_request_gets_a_json_400(loopback_server):
+    server = loopback_server()
+    sock = server.connect()
+    sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+    status, headers, body = server.read_response(sock)
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert json.loads(body)["error"].startswith("malformed HTTP request")
+
+
+def test_an_upload_that_trickles_in_is_cut_off_with_408(loopback_server):
+    server = loopback_server(http_limits=HttpLimits(upload_grace=0.5, upload_min_rate=1024))
+    request = server.upload_bytes(tiny_png())
+    sock = server.connect()
+    sock.sendall(request[:len(request) - 100])  # the rest never comes
+    status, headers, body = server.read_response(sock)
+    assert status == 408 and json.loads(body)["error"].startswith("upload too slow: ")
+    assert server.closed_by_server(sock, within=5)
+
+
+def test_a_client_that_leaves_while_waiting_frees_its_place_and_is_never_upscaled(loopback_server, gate):
+    server = loopback_server()
+    first, second = server.connect(), server.connect()
+    first.sendall(server.upload_bytes(tiny_png(), job="first"))
+    assert gate.entered.wait(30)
+    second.sendall(server.upload_bytes(tiny_png(), job="second"))
+    assert server.service.queue.wait_until_size(2, timeout=30)
+    second.close()
+    assert server.service.queue.wait_until_size(1, timeout=30)  # while the first still holds the model
+    gate.open.set()
+    status, _, _ = server.read_response(first)
+    assert status == 200 and gate.started == 1
+
+
+def test_sigterm_stops_the_server_as_ctrl_c_does(live_server):
+    live_server.process.send_signal(signal.SIGTERM)
+    assert live_server.process.wait(timeout=30) == 0
+    assert live_server.process.stdout.read() == "enhance-edge stopped\n"
