@@ -11,7 +11,6 @@ teacher, teacher (the file its name resolved to and that file's sha256).
 
 from __future__ import annotations
 
-import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from enhance_edge.fileio import atomic_output
 
 from . import qat
 from .config import GeneratorConfig, RunConfig
-from .networks import Generator
+from .networks import Discriminator, Generator
 
 FORMAT = "enhance-edge-checkpoint/1"
 RESUME_KEYS = ("config", "epoch", "step", "data", "generator", "optimizer_g", "best_psnr", "history", "partial", "rng")
@@ -34,10 +33,8 @@ OPERATIONAL_FIELDS = ("threads", "checkpoint_every")
 def save(path: Path, state: dict[str, Any]) -> None:
     """Write to a temporary file beside ``path`` and rename, so a kill never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as handle:
+    with atomic_output(path) as handle:  # which syncs the data to disk before the rename
         torch.save({"format": FORMAT, **state}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())  # on a machine crash, the rename must not land before the data
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -45,10 +42,13 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{str(path)!r} is an empty file, not a checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{str(path)!r} is not a readable checkpoint: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # torch raises many types for corrupt or foreign files, some without a message
+        reason = (str(exc).strip().splitlines() or [f"{type(exc).__name__} (cut short?)"])[0]
+        raise CheckpointError(f"{str(path)!r} is not a readable checkpoint: {reason}") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not an enhance-edge checkpoint (expected format {FORMAT})")
     return state
@@ -62,19 +62,9 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
     """
     state = load(path)
     config = run_config(path, state)
-    generator = Generator(config.generator)
-    if config.train.qat:  # its state also holds the int8 simulation's ranges (qat.py)
-        qat.prepare(generator)
-    generator = generator.to(memory_format=torch.channels_last)
-    try:
-        generator.load_state_dict(state["generator"])
-    except KeyError as exc:
-        raise CheckpointError(f"{str(path)!r} holds no generator weights") from exc
-    except (RuntimeError, TypeError) as exc:  # torch lists each missing, unexpected or misshapen weight
-        problems = [line.strip().rstrip(".") for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CheckpointError(f"{str(path)!r} holds generator weights that do not fit its config: "
-                              f"{problems[0]}{more}") from exc
+    check_weights_fit(path, state, config, ("generator",))
+    generator = _generator(config).to(memory_format=torch.channels_last)
+    _load_weights(path, state, "generator", generator)
     if config.train.qat:
         generator = qat.strip(generator)  # the float network is the model
     return generator.eval(), state
@@ -92,6 +82,39 @@ def load_warm_start(path: str | Path, generator_config: GeneratorConfig) -> Gene
         raise CheckpointError(f"cannot start from {str(path)!r}: its generator differs from this run's "
                               f"({'; '.join(differences)}); give the same generator options")
     return generator
+
+
+def _generator(config: RunConfig) -> Generator:
+    """The generator a run of ``config`` trains, untrained."""
+    generator = Generator(config.generator)
+    if config.train.qat:  # its state also holds the int8 simulation's ranges (qat.py)
+        qat.prepare(generator)
+    return generator
+
+
+def _load_weights(path: str | Path, state: dict[str, Any], name: str, network: torch.nn.Module,
+                  assign: bool = False) -> None:
+    """Load ``state[name]`` into ``network`` (``assign``: take the tensors rather than copy them,
+    as a network on the meta device must); a CheckpointError naming what does not fit otherwise."""
+    try:
+        network.load_state_dict(state[name], assign=assign)
+    except KeyError as exc:
+        raise CheckpointError(f"{str(path)!r} holds no {name} weights") from exc
+    except (RuntimeError, TypeError) as exc:  # torch lists each missing, unexpected or misshapen weight
+        problems = [line.strip().rstrip(".") for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CheckpointError(f"{str(path)!r} holds {name} weights that do not fit its config: "
+                              f"{problems[0]}{more}") from exc
+
+
+def check_weights_fit(path: str | Path, state: dict[str, Any], config: RunConfig, names: tuple[str, ...]) -> None:
+    """CheckpointError unless the networks ``names`` of ``state`` fit ``config``; checked on the
+    meta device (shapes only, no memory), so that a config asking for a huge network, such as
+    10^6 channels (a 36 TB allocation), is an error before anything is allocated."""
+    networks = {"generator": lambda: _generator(config), "discriminator": lambda: Discriminator(config.discriminator)}
+    with torch.device("meta"):
+        for name in names:
+            _load_weights(path, state, name, networks[name](), assign=True)
 
 
 def run_config(path: str | Path, state: dict[str, Any]) -> RunConfig:
@@ -131,6 +154,8 @@ def load_for_resume(path: Path, config: RunConfig, data_facts: dict[str, Any],
     if differences:
         raise CheckpointError(f"{str(path)!r} is a run with other settings ({'; '.join(differences)}); "
                               f"resume with the same options, or train into another folder")
+    check_weights_fit(path, state, config, ("generator", "discriminator") if "discriminator" in state
+                      else ("generator",))
     if state["data"] != data_facts:
         raise CheckpointError(f"{str(path)!r} was trained on other data ({state['data']} -> {data_facts})")
     if teacher is not None:  # the name is in the config; what it stands for may have changed since

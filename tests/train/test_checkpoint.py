@@ -6,14 +6,15 @@ import torch
 
 from enhance_edge.errors import CheckpointError
 from enhance_edge.train import checkpoint
-from enhance_edge.train.config import GeneratorConfig, RunConfig, TrainConfig
-from enhance_edge.train.networks import Generator
+from enhance_edge.train.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
+from enhance_edge.train.networks import Discriminator, Generator
 
 DATA = {"folder": "faces", "hr_size": (20, 24), "images": {"train": 6, "validation": 3, "test": 3}}
 
 
 def resumable_state(config: RunConfig) -> dict:
-    return {"config": config.to_dict(), "epoch": 1, "step": 0, "data": DATA, "generator": {"w": torch.ones(2)},
+    return {"config": config.to_dict(), "epoch": 1, "step": 0, "data": DATA,
+            "generator": Generator(config.generator).state_dict(),
             "optimizer_g": {}, "validation": {"psnr": 30.0, "ssim": 0.9}, "best_psnr": 30.0, "history": [],
             "partial": None, "rng": {"torch": torch.get_rng_state()}}
 
@@ -136,3 +137,40 @@ def test_remove_partial_writes_deletes_only_interrupted_temporary_files(tmp_path
         (tmp_path / name).write_text("x")
     checkpoint.remove_partial_writes(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.part", "last.pt", "metrics.jsonl"]
+
+
+def test_an_empty_file_is_a_one_line_error_wherever_it_is_given(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    config = RunConfig(GeneratorConfig(channels=4), train=TrainConfig(epochs=2, hr_size=(20, 24)))
+    for load in (checkpoint.load, checkpoint.load_generator, lambda p: checkpoint.load_for_resume(p, config, DATA)):
+        with pytest.raises(CheckpointError, match=f"^'{re.escape(str(empty))}' is an empty file, not a checkpoint$"):
+            load(empty)
+
+
+def test_a_torch_error_without_a_message_still_says_what_happened(tmp_path):
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(b"\x80")  # a pickle protocol marker and nothing after it
+    with pytest.raises(CheckpointError, match=r"is not a readable checkpoint: \w+"):
+        checkpoint.load(cut)
+
+
+def test_a_config_asking_for_a_huge_network_is_refused_before_anything_is_allocated(tmp_path):
+    huge = RunConfig(GeneratorConfig(channels=1_000_000, residual_blocks=1)).to_dict()  # 36 TB of weights
+    path = generator_checkpoint(tmp_path / "huge.pt", config=huge)
+    with pytest.raises(CheckpointError, match=r"holds generator weights that do not fit its config: size mismatch "
+                                              r"for head.weight: .*torch.Size\(\[1000000, 1, 3, 3\]\)"):
+        checkpoint.load_generator(path)
+
+
+def test_resume_refuses_weights_that_do_not_fit_their_config(tmp_path):
+    config = RunConfig(GeneratorConfig(channels=4), train=TrainConfig(epochs=2, hr_size=(20, 24)))
+    path = tmp_path / "last.pt"
+    wider = Generator(GeneratorConfig(channels=8)).state_dict()
+    checkpoint.save(path, {**resumable_state(config), "generator": wider})
+    with pytest.raises(CheckpointError, match=r"holds generator weights that do not fit its config: size mismatch"):
+        checkpoint.load_for_resume(path, config, DATA)
+    other_discriminator = Discriminator(DiscriminatorConfig(base_channels=8)).state_dict()
+    checkpoint.save(path, {**resumable_state(config), "discriminator": other_discriminator})
+    with pytest.raises(CheckpointError, match=r"holds discriminator weights that do not fit its config"):
+        checkpoint.load_for_resume(path, config, DATA)
