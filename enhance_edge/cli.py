@@ -17,6 +17,8 @@ import click
 
 from . import __version__
 from .errors import EnhanceEdgeError, MissingExtraError
+# Ray-free: the cluster module imports Ray only when a --cluster run starts.
+from .cluster import SUMMARY_NAME as CLUSTER_SUMMARY_NAME
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
 # export's and quantize's defaults, from the runtime package: this module imports nothing of
 # train/, export/ or benchmarks/ at start (a test checks it), so it starts where only the runtime is.
@@ -222,6 +224,47 @@ def _clear_bar_line(bar) -> None:
         click.echo("\r\033[K", nl=False, err=True, color=True)
 
 
+def _upscale_on_cluster(inputs: list[Path], output: Path | None, cluster: str, options: dict) -> None:
+    """`upscale --cluster`: the same lines as without it, Ray's progress, a done/total line every few seconds."""
+    from .batch import printable
+    from .cluster import Status, upscale_on_cluster
+
+    start = time.monotonic()
+    counts = dict.fromkeys(Status, 0)
+    last_progress = start
+
+    def report(item, finished: int, total: int) -> None:
+        nonlocal last_progress
+        counts[item.status] += 1
+        for warning in item.warnings:
+            click.echo(f"warning: {printable(warning)}", err=True)
+        if item.status is Status.DONE:
+            click.echo(printable(f"{item.source} -> {item.target}"))
+        elif item.status is Status.FAILED:
+            click.echo(f"error: {printable(item.reason)}", err=True)
+        else:
+            click.echo(f"skipped: {printable(str(item.target))} exists (--overwrite replaces it)", err=True)
+        if finished == total or time.monotonic() - last_progress > 5:
+            last_progress = time.monotonic()
+            click.echo(f"{finished}/{total} files", err=True)
+
+    try:
+        run = upscale_on_cluster(inputs, output, cluster=cluster, report=report, **options)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: done {counts[Status.DONE]}, failed {counts[Status.FAILED]}, skipped "
+                   f"{counts[Status.SKIPPED]}; no partial file was left, the summary lists the rest as not run",
+                   err=True)
+        sys.exit(130)
+    if run.removed_parts:
+        click.echo(f"removed {len(run.removed_parts)} partial file(s) that a killed earlier run left beside its "
+                   f"outputs", err=True)
+    click.echo(f"done {counts[Status.DONE]}, failed {counts[Status.FAILED]}, skipped {counts[Status.SKIPPED]} in "
+               f"{time.monotonic() - start:.1f} s ({run.actors.count} actors, Ray start-up {run.startup_s:.1f} s); "
+               f"summary: {run.summary}", err=True)
+    if counts[Status.FAILED]:
+        sys.exit(1)
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
@@ -253,9 +296,13 @@ def _clear_bar_line(bar) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help=PRECISION_HELP)
+@click.option("--cluster", default=None, metavar="local|auto|ADDRESS",
+              help="Run on Ray Data (pip install \"enhance-edge[cluster]\"): local starts Ray on this machine, auto "
+                   "or an address joins a running cluster. Same outputs; a rerun skips finished files; a summary "
+                   f"CSV ({CLUSTER_SUMMARY_NAME}) beside the outputs lists every input's status.")
 @reports_errors
 def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite, tile, max_memory, max_pixels,
-            model, provider, threads, precision):
+            model, provider, threads, precision, cluster):
     """Upscale images x2 (the model's own scale) with onnxruntime.
 
     \b
@@ -271,6 +318,12 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     written atomically; existing ones are skipped unless --overwrite. A file that fails is
     reported in one line and the rest still run; the exit status is 0 only if none failed.
     """
+    if cluster is not None:
+        _upscale_on_cluster(list(inputs), output, cluster, dict(
+            recursive=recursive, suffix=suffix, output_format=output_format, quality=quality, overwrite=overwrite,
+            tile=tile, max_memory=max_memory, max_pixels=max_pixels, model=model, provider=provider,
+            threads=threads, precision=precision))
+        return
     from .batch import Outcome, plan_jobs, printable, upscale_file
     from .fileio import remove_stale_parts, terminate_as_interrupt
     from .imageio import probe_pixels
