@@ -26,6 +26,12 @@ from .app import HttpLimits, create_app
 from .service import UpscaleService
 
 LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
+# A connection that has waited this long for a request's headers may be closed to make room
+# (a client that means to send one does so in milliseconds; a new connection is never evicted).
+EVICTABLE_AFTER_SECONDS = 1.0
+# How long a refused connection is still read (and what comes discarded) before it is closed:
+# closing with unread data resets it, and the client may lose the answer.
+LINGER_SECONDS = 2.0
 # Connections beyond the upscale queue, for the page, its static files and /api/models.
 SPARE_CONNECTIONS = 16
 
@@ -84,8 +90,9 @@ class GuardedH11Protocol(H11Protocol):
     def __init__(self, config, server_state, app_state, _loop=None, *, limits: HttpLimits, max_connections: int):
         super().__init__(config, server_state, app_state, _loop)
         self.limits, self.max_connections = limits, max_connections
-        self.headers_due: float = 0.0
+        self.idle_since: float = 0.0
         self.header_timer = None
+        self.refused = False
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -98,6 +105,10 @@ class GuardedH11Protocol(H11Protocol):
             self.header_timer.cancel()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        if not self.refused:  # a refused client's request is read and dropped (LINGER_SECONDS)
+            super().data_received(data)
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing():
@@ -106,12 +117,12 @@ class GuardedH11Protocol(H11Protocol):
     def _expect_headers(self) -> None:
         if self.header_timer is not None:
             self.header_timer.cancel()
-        self.headers_due = self.loop.time() + self.limits.header_timeout
-        self.header_timer = self.loop.call_at(self.headers_due, self._headers_overdue)
+        self.idle_since = self.loop.time()
+        self.header_timer = self.loop.call_later(self.limits.header_timeout, self._headers_overdue)
 
     def awaiting_headers(self) -> bool:
         """Between requests, or partway through a request's headers: nothing to lose by closing it."""
-        return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+        return self.conn.their_state is h11.IDLE and not self.transport.is_closing() and not self.refused
 
     def _headers_overdue(self) -> None:
         if not self.awaiting_headers():
@@ -122,17 +133,29 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
     def _make_room(self) -> None:
-        idle = [other for other in self.connections
-                if other is not self and isinstance(other, GuardedH11Protocol) and other.awaiting_headers()]
+        evictable_since = self.loop.time() - min(EVICTABLE_AFTER_SECONDS, self.limits.header_timeout / 2)
+        idle = [other for other in self.connections if other is not self and isinstance(other, GuardedH11Protocol)
+                and other.awaiting_headers() and other.idle_since <= evictable_since]
         if idle:
-            min(idle, key=lambda other: other.headers_due).transport.close()
+            min(idle, key=lambda other: other.idle_since).transport.close()
         else:
             self._refuse(503, f"the server has {self.max_connections} connections busy, the most it serves at "
                               f"once; try again shortly", (("retry-after", "2"),))
 
     def _refuse(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """Answer ``status`` and end the connection: no more reading of requests, our side shut
+        at once, the socket closed when the client closes its side or after LINGER_SECONDS."""
+        self.refused = True
+        self.connections.discard(self)  # lingering, it no longer counts against the limit
+        if self.header_timer is not None:
+            self.header_timer.cancel()
         self.transport.write(json_response_bytes(status, message, headers))
-        self.transport.close()
+        try:
+            self.transport.write_eof()
+        except OSError:  # the client has gone already
+            self.transport.close()
+            return
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, f"malformed HTTP request ({msg.rstrip('.')})")

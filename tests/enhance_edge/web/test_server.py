@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
 from click.testing import CliRunner
@@ -15,7 +16,7 @@ from PIL import Image
 
 from enhance_edge.cli import main
 from enhance_edge.web.app import HttpLimits
-from enhance_edge.web.server import is_loopback, page_url
+from enhance_edge.web.server import EVICTABLE_AFTER_SECONDS, is_loopback, page_url
 
 
 def test_serve_prints_its_url_answers_and_stops_cleanly_on_ctrl_c(live_server):
@@ -88,6 +89,7 @@ def test_connections_that_send_half_their_headers_cannot_lock_others_out(loopbac
         sock = server.connect()
         sock.sendall(b"GET /api/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
         stalled.append(sock)
+    time.sleep(EVICTABLE_AFTER_SECONDS + 0.2)  # from now on they are the ones to go when room is needed
     for _ in range(3):
         sock = server.connect()
         sock.sendall(server.head("GET", "/api/models"))
@@ -114,6 +116,18 @@ def test_an_upload_declared_too_large_is_answered_and_closed_without_reading_it(
     status, headers, body = server.read_response(sock)
     assert status == 413 and json.loads(body)["error"].startswith("upload is over 25 MiB")
     assert server.closed_by_server(sock, within=5)  # without the other 99.9 MiB being sent
+
+
+def test_a_new_connection_past_the_limit_gets_a_json_503_when_none_can_make_room(loopback_server):
+    server = loopback_server(http_limits=HttpLimits(header_timeout=60))
+    held = [server.connect() for _ in range(25)]  # the limit, all too new to be closed for room
+    for sock in held:
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+    refused = server.connect()
+    refused.sendall(server.head("GET", "/api/models"))  # read and dropped: the answer is not lost to a reset
+    status, headers, body = server.read_response(refused)
+    assert (status, headers["retry-after"]) == (503, "2")
+    assert json.loads(body)["error"].startswith("the server has 25 connections busy")
 
 
 def test_a_malformed_request_gets_a_json_400(loopback_server):
