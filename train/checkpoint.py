@@ -11,6 +11,7 @@ teacher, teacher (the file its name resolved to and that file's sha256).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -92,12 +93,10 @@ def _generator(config: RunConfig) -> Generator:
     return generator
 
 
-def _load_weights(path: str | Path, state: dict[str, Any], name: str, network: torch.nn.Module,
-                  assign: bool = False) -> None:
-    """Load ``state[name]`` into ``network`` (``assign``: take the tensors rather than copy them,
-    as a network on the meta device must); a CheckpointError naming what does not fit otherwise."""
+def _load_weights(path: str | Path, state: dict[str, Any], name: str, network: torch.nn.Module) -> None:
+    """Load ``state[name]`` into ``network``; a CheckpointError naming what does not fit otherwise."""
     try:
-        network.load_state_dict(state[name], assign=assign)
+        network.load_state_dict(state[name])
     except KeyError as exc:
         raise CheckpointError(f"{str(path)!r} holds no {name} weights") from exc
     except (RuntimeError, TypeError) as exc:  # torch lists each missing, unexpected or misshapen weight
@@ -112,9 +111,12 @@ def check_weights_fit(path: str | Path, state: dict[str, Any], config: RunConfig
     meta device (shapes only, no memory), so that a config asking for a huge network, such as
     10^6 channels (a 36 TB allocation), is an error before anything is allocated."""
     networks = {"generator": lambda: _generator(config), "discriminator": lambda: Discriminator(config.discriminator)}
-    with torch.device("meta"):
+    # Copies onto the meta device do nothing, as torch warns: the shapes are checked all the same.
+    # (assign=True, which would not warn, made a resumed run differ from the uninterrupted one.)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter")
         for name in names:
-            _load_weights(path, state, name, networks[name](), assign=True)
+            _load_weights(path, state, name, networks[name]())
 
 
 def run_config(path: str | Path, state: dict[str, Any]) -> RunConfig:
