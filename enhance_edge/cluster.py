@@ -124,7 +124,11 @@ class UpscaleWorker:
     """A Ray Data actor: one Upscaler, and batch.upscale_file for each file of each bundle."""
 
     def __init__(self, model: str, precision: str, strength: float | str, provider: str, threads: int,
-                 tile: int | None, max_memory: int, overwrite: bool, quality: int, max_pixels: int):
+                 tile: int | None, max_memory: int, overwrite: bool, quality: int, max_pixels: int, folder: str):
+        # Paths as the user gave them, relative ones too, so that messages name files as the command
+        # does: relative to the driver's working folder, where the node mounts it at the same path.
+        if os.path.isdir(folder):
+            os.chdir(folder)
         self.upscaler = Upscaler(model, precision=precision, strength=strength, provider=provider, threads=threads,
                                  tile=tile, max_memory=max_memory)
         self.options = {"overwrite": overwrite, "quality": quality, "max_pixels": max_pixels}
@@ -210,8 +214,8 @@ def upscale_on_cluster(inputs: list[Path], output: Path | None = None, *, cluste
                        max_memory: int = DEFAULT_MAX_MEMORY, max_pixels: int = DEFAULT_MAX_PIXELS,
                        model: str = "default", provider: str = "cpu", threads: int | None = None,
                        precision: str = "auto", strength: float | str = "auto", actors: int | None = None,
-                       cpus: int | None = None,
-                       summary: Path | None = None, bundle_pixels: int = DEFAULT_BUNDLE_PIXELS,
+                       cpus: int | None = None, summary: Path | None = None,
+                       bundle_pixels: int = DEFAULT_BUNDLE_PIXELS,
                        report: Callable[[FileStatus, int, int], None] | None = None) -> ClusterRun:
     """Upscale files, folders and patterns as `enhance-edge upscale` does, on Ray Data.
 
@@ -253,7 +257,7 @@ def upscale_on_cluster(inputs: list[Path], output: Path | None = None, *, cluste
     actor_model, actor_precision = _model_for_actors(model, precision)
     worker_options = {"model": actor_model, "precision": actor_precision, "strength": strength, "provider": provider,
                       "tile": tile, "max_memory": max_memory, "overwrite": overwrite, "quality": quality,
-                      "max_pixels": max_pixels}
+                      "max_pixels": max_pixels, "folder": os.getcwd()}
 
     ray = _import_ray()
     start = time.monotonic()
@@ -265,10 +269,14 @@ def upscale_on_cluster(inputs: list[Path], output: Path | None = None, *, cluste
         start = time.monotonic()
         if pending:
             by_name = {(str(job.source), str(job.target)): job for job in pending}
-            for row in _run_pool(ray, pending, plan, worker_options, bundle_pixels):
-                job = by_name[(row["source"], row["target"])]
-                record(job, FileStatus(job.source, job.target, Status(row["status"]), row["reason"],
-                                       tuple(json.loads(row["warnings"]))))
+            try:
+                for row in _run_pool(ray, pending, plan, worker_options, bundle_pixels):
+                    job = by_name[(row["source"], row["target"])]
+                    record(job, FileStatus(job.source, job.target, Status(row["status"]), row["reason"],
+                                           tuple(json.loads(row["warnings"]))))
+            except ray.exceptions.RayError as exc:  # e.g. a node without enhance-edge: its actors cannot start
+                cause = [line.strip() for line in str(exc).splitlines() if line.strip()][-1:] or [type(exc).__name__]
+                raise EnhanceEdgeError(f"the Ray job stopped ({cause[0]}); {summary} lists the files not run") from None
         run_s = time.monotonic() - start
     finally:
         files = [statuses.get(job) or FileStatus(job.source, job.target, Status.NOT_RUN) for job in jobs]

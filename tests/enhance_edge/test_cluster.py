@@ -144,21 +144,24 @@ def test_a_killed_actor_and_a_corrupt_file_still_give_the_plain_commands_files(t
 
 
 @needs_ray
-def test_the_cli_option_runs_the_same_command_on_the_cluster(tmp_path, local_ray):
-    names = make_folder(tmp_path / "in")
+def test_the_cli_option_runs_the_same_command_on_the_cluster(tmp_path, local_ray, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, named in messages as given (Ray's workers started elsewhere)
+    names = make_folder(Path("in"))
     options = ["--format", "webp", "--quality", "70", "--suffix", "_big", "--model", "fast", "--precision", "fp32"]
-    plain = CliRunner().invoke(main, ["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "plain"), *options])
-    result = CliRunner().invoke(main, ["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *options,
-                                       "--cluster", "local"])
+    plain = CliRunner().invoke(main, ["upscale", "in", "-o", "plain", *options])
+    result = CliRunner().invoke(main, ["upscale", "in", "-o", "out", *options, "--cluster", "local"])
     assert result.exit_code == plain.exit_code == 1, result.output  # one file failed, as without --cluster
-    lines = set(result.stdout.replace(str(tmp_path / "out"), str(tmp_path / "plain")).splitlines())
+    lines = set(result.stdout.replace(" -> out/", " -> plain/").splitlines())
     assert lines == set(plain.stdout.splitlines()), "one 'SOURCE -> TARGET' line per file, as without --cluster"
-    assert "error: " in result.stderr and "corrupt.png" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [line for line in plain.stderr.splitlines() if line.startswith("error: ")]
+    assert errors[0].startswith("error: in/corrupt.png: corrupt or truncated image"), errors
     assert f"done {len(names)}, failed 1, skipped 0" in result.stderr
     assert f"{len(names) + 1}/{len(names) + 1} files" in result.stderr  # our own done/total line
+    assert "summary: out/enhance-edge-summary.csv" in result.stderr
     for name in names:
         output = f"{Path(name).stem}_big.webp"
-        assert_same_image(tmp_path / "out" / output, tmp_path / "plain" / output)
+        assert_same_image(Path("out", output), Path("plain", output))
 
 
 @needs_ray
