@@ -31,6 +31,27 @@ from .web.service import Limits as WebLimits, ModelCatalog, UpscaleService
 PRECISION_HELP = (f"For a bundled model: int8 (faster, within {MAX_PSNR_LOSS_DB:g} dB of fp32 on validation faces) "
                   "or fp32. auto: int8 where it is installed and this CPU sums int8 exactly (VNNI/AMX or ARM64), "
                   "else fp32. A model file is used as it is, so with one only auto is accepted.")
+STRENGTH_HELP = ("For a model conditioned on the degradation level (the bundled ones): auto reads from each image "
+                 "how noisy or JPEG-compressed it is; 0 treats it as clean (sharpest), 1 removes noise and JPEG "
+                 "blocks the most, at the cost of fine detail.")
+# PROTOCOL.md's named degraded-input conditions (enhance_edge.degradation.CONDITIONS, listed here so
+# that the CLI imports no more than it needs at start).
+CONDITION_NAMES = ("clean", "jpeg75", "noise3", "blur", "camera")
+
+
+def _parse_strength(ctx, param, value):
+    """"auto" or a number from 0 to 1."""
+    if value is None or value == "auto":
+        return value
+    try:
+        strength = float(value)
+    except ValueError:
+        strength = -1.0
+    if not 0.0 <= strength <= 1.0:
+        raise click.BadParameter(f"expected auto or a number from 0 to 1, got {value!r}")
+    return strength
+
+
 # Above this a single image gets a progress bar (about 10 s of model time on a laptop core).
 _LARGE_IMAGE_PIXELS = 2_000_000
 
@@ -82,8 +103,9 @@ def main():
               help="Weight of BCE(1, D(G(lr))) in the generator loss; 0 trains on the content loss alone.")
 @click.option("--warmup-epochs", type=int, default=0, show_default=True,
               help="Content-loss-only epochs before the adversarial phase.")
-@click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Start the generator from this checkpoint's weights (e.g. an MSE-only run's best.pt).")
+@click.option("--init-from", default=None, metavar="NAME|PATH",
+              help="Start the generator from trained weights: a checkpoint (e.g. an MSE-only run's best.pt), a "
+                   "bundled model's name or an fp32 enhance-edge ONNX file.")
 @click.option("--content-loss", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
 @click.option("--teacher", default=None, metavar="NAME|PATH",
               help="Distil from this trained model (a bundled name such as 'default', or an ONNX file): its "
@@ -97,7 +119,27 @@ def main():
               help="'bicubic' adds a fixed bicubic upsampling of the input to the generator's output.")
 @click.option("--channels", type=int, default=20, show_default=True, help="Generator width.")
 @click.option("--blocks", type=int, default=16, show_default=True, help="Generator residual blocks.")
+@click.option("--scale", type=click.IntRange(min=2), default=2, show_default=True, help="Upscaling factor.")
 @click.option("--hflip/--no-hflip", default=False, show_default=True, help="Random horizontal flips.")
+@click.option("--degrade", is_flag=True,
+              help="Draw each training LR through random blur, down-scaling kernel, noise and JPEG (ranges below; "
+                   "defaults cover PROTOCOL.md's range) instead of the clean bicubic half.")
+@click.option("--clean-share", type=float, default=None, help="With --degrade: share of clean pairs [default: 0.3].")
+@click.option("--blur-sigma", default=None, metavar="LOW,HIGH", callback=lambda c, p, v: _parse_range(c, p, v, float),
+              help="With --degrade: Gaussian blur sigma range, HR pixels [default: 0.3,1.5].")
+@click.option("--noise-sigma", default=None, metavar="LOW,HIGH", callback=lambda c, p, v: _parse_range(c, p, v, float),
+              help="With --degrade: noise sigma range, 8-bit levels [default: 0.5,6].")
+@click.option("--jpeg-quality", default=None, metavar="LOW,HIGH", callback=lambda c, p, v: _parse_range(c, p, v, int),
+              help="With --degrade: JPEG quality range [default: 40,95].")
+@click.option("--condition", type=click.Choice(["none", "degradation"]), default="none", show_default=True,
+              help="'degradation': the generator also takes the degradation level (the runtime's --strength) "
+                   "and an estimator learns to read it from the image (needs --degrade).")
+@click.option("--extra-data", "extra_data", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="More training images (repeatable): folders of photos, read as luma, cropped to the HR size. "
+                   "Validation and test stay --data's.")
+@click.option("--extra-crops", type=click.IntRange(min=0), default=1024, show_default=True,
+              help="Random crops of the --extra-data images per epoch.")
 @click.option("--max-images", type=click.IntRange(min=1), default=None,
               help="Use at most N images per split (quick runs).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -111,7 +153,8 @@ def main():
               help="Replace the run OUT holds (its last.pt, best.pt and metrics.jsonl) with a new one.")
 @reports_errors
 def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_weight, warmup_epochs, init_from,
-          content_loss, teacher, distill_weight, qat, skip, channels, blocks, hflip, max_images, seed, threads,
+          content_loss, teacher, distill_weight, qat, skip, channels, blocks, scale, hflip, degrade, clean_share,
+          blur_sigma, noise_sigma, jpeg_quality, condition, extra_data, extra_crops, max_images, seed, threads,
           checkpoint_every, resume, overwrite):
     """Train the generator (and discriminator) on a folder of faces.
 
@@ -135,17 +178,26 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
     if resume and overwrite:
         raise click.UsageError("--resume continues the run in --out and --overwrite replaces it: give one")
     _needs_train_extra("training")
+    from .degradation import DegradationConfig
     from .train.config import GeneratorConfig, RunConfig, TrainConfig
     from .train.loop import train as run_training
 
+    ranges = {"clean_share": clean_share, "blur_sigma": blur_sigma, "noise_sigma": noise_sigma,
+              "jpeg_quality": jpeg_quality}
+    given = {name: value for name, value in ranges.items() if value is not None}
+    if given and not degrade:
+        raise click.UsageError(f"--{next(iter(given)).replace('_', '-')} sets a range of --degrade: add --degrade")
     try:
         config = RunConfig(
-            generator=GeneratorConfig(channels=channels, residual_blocks=blocks, skip=skip),
+            generator=GeneratorConfig(channels=channels, residual_blocks=blocks, skip=skip, scale=scale,
+                                      condition=condition),
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
                               adversarial_weight=adversarial_weight, warmup_epochs=warmup_epochs,
                               init_from=init_from, content_loss=content_loss, teacher=teacher,
                               distill_weight=distill_weight, qat=qat, hflip=hflip, max_images=max_images,
-                              seed=seed, threads=threads, checkpoint_every=checkpoint_every))
+                              extra_data=tuple(str(folder) for folder in extra_data), extra_crops=extra_crops,
+                              seed=seed, threads=threads, checkpoint_every=checkpoint_every),
+            degradation=DegradationConfig(**given) if degrade else None)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     best = run_training(data_dir, out_dir, config, report=lambda line: click.echo(line, err=True), resume=resume,
@@ -296,13 +348,15 @@ def _upscale_on_cluster(inputs: list[Path], output: Path | None, cluster: str, o
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help=PRECISION_HELP)
+@click.option("--strength", default="auto", show_default=True, callback=_parse_strength, metavar="auto|0..1",
+              help=STRENGTH_HELP)
 @click.option("--cluster", default=None, metavar="local|auto|ADDRESS",
               help="Run on Ray Data (pip install \"enhance-edge[cluster]\"): local starts Ray on this machine, auto "
                    "or an address joins a running cluster. Same outputs; a rerun skips finished files; a summary "
                    f"CSV ({CLUSTER_SUMMARY_NAME}) beside the outputs lists every input's status.")
 @reports_errors
 def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite, tile, max_memory, max_pixels,
-            model, provider, threads, precision, cluster):
+            model, provider, threads, precision, strength, cluster):
     """Upscale images x2 (the model's own scale) with onnxruntime.
 
     \b
@@ -322,16 +376,15 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
         _upscale_on_cluster(list(inputs), output, cluster, dict(
             recursive=recursive, suffix=suffix, output_format=output_format, quality=quality, overwrite=overwrite,
             tile=tile, max_memory=max_memory, max_pixels=max_pixels, model=model, provider=provider,
-            threads=threads, precision=precision))
+            threads=threads, precision=precision, strength=strength))
         return
     from .batch import Outcome, plan_jobs, printable, upscale_file
     from .fileio import remove_stale_parts, terminate_as_interrupt
     from .imageio import probe_pixels
-    from .model import resolve_model
     from .upscaler import Upscaler
 
     start = time.monotonic()
-    upscaler = Upscaler(resolve_model(model, precision), provider=provider, threads=threads, tile=tile,
+    upscaler = Upscaler(model, precision=precision, strength=strength, provider=provider, threads=threads, tile=tile,
                         max_memory=max_memory)
     jobs = plan_jobs(list(inputs), output, scale=upscaler.scale, recursive=recursive, suffix=suffix,
                      output_format=output_format)
@@ -449,6 +502,17 @@ def models(as_json):
                    f"{psnr:>11}  {m.path}")
 
 
+def _parse_range(ctx, param, value, kind):
+    """"LOW,HIGH" -> (low, high) of ``kind``; None stays None (the config's default)."""
+    if value is None:
+        return None
+    try:
+        low, high = (kind(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected LOW,HIGH (two {kind.__name__} numbers), got {value!r}") from None
+    return low, high
+
+
 def _parse_hr_size(ctx, param, value):
     if value == "native":
         return None
@@ -480,35 +544,52 @@ def _parse_hr_size(ctx, param, value):
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help=PRECISION_HELP)
+@click.option("--condition", "conditions", multiple=True, type=click.Choice([*CONDITION_NAMES, "all"]),
+              default=("clean",), show_default=True,
+              help="How the LR is made (PROTOCOL.md, 'Degraded inputs'); repeatable; 'all' scores every one.")
+@click.option("--strength", default="auto", show_default=True, callback=_parse_strength, metavar="auto|0..1",
+              help=STRENGTH_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table (an infinite PSNR is null).")
 @reports_errors
-def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, as_json):
+def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, conditions, strength, as_json):
     """Score the model against interpolation on a folder of faces (PROTOCOL.md).
 
-    HR is each face resized with Lanczos (or cropped to even size), LR its bicubic half;
-    PSNR and SSIM are scikit-image's on the 8-bit outputs, averaged over images. Colour
-    faces are upscaled in colour and scored on their luma (Y of YCbCr), with RGB PSNR beside.
+    HR is each face resized with Lanczos (or cropped to even size), LR its bicubic half, or
+    with --condition a degraded one (JPEG, noise, blur, camera) that every method upscales
+    alike; all are scored against the clean HR. PSNR and SSIM are scikit-image's on the 8-bit
+    outputs, averaged over images. Colour faces are upscaled in colour and scored on their
+    luma (Y of YCbCr), with RGB PSNR beside.
+
+    \b
+    Every condition in one table (README's and MODEL_CARD.md's results):
+      enhance-edge evaluate --data yale_b_cropped --split test --condition all
     """
     import json
 
     from .dataset import trained_seed
     from .evaluate import BASELINES, evaluate_folder, finite_or_none
-    from .model import resolve_model
     from .upscaler import Upscaler
 
-    upscaler = Upscaler(resolve_model(model, precision), threads=threads)
+    upscaler = Upscaler(model, precision=precision, threads=threads, strength=strength)
     seed = trained_seed(upscaler.info) if seed is None else seed
-    results = evaluate_folder(data_dir, upscaler, hr_size, tuple(splits) or None, seed=seed)
+    names = CONDITION_NAMES if "all" in conditions else tuple(dict.fromkeys(conditions))
+    results = {name: evaluate_folder(data_dir, upscaler, hr_size, tuple(splits) or None, seed=seed, condition=name)
+               for name in names}
     if as_json:
-        click.echo(json.dumps(finite_or_none(results), indent=2))
+        click.echo(json.dumps(finite_or_none(results if len(names) > 1 else results[names[0]]), indent=2))
         return
-    for split, scores in results.items():
-        colour = "rgb_psnr" in scores["model"]
-        click.echo(f"{split} ({scores['images']} images)")
-        click.echo(f"  {'method':<16}{'PSNR (dB)':>10}{'SSIM':>8}" + (f"{'RGB PSNR':>10}" if colour else ""))
-        for method in ("model", *BASELINES):
-            rgb = f"{scores[method]['rgb_psnr']:>10.2f}" if colour else ""
-            click.echo(f"  {method:<16}{scores[method]['psnr']:>10.2f}{scores[method]['ssim']:>8.4f}{rgb}")
+    for split in results[names[0]]:
+        colour = "rgb_psnr" in results[names[0]][split]["model"]
+        click.echo(f"{split} ({results[names[0]][split]['images']} images)")
+        click.echo(f"  {'condition':<11}{'method':<16}{'PSNR (dB)':>10}{'SSIM':>8}{'vs Lanczos':>12}"
+                   + (f"{'RGB PSNR':>10}" if colour else ""))
+        for name in names:
+            scores = results[name][split]
+            for method in ("model", *BASELINES):
+                rgb = f"{scores[method]['rgb_psnr']:>10.2f}" if colour else ""
+                gain = scores[method]["psnr"] - scores["lanczos"]["psnr"]
+                click.echo(f"  {name:<11}{method:<16}{scores[method]['psnr']:>10.2f}{scores[method]['ssim']:>8.4f}"
+                           f"{gain:>+12.2f}{rgb}")
 
 
 @main.command()

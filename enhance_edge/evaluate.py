@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from .dataset import check_hr_size, face_pair, image_files, split_files
+from .degradation import CONDITIONS, condition_lr
 from .errors import DataError, MissingExtraError
 from .processing import from_unit_float
 from .protocol import REPORT_HR_SIZE, interpolate, score
@@ -47,13 +48,29 @@ def folder_splits(folder: Path, seed: int = 0) -> dict[str, list[Path]]:
     return {name: paths for name, paths in by_split.items() if paths}
 
 
+def condition_pair(path: Path, index: int, condition: str, hr_size: tuple[int, int] | None,
+                   scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(HR, LR) of one face under one of PROTOCOL.md's conditions; the noise of image ``index`` (its
+    place in its sorted split) is drawn from ``numpy.random.default_rng(index)``."""
+    hr, lr = face_pair(path, hr_size, scale, colour=True)
+    if condition != "clean":
+        lr = np.asarray(condition_lr(Image.fromarray(hr), condition, np.random.default_rng(index), scale))
+    return hr, lr
+
+
 def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, int] | None = REPORT_HR_SIZE,
-                    splits: tuple[str, ...] | None = None, seed: int = 0) -> dict[str, dict]:
+                    splits: tuple[str, ...] | None = None, seed: int = 0,
+                    condition: str = "clean") -> dict[str, dict]:
     """{split: {method: {"psnr", "ssim"}, "images": n}} for the model and each baseline.
 
     Colour faces are upscaled in colour and scored on their luma, with "rgb_psnr" beside
     (PROTOCOL.md). ``seed`` picks the subject split of folders other than the Yale faces.
+    ``condition``: the LR is made by that PROTOCOL.md condition ("clean", "jpeg75", "noise3",
+    "blur", "camera") and every method, baselines included, upscales the same degraded LR;
+    all are scored against the clean HR.
     """
+    if condition not in CONDITIONS:
+        raise DataError(f"unknown condition {condition!r}; PROTOCOL.md's are {', '.join(CONDITIONS)}")
     folder = Path(folder)
     check_hr_size(hr_size, upscaler.scale)
     results = {}
@@ -61,8 +78,8 @@ def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, 
         if splits and name not in splits:
             continue
         hrs, outputs = [], {m: [] for m in ("model", *BASELINES)}
-        for path in paths:
-            hr, lr = face_pair(path, hr_size, upscaler.scale, colour=True)
+        for index, path in enumerate(paths):
+            hr, lr = condition_pair(path, index, condition, hr_size, upscaler.scale)
             hrs.append(hr)
             for method, outs in outputs.items():
                 outs.append(upscale_with(method, lr, upscaler))

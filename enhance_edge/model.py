@@ -6,6 +6,7 @@ descriptor, checked at the boundary) instead of from command-line flags.
 
 from __future__ import annotations
 
+import base64
 import json
 import platform
 import re
@@ -21,6 +22,11 @@ from .errors import ModelError, ProviderError
 FORMAT = "enhance-edge-onnx/1"
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
+# A model conditioned on the degradation level (generator_config "condition": "degradation") takes
+# a second input, (N, 1, 1, 1) levels in [0, 1], and carries the network that estimates the level
+# from an image: a small fp32 ONNX model, base64-encoded in this metadata key.
+STRENGTH_NAME = "strength"
+ESTIMATOR_KEY = "degradation_estimator"
 
 # Short names accepted by --provider, beside onnxruntime's own full names.
 PROVIDER_ALIASES = {
@@ -154,6 +160,7 @@ class ModelInfo:
     value_range: tuple[float, float]
     layout: str
     metadata: dict[str, str] = field(repr=False)
+    conditioned: bool = False  # takes a strength input (the degradation level) beside the image
 
     @property
     def disabled_optimizers(self) -> list[str]:
@@ -173,7 +180,15 @@ class ModelInfo:
         if scale < 1 or channels != 1 or layout != "NCHW" or (low, high) != (0.0, 1.0):
             raise ModelError(f"{path!r} declares scale={scale}, channels={channels}, layout={layout}, "
                              f"range=({low}, {high}); this runtime supports channels=1, NCHW, range (0, 1)")
-        return cls(path, scale, channels, (low, high), layout, dict(metadata))
+        try:
+            generator = json.loads(metadata.get("generator_config", "{}"))
+        except ValueError:
+            generator = {}
+        conditioned = isinstance(generator, dict) and generator.get("condition") == "degradation"
+        if conditioned and ESTIMATOR_KEY not in metadata:
+            raise ModelError(f"{path!r} is conditioned on the degradation level but carries no estimator "
+                             f"({ESTIMATOR_KEY!r} metadata)")
+        return cls(path, scale, channels, (low, high), layout, dict(metadata), conditioned)
 
     def json_field(self, key: str) -> Any:
         """A metadata value that was stored as JSON (configs, training facts), or None."""
@@ -206,10 +221,25 @@ def open_session(model_path: str | Path, provider: str = "cpu", threads: int | N
     if info.disabled_optimizers:  # onnxruntime reads metadata only from a loaded model: load again
         session = _load(path, options, providers, info.disabled_optimizers)
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != [OUTPUT_NAME]:
-        raise ModelError(f"{path!r} must have one input {INPUT_NAME!r} and one output {OUTPUT_NAME!r}, "
+    expected = [INPUT_NAME, STRENGTH_NAME] if info.conditioned else [INPUT_NAME]
+    if [i.name for i in inputs] != expected or [o.name for o in outputs] != [OUTPUT_NAME]:
+        raise ModelError(f"{path!r} must have the inputs {expected} and one output {OUTPUT_NAME!r}, "
                          f"has {[i.name for i in inputs]} -> {[o.name for o in outputs]}")
     return session, info
+
+
+def open_estimator(info: ModelInfo, threads: int | None = None) -> ort.InferenceSession:
+    """An onnxruntime session of a conditioned model's degradation estimator (always fp32, on CPU:
+    it reads a few crops of each image, a small share of the work)."""
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(base64.b64decode(info.metadata[ESTIMATOR_KEY]), sess_options=options,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as exc:  # a corrupt key: base64's or onnxruntime's own untyped errors
+        raise ModelError(f"cannot load the degradation estimator of {info.path!r}: "
+                         f"{str(exc).splitlines()[0]}") from None
 
 
 def _load(path: str, options: ort.SessionOptions, providers: list[str],

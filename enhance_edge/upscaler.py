@@ -20,7 +20,7 @@ from PIL import Image
 
 from .errors import EnhanceEdgeError, ImageError, ModelError
 from .imageio import working_image
-from .model import INPUT_NAME, bundled_model_path, open_session
+from .model import INPUT_NAME, STRENGTH_NAME, open_estimator, open_session, resolve_model
 from .processing import (fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float,
                          ycbcr_to_rgb)
 from .tiling import choose_tile, half_blend, receptive_radius, upscale_tiled, working_bytes_per_pixel
@@ -32,6 +32,11 @@ _BASE_BYTES = 128 << 20
 # scale**2 larger float luma and output pixels), by working mode; estimated for scale 2.
 _IMAGE_BYTES_PER_PIXEL = {"L": 32, "I;16": 40, "LA": 48, "RGB": 64, "RGBA": 96}
 _STRIP_ROWS = 256  # output rows converted at a time
+# The degradation estimator reads an image whole up to this many input pixels, else a grid of
+# crops spread over it: noise and JPEG blocking are everywhere, so a share of the image tells.
+_ESTIMATE_WHOLE_PIXELS = 512 * 512
+_ESTIMATE_CROP = 128
+_ESTIMATE_GRID = 4  # crops per side
 
 
 def _fixed_bytes(width: int, height: int, mode: str) -> int:
@@ -58,6 +63,15 @@ class Upscaler:
     >>> from enhance_edge import Upscaler
     >>> big = Upscaler().upscale(Image.open("face.png"))    # bundled default model
 
+    ``model`` is a bundled model's name ("default", "fast") or an enhance-edge ONNX file;
+    ``precision`` ("auto", "int8", "fp32") picks between a bundled model's files, as the CLI's
+    ``--precision`` does.
+
+    ``strength`` (a model conditioned on the degradation level, such as the bundled ones):
+    "auto" estimates from each image how noisy or compressed it is, as the CLI does; a number
+    from 0 (treat it as clean: sharpest) to 1 (strongest clean-up of noise and JPEG blocks)
+    sets it for every image. ``upscale(..., strength=...)`` overrides it per call.
+
     ``tile`` forces tiles of that many input pixels a side; otherwise images whose model
     run would not fit ``max_memory`` bytes (an estimate of the whole upscale's peak) are
     tiled automatically. Tiles overlap by the model's receptive field, so the result equals
@@ -65,14 +79,16 @@ class Upscaler:
     """
 
     def __init__(self, model: str | Path | None = None, provider: str = "cpu", threads: int | None = None, *,
-                 tile: int | None = None, max_memory: int = DEFAULT_MAX_MEMORY):
+                 precision: str = "auto", strength: float | str = "auto", tile: int | None = None,
+                 max_memory: int = DEFAULT_MAX_MEMORY):
         if tile is not None and tile < 1:
             raise EnhanceEdgeError(f"tile must be >= 1 pixel, got {tile}")
         if max_memory < 1:
             raise EnhanceEdgeError(f"max_memory must be > 0 bytes, got {max_memory}")
-        path = bundled_model_path() if model is None else model
-        self.session, self.info = open_session(path, provider, threads)
+        self.session, self.info = open_session(resolve_model(model, precision), provider, threads)
         self._check_input_shape()
+        self.strength = self._checked_strength(strength)
+        self._estimator = open_estimator(self.info, threads) if self.info.conditioned else None
         self.tile, self.max_memory = tile, max_memory
         try:
             config = self.info.json_field("generator_config")
@@ -99,13 +115,60 @@ class Upscaler:
         digest = hashlib.sha256(Path(self.info.path).read_bytes()).hexdigest()[:12]
         return f"{Path(self.info.path).name} (sha256 {digest})"
 
-    def upscale_plane(self, plane: np.ndarray) -> np.ndarray:
-        """One float32 (H, W) plane in [0, 1] -> (scale*H, scale*W), not clipped, in one model run."""
+    def _checked_strength(self, strength: float | str) -> float | str:
+        """"auto" or a float in [0, 1]; a number for a model without the strength input is refused."""
+        if strength == "auto":
+            return strength
+        try:
+            value = float(strength)
+        except (TypeError, ValueError):
+            raise EnhanceEdgeError(f"strength must be 'auto' or a number from 0 to 1, got {strength!r}") from None
+        if not 0.0 <= value <= 1.0:
+            raise EnhanceEdgeError(f"strength must be 'auto' or a number from 0 to 1, got {strength!r}")
+        if not self.info.conditioned:
+            raise ModelError(f"model {self.info.path!r} has no strength control (it is not conditioned on the "
+                             f"degradation level); leave strength at 'auto'")
+        return value
+
+    def estimate_strength(self, plane: np.ndarray) -> float | None:
+        """The degradation level the model's estimator reads from a float32 (H, W) luma plane in
+        [0, 1]: 0 clean, 1 heavy noise or JPEG blocking. None for a model without the strength input."""
+        if self._estimator is None:
+            return None
+        height, width = plane.shape
+        if height * width <= _ESTIMATE_WHOLE_PIXELS:
+            batch = plane[None, None]
+        else:
+            crop_h, crop_w = min(_ESTIMATE_CROP, height), min(_ESTIMATE_CROP, width)
+            tops = np.linspace(0, height - crop_h, _ESTIMATE_GRID).astype(int)
+            lefts = np.linspace(0, width - crop_w, _ESTIMATE_GRID).astype(int)
+            batch = np.stack([plane[t:t + crop_h, x:x + crop_w] for t in tops for x in lefts])[:, None]
+        levels = self._estimator.run(None, {INPUT_NAME: batch.astype(np.float32, copy=False)})[0]
+        return float(np.mean(levels))
+
+    def strength_for(self, plane: np.ndarray, strength: float | str | None = None) -> float | None:
+        """The strength an upscale of this luma plane runs at: ``strength`` (None: the Upscaler's own),
+        estimated when "auto"; None for a model without the strength input."""
+        strength = self.strength if strength is None else self._checked_strength(strength)
+        if not self.info.conditioned:
+            return None
+        return self.estimate_strength(plane) if strength == "auto" else float(strength)
+
+    def upscale_plane(self, plane: np.ndarray, strength: float | None = None) -> np.ndarray:
+        """One float32 (H, W) plane in [0, 1] -> (scale*H, scale*W), not clipped, in one model run.
+
+        ``strength``: the degradation level to run a conditioned model at (required for one, and
+        refused for a model without the strength input)."""
         if plane.ndim != 2 or min(plane.shape) < 1:
             raise ImageError(f"expected a non-empty 2-D plane, got shape {plane.shape}")
-        batch = plane.astype(np.float32, copy=False)[None, None]
+        if (strength is None) == self.info.conditioned:
+            raise ModelError(f"model {self.info.path!r} {'needs' if self.info.conditioned else 'takes no'} "
+                             f"a strength")
+        feeds = {INPUT_NAME: plane.astype(np.float32, copy=False)[None, None]}
+        if strength is not None:
+            feeds[STRENGTH_NAME] = np.full((1, 1, 1, 1), strength, np.float32)
         try:
-            out = self.session.run(None, {INPUT_NAME: batch})[0]
+            out = self.session.run(None, feeds)[0]
         except Exception as exc:  # onnxruntime's own errors are untyped
             raise ModelError(f"model {self.info.path!r} failed on a {plane.shape[1]}x{plane.shape[0]} "
                              f"input: {str(exc).splitlines()[0]}") from None
@@ -133,21 +196,24 @@ class Upscaler:
             run_pixels = min(side, width) * min(side, height)
         return _fixed_bytes(width, height, mode) + self.bytes_per_pixel * run_pixels
 
-    def _upscale_luma(self, plane: np.ndarray, mode: str, progress: Callable[[int], None] | None) -> np.ndarray:
+    def _upscale_luma(self, plane: np.ndarray, mode: str, progress: Callable[[int], None] | None,
+                      strength: float | str | None) -> np.ndarray:
+        run = functools.partial(self.upscale_plane, strength=self.strength_for(plane, strength))
         tile = self.tile_for(plane.shape[1], plane.shape[0], mode)
         if tile is None:
-            out = self.upscale_plane(plane)
+            out = run(plane)
             if progress is not None:
                 progress(plane.size)
             return out
-        return upscale_tiled(plane, self.upscale_plane, self.scale, tile, self.margin, progress)
+        return upscale_tiled(plane, run, self.scale, tile, self.margin, progress)
 
-    def upscale(self, image: Image.Image | np.ndarray, *,
-                progress: Callable[[int], None] | None = None) -> Image.Image | np.ndarray:
+    def upscale(self, image: Image.Image | np.ndarray, *, progress: Callable[[int], None] | None = None,
+                strength: float | str | None = None) -> Image.Image | np.ndarray:
         """Upscale a PIL image (any mode) or a uint8/uint16 array (H, W) or (H, W, 2|3|4).
 
         Gray (L, 16-bit I;16) stays gray at its bit depth, alpha is kept, palette, CMYK and
         other modes become RGB(A). ``progress`` is called with counts of input pixels done.
+        ``strength`` overrides the Upscaler's own for this image (see the class).
         """
         if isinstance(image, np.ndarray):
             if image.dtype not in (np.uint8, np.uint16) or image.ndim not in (2, 3):
@@ -157,7 +223,7 @@ class Upscaler:
                 pil_image = Image.fromarray(image)
             except (TypeError, ValueError) as exc:
                 raise ImageError(f"cannot use a {image.dtype} array of shape {image.shape}: {exc}") from None
-            return np.asarray(self.upscale(pil_image, progress=progress))
+            return np.asarray(self.upscale(pil_image, progress=progress, strength=strength))
         if not isinstance(image, Image.Image):
             raise ImageError(f"expected a PIL image or numpy array, got {type(image).__name__}")
         if min(image.size) < 1:
@@ -165,24 +231,24 @@ class Upscaler:
         image = working_image(image)
         if image.mode in ("L", "I;16"):
             pixels = np.asarray(image)
-            luma = self._upscale_luma(to_unit_float(pixels), image.mode, progress)
+            luma = self._upscale_luma(to_unit_float(pixels), image.mode, progress, strength)
             return Image.fromarray(_to_pixels(luma, pixels.dtype))
         alpha = np.asarray(image.getchannel("A")) if image.mode in ("LA", "RGBA") else None
         if image.mode == "LA":
             gray = fill_transparent(np.asarray(image)[..., :1], alpha)[..., 0]
-            luma = self._upscale_luma(to_unit_float(gray), image.mode, progress)
+            luma = self._upscale_luma(to_unit_float(gray), image.mode, progress, strength)
             return Image.fromarray(np.dstack([_to_pixels(luma, np.uint8), self._upscale_alpha(alpha)]))
         rgb = np.asarray(image.convert("RGB"))
         if alpha is not None:
             rgb = fill_transparent(rgb, alpha)
-        return Image.fromarray(self._upscale_colour(rgb, alpha, progress))
+        return Image.fromarray(self._upscale_colour(rgb, alpha, progress, strength))
 
     def _upscale_alpha(self, alpha: np.ndarray) -> np.ndarray:
         size = (alpha.shape[1] * self.scale, alpha.shape[0] * self.scale)
         return np.asarray(Image.fromarray(alpha).resize(size, Image.Resampling.BICUBIC))
 
     def _upscale_colour(self, rgb: np.ndarray, alpha: np.ndarray | None,
-                        progress: Callable[[int], None] | None) -> np.ndarray:
+                        progress: Callable[[int], None] | None, strength: float | str | None) -> np.ndarray:
         """(H, W, 3) uint8 -> (sH, sW, 3 or 4) uint8: model on luma, bicubic chroma and alpha."""
         height, width = rgb.shape[:2]
         luma, chroma = np.empty((height, width), np.float32), np.empty((2, height, width), np.float32)
@@ -191,7 +257,7 @@ class Upscaler:
             luma[top:bottom], chroma[:, top:bottom] = ycbcr[..., 0], np.moveaxis(ycbcr[..., 1:], -1, 0)
         cb, cr = (Image.fromarray(plane) for plane in chroma)
         del chroma
-        luma = self._upscale_luma(luma, "RGB" if alpha is None else "RGBA", progress)
+        luma = self._upscale_luma(luma, "RGB" if alpha is None else "RGBA", progress, strength)
         size = (width * self.scale, height * self.scale)
         out = np.empty((size[1], size[0], 3 if alpha is None else 4), np.uint8)
         for top, bottom in _strips(size[1]):

@@ -6,6 +6,7 @@ against PyTorch has passed, so a failed export leaves nothing behind.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import warnings
@@ -21,10 +22,10 @@ from enhance_edge import __version__
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.fileio import atomic_output
 from enhance_edge.limits import PARITY_TOLERANCE
-from enhance_edge.model import DISABLED_OPTIMIZERS_KEY, FORMAT, INPUT_NAME, OUTPUT_NAME
+from enhance_edge.model import DISABLED_OPTIMIZERS_KEY, ESTIMATOR_KEY, FORMAT, INPUT_NAME, OUTPUT_NAME, STRENGTH_NAME
 
-from ..train.checkpoint import load_generator
-from ..train.networks import Generator
+from ..train.checkpoint import load_generator, run_config
+from ..train.networks import DegradationEstimator, Generator
 
 OPSET = 17
 # Two sizes at least, one odd, and a batch > 1: dynamic axes must really be dynamic.
@@ -37,8 +38,10 @@ PARITY_SHAPES = ((1, 1, 56, 46), (2, 1, 23, 37))
 NCHWC_BLOCK = 16
 
 
-def model_metadata(generator: Generator, facts: dict[str, Any]) -> dict[str, str]:
-    """The key/value pairs stored in the ONNX file; the runtime reads its contract from them."""
+def model_metadata(generator: Generator, facts: dict[str, Any],
+                   estimator: DegradationEstimator | None = None) -> dict[str, str]:
+    """The key/value pairs stored in the ONNX file; the runtime reads its contract from them.
+    A conditioned generator carries its estimator, as an fp32 ONNX model in base64."""
     config = generator.config
     return {
         "format": FORMAT,
@@ -53,12 +56,14 @@ def model_metadata(generator: Generator, facts: dict[str, Any]) -> dict[str, str
         "generator_config": json.dumps(config.to_dict()),
         "enhance_edge_version": __version__,
         **({DISABLED_OPTIMIZERS_KEY: "NchwcTransformer"} if config.channels % NCHWC_BLOCK else {}),
+        **({ESTIMATOR_KEY: base64.b64encode(estimator_onnx_bytes(estimator)).decode("ascii")} if estimator else {}),
         **{key: value if isinstance(value, str) else json.dumps(value) for key, value in facts.items()},
     }
 
 
-def to_onnx_bytes(generator: Generator) -> bytes:
-    """Trace the generator to ONNX with dynamic N, H, W and simplify it with onnxsim."""
+def _traced_onnx(module: torch.nn.Module, example: tuple[torch.Tensor, ...], input_names: list[str],
+                 output_name: str, dynamic_axes: dict[str, dict[int, str]], simplify: bool = True) -> bytes:
+    """Trace a module to ONNX and (unless not ``simplify``) simplify it with onnxsim."""
     import onnxsim
 
     buffer = io.BytesIO()
@@ -66,43 +71,88 @@ def to_onnx_bytes(generator: Generator) -> bytes:
         # The TorchScript exporter is deprecated in favour of torch.export, but it handles
         # dynamic H/W for this plain convolutional graph without extra dependencies.
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            generator.eval(), (torch.rand(*PARITY_SHAPES[0]),), buffer,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=OPSET, dynamo=False,
-            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                          OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}})
+        torch.onnx.export(module.eval(), example, buffer, input_names=input_names, output_names=[output_name],
+                          opset_version=OPSET, dynamo=False, dynamic_axes=dynamic_axes)
     model = onnx.load_from_string(buffer.getvalue())
+    if not simplify:
+        return model.SerializeToString()
     simplified, ok = onnxsim.simplify(model)
     if not ok:
         raise ModelError("onnxsim could not validate the simplified model")
     return simplified.SerializeToString()
 
 
+def estimator_onnx_bytes(estimator: DegradationEstimator) -> bytes:
+    """The degradation estimator as ONNX: (N, 1, H, W) -> (N, 1, 1, 1) levels, dynamic N, H, W.
+
+    Not simplified: onnxsim would fold the high-pass gain into the first convolution's weights,
+    which then no longer carry the parameter names a warm start reads them back by."""
+    return _traced_onnx(estimator, (torch.rand(*PARITY_SHAPES[0]),), [INPUT_NAME], "level",
+                        {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, "level": {0: "batch"}}, simplify=False)
+
+
+def _conditioned(generator: Generator) -> bool:
+    return generator.config.condition == "degradation"
+
+
+def to_onnx_bytes(generator: Generator) -> bytes:
+    """Trace the generator to ONNX with dynamic N, H, W and simplify it with onnxsim; a conditioned
+    generator gets its second input, the (N, 1, 1, 1) strength."""
+    example = (torch.rand(*PARITY_SHAPES[0]),) + ((torch.rand(1, 1, 1, 1),) if _conditioned(generator) else ())
+    input_names = [INPUT_NAME, STRENGTH_NAME][:len(example)]
+    axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"},
+            **({STRENGTH_NAME: {0: "batch"}} if _conditioned(generator) else {})}
+    return _traced_onnx(generator, example, input_names, OUTPUT_NAME, axes)
+
+
 def parity(onnx_bytes: bytes, generator: Generator, shapes=PARITY_SHAPES, seed: int = 0) -> list[dict]:
-    """Max abs difference between onnxruntime and PyTorch for each input shape."""
+    """Max abs difference between onnxruntime and PyTorch for each input shape (a conditioned
+    generator at random strengths)."""
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(seed)
     results = []
     for shape in shapes:
         x = rng.random(shape, dtype=np.float32)
+        feeds = {INPUT_NAME: x}
+        if _conditioned(generator):
+            feeds[STRENGTH_NAME] = rng.random((shape[0], 1, 1, 1), dtype=np.float32)
         with torch.no_grad():
-            expected = generator(torch.from_numpy(x)).numpy()
-        actual = session.run(None, {INPUT_NAME: x})[0]
+            expected = generator(*(torch.from_numpy(value) for value in feeds.values())).numpy()
+        actual = session.run(None, feeds)[0]
         if actual.shape != expected.shape:
             raise ParityError(f"ONNX output shape {actual.shape} != PyTorch {expected.shape} for input {shape}")
         results.append({"shape": list(shape), "max_abs_diff": float(np.abs(actual - expected).max())})
     return results
 
 
+def estimator_parity(estimator: DegradationEstimator, seed: int = 0) -> list[dict]:
+    """Max abs difference between the embedded estimator in onnxruntime and PyTorch per input shape."""
+    session = ort.InferenceSession(estimator_onnx_bytes(estimator), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    results = []
+    for shape in PARITY_SHAPES:
+        x = rng.random(shape, dtype=np.float32)
+        with torch.no_grad():
+            expected = estimator(torch.from_numpy(x)).numpy()
+        actual = session.run(None, {INPUT_NAME: x})[0]
+        results.append({"shape": list(shape), "max_abs_diff": float(np.abs(actual - expected).max()),
+                        "network": "estimator"})
+    return results
+
+
 def export_generator(generator: Generator, out_path: str | Path, facts: dict[str, Any] | None = None,
-                     tolerance: float = PARITY_TOLERANCE) -> list[dict]:
-    """Export, add metadata, check parity and only then move the file into place."""
+                     tolerance: float = PARITY_TOLERANCE, estimator: DegradationEstimator | None = None) -> list[dict]:
+    """Export, add metadata, check parity and only then move the file into place. A conditioned
+    generator needs its ``estimator``, which goes into the metadata and is checked too."""
+    if _conditioned(generator) != (estimator is not None):
+        raise ModelError("a generator conditioned on the degradation level is exported with its estimator, "
+                         "and only such a generator")
     out_path = Path(out_path)
     model = onnx.load_from_string(to_onnx_bytes(generator))
     model.producer_name, model.producer_version = "enhance-edge", __version__
-    onnx.helper.set_model_props(model, model_metadata(generator, facts or {}))
+    onnx.helper.set_model_props(model, model_metadata(generator, facts or {}, estimator))
     onnx_bytes = model.SerializeToString()
-    results = parity(onnx_bytes, generator)
+    results = parity(onnx_bytes, generator) + (estimator_parity(estimator.eval()) if estimator is not None else [])
     worst = max(r["max_abs_diff"] for r in results)
     if not worst <= tolerance:  # also catches NaN
         raise ParityError(f"ONNX and PyTorch differ by {worst:.3g} (> {tolerance:g}) on shapes "
@@ -126,9 +176,19 @@ def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path,
                       tolerance: float = PARITY_TOLERANCE) -> list[dict]:
     """Export a training checkpoint's generator, with its training facts in the metadata."""
     generator, state = load_generator(checkpoint_path)
+    config = run_config(checkpoint_path, state)
+    estimator = None
+    if _conditioned(generator):
+        estimator = DegradationEstimator(config.estimator)
+        try:
+            estimator.load_state_dict(state["estimator"])
+        except (KeyError, RuntimeError) as exc:
+            raise ModelError(f"{str(checkpoint_path)!r} holds no usable degradation estimator ({exc!r})") from None
     facts = {"trained_on": state.get("data", {}), "epoch": state.get("epoch"),
-             "train_config": state["config"]["train"], "validation": state.get("validation", {})}
-    return export_generator(generator, out_path, facts, tolerance)
+             "train_config": state["config"]["train"], "validation": state.get("validation", {}),
+             **({"degradation_config": config.degradation.to_dict(), "estimator_config": config.estimator.to_dict()}
+                if config.degradation is not None else {})}
+    return export_generator(generator, out_path, facts, tolerance, estimator)
 
 
 def record_test_scores(model_path: str | Path, data_dir: str | Path,

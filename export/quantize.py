@@ -38,9 +38,10 @@ from onnxruntime.quantization import (
 )
 
 from enhance_edge.dataset import PairSet, load_pairs, trained_hr_size, trained_seed
+from enhance_edge.degradation import DegradationConfig
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.limits import MAX_PSNR_LOSS_DB
-from enhance_edge.model import INPUT_NAME, open_session
+from enhance_edge.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, open_estimator, open_session
 from enhance_edge.processing import from_unit_float, to_batch, to_unit_float
 from enhance_edge.protocol import score
 
@@ -113,14 +114,34 @@ def default_search() -> list[Recipe]:
     return search_space() + silu_float + [Recipe(output="int8"), Recipe(silu="float", output="int8")]
 
 
-class FaceCalibrationReader(CalibrationDataReader):
-    """Batches of low-resolution faces, made exactly as the runtime makes its model input."""
+def model_feeds(lr_faces: np.ndarray, levels: np.ndarray | None) -> dict[str, np.ndarray]:
+    """A model's inputs for same-sized 8-bit LR faces, made as the runtime makes them; a conditioned
+    model's also carry each face's strength (``levels``)."""
+    feeds = {INPUT_NAME: to_batch([to_unit_float(face) for face in lr_faces])}
+    if levels is not None:
+        feeds[STRENGTH_NAME] = levels.astype(np.float32).reshape(-1, 1, 1, 1)
+    return feeds
 
-    def __init__(self, lr_faces: np.ndarray, batch_size: int = CALIBRATION_BATCH):
+
+def estimated_levels(info: ModelInfo, lr_faces: np.ndarray) -> np.ndarray | None:
+    """What a conditioned model's estimator reads from each LR face (the strength the runtime's
+    "auto" runs it at); None for a model without the strength input."""
+    if not info.conditioned:
+        return None
+    estimator = open_estimator(info)
+    return np.concatenate([estimator.run(None, {INPUT_NAME: model_feeds(lr_faces[i:i + EVAL_BATCH], None)[INPUT_NAME]})[0]
+                           for i in range(0, len(lr_faces), EVAL_BATCH)]).reshape(-1)
+
+
+class FaceCalibrationReader(CalibrationDataReader):
+    """Batches of low-resolution faces, made exactly as the runtime makes its model input (with
+    their strengths, for a conditioned model)."""
+
+    def __init__(self, lr_faces: np.ndarray, levels: np.ndarray | None = None, batch_size: int = CALIBRATION_BATCH):
         if not len(lr_faces):
             raise ModelError("no calibration faces: the face folder's validation split is empty")
-        planes = [to_unit_float(face) for face in lr_faces]
-        self.batches = [{INPUT_NAME: to_batch(planes[i:i + batch_size])} for i in range(0, len(planes), batch_size)]
+        self.batches = [model_feeds(lr_faces[i:i + batch_size], None if levels is None else levels[i:i + batch_size])
+                        for i in range(0, len(lr_faces), batch_size)]
         self.set_range(0, len(self.batches))
 
     def __len__(self) -> int:
@@ -168,20 +189,23 @@ def runtime_graph(model_path: str | Path, threads: int | None = None) -> onnx.Mo
         return onnx.load(options.optimized_model_filepath)
 
 
-def upscale_faces(session: ort.InferenceSession, lr_faces: np.ndarray) -> list[np.ndarray]:
-    """8-bit outputs for 8-bit LR faces, rounded and clipped as a user would save them."""
+def upscale_faces(session: ort.InferenceSession, lr_faces: np.ndarray,
+                  levels: np.ndarray | None = None) -> list[np.ndarray]:
+    """8-bit outputs for 8-bit LR faces (at their ``levels``, for a conditioned model), rounded and
+    clipped as a user would save them."""
     outputs = []
     for start in range(0, len(lr_faces), EVAL_BATCH):
-        batch = to_batch([to_unit_float(face) for face in lr_faces[start:start + EVAL_BATCH]])
-        outputs += list(from_unit_float(session.run(None, {INPUT_NAME: batch})[0][:, 0]))
+        feeds = model_feeds(lr_faces[start:start + EVAL_BATCH], None if levels is None else levels[start:start + EVAL_BATCH])
+        outputs += list(from_unit_float(session.run(None, feeds)[0][:, 0]))
     return outputs
 
 
-def assess(model_path: Path, pairs: PairSet, threads: int | None, timing_input: np.ndarray) -> dict:
+def assess(model_path: Path, pairs: PairSet, levels: np.ndarray | None, threads: int | None,
+           timing_input: dict[str, np.ndarray]) -> dict:
     """Validation quality, latency on ``timing_input`` and float compute left in the runtime graph."""
     session, _ = open_session(model_path, "cpu", threads)
-    quality = score(list(pairs.hr), upscale_faces(session, pairs.lr))
-    timing = measure(lambda: session.run(None, {INPUT_NAME: timing_input}), warmup=1, min_reps=3, min_time_s=0.5)
+    quality = score(list(pairs.hr), upscale_faces(session, pairs.lr, levels))
+    timing = measure(lambda: session.run(None, timing_input), warmup=1, min_reps=3, min_time_s=0.5)
     return {**quality, "latency_s": timing.median_s,
             "float_ops": dict(float_compute_ops(runtime_graph(model_path, threads)))}
 
@@ -201,7 +225,8 @@ def output_layers(model: onnx.ModelProto) -> list[str]:
     return found
 
 
-def quantize_with(recipe: Recipe, prepared: Path, out_path: Path, lr_faces: np.ndarray, cache: Path) -> None:
+def quantize_with(recipe: Recipe, prepared: Path, out_path: Path, lr_faces: np.ndarray, cache: Path,
+                  levels: np.ndarray | None = None) -> None:
     """Quantize the pre-processed model with one recipe. ``cache`` holds calibration ranges for
     recipes that quantize the same nodes (others need other tensors calibrated)."""
     model = onnx.load(prepared)
@@ -209,7 +234,7 @@ def quantize_with(recipe: Recipe, prepared: Path, out_path: Path, lr_faces: np.n
     excluded = output_layers(model) if recipe.output == "float" else None
     with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print per batch
         quantize_static(
-            prepared, out_path, FaceCalibrationReader(lr_faces), quant_format=QuantFormat.QDQ,
+            prepared, out_path, FaceCalibrationReader(lr_faces, levels), quant_format=QuantFormat.QDQ,
             per_channel=True, activation_type=ACTIVATION_TYPES[recipe.activations],
             weight_type=WEIGHT_TYPES[recipe.weights], calibrate_method=CALIBRATION_METHODS[recipe.calibration],
             op_types_to_quantize=ops, nodes_to_exclude=excluded, calibration_cache_path=cache,
@@ -298,14 +323,17 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
                          f"quantize the fp32 model it came from")
     # The training run's HR size and subject split (its seed), so that no training face is validation or test.
     pairs = load_pairs(data_dir, trained_hr_size(info), trained_seed(info), scale=info.scale)
-    validation, test = pairs["validation"], pairs["test"]
-    report(f"calibrating and checking on {len(validation)} validation faces of {data_dir}")
-    timing_input = to_batch([np.random.default_rng(0).random(TIMING_SIZE, dtype=np.float32)])
+    validation, test = with_degraded(pairs["validation"], info), pairs["test"]
+    levels, test_levels = estimated_levels(info, validation.lr), estimated_levels(info, test.lr)
+    report(f"calibrating and checking on {len(validation)} validation faces of {data_dir}"
+           + (" (clean and degraded, at the strengths the model's estimator reads)" if levels is not None else ""))
+    timing_input = {INPUT_NAME: to_batch([np.random.default_rng(0).random(TIMING_SIZE, dtype=np.float32)]),
+                    **({STRENGTH_NAME: np.zeros((1, 1, 1, 1), np.float32)} if info.conditioned else {})}
     with tempfile.TemporaryDirectory(prefix="enhance-edge-quantize-") as tmp_dir:
         tmp = Path(tmp_dir)
         prepared = tmp / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared))
-        fp32 = assess(fp32_path, validation, threads, timing_input)
+        fp32 = assess(fp32_path, validation, levels, threads, timing_input)
         report(f"fp32: validation PSNR {fp32['psnr']:.3f} dB, {fp32['latency_s'] * 1e3:.1f} ms at "
                f"{TIMING_SIZE[0]}x{TIMING_SIZE[1]}")
         candidates = []
@@ -314,8 +342,8 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
             candidate = {"name": recipe.name, "recipe": recipe.to_dict(), "path": path}
             try:
                 quantize_with(recipe, prepared, path, validation.lr,
-                              tmp / f"ranges-{recipe.calibration}-{recipe.silu}-{recipe.output}.json")
-                candidate.update(assess(path, validation, threads, timing_input))
+                              tmp / f"ranges-{recipe.calibration}-{recipe.silu}-{recipe.output}.json", levels)
+                candidate.update(assess(path, validation, levels, threads, timing_input))
             except Exception as exc:  # a recipe onnxruntime cannot quantize or run is recorded, not fatal
                 candidate["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             candidates.append(candidate)
@@ -323,8 +351,8 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
         chosen = choose(candidates, fp32["psnr"], max_loss_db)
         chosen_session, _ = open_session(chosen["path"], "cpu", threads)
         fp32_session, _ = open_session(fp32_path, "cpu", threads)
-        test_scores = {"fp32": score(list(test.hr), upscale_faces(fp32_session, test.lr)) if len(test) else None,
-                       "int8": score(list(test.hr), upscale_faces(chosen_session, test.lr)) if len(test) else None}
+        test_scores = {name: score(list(test.hr), upscale_faces(session, test.lr, test_levels)) if len(test) else None
+                       for name, session in (("fp32", fp32_session), ("int8", chosen_session))}
         summary = {
             "recipe": chosen["recipe"],
             "max_loss_db": max_loss_db,
@@ -348,6 +376,21 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
         onnx.helper.set_model_props(model, metadata)
         write_model_file(out_path, model.SerializeToString())
     return summary
+
+
+def with_degraded(pairs: PairSet, info: ModelInfo) -> PairSet:
+    """For a model conditioned on the degradation level, ``pairs`` and a degraded copy of them (the
+    training run's fixed validation draw, from the ranges in the model's metadata): int8 must hold at
+    every strength it will run at. Other models: ``pairs`` as they are."""
+    if not info.conditioned:
+        return pairs
+    from ..train.data import VALIDATION_STREAM, degraded_lrs  # torch is here whenever quantize is
+
+    config = DegradationConfig.from_dict(info.json_field("degradation_config"))
+    degraded, _ = degraded_lrs(pairs.hr, np.arange(len(pairs)), config, trained_seed(info), VALIDATION_STREAM,
+                               info.scale)
+    return PairSet([*pairs.names, *(f"{name} (degraded)" for name in pairs.names)],
+                   np.concatenate([pairs.hr, pairs.hr]), np.concatenate([pairs.lr, degraded]))
 
 
 def describe(candidate: dict, fp32: dict) -> str:

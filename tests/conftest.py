@@ -62,6 +62,35 @@ def tiny_generator(tiny_generator_config):
 
 
 @pytest.fixture(scope="session")
+def tiny_conditioned():
+    """A tiny generator conditioned on the degradation level, with random level biases (zero at
+    initialisation, so that strengths really differ) and its estimator."""
+    import torch
+
+    from enhance_edge.train.config import EstimatorConfig, GeneratorConfig
+    from enhance_edge.train.networks import DegradationEstimator, Generator
+
+    torch.manual_seed(0)
+    generator = Generator(GeneratorConfig(channels=4, residual_blocks=1, skip="bicubic", condition="degradation"))
+    with torch.no_grad():
+        for name, parameter in generator.named_parameters():
+            if "level_bias" in name:
+                parameter.normal_(0, 0.5)
+    return generator.eval(), DegradationEstimator(EstimatorConfig(channels=2)).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_conditioned_onnx(tmp_path_factory, tiny_conditioned) -> Path:
+    """``tiny_conditioned`` exported through the real export path, its estimator embedded."""
+    from enhance_edge.export.onnx_export import export_generator
+
+    generator, estimator = tiny_conditioned
+    path = tmp_path_factory.mktemp("model") / "tiny-conditioned.onnx"
+    export_generator(generator, path, {"trained_on": "nothing (test fixture)"}, estimator=estimator)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory, tiny_generator) -> Path:
     """A tiny random-weight generator exported through the real export path."""
     from enhance_edge.export.onnx_export import export_generator

@@ -71,20 +71,6 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
     return generator.eval(), state
 
 
-def load_warm_start(path: str | Path, generator_config: GeneratorConfig) -> Generator:
-    """The float generator of another run, to start from; refused unless its design is this run's.
-
-    Two designs can share every weight name and shape (``skip`` adds no weights), so
-    loading the weights alone would silently start from a network that computes something else.
-    """
-    generator, _ = load_generator(path)
-    differences = _field_differences("generator", generator.config, generator_config)
-    if differences:
-        raise CheckpointError(f"cannot start from {str(path)!r}: its generator differs from this run's "
-                              f"({'; '.join(differences)}); give the same generator options")
-    return generator
-
-
 def _generator(config: RunConfig) -> Generator:
     """The generator a run of ``config`` trains, untrained."""
     generator = Generator(config.generator)
@@ -131,9 +117,14 @@ def run_config(path: str | Path, state: dict[str, Any]) -> RunConfig:
 
 def config_differences(saved: RunConfig, asked: RunConfig) -> list[str]:
     """'section.field: saved -> asked' for every setting that changes what a run computes."""
-    return [difference for section in ("generator", "discriminator", "train")
-            for difference in _field_differences(section, getattr(saved, section), getattr(asked, section),
-                                                 OPERATIONAL_FIELDS if section == "train" else ())]
+    found = [difference for section in ("generator", "discriminator", "train", "estimator")
+             for difference in _field_differences(section, getattr(saved, section), getattr(asked, section),
+                                                  OPERATIONAL_FIELDS if section == "train" else ())]
+    if saved.degradation is not None and asked.degradation is not None:
+        found += _field_differences("degradation", saved.degradation, asked.degradation)
+    elif saved.degradation != asked.degradation:
+        found.append(f"degradation: {saved.degradation!r} -> {asked.degradation!r}")
+    return found
 
 
 def _field_differences(section: str, before: Any, after: Any, ignored: tuple[str, ...] = ()) -> list[str]:

@@ -7,7 +7,14 @@ are saved inside every checkpoint and, for the generator, in the exported ONNX m
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, get_args
+
+from enhance_edge.degradation import DegradationConfig
+
+SkipPath = Literal["none", "bicubic"]
+# "degradation": the generator takes a second input, the degradation level in [0, 1]
+# (enhance_edge.degradation), and a small estimator network learns to read it from the LR.
+Condition = Literal["none", "degradation"]
 
 
 def _validated(cls, values: dict[str, Any]):
@@ -27,7 +34,8 @@ class GeneratorConfig:
     scale: int = 2
     # "none": the report's network. "bicubic": add a fixed bicubic upsampling of the input,
     # so the network only learns the residual detail (the reference recipe of PROTOCOL.md).
-    skip: str = "none"
+    skip: SkipPath = "none"
+    condition: Condition = "none"
 
     def __post_init__(self):
         for name in ("in_channels", "channels", "scale"):
@@ -35,10 +43,10 @@ class GeneratorConfig:
                 raise ValueError(f"GeneratorConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.residual_blocks < 0:
             raise ValueError(f"GeneratorConfig.residual_blocks must be >= 0, got {self.residual_blocks}")
-        if self.skip not in ("none", "bicubic"):
-            raise ValueError(f"GeneratorConfig.skip must be 'none' or 'bicubic', got {self.skip!r}")
-        if self.skip == "bicubic" and self.scale != 2:
-            raise ValueError(f"the bicubic skip path is built for scale 2, got scale {self.scale}")
+        if self.skip not in get_args(SkipPath):
+            raise ValueError(f"GeneratorConfig.skip must be one of {get_args(SkipPath)}, got {self.skip!r}")
+        if self.condition not in get_args(Condition):
+            raise ValueError(f"GeneratorConfig.condition must be one of {get_args(Condition)}, got {self.condition!r}")
 
     def macs_per_input_pixel(self) -> int:
         """Multiply-adds per low-resolution input pixel (3x3 convolutions dominate)."""
@@ -46,8 +54,30 @@ class GeneratorConfig:
         head = k * self.in_channels * c
         body = self.residual_blocks * 2 * k * c * c
         tail = k * c * self.in_channels * self.scale**2
-        skip = 25 * self.scale**2 if self.skip == "bicubic" else 0
+        skip = bicubic_taps(self.scale) ** 2 * self.scale**2 if self.skip == "bicubic" else 0
         return head + body + tail + skip
+
+    to_dict = asdict
+    from_dict = classmethod(_validated)
+
+
+def bicubic_taps(scale: int) -> int:
+    """Input pixels per axis that one output phase of a x``scale`` bicubic upsampling reads
+    (5 for x2 and x4): the skip path's kernel size."""
+    reach = 2 + (scale - 1) / (2 * scale)  # the cubic's support of 2, plus the farthest phase offset
+    return 2 * int(reach) + 1
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """The degradation-level estimator of a conditioned generator: strided convolutions and a
+    global mean, so it reads noise and 8x8 JPEG blocking over a receptive field of ~20 pixels."""
+
+    channels: int = 16
+
+    def __post_init__(self):
+        if self.channels < 1:
+            raise ValueError(f"EstimatorConfig.channels must be >= 1, got {self.channels}")
 
     to_dict = asdict
     from_dict = classmethod(_validated)
@@ -94,6 +124,11 @@ class TrainConfig:
     hflip: bool = False  # random horizontal flips of training pairs
     hr_size: tuple[int, int] | None = (92, 112)  # (width, height); None: crop to even size
     max_images: int | None = None  # cap per split, for quick runs and tests
+    # More training images beside the face folder's train split: folders of any images (colour
+    # photos are read as luma), from which each epoch draws ``extra_crops`` random HR-sized crops.
+    # Validation and test stay the face folder's.
+    extra_data: tuple[str, ...] = ()
+    extra_crops: int = 1024
     seed: int = 0
     threads: int | None = None  # torch intra-op threads; None: torch's default
     # Also write OUT/last.pt every this many optimiser steps (0: only at epoch ends).
@@ -114,6 +149,9 @@ class TrainConfig:
             raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.extra_crops < 0:
+            raise ValueError(f"extra_crops must be >= 0, got {self.extra_crops}")
+        object.__setattr__(self, "extra_data", tuple(self.extra_data))
         for name in ("max_images", "threads"):  # None: no cap, torch's default
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or None), got {getattr(self, name)}")
@@ -137,13 +175,27 @@ class RunConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # None: training LRs are PROTOCOL.md's clean bicubic halves (the report's setting).
+    degradation: DegradationConfig | None = None
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
+
+    def __post_init__(self):
+        if self.generator.condition == "degradation" and self.degradation is None:
+            raise ValueError("a generator conditioned on the degradation level needs degraded training pairs "
+                             "(a degradation config)")
 
     def to_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.to_dict(), "discriminator": self.discriminator.to_dict(),
-                "train": self.train.to_dict()}
+                "train": self.train.to_dict(),
+                "degradation": self.degradation.to_dict() if self.degradation else None,
+                "estimator": self.estimator.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        # Checkpoints written before degradations existed have neither of the last two keys.
+        degradation = values.get("degradation")
         return cls(GeneratorConfig.from_dict(values["generator"]),
                    DiscriminatorConfig.from_dict(values["discriminator"]),
-                   TrainConfig.from_dict(values["train"]))
+                   TrainConfig.from_dict(values["train"]),
+                   DegradationConfig.from_dict(degradation) if degradation else None,
+                   EstimatorConfig.from_dict(values.get("estimator", {})))

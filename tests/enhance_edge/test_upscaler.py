@@ -186,3 +186,57 @@ def test_any_size_and_mode_is_upscaled(upscaler, width, height, mode, seed):
     assert result.size == (2 * width, 2 * height)
     assert result.mode == {"1": "L", "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "I": "I;16", "F": "I;16",
                            "YCbCr": "RGB"}.get(mode, mode)
+
+
+@pytest.fixture(scope="module")
+def conditioned(tiny_conditioned_onnx):
+    return Upscaler(tiny_conditioned_onnx, threads=1)
+
+
+def test_strength_trades_sharpness_for_clean_up_and_auto_reads_it_from_the_image(conditioned):
+    pixels = photo()[..., 0]
+    plane = to_unit_float(pixels)
+    soft, hard = (np.asarray(conditioned.upscale(pixels, strength=s), np.int16) for s in (0.0, 1.0))
+    assert np.abs(soft - hard).max() > 0
+    estimated = conditioned.estimate_strength(plane)
+    assert 0.0 <= estimated <= 1.0 and conditioned.strength_for(plane) == estimated
+    np.testing.assert_array_equal(conditioned.upscale(pixels), conditioned.upscale(pixels, strength=estimated))
+    fixed = Upscaler(conditioned.info.path, threads=1, strength=0.0)
+    np.testing.assert_array_equal(fixed.upscale(pixels), soft)
+
+
+def test_a_tiled_image_runs_every_tile_at_the_whole_images_strength(tiny_conditioned_onnx, conditioned):
+    pixels = photo(width=90, height=70)[..., 0]
+    tiled = Upscaler(tiny_conditioned_onnx, threads=1, tile=32)
+    np.testing.assert_array_equal(tiled.upscale(pixels), conditioned.upscale(pixels))
+
+
+def test_a_large_image_is_estimated_from_crops_spread_over_it(conditioned):
+    plane = np.zeros((1200, 1000), np.float32)
+    plane[::2] = 1.0  # stripes everywhere: every crop sees the same
+    striped = conditioned.estimate_strength(plane)
+    assert striped == pytest.approx(conditioned.estimate_strength(plane[:128, :128]), abs=1e-5)
+
+
+@pytest.mark.parametrize("strength, message", [
+    (1.5, r"strength must be 'auto' or a number from 0 to 1, got 1.5"),
+    ("high", r"strength must be 'auto' or a number from 0 to 1, got 'high'"),
+])
+def test_bad_strengths_are_named(conditioned, strength, message):
+    with pytest.raises(EnhanceEdgeError, match=message):
+        conditioned.upscale(photo(), strength=strength)
+
+
+def test_a_model_without_the_strength_input_refuses_a_number_but_takes_auto(upscaler, tiny_onnx):
+    assert upscaler.estimate_strength(to_unit_float(photo()[..., 0])) is None
+    with pytest.raises(ModelError, match="has no strength control"):
+        Upscaler(tiny_onnx, strength=0.5)
+    with pytest.raises(ModelError, match="has no strength control"):
+        upscaler.upscale(photo(), strength=0.5)
+
+
+def test_bundled_names_and_precisions_resolve_as_in_the_cli():
+    assert Upscaler("fast", precision="fp32").info.path.endswith("fast.onnx")
+    assert Upscaler("fast", precision="int8").info.path.endswith("fast-int8.onnx")
+    with pytest.raises(ModelError, match="no bundled model named 'nope'|does not exist"):
+        Upscaler("nope")

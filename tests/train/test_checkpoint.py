@@ -8,6 +8,7 @@ from enhance_edge.errors import CheckpointError
 from enhance_edge.train import checkpoint
 from enhance_edge.train.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
 from enhance_edge.train.networks import Discriminator, Generator
+from enhance_edge.train.warm_start import load_warm_start
 
 DATA = {"folder": "faces", "hr_size": (20, 24), "images": {"train": 6, "validation": 3, "test": 3}}
 
@@ -127,7 +128,7 @@ def generator_checkpoint(path, **changes):
 def test_a_checkpoint_with_a_bad_config_or_weights_is_a_checkpoint_error_naming_file_and_cause(
         tmp_path, changes, cause):
     path = generator_checkpoint(tmp_path / "newer.pt", **changes)
-    for load in (checkpoint.load_generator, lambda p: checkpoint.load_warm_start(p, GeneratorConfig(channels=4))):
+    for load in (checkpoint.load_generator, lambda p: load_warm_start(p, GeneratorConfig(channels=4))):
         with pytest.raises(CheckpointError, match=f"^'{re.escape(str(path))}' {cause}"):
             load(path)
 

@@ -2,7 +2,9 @@ import re
 
 import pytest
 
-from enhance_edge.train.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
+from enhance_edge.degradation import DegradationConfig
+from enhance_edge.train.config import (DiscriminatorConfig, EstimatorConfig, GeneratorConfig, RunConfig, TrainConfig,
+                                       bicubic_taps)
 
 
 def test_defaults_are_the_reports_numbers():
@@ -19,6 +21,20 @@ def test_run_config_round_trips_through_a_plain_dict():
     assert RunConfig.from_dict(config.to_dict()) == config
 
 
+def test_a_conditioned_run_round_trips_and_old_checkpoint_configs_still_load():
+    config = RunConfig(GeneratorConfig(channels=8, skip="bicubic", condition="degradation"),
+                       degradation=DegradationConfig(jpeg_quality=(50, 90)), estimator=EstimatorConfig(channels=4))
+    assert RunConfig.from_dict(config.to_dict()) == config
+    old = RunConfig().to_dict()
+    del old["degradation"], old["estimator"]  # written before degradations existed
+    assert RunConfig.from_dict(old) == RunConfig()
+
+
+def test_a_conditioned_generator_needs_degraded_training_pairs():
+    with pytest.raises(ValueError, match="needs degraded training pairs"):
+        RunConfig(GeneratorConfig(condition="degradation"))
+
+
 def test_unknown_keys_are_named():
     with pytest.raises(ValueError, match=r"unknown GeneratorConfig keys \['wings'\]"):
         GeneratorConfig.from_dict({"channels": 4, "wings": 2})
@@ -26,8 +42,8 @@ def test_unknown_keys_are_named():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"channels": 0}, "channels must be >= 1, got 0"),
-    ({"skip": "nearest"}, "skip must be 'none' or 'bicubic', got 'nearest'"),
-    ({"skip": "bicubic", "scale": 3}, "built for scale 2, got scale 3"),
+    ({"skip": "nearest"}, r"skip must be one of \('none', 'bicubic'\), got 'nearest'"),
+    ({"condition": "noise"}, r"condition must be one of \('none', 'degradation'\), got 'noise'"),
 ])
 def test_generator_config_rejects_bad_values_showing_them(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -37,6 +53,14 @@ def test_generator_config_rejects_bad_values_showing_them(kwargs, message):
 def test_macs_per_input_pixel_of_the_reports_generator():
     # head 9*20 + 16 blocks * 2 * 9*20*20 + tail 9*20*4: the report's model is ~116k MACs/pixel.
     assert GeneratorConfig().macs_per_input_pixel() == 180 + 16 * 7200 + 720
+
+
+def test_the_bicubic_skip_path_reads_five_taps_at_x2_and_x4():
+    # x2 phases sit 0.25 from an input pixel, x4 phases up to 0.375: the cubic's reach of 2 then
+    # covers input pixels i-2..i+2 at both scales.
+    assert bicubic_taps(2) == bicubic_taps(4) == 5
+    assert GeneratorConfig(skip="bicubic", scale=4).macs_per_input_pixel() == (
+        GeneratorConfig(scale=4).macs_per_input_pixel() + 25 * 16)
 
 
 @pytest.mark.parametrize("kwargs, message", [

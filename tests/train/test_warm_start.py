@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+from enhance_edge.errors import CheckpointError
+from enhance_edge.model import bundled_model_path, int8_model_path
+from enhance_edge.train.config import GeneratorConfig
+from enhance_edge.train.warm_start import load_warm_start
+
+
+def test_a_conditioned_generator_starts_from_a_released_model_computing_what_it_did(tiny_onnx, tiny_generator):
+    conditioned = GeneratorConfig(channels=4, residual_blocks=1, skip="bicubic", condition="degradation")
+    generator, estimator = load_warm_start(str(tiny_onnx), conditioned)
+    assert estimator is None  # an unconditioned model has none: the run trains one from scratch
+    x = torch.from_numpy(np.random.default_rng(0).random((2, 1, 9, 7), dtype=np.float32))
+    with torch.no_grad():
+        expected = tiny_generator(x)
+        for level in (0.0, 0.6, 1.0):  # the level biases start at zero: every strength is the old model
+            torch.testing.assert_close(generator.eval()(x, torch.full((2, 1, 1, 1), level)), expected)
+
+
+def test_a_conditioned_model_hands_on_its_estimator(tiny_conditioned_onnx, tiny_conditioned):
+    source, source_estimator = tiny_conditioned
+    generator, estimator = load_warm_start(str(tiny_conditioned_onnx), source.config)
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(generator.state_dict()[key], value)
+    assert estimator.keys() == source_estimator.state_dict().keys()
+    for key, value in source_estimator.state_dict().items():
+        torch.testing.assert_close(estimator[key], value)
+
+
+@pytest.mark.parametrize("asked, difference", [
+    ({"channels": 8}, "channels: 4 -> 8"),
+    ({"skip": "none"}, "skip: 'bicubic' -> 'none'"),
+])
+def test_a_released_model_of_another_design_is_refused(tiny_onnx, asked, difference):
+    config = GeneratorConfig(**{"channels": 4, "residual_blocks": 1, "skip": "bicubic", **asked})
+    with pytest.raises(CheckpointError, match=f"its generator differs from this run's \\({difference}\\)"):
+        load_warm_start(str(tiny_onnx), config)
+
+
+def test_the_condition_cannot_be_dropped(tiny_conditioned_onnx):
+    with pytest.raises(CheckpointError, match="condition: 'degradation' -> 'none'"):
+        load_warm_start(str(tiny_conditioned_onnx), GeneratorConfig(channels=4, residual_blocks=1, skip="bicubic"))
+
+
+def test_bundled_names_start_from_their_fp32_file_and_int8_files_are_refused():
+    generator, _ = load_warm_start("fast", GeneratorConfig(channels=16, residual_blocks=4, skip="bicubic"))
+    assert generator.config.channels == 16
+    int8 = int8_model_path(bundled_model_path("fast", "fp32"))
+    with pytest.raises(CheckpointError, match="it is an int8 model; start from its fp32 file"):
+        load_warm_start(str(int8), GeneratorConfig(channels=16, residual_blocks=4, skip="bicubic"))
+
+
+def test_a_file_that_is_not_a_model_is_one_clear_error(tmp_path):
+    path = tmp_path / "notes.onnx"
+    path.write_text("not a model")
+    with pytest.raises(CheckpointError, match="cannot start from .*notes.onnx"):
+        load_warm_start(str(path), GeneratorConfig())

@@ -1,0 +1,91 @@
+"""Starting a run from trained weights: another run's checkpoint, or a released ONNX model.
+
+A released model (a bundled name such as "default", or an enhance-edge ONNX file) keeps its
+weights under the generator's own parameter names and its design in the metadata, so a new
+run can fine-tune it without the checkpoint it came from. A conditioned generator may start
+from an unconditioned one of the same design: its level biases start at zero, so it first
+computes exactly what the released model did, at every level.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from enhance_edge.errors import CheckpointError, ModelError
+from enhance_edge.model import BUNDLED_MODELS, ESTIMATOR_KEY, resolve_model
+
+from .checkpoint import load, load_generator
+from .config import GeneratorConfig
+from .networks import Generator
+
+
+def _onnx_weights(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """The generator config, generator weights and (if embedded) estimator weights of an fp32 model file."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf's decode errors are untyped for our purpose
+        raise CheckpointError(f"cannot start from {str(path)!r}: not a readable ONNX file ({exc})") from None
+    metadata = {p.key: p.value for p in model.metadata_props}
+    try:
+        config = GeneratorConfig.from_dict(json.loads(metadata["generator_config"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"cannot start from {str(path)!r}: no enhance-edge generator config in its "
+                              f"metadata ({exc!r})") from None
+    if metadata.get("precision", "fp32") != "fp32":
+        raise CheckpointError(f"cannot start from {str(path)!r}: it is an {metadata['precision']} model; "
+                              f"start from its fp32 file")
+
+    def initializers(graph) -> dict[str, torch.Tensor]:
+        return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+
+    estimator = None
+    if ESTIMATOR_KEY in metadata:
+        estimator = initializers(onnx.load_from_string(base64.b64decode(metadata[ESTIMATOR_KEY])).graph)
+    return config, initializers(model.graph), estimator
+
+
+def _source_weights(source: str) -> tuple[GeneratorConfig, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    if source in BUNDLED_MODELS or source.endswith(".onnx"):
+        try:
+            path = resolve_model(source, "fp32" if source in BUNDLED_MODELS else "auto")
+        except ModelError as exc:
+            raise CheckpointError(f"cannot start from {source!r}: {exc}") from None
+        return _onnx_weights(path)
+    generator, _ = load_generator(source)
+    return generator.config, generator.state_dict(), load(source).get("estimator")
+
+
+def load_warm_start(source: str | Path, generator_config: GeneratorConfig) -> tuple[Generator, dict[str, Any] | None]:
+    """The float generator to start from (with ``generator_config``'s design) and, where the source
+    has one, its degradation estimator's weights; refused unless the source's design is this run's.
+
+    Two designs can share every weight name and shape (``skip`` adds no weights), so loading the
+    weights alone would silently start from a network that computes something else. The one
+    difference allowed is adding the degradation condition to an unconditioned generator.
+    """
+    source = str(source)
+    config, weights, estimator = _source_weights(source)
+    adding_condition = config.condition == "none" and generator_config.condition == "degradation"
+    compared = replace(config, condition=generator_config.condition) if adding_condition else config
+    differences = [f"{f.name}: {getattr(compared, f.name)!r} -> {getattr(generator_config, f.name)!r}"
+                   for f in fields(GeneratorConfig) if getattr(compared, f.name) != getattr(generator_config, f.name)]
+    if differences:
+        raise CheckpointError(f"cannot start from {source!r}: its generator differs from this run's "
+                              f"({'; '.join(differences)}); give the same generator options")
+    generator = Generator(generator_config)
+    own = generator.state_dict()
+    missing = [key for key in own if key not in weights]
+    if any("level_bias" not in key for key in missing) or (missing and not adding_condition):
+        raise CheckpointError(f"cannot start from {source!r}: it lacks the weights {missing[:3]}")
+    own.update({key: value for key, value in weights.items() if key in own})
+    generator.load_state_dict(own)
+    return generator, estimator if not adding_condition else None
