@@ -12,17 +12,19 @@ import enum
 import glob
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 
 from . import imageio
 from .errors import EnhanceEdgeError, ImageError, ModelError
 from .fileio import atomic_output
-from .imageio import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, check_size, format_for, output_format_for,
-                      provenance, write_image)
+from .imageio import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, SourceInfo, check_size, format_for,
+                      output_format_for, provenance, write_image)
 from .upscaler import Upscaler
 
 _GLOB_CHARACTERS = frozenset("*?[")
@@ -45,6 +47,58 @@ class Job:
 class Outcome(enum.Enum):
     DONE = "done"
     SKIPPED = "skipped"  # the output exists and overwriting was not asked for
+    FAILED = "failed"  # never returned by upscale_file, which raises; for reports of a batch
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What became of one input: what upscale_file returns, and what `upscale --json` prints."""
+
+    input: Path
+    output: Path
+    status: Outcome
+    model: str  # the model file and its content hash, as the output's provenance tag names it
+    precision: str  # of the model file that ran, "fp32" or "int8": what "auto" chose
+    # The degradation level the model ran at: the number asked for, or "auto" (the model estimates
+    # it from each image); None for a model without the strength input.
+    strength: float | str | None
+    input_size: tuple[int, int] | None = None  # width, height; None when the input was not read
+    output_size: tuple[int, int] | None = None
+    seconds: float = 0.0
+    error: str | None = None  # why it failed (status FAILED)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: paths as strings, sizes as [width, height]."""
+        return {"input": str(self.input), "output": str(self.output), "status": self.status.value,
+                "error": self.error, "seconds": round(self.seconds, 3), "model": self.model,
+                "precision": self.precision, "strength": self.strength,
+                "input_size": list(self.input_size) if self.input_size else None,
+                "output_size": list(self.output_size) if self.output_size else None}
+
+
+def model_precision(upscaler: Upscaler) -> str:
+    """The precision of the model file an upscaler runs (what "auto" resolved to)."""
+    return upscaler.info.metadata.get("precision", "fp32")
+
+
+def parse_strength(value: float | str | None) -> float | str:
+    """"auto" (also for None or "") or a number from 0 to 1, from an option or a form field;
+    EnhanceEdgeError with the bad value otherwise."""
+    if value is None or value == "" or value == "auto":
+        return "auto"
+    try:
+        strength = float(value)
+    except (TypeError, ValueError):
+        strength = -1.0
+    if not 0.0 <= strength <= 1.0:
+        raise EnhanceEdgeError(f"expected auto or a number from 0 to 1, got {value!r}")
+    return strength
+
+
+def failed_result(upscaler: Upscaler, job: Job, error: str, seconds: float) -> FileResult:
+    """The record of a job that raised ``error``, for a batch's report."""
+    return FileResult(job.source, job.target, Outcome.FAILED, upscaler.model_name, model_precision(upscaler),
+                      strength_setting(upscaler, None), seconds=seconds, error=error)
 
 
 @dataclass(frozen=True)
@@ -139,7 +193,8 @@ def plan_jobs(inputs: list[Path], output: Path | None, *, scale: int, recursive:
     for item in found:
         name = f"{item.path.stem}{suffix}{_output_suffix(item.path, output_format)}"
         folder = item.path.parent if output is None else output / item.relative.parent
-        jobs.append(Job(item.path, folder / name))
+        # expand_inputs keeps a pattern only when nothing matched it
+        jobs.append(Job(item.path, folder / name, "no file matches this pattern" if _is_pattern(item.path) else None))
     # Outputs of an earlier run lie beside their inputs: listing a folder must not take them as inputs.
     earlier_outputs = {_real_path(job.target) for job in jobs}
     jobs = [job for job, item in zip(jobs, found)
@@ -169,12 +224,12 @@ def _with_problems(jobs: list[Job]) -> list[Job]:
     checked = []
     for job in jobs:
         target = _real_path(job.target)
-        problem = None
-        if target in sources:
+        problem = job.problem
+        if problem is None and target in sources:
             problem = f"output {str(job.target)!r} would overwrite an input; choose another -o or --suffix"
-        elif target in claimed:
+        elif problem is None and target in claimed:
             problem = f"output {str(job.target)!r} is already the output of {str(claimed[target])!r}"
-        else:
+        elif problem is None:
             claimed[target] = job.source
         checked.append(Job(job.source, job.target, problem))
     return checked
@@ -190,43 +245,88 @@ def _over_budget(upscaler: Upscaler, image: Image.Image) -> str | None:
             f"tiled, the whole-image buffers are not")
 
 
-def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quality: int = DEFAULT_QUALITY,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: Callable[[int], None] | None = None,
-                 warn: Callable[[str], None] | None = None) -> Outcome:
-    """Read, upscale and atomically write one image with its metadata and provenance tags.
+def strength_setting(upscaler: Upscaler, strength: float | str | None = None) -> float | str | None:
+    """The strength an upscale runs at, as FileResult reports it: ``strength`` (None: the
+    upscaler's own); None for a model without the strength input."""
+    if not upscaler.info.conditioned:
+        return None
+    return upscaler.strength if strength is None else strength
 
-    The format follows the output's extension (the input's format when it has none Pillow
-    can write). ``warn`` is told, naming the file, when the upscale will exceed the
-    upscaler's memory budget. Raises EnhanceEdgeError subclasses naming the file; writes
-    nothing then.
-    """
-    if job.problem is not None:
-        raise EnhanceEdgeError(f"{job.source}: {job.problem}")
-    if job.target.exists() and not overwrite:
-        return Outcome.SKIPPED
-    image, source = imageio.read_image(job.source, max_pixels)
-    image_format = format_for(job.target) or output_format_for(source.format)
+
+def read_for_upscale(upscaler: Upscaler, source: Path | BinaryIO, image_format: str | None,
+                     max_pixels: int = DEFAULT_MAX_PIXELS, *,
+                     png_if_too_large: bool = False) -> tuple[Image.Image, SourceInfo, str]:
+    """Read ``source`` (a path, or a binary file whose str() names it) upright, in a working
+    mode, with what its output inherits, and choose the output's format: ``image_format``, else
+    the input's own. A result too large for that format is an ImageError naming the file before
+    any work is done, or, with ``png_if_too_large`` (for a format nobody asked for), PNG."""
+    image, info = imageio.read_image(source, max_pixels)
+    image_format = image_format or output_format_for(info.format)
     try:
         check_size(image_format, (image.width * upscaler.scale, image.height * upscaler.scale))
     except ImageError as exc:
-        raise ImageError(f"{job.source}: {exc}") from None
-    tags = provenance(upscaler.scale, upscaler.model_name)
+        if not png_if_too_large:
+            raise ImageError(f"{source}: {exc}") from None
+        image_format = "PNG"  # which has no size limit
+    return image, info, image_format
+
+
+def write_upscaled(upscaler: Upscaler, image: Image.Image, info: SourceInfo, handle: BinaryIO, image_format: str, *,
+                   name: str | Path, target: str | Path | None = None, quality: int = DEFAULT_QUALITY,
+                   strength: float | str | None = None, progress: Callable[[int], None] | None = None,
+                   warn: Callable[[str], None] | None = None) -> tuple[int, int]:
+    """Upscale an image from read_for_upscale and encode it into ``handle`` with the input's
+    metadata and the provenance tags; the result's size. Errors of the upscale, and ``warn``'s
+    notice that it will exceed the memory budget, name ``name`` (the input); errors of the
+    encoding ``target`` (default: ``name``)."""
+    if warn is not None and (excess := _over_budget(upscaler, image)) is not None:
+        warn(f"{name}: {excess}")
+    try:
+        result = upscaler.upscale(image, progress=progress, strength=strength)
+    except (ImageError, ModelError) as exc:  # e.g. a model that fails on this size: name the file
+        raise type(exc)(f"{name}: {exc}") from None
+    try:
+        write_image(result, handle, image_format, info, provenance(upscaler.scale, upscaler.model_name), quality)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # Pillow's encoders, or the file system
+        raise ImageError(f"{target or name}: cannot write ({exc})") from None
+    return result.size
+
+
+def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quality: int = DEFAULT_QUALITY,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, strength: float | str | None = None,
+                 progress: Callable[[int], None] | None = None,
+                 warn: Callable[[str], None] | None = None) -> FileResult:
+    """Read, upscale and atomically write one image with its metadata and provenance tags.
+
+    The format follows the output's extension (the input's format when it has none Pillow
+    can write). ``strength`` overrides the upscaler's own ("auto" or 0..1). ``warn`` is told,
+    naming the file, when the upscale will exceed the upscaler's memory budget. Returns what
+    was done (status DONE, or SKIPPED: the output exists and ``overwrite`` is off). Raises
+    EnhanceEdgeError subclasses naming the file; writes nothing then.
+    """
+    start = time.perf_counter()
+    if job.problem is not None:
+        raise EnhanceEdgeError(f"{job.source}: {job.problem}")
+    if strength is not None:
+        try:
+            strength = parse_strength(strength)
+        except EnhanceEdgeError as exc:
+            raise EnhanceEdgeError(f"strength: {exc}") from None
+    model, precision = upscaler.model_name, model_precision(upscaler)
+    setting = strength_setting(upscaler, strength)
+    if job.target.exists() and not overwrite:
+        return FileResult(job.source, job.target, Outcome.SKIPPED, model, precision, setting,
+                          seconds=time.perf_counter() - start)
+    image, source, image_format = read_for_upscale(upscaler, job.source, format_for(job.target), max_pixels)
+    input_size = image.size
     created = _missing_folders(job.target.parent)
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
         # Opened before the upscale: an unwritable output fails at once, not after minutes of work.
         with atomic_output(job.target) as handle:
-            if warn is not None and (excess := _over_budget(upscaler, image)) is not None:
-                warn(f"{job.source}: {excess}")
-            try:
-                result = upscaler.upscale(image, progress=progress)
-            except (ImageError, ModelError) as exc:  # e.g. a model that fails on this size: name the file
-                raise type(exc)(f"{job.source}: {exc}") from None
-            del image
-            try:
-                write_image(result, handle, image_format, source, tags, quality)
-            except (ValueError, KeyError, TypeError) as exc:  # Pillow's encoders
-                raise ImageError(f"{job.target}: cannot write ({exc})") from None
+            output_size = write_upscaled(upscaler, image, source, handle, image_format, name=job.source,
+                                         target=job.target, quality=quality, strength=strength, progress=progress,
+                                         warn=warn)
     except BaseException as exc:
         for folder in created:  # a failed file leaves no empty folder; one that another file went into stays
             with contextlib.suppress(OSError):
@@ -234,7 +334,20 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quali
         if isinstance(exc, OSError):  # the file system: the folder, the temporary file, its writing or renaming
             raise ImageError(f"{job.target}: cannot write ({exc})") from None
         raise
-    return Outcome.DONE
+    return FileResult(job.source, job.target, Outcome.DONE, model, precision, setting, input_size, output_size,
+                      time.perf_counter() - start)
+
+
+def unsearched_folders(inputs: list[Path]) -> dict[Path, int]:
+    """Input folders whose sub-folders a listing without ``recursive`` does not search, with how
+    many (hidden ones are never searched, so not counted)."""
+    counts = {}
+    for path in inputs:
+        if path.is_dir():
+            count = sum(1 for entry in path.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+            if count:
+                counts[path] = count
+    return counts
 
 
 def _missing_folders(folder: Path) -> list[Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .batch import parse_strength
 from .errors import EnhanceEdgeError, MissingExtraError
 # Ray-free: the cluster module imports Ray only when a --cluster run starts.
 from .cluster import SUMMARY_NAME as CLUSTER_SUMMARY_NAME
@@ -40,20 +42,20 @@ CONDITION_NAMES = ("clean", "jpeg75", "noise3", "blur", "camera")
 
 
 def _parse_strength(ctx, param, value):
-    """"auto" or a number from 0 to 1."""
-    if value is None or value == "auto":
+    """"auto" or a number from 0 to 1, in the words the web server also answers with."""
+    if value is None:
         return value
     try:
-        strength = float(value)
-    except ValueError:
-        strength = -1.0
-    if not 0.0 <= strength <= 1.0:
-        raise click.BadParameter(f"expected auto or a number from 0 to 1, got {value!r}")
-    return strength
+        return parse_strength(value)
+    except EnhanceEdgeError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 # Above this a single image gets a progress bar (about 10 s of model time on a laptop core).
 _LARGE_IMAGE_PIXELS = 2_000_000
+# Where stderr is not a terminal (a log, a CI job) there is no bar: a progress line instead, at most
+# this often; often enough to show a job is alive, rare enough to keep a log short.
+PROGRESS_LINE_SECONDS = 5.0
 
 
 def _needs_train_extra(feature: str):
@@ -276,7 +278,42 @@ def _clear_bar_line(bar) -> None:
         click.echo("\r\033[K", nl=False, err=True, color=True)
 
 
-def _upscale_on_cluster(inputs: list[Path], output: Path | None, cluster: str, options: dict) -> None:
+def _duration(seconds: float) -> str:
+    """"42 s", "3 min 05 s", "2 h 07 min"."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class _ProgressLines:
+    """`progress: 3/40 files, 12%, 25 s elapsed, about 3 min 05 s left` on stderr, at most every
+    PROGRESS_LINE_SECONDS, for a log that has no progress bar. The remaining time is projected
+    from the input pixels done, which is what the model's time follows."""
+
+    def __init__(self, files: int, pixels: int):
+        self.files, self.pixels = files, max(pixels, 1)
+        self.files_done = self.pixels_done = 0
+        self.start = self.last = time.monotonic()
+
+    def advance(self, pixels: int = 0, files: int = 0) -> None:
+        self.pixels_done += pixels
+        self.files_done += files
+        now = time.monotonic()
+        if now - self.last < PROGRESS_LINE_SECONDS:
+            return
+        self.last = now
+        fraction = min(self.pixels_done / self.pixels, 1.0)
+        elapsed = now - self.start
+        left = f", about {_duration(elapsed * (1 - fraction) / fraction)} left" if fraction > 0 else ""
+        click.echo(f"progress: {self.files_done}/{self.files} files, {fraction:.0%}, {_duration(elapsed)} elapsed"
+                   f"{left}", err=True)
+
+
+def _upscale_on_cluster(inputs: list[Path], output: Path | None, cluster: str, options: dict,
+                        fail_on_skip: bool) -> None:
     """`upscale --cluster`: the same lines as without it, Ray's progress, a done/total line every few seconds."""
     from .batch import printable
     from .cluster import Status, upscale_on_cluster
@@ -295,7 +332,8 @@ def _upscale_on_cluster(inputs: list[Path], output: Path | None, cluster: str, o
         elif item.status is Status.FAILED:
             click.echo(f"error: {printable(item.reason)}", err=True)
         else:
-            click.echo(f"skipped: {printable(str(item.target))} exists (--overwrite replaces it)", err=True)
+            click.echo(f"{'error' if fail_on_skip else 'skipped'}: {printable(str(item.target))} exists "
+                       f"(--overwrite replaces it)", err=True)
         if finished == total or time.monotonic() - last_progress > 5:
             last_progress = time.monotonic()
             click.echo(f"{finished}/{total} files", err=True)
@@ -313,7 +351,7 @@ def _upscale_on_cluster(inputs: list[Path], output: Path | None, cluster: str, o
     click.echo(f"done {counts[Status.DONE]}, failed {counts[Status.FAILED]}, skipped {counts[Status.SKIPPED]} in "
                f"{time.monotonic() - start:.1f} s ({run.actors.count} actors, Ray start-up {run.startup_s:.1f} s); "
                f"summary: {run.summary}", err=True)
-    if counts[Status.FAILED]:
+    if counts[Status.FAILED] or (fail_on_skip and counts[Status.SKIPPED]):
         sys.exit(1)
 
 
@@ -354,9 +392,14 @@ def _upscale_on_cluster(inputs: list[Path], output: Path | None, cluster: str, o
               help="Run on Ray Data (pip install \"enhance-edge[cluster]\"): local starts Ray on this machine, auto "
                    "or an address joins a running cluster. Same outputs; a rerun skips finished files; a summary "
                    f"CSV ({CLUSTER_SUMMARY_NAME}) beside the outputs lists every input's status.")
+@click.option("--json", "as_json", is_flag=True,
+              help="For scripts: one JSON object per file on stdout (input, output, status, error, seconds, model, "
+                   "precision, strength, sizes), then a summary object; messages stay on stderr.")
+@click.option("--fail-on-skip", is_flag=True,
+              help="Exit with status 1 when an output was skipped because it exists (as when a file fails).")
 @reports_errors
 def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite, tile, max_memory, max_pixels,
-            model, provider, threads, precision, strength, cluster):
+            model, provider, threads, precision, strength, cluster, as_json, fail_on_skip):
     """Upscale images x2 (the model's own scale) with onnxruntime.
 
     \b
@@ -366,19 +409,29 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
       enhance-edge upscale photos/ -r -o upscaled/     # every image under photos/
       enhance-edge upscale "scans/*.tif" --format png  # quoted patterns work too
       enhance-edge upscale face.png --model fast       # the small edge model (`enhance-edge models`)
+      enhance-edge upscale photos/ -o out/ --json      # for scripts: JSON lines on stdout
 
     Colour runs the model on luma; alpha, 16-bit gray, EXIF orientation, ICC profile and
     DPI are kept, and every output is tagged as upscaled by enhance-edge. Outputs are
     written atomically; existing ones are skipped unless --overwrite. A file that fails is
-    reported in one line and the rest still run; the exit status is 0 only if none failed.
+    reported in one line and the rest still run; the exit status is 0 only if none failed
+    (and, with --fail-on-skip, none was skipped).
     """
+    from .batch import (Outcome, failed_result, model_precision, plan_jobs, printable, strength_setting,
+                        unsearched_folders, upscale_file)
+
+    if not recursive:
+        for folder, count in unsearched_folders(list(inputs)).items():
+            click.echo(f"note: {printable(str(folder))}: {count} sub-folder{'s' if count > 1 else ''} not searched "
+                       f"(-r includes them)", err=True)
     if cluster is not None:
+        if as_json:
+            raise click.UsageError("--json does not apply to --cluster yet: its summary CSV lists every input")
         _upscale_on_cluster(list(inputs), output, cluster, dict(
             recursive=recursive, suffix=suffix, output_format=output_format, quality=quality, overwrite=overwrite,
             tile=tile, max_memory=max_memory, max_pixels=max_pixels, model=model, provider=provider,
-            threads=threads, precision=precision, strength=strength))
+            threads=threads, precision=precision, strength=strength), fail_on_skip)
         return
-    from .batch import Outcome, plan_jobs, printable, upscale_file
     from .fileio import remove_stale_parts, terminate_as_interrupt
     from .imageio import probe_pixels
     from .upscaler import Upscaler
@@ -391,13 +444,19 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     if not jobs:
         raise EnhanceEdgeError(f"no images found in {printable(', '.join(map(str, inputs)))}"
                                f"{'' if recursive else ' (-r searches sub-folders)'}")
+    # What every file runs with, said once (a bundled name's precision "auto" is chosen per machine).
+    run = {"model": upscaler.model_name, "precision": model_precision(upscaler),
+           "strength": strength_setting(upscaler, None)}
+    strength_note = "" if run["strength"] is None else f", strength {run['strength']}"
+    click.echo(f"model {printable(run['model'])}, {run['precision']}{strength_note}", err=True)
     removed = remove_stale_parts(job.target for job in jobs)
     if removed:
         click.echo(f"removed {len(removed)} partial file(s) that a killed earlier run left beside its outputs",
                    err=True)
     sizes = [probe_pixels(job.source) for job in jobs]
-    counts = {"done": 0, "failed": 0, "skipped": 0}
+    counts = {outcome.value: 0 for outcome in Outcome}
     show_bar = (len(jobs) > 1 or sum(sizes) > _LARGE_IMAGE_PIXELS) and _stderr_is_terminal()
+    lines = None if _stderr_is_terminal() else _ProgressLines(len(jobs), sum(sizes))
     try:
         # SIGTERM stops the batch as Ctrl-C does: the file being written is removed, not left half-done.
         with terminate_as_interrupt(), click.progressbar(length=max(sum(sizes), 1), label="upscaling", file=sys.stderr,
@@ -406,23 +465,32 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
                 _clear_bar_line(bar)
                 click.echo(f"warning: {printable(message)}", err=True)
 
+            def advance(pixels: int) -> None:
+                bar.update(pixels)
+                if lines is not None:
+                    lines.advance(pixels)
+
             for job, size in zip(jobs, sizes):
-                before = bar.pos
+                before, file_start = bar.pos, time.perf_counter()
                 try:
-                    outcome = upscale_file(upscaler, job, overwrite=overwrite, quality=quality,
-                                           max_pixels=max_pixels, progress=bar.update, warn=warn)
+                    result = upscale_file(upscaler, job, overwrite=overwrite, quality=quality,
+                                          max_pixels=max_pixels, progress=advance, warn=warn)
                 except EnhanceEdgeError as exc:
-                    counts["failed"] += 1
-                    _clear_bar_line(bar)
-                    click.echo(f"error: {printable(str(exc))}", err=True)
-                else:
-                    counts[outcome.value] += 1
-                    _clear_bar_line(bar)
-                    if outcome is Outcome.DONE:
-                        click.echo(printable(f"{job.source} -> {job.target}"))
-                    else:
-                        click.echo(f"skipped: {printable(str(job.target))} exists (--overwrite replaces it)", err=True)
-                bar.update(max(0, before + size - bar.pos))  # the file's whole share, even when it failed early
+                    result = failed_result(upscaler, job, str(exc), time.perf_counter() - file_start)
+                counts[result.status.value] += 1
+                _clear_bar_line(bar)
+                if result.status is Outcome.FAILED:
+                    click.echo(f"error: {printable(result.error)}", err=True)
+                elif result.status is Outcome.SKIPPED:
+                    click.echo(f"{'error' if fail_on_skip else 'skipped'}: {printable(str(job.target))} exists "
+                               f"(--overwrite replaces it)", err=True)
+                if as_json:
+                    click.echo(json.dumps({"type": "file", **result.to_dict()}))
+                elif result.status is Outcome.DONE:
+                    click.echo(printable(f"{job.source} -> {job.target}"))
+                advance(max(0, before + size - bar.pos))  # the file's whole share, even when it failed early
+                if lines is not None:
+                    lines.advance(files=1)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']}; "
                    f"no partial file was left", err=True)
@@ -431,9 +499,13 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
         click.echo(f"stopped: standard output was closed; done {counts['done']}, failed {counts['failed']}, "
                    f"skipped {counts['skipped']}; no partial file was left", err=True)
         raise  # click silences the closed stream and exits 1
-    click.echo(f"done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']} "
-               f"in {time.monotonic() - start:.1f} s", err=True)
-    if counts["failed"]:
+    seconds = time.monotonic() - start
+    if as_json:
+        click.echo(json.dumps({"type": "summary", **counts, "seconds": round(seconds, 3), **run}))
+    click.echo(f"done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']} in {seconds:.1f} s"
+               f"{'; skipped outputs fail the run (--fail-on-skip)' if fail_on_skip and counts['skipped'] else ''}",
+               err=True)
+    if counts["failed"] or (fail_on_skip and counts["skipped"]):
         sys.exit(1)
 
 
@@ -486,8 +558,6 @@ def models(as_json):
     Each file is a plain ONNX model usable from any onnxruntime binding, without
     enhance-edge: see README.md, "The ONNX contract".
     """
-    import json
-
     from .model import bundled_models
 
     found = bundled_models()

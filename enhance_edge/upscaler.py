@@ -14,16 +14,20 @@ import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from .errors import EnhanceEdgeError, ImageError, ModelError
-from .imageio import working_image
+from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
 from .model import INPUT_NAME, STRENGTH_NAME, open_estimator, open_session, resolve_model
 from .processing import (fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float,
                          ycbcr_to_rgb)
 from .tiling import choose_tile, half_blend, receptive_radius, upscale_tiled, working_bytes_per_pixel
+
+if TYPE_CHECKING:  # batch imports this module
+    from .batch import FileResult
 
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes; a 12-megapixel photo then peaks near 1 GiB
 # Memory outside the model run: the interpreter, onnxruntime and the model (measured ~70 MiB).
@@ -242,6 +246,34 @@ class Upscaler:
         if alpha is not None:
             rgb = fill_transparent(rgb, alpha)
         return Image.fromarray(self._upscale_colour(rgb, alpha, progress, strength))
+
+    def upscale_file(self, source: str | Path, target: str | Path | None = None, *, format: str | None = None,
+                     suffix: str | None = None, quality: int = DEFAULT_QUALITY, overwrite: bool = False,
+                     max_pixels: int = DEFAULT_MAX_PIXELS, strength: float | str | None = None,
+                     progress: Callable[[int], None] | None = None,
+                     warn: Callable[[str], None] | None = None) -> FileResult:
+        """Upscale one image file as `enhance-edge upscale SOURCE [-o TARGET]` does, through the
+        command's own code: EXIF orientation applied, ICC profile, DPI and EXIF carried over,
+        provenance tags written, written atomically, an existing output kept unless ``overwrite``.
+
+        ``target``: the output file, or a folder for SOURCE's name; None writes NAME_xS.EXT beside
+        the input. ``format`` ("png", "jpeg", "webp", "tiff", "bmp", "gif"), ``suffix``, ``quality``
+        and ``max_pixels`` are the command's options; ``strength`` overrides the Upscaler's own.
+        Returns a FileResult (status, sizes, model, precision, strength, seconds); raises
+        EnhanceEdgeError subclasses naming the file, and writes nothing then.
+        """
+        from .batch import plan_jobs, upscale_file  # batch builds on this module
+
+        source = Path(source)
+        one_file = f"{source}: upscale_file takes one image file, not a folder or a pattern"
+        if source.is_dir():
+            raise ImageError(one_file)
+        jobs = plan_jobs([source], None if target is None else Path(target), scale=self.scale, suffix=suffix,
+                         output_format=format)
+        if len(jobs) != 1 or jobs[0].source != source:  # a pattern that matched files
+            raise ImageError(one_file)
+        return upscale_file(self, jobs[0], overwrite=overwrite, quality=quality, max_pixels=max_pixels,
+                            strength=strength, progress=progress, warn=warn)
 
     def _upscale_alpha(self, alpha: np.ndarray) -> np.ndarray:
         size = (alpha.shape[1] * self.scale, alpha.shape[0] * self.scale)

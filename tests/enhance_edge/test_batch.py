@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from enhance_edge.batch import Job, Outcome, expand_inputs, plan_jobs, upscale_file
+from enhance_edge.batch import Job, Outcome, expand_inputs, parse_strength, plan_jobs, unsearched_folders, upscale_file
 from enhance_edge.errors import EnhanceEdgeError, ImageError
 from enhance_edge.upscaler import Upscaler
 
@@ -66,7 +66,18 @@ def test_globs_are_expanded_and_a_pattern_matching_nothing_is_kept_to_fail(tmp_p
     jobs = plan_jobs([tmp_path / "*.png"], tmp_path / "out", scale=2)
     assert [job.source.name for job in jobs] == ["a.png", "b.png"]
     missing = plan_jobs([tmp_path / "*.gif"], tmp_path / "out", scale=2)
-    assert [job.source.name for job in missing] == ["*.gif"]
+    assert [(job.source.name, job.problem) for job in missing] == [("*.gif", "no file matches this pattern")]
+    with pytest.raises(EnhanceEdgeError, match=r"\*.gif: no file matches this pattern"):
+        upscale_file(None, missing[0])
+
+
+def test_sub_folders_a_listing_without_r_leaves_out_are_counted(tmp_path):
+    root = tmp_path / "photos"
+    save(root / "a.png"), save(root / "trip" / "b.png"), save(root / "2019" / "c.png")
+    (root / ".thumbnails").mkdir()
+    flat = tmp_path / "flat"
+    save(flat / "d.png")
+    assert unsearched_folders([root, flat, root / "a.png"]) == {root: 2}
 
 
 def test_never_overwrite_an_input(tmp_path):
@@ -158,20 +169,61 @@ def test_broken_links_in_folders_are_listed_so_they_are_reported(tmp_path):
 
 def test_upscale_file_writes_tagged_output_and_skips_existing(upscaler, tmp_path):
     job = Job(save(tmp_path / "a.png"), tmp_path / "out" / "a.png")
-    assert upscale_file(upscaler, job) is Outcome.DONE
+    assert upscale_file(upscaler, job).status is Outcome.DONE
     with Image.open(job.target) as result:
         assert result.size == (24, 20) and result.info["Software"].startswith("enhance-edge ")
         assert "tiny.onnx (sha256 " in result.info["Description"]
     assert oct(job.target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
     before = job.target.stat().st_mtime_ns
-    assert upscale_file(upscaler, job) is Outcome.SKIPPED and job.target.stat().st_mtime_ns == before
-    assert upscale_file(upscaler, job, overwrite=True) is Outcome.DONE
+    assert upscale_file(upscaler, job).status is Outcome.SKIPPED and job.target.stat().st_mtime_ns == before
+    assert upscale_file(upscaler, job, overwrite=True).status is Outcome.DONE
+
+
+def test_upscale_file_says_what_it_did(upscaler, tmp_path):
+    job = Job(save(tmp_path / "a.png", size=(12, 10)), tmp_path / "a_x2.png")
+    done = upscale_file(upscaler, job)
+    assert (done.input, done.output, done.status) == (job.source, job.target, Outcome.DONE)
+    assert (done.input_size, done.output_size) == ((12, 10), (24, 20))
+    assert done.model == upscaler.model_name and done.precision == "fp32" and done.strength is None
+    assert 0 < done.seconds < 60 and done.error is None
+    skipped = upscale_file(upscaler, job)
+    assert skipped.status is Outcome.SKIPPED and skipped.input_size is None and skipped.output_size is None
+    assert skipped.to_dict() == {"input": str(job.source), "output": str(job.target), "status": "skipped",
+                                 "error": None, "seconds": round(skipped.seconds, 3), "model": upscaler.model_name,
+                                 "precision": "fp32", "strength": None, "input_size": None, "output_size": None}
+    with pytest.raises(AttributeError):  # frozen: a record of what happened
+        done.status = Outcome.SKIPPED
+
+
+def test_a_conditioned_model_runs_at_the_strength_asked_for(tiny_conditioned_onnx, tmp_path):
+    conditioned = Upscaler(tiny_conditioned_onnx, threads=1)
+    source = save(tmp_path / "a.png", size=(16, 12))
+    auto = upscale_file(conditioned, Job(source, tmp_path / "auto.png"))
+    clean = upscale_file(conditioned, Job(source, tmp_path / "clean.png"), strength="0")
+    heavy = upscale_file(conditioned, Job(source, tmp_path / "heavy.png"), strength=1)
+    assert (auto.strength, clean.strength, heavy.strength) == ("auto", 0.0, 1.0)
+    with Image.open(clean.output) as a, Image.open(heavy.output) as b:
+        assert np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() > 0
+    with pytest.raises(EnhanceEdgeError, match="strength: expected auto or a number from 0 to 1, got 1.5"):
+        upscale_file(conditioned, Job(source, tmp_path / "bad.png"), strength=1.5)
+
+
+@pytest.mark.parametrize("value, expected", [(None, "auto"), ("", "auto"), ("auto", "auto"), ("0", 0.0),
+                                             ("0.25", 0.25), (1, 1.0)])
+def test_strength_is_auto_or_a_number_from_0_to_1(value, expected):
+    assert parse_strength(value) == expected
+
+
+@pytest.mark.parametrize("value", ["high", "-0.1", "1.01", "nan"])
+def test_any_other_strength_is_refused_naming_it(value):
+    with pytest.raises(EnhanceEdgeError, match=f"expected auto or a number from 0 to 1, got '{value}'"):
+        parse_strength(value)
 
 
 def test_an_upscale_over_the_memory_budget_is_warned_about(tiny_onnx, upscaler, tmp_path):
     job = Job(save(tmp_path / "a.png", size=(40, 30)), tmp_path / "a_x2.png")
     warnings = []
-    assert upscale_file(upscaler, job, warn=warnings.append) is Outcome.DONE and warnings == []
+    assert upscale_file(upscaler, job, warn=warnings.append).status is Outcome.DONE and warnings == []
     frugal = Upscaler(tiny_onnx, threads=1, max_memory=128 << 20)  # the runtime's base alone
     upscale_file(frugal, job, overwrite=True, warn=warnings.append)
     [warning] = warnings
@@ -241,7 +293,7 @@ def test_a_symbolic_link_loop_is_planned_and_then_reported_like_any_bad_file(ups
     assert [job.source.name for job in named] == ["loop.png", "good.png"]
     with pytest.raises(ImageError, match="loop.png: symbolic link loop$"):
         upscale_file(upscaler, named[0])
-    assert upscale_file(upscaler, named[1]) is Outcome.DONE
+    assert upscale_file(upscaler, named[1]).status is Outcome.DONE
 
 
 def test_o_naming_the_input_folder_is_refused_unless_a_suffix_keeps_names_apart(tmp_path):

@@ -1,5 +1,6 @@
 """`enhance-edge upscale` end to end: a mixed folder of good and bad files, options, bad models."""
 
+import json
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ from PIL import Image
 
 from enhance_edge import __version__
 from enhance_edge.cli import main
+from enhance_edge.upscaler import Upscaler
 
 
 def rgb(width, height, seed=0):
@@ -70,6 +72,11 @@ def tiny_x4_onnx(tmp_path_factory):
 
 def run(*args):
     return CliRunner().invoke(main, ["upscale", *map(str, args)])
+
+
+def model_line(model) -> str:
+    """What `upscale` says first: the model and its precision, once for the whole batch."""
+    return f"model {Upscaler(model, threads=1).model_name}, fp32"
 
 
 def test_a_mixed_folder_does_every_good_file_and_one_line_per_bad_one(tmp_path, tiny_onnx):
@@ -219,7 +226,8 @@ def test_a_closed_standard_output_stops_the_batch_in_one_line(tmp_path, tiny_onn
     process.stdout.close()
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == 1
-    assert stderr == "stopped: standard output was closed; done 1, failed 0, skipped 0; no partial file was left\n"
+    assert stderr.splitlines() == [model_line(tiny_onnx), "stopped: standard output was closed; done 1, failed 0, "
+                                                          "skipped 0; no partial file was left"]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["0.png"]
 
 
@@ -287,7 +295,7 @@ def test_no_images_found_is_an_error(tmp_path):
 def test_ctrl_c_stops_cleanly(tmp_path, tiny_onnx, monkeypatch):
     good_files(tmp_path)
 
-    def interrupted(self, image, progress=None):
+    def interrupted(self, image, progress=None, strength=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("enhance_edge.upscaler.Upscaler.upscale", interrupted)
@@ -355,7 +363,8 @@ def test_a_named_pipe_and_a_link_loop_among_the_inputs_are_one_line_each(tmp_pat
                                    "-o", tmp_path / "out", "--model", tiny_onnx)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 1 and "Traceback" not in stderr
-    assert stderr.splitlines()[:2] == [f"error: {tmp_path / 'pipe.png'}: is a named pipe, not a regular file",
+    assert stderr.splitlines()[:3] == [model_line(tiny_onnx),
+                                      f"error: {tmp_path / 'pipe.png'}: is a named pipe, not a regular file",
                                       f"error: {tmp_path / 'loop.png'}: symbolic link loop"]
     assert stdout == f"{tmp_path / 'good.png'} -> {tmp_path / 'out' / 'good.png'}\n"
 
@@ -379,6 +388,7 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_part(tmp_path, tiny_onnx):
     rgb(12, 10).save(tmp_path / "a.png")
     process = subprocess.Popen([sys.executable, "-c", STALLED_WRITE, "upscale", str(tmp_path / "a.png"),
                                 "--model", str(tiny_onnx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr.readline() == model_line(tiny_onnx) + "\n"
     assert process.stderr.readline() == "writing\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
     process.send_signal(signal.SIGTERM)
@@ -392,6 +402,7 @@ def test_the_parts_a_killed_run_left_are_removed_by_the_next_run(tmp_path, tiny_
     rgb(12, 10).save(tmp_path / "a.png")
     process = subprocess.Popen([sys.executable, "-c", STALLED_WRITE, "upscale", str(tmp_path / "a.png"),
                                 "--model", str(tiny_onnx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr.readline() == model_line(tiny_onnx) + "\n"
     assert process.stderr.readline() == "writing\n"
     process.kill()
     process.communicate(timeout=60)
@@ -400,5 +411,145 @@ def test_the_parts_a_killed_run_left_are_removed_by_the_next_run(tmp_path, tiny_
     os.utime(part, (long_ago, long_ago))
     result = run(tmp_path / "a.png", "--model", tiny_onnx)
     assert result.exit_code == 0
-    assert result.stderr.startswith("removed 1 partial file(s) that a killed earlier run left beside its outputs\n")
+    assert result.stderr.splitlines()[1] == ("removed 1 partial file(s) that a killed earlier run left beside "
+                                             "its outputs")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_x2.png"]
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_json_prints_one_object_per_file_and_a_summary(tmp_path, tiny_onnx):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb(12, 10).save(folder / "a.png")
+    (folder / "broken.png").write_text("not an image")
+    rgb(14, 8, 1).save(folder / "b.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    rgb(2, 2).save(out / "b.png")  # an earlier output: skipped
+    result = run(folder, "-o", out, "--model", tiny_onnx, "--json")
+    assert result.exit_code == 1
+    model = Upscaler(tiny_onnx, threads=1).model_name
+    a, b, broken, summary = json_lines(result.stdout)  # in name order
+    assert {key: a[key] for key in ("type", "input", "output", "status", "error", "model", "precision", "strength",
+                                    "input_size", "output_size")} == {
+        "type": "file", "input": str(folder / "a.png"), "output": str(out / "a.png"), "status": "done",
+        "error": None, "model": model, "precision": "fp32", "strength": None, "input_size": [12, 10],
+        "output_size": [24, 20]}
+    assert broken["status"] == "failed" and broken["error"] == f"{folder / 'broken.png'}: not an image (or a format " \
+                                                               f"Pillow cannot read)"
+    assert b["status"] == "skipped" and b["output"] == str(out / "b.png") and b["error"] is None
+    assert all(isinstance(record["seconds"], float) for record in (a, broken, b, summary))
+    assert {key: summary[key] for key in ("type", "done", "failed", "skipped", "model", "precision")} == {
+        "type": "summary", "done": 1, "failed": 1, "skipped": 1, "model": model, "precision": "fp32"}
+    assert "->" not in result.stdout and "error: " in result.stderr  # messages stay on stderr
+
+
+def test_the_model_and_precision_are_said_once(tmp_path, tiny_onnx):
+    for seed in range(3):
+        rgb(12, 10, seed).save(tmp_path / f"{seed}.png")
+    result = run(tmp_path, "-o", tmp_path / "out", "--model", tiny_onnx)
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[0] == model_line(tiny_onnx)
+    assert result.stderr.count("model ") == 1
+
+
+def test_the_bundled_models_line_names_the_precision_auto_chose(tmp_path):
+    rgb(12, 10).save(tmp_path / "a.png")
+    result = run(tmp_path / "a.png", "--model", "fast", "--precision", "int8")
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(r"model fast-int8\.onnx \(sha256 [0-9a-f]{12}\), int8", result.stderr.splitlines()[0])
+
+
+def test_a_log_gets_progress_lines_with_files_done_and_time_left(tmp_path, tiny_onnx, monkeypatch):
+    monkeypatch.setattr("enhance_edge.cli.PROGRESS_LINE_SECONDS", 0.0)  # a line at every step
+    for seed in range(3):
+        rgb(12, 10, seed).save(tmp_path / f"{seed}.png")
+    result = run(tmp_path, "-o", tmp_path / "out", "--model", tiny_onnx)  # stderr is not a terminal here
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert lines and all(re.fullmatch(r"progress: [0-3]/3 files, \d+%, \d+ s elapsed(, about \d+ s left)?", line)
+                         for line in lines)
+    assert lines[-1].startswith("progress: 3/3 files, 100%, ") and "about 0 s left" in lines[-1]
+    assert "progress: 1/3 files, 33%" in result.stderr
+
+
+def test_no_progress_line_before_a_few_seconds(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    assert "progress:" not in run(tmp_path / "a.png", "--model", tiny_onnx).stderr
+
+
+def test_a_folder_without_r_says_how_many_sub_folders_it_left_out(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    for name in ("2019", "2020"):
+        (tmp_path / name).mkdir()
+        rgb(12, 10).save(tmp_path / name / "b.png")
+    result = run(tmp_path, "-o", tmp_path / "out", "--model", tiny_onnx)
+    assert result.exit_code == 0
+    assert f"note: {tmp_path}: 2 sub-folders not searched (-r includes them)" in result.stderr.splitlines()
+    assert "sub-folder" not in run(tmp_path, "-r", "-o", tmp_path / "all", "--model", tiny_onnx).stderr
+
+
+def test_a_pattern_matching_nothing_says_so(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    result = run(tmp_path / "*.tif", tmp_path / "a.png", "--model", tiny_onnx)
+    assert result.exit_code == 1
+    assert f"error: {tmp_path}/*.tif: no file matches this pattern" in result.stderr.splitlines()
+    assert (tmp_path / "a_x2.png").exists()
+
+
+def test_fail_on_skip_makes_an_existing_output_an_error(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    assert run(tmp_path / "a.png", "--model", tiny_onnx).exit_code == 0
+    again = run(tmp_path / "a.png", "--model", tiny_onnx)
+    assert again.exit_code == 0 and again.stderr.splitlines()[-1].startswith("done 0, failed 0, skipped 1 in ")
+    strict = run(tmp_path / "a.png", "--model", tiny_onnx, "--fail-on-skip")
+    assert strict.exit_code == 1
+    assert f"error: {tmp_path / 'a_x2.png'} exists (--overwrite replaces it)" in strict.stderr.splitlines()
+    assert strict.stderr.splitlines()[-1].endswith("; skipped outputs fail the run (--fail-on-skip)")
+
+
+def test_json_does_not_apply_to_a_cluster_run_yet(tmp_path, tiny_onnx):
+    result = run(tmp_path, "--cluster", "local", "--json", "--model", tiny_onnx)
+    assert result.exit_code == 2 and "--json does not apply to --cluster yet" in result.output
+
+
+def test_the_api_writes_exactly_what_the_cli_writes_by_default(tmp_path, yale_test_faces):
+    from enhance_edge import Outcome, read_image
+
+    face = tmp_path / "face.png"
+    face.write_bytes(yale_test_faces[0].read_bytes())
+    assert run(face).exit_code == 0  # the bundled default model, every option at its default
+    cli_bytes = (tmp_path / "face_x2.png").read_bytes()
+    (tmp_path / "face_x2.png").rename(tmp_path / "cli.png")
+    upscaler = Upscaler()
+    result = upscaler.upscale_file(face)
+    assert result.status is Outcome.DONE and result.output == tmp_path / "face_x2.png"
+    assert result.output.read_bytes() == cli_bytes
+    image, _ = read_image(face)
+    with Image.open(tmp_path / "cli.png") as written:
+        assert np.array_equal(np.asarray(upscaler.upscale(image)), np.asarray(written))
+
+
+def test_upscale_file_keeps_what_the_cli_keeps(tmp_path, tiny_onnx):
+    from enhance_edge import FileResult, ImageError, Outcome, read_image
+
+    good_files(tmp_path / "in")
+    upscaler = Upscaler(tiny_onnx, threads=1)
+    result = upscaler.upscale_file(tmp_path / "in" / "phone.jpg", tmp_path / "out")  # a folder: keeps the name
+    assert isinstance(result, FileResult) and result.status is Outcome.DONE
+    assert (result.input_size, result.output_size) == ((30, 20), (60, 40))  # upright, as EXIF says
+    with Image.open(tmp_path / "out" / "phone.jpg") as written:
+        assert written.format == "JPEG" and written.size == (60, 40) and written.info["dpi"] == (300, 300)
+        assert written.getexif()[0x0131] == f"enhance-edge {__version__}"  # the provenance tag
+    image, source = read_image(tmp_path / "in" / "phone.jpg")
+    assert image.size == (30, 20) and source.dpi == (300, 300) and source.format == "JPEG"
+    png = upscaler.upscale_file(tmp_path / "in" / "phone.jpg", format="png", quality=50)
+    assert png.output == tmp_path / "in" / "phone_x2.png" and png.output.exists()
+    assert upscaler.upscale_file(tmp_path / "in" / "phone.jpg", format="png").status is Outcome.SKIPPED
+    with pytest.raises(ImageError, match="upscale_file takes one image file, not a folder or a pattern"):
+        upscaler.upscale_file(tmp_path / "in")
+    with pytest.raises(ImageError, match="over the limit of 100 pixels"):
+        upscaler.upscale_file(tmp_path / "in" / "drawing.png", max_pixels=100)
+    assert not list((tmp_path / "in").glob(".*.part"))
