@@ -1,14 +1,15 @@
 """The Starlette application: the page, its static files and a small HTTP API.
 
     GET  /                    the upscaling page
-    GET  /api/models          bundled models, precisions and the server's limits (JSON)
-    POST /api/upscale         multipart: image (file), model, precision, job -> the upscaled image
+    GET  /api/models          bundled models, precisions, quality, strength control and the server's limits (JSON)
+    POST /api/upscale         multipart: image (file), model, precision, strength, job -> the upscaled image
     GET  /api/progress/{job}  where the upscale sent with that job id is (JSON)
 
 Every error is JSON ``{"error": "<the CLI's one-line message>"}``: 400 (malformed request, or
 a Host this server does not answer to), 403 (a POST from another web page), 408 (an upload
 sent too slowly), 413 (over the upload size limit), 422 (not a readable image, over the pixel
-limit, unknown model or precision), 503 (queue full) or 500 (a server-side fault, which never
+limit, unknown model or precision, a strength that is not auto or 0..1, or a number for a model
+without the strength input), 503 (queue full) or 500 (a server-side fault, which never
 stops the server). Errors answered before the body is read close the connection.
 """
 
@@ -41,7 +42,7 @@ from ..errors import EnhanceEdgeError, ImageError
 from .service import BadRequest, ClientGone, MiB, ServerBusy, UploadStalled, UploadTooLarge, UpscaleService
 
 STATIC = Path(__file__).parent / "static"
-# Multipart boundaries, part headers and the model/precision fields on top of the image itself.
+# Multipart boundaries, part headers and the model/precision/strength/job fields on top of the image itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
 log = logging.getLogger("enhance_edge.web")
 # Methods that change nothing: browsers send them cross-site freely (links, images), so they carry no guard.
@@ -238,7 +239,7 @@ async def upscale(request: Request) -> Response:
     limited = Request(request.scope, guarded_body(request.receive, body_limit, too_large,
                                                   request.app.state.http_limits))
     try:
-        async with limited.form(max_files=1, max_fields=4) as form:
+        async with limited.form(max_files=1, max_fields=5) as form:
             upload = form.get("image")
             if not isinstance(upload, UploadFile):
                 raise HTTPException(400, "send the image as a multipart/form-data file field named 'image'")
@@ -250,7 +251,7 @@ async def upscale(request: Request) -> Response:
                 # With one file allowed and that file the image, the other fields are text.
                 result = await run_in_threadpool(service.upscale_upload, upload.file, upload.filename,
                                                  form.get("model"), form.get("precision"), form.get("job"),
-                                                 abandoned)
+                                                 abandoned, form.get("strength"))
             finally:
                 watcher.cancel()
     except EnhanceEdgeError as exc:
@@ -262,7 +263,8 @@ async def upscale(request: Request) -> Response:
         log.exception("upscale request failed")
         return error_response(500, "internal error while upscaling; the server log has the details")
     width, height = result.output_size
-    return Response(result.data, media_type=result.media_type, headers={
+    strength = {} if result.strength is None else {"x-enhance-edge-strength": str(result.strength)}
+    return Response(result.data, media_type=result.media_type, headers={**strength,
         "content-disposition": content_disposition(result.filename),
         "cache-control": "no-store",
         "server-timing": f"queue;dur={result.wait_seconds * 1000:.1f}, upscale;dur={result.seconds * 1000:.1f}",

@@ -1,9 +1,9 @@
 """What the web app does, apart from HTTP: limits, the model choice, the queue and progress.
 
-Uploads go through the same reading (bomb guard included), upscaling and writing code as
-`enhance-edge upscale`, so a bad file gets the same one-line message on the page as in the
-terminal, and every result carries the provenance tags. Only names of bundled models are
-accepted: the web never picks a file path.
+Uploads go through the same reading (bomb guard included), upscaling and writing functions as
+`enhance-edge upscale` (batch.read_for_upscale, batch.write_upscaled), so a bad file gets the
+same one-line message on the page as in the terminal, and every result carries the provenance
+tags. Only names of bundled models are accepted: the web never picks a file path.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from typing import BinaryIO, Iterator
 
 from PIL import Image
 
-from ..batch import scale_suffix
-from ..errors import EnhanceEdgeError, ImageError
-from ..imageio import (DEFAULT_QUALITY, OUTPUT_FORMATS, check_size, format_for, output_format_for, provenance,
-                       read_image, write_image)
-from ..model import BUNDLED_MODELS, bundled_model_path, bundled_models
+from ..batch import model_precision, parse_strength, read_for_upscale, scale_suffix, write_upscaled
+from ..errors import EnhanceEdgeError
+from ..imageio import OUTPUT_FORMATS, format_for
+from ..model import BUNDLED_MODELS, BundledModel, bundled_model_path, bundled_models
 from ..upscaler import DEFAULT_MAX_MEMORY, Upscaler
 
 MiB = 1024 * 1024
@@ -100,7 +99,7 @@ class ModelCatalog:
     def __init__(self, provider: str = "cpu", threads: int | None = None, max_memory: int = DEFAULT_MAX_MEMORY):
         self.provider, self.threads, self.max_memory = provider, threads, max_memory
         self._upscalers: dict[tuple[str, str], Upscaler] = {}
-        self._installed: dict[str, list[str]] | None = None
+        self._files: list[BundledModel] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -108,14 +107,19 @@ class ModelCatalog:
         return BUNDLED_MODELS[0]
 
     @property
+    def files(self) -> list[BundledModel]:
+        """The bundled model files installed, as `enhance-edge models` lists them (read once)."""
+        if self._files is None:
+            self._files = bundled_models()
+        return self._files
+
+    @property
     def installed(self) -> dict[str, list[str]]:
         """Bundled model name -> the precisions a request may ask for: auto and the files installed."""
-        if self._installed is None:
-            installed: dict[str, list[str]] = {}
-            for bundled in bundled_models():
-                installed.setdefault(bundled.name, ["auto"]).append(bundled.precision)
-            self._installed = installed
-        return self._installed
+        installed: dict[str, list[str]] = {}
+        for bundled in self.files:
+            installed.setdefault(bundled.name, ["auto"]).append(bundled.precision)
+        return installed
 
     def check(self, model: str | None, precision: str | None) -> tuple[str, str]:
         """The (model, precision) a request asks for, defaults filled in; BadRequest otherwise."""
@@ -127,6 +131,18 @@ class ModelCatalog:
             raise BadRequest(f"unknown precision {precision!r} for model {model!r}; "
                              f"available: {', '.join(self.installed[model])}")
         return model, precision
+
+    def check_strength(self, model: str, precision: str, strength: str | None) -> float | str:
+        """The strength a request asks for ("auto" when none), checked as the CLI's --strength; a
+        number for a model without the strength input is refused (BadRequest both)."""
+        try:
+            value = parse_strength(strength)
+        except EnhanceEdgeError as exc:
+            raise BadRequest(f"invalid strength: {exc}") from None
+        if value != "auto" and not self.upscaler(model, precision).info.conditioned:
+            raise BadRequest(f"model {model!r} has no strength control (it is not conditioned on the degradation "
+                             f"level); send strength=auto or none")
+        return value
 
     def upscaler(self, model: str, precision: str) -> Upscaler:
         model, precision = self.check(model, precision)
@@ -142,13 +158,20 @@ class ModelCatalog:
             self._upscalers.pop((model, precision), None)
 
     def describe(self) -> list[dict]:
-        """What GET /api/models lists: name, scale, the precisions installed and validation scores per model."""
+        """What GET /api/models lists per model: name, scale, the precisions a request may ask for,
+        what "auto" runs here, whether it takes a strength, validation scores, and per installed
+        file what `enhance-edge models` shows (test PSNR, size, cost)."""
         described = []
         for name, precisions in self.installed.items():
-            info = self.upscaler(name, DEFAULT_PRECISION).info
-            described.append({"name": name, "scale": info.scale, "precisions": precisions,
-                              "default_precision": DEFAULT_PRECISION,
-                              "validation": info.json_field("validation")})
+            upscaler = self.upscaler(name, DEFAULT_PRECISION)
+            described.append({"name": name, "scale": upscaler.scale, "precisions": precisions,
+                              "default_precision": DEFAULT_PRECISION, "auto_precision": model_precision(upscaler),
+                              "conditioned": upscaler.info.conditioned,
+                              "validation": upscaler.info.json_field("validation"),
+                              "files": {bundled.precision: {"test_psnr": bundled.test_psnr,
+                                                            "file_bytes": bundled.file_bytes,
+                                                            "macs_per_input_pixel": bundled.macs_per_input_pixel}
+                                        for bundled in self.files if bundled.name == name}})
         return described
 
 
@@ -217,6 +240,7 @@ class UpscaleResult:
     filename: str
     model: str
     precision: str
+    strength: float | str | None  # as asked for ("auto": estimated per image); None: the model takes none
     input_size: tuple[int, int]
     output_size: tuple[int, int]
     wait_seconds: float
@@ -295,53 +319,48 @@ class UpscaleService:
 
     def upscale_upload(self, source: BinaryIO, filename: str | None, model: str | None = None,
                        precision: str | None = None, job: str | None = None,
-                       abandoned: threading.Event | None = None) -> UpscaleResult:
+                       abandoned: threading.Event | None = None, strength: str | None = None) -> UpscaleResult:
         """Blocking (run it in a worker thread): queue, read, upscale and encode one upload.
 
+        ``strength`` is "auto" (or None) or a number from 0 to 1, for a model that takes one.
         ``job`` is an optional id under which progress() reports this request. Once
         ``abandoned`` is set (through ``queue.abandon``: the client has gone) the request
         leaves the queue, or stops at its next tile, with ClientGone."""
         name = upload_name(filename)
         model, precision = self.catalog.check(model, precision)
+        strength = self.catalog.check_strength(model, precision, strength)
         with self._tracked(job) as entry, self.queue.turn(entry, abandoned) as waited:
             try:
-                return self._upscale(entry, source, name, model, precision, abandoned, waited)
+                return self._upscale(entry, source, name, model, precision, strength, abandoned, waited)
             finally:
                 if entry.pixels_total >= RELEASE_AFTER_PIXELS:
                     self.catalog.release(model, precision)
                     return_freed_memory()
 
     def _upscale(self, entry: JobProgress, source: BinaryIO, name: str, model: str, precision: str,
-                 abandoned: threading.Event | None, waited: float) -> UpscaleResult:
+                 strength: float | str, abandoned: threading.Event | None, waited: float) -> UpscaleResult:
         start = time.perf_counter()
         entry.running = True
         data = source.read(self.limits.max_upload_bytes + 1)
         if len(data) > self.limits.max_upload_bytes:
             raise UploadTooLarge(f"{name}: file is over {self.limits.max_upload_bytes / MiB:g} MiB, "
                                  "the most this server accepts")
-        image, source_info = read_image(_NamedUpload(data, name), self.limits.max_pixels)
+        upscaler = self.catalog.upscaler(model, precision)
+        # The input's format, as the CLI keeps it; one too small for the result (JPEG, WebP) gives a PNG.
+        image, source_info, image_format = read_for_upscale(upscaler, _NamedUpload(data, name), None,
+                                                            self.limits.max_pixels, png_if_too_large=True)
         del data
         entry.pixels_total = image.width * image.height
-        upscaler = self.catalog.upscaler(model, precision)
-        image_format = output_format_for(source_info.format)
-        try:
-            check_size(image_format, (image.width * upscaler.scale, image.height * upscaler.scale))
-        except ImageError:  # too large for the input's format (JPEG, WebP): a PNG, which has no such limit
-            image_format = "PNG"
 
         def advance(pixels: int) -> None:
             if abandoned is not None and abandoned.is_set():
                 raise ClientGone(f"{name}: the client went away during the upscale")
             entry.pixels_done += pixels
 
-        result = upscaler.upscale(image, progress=advance)
         encoded = io.BytesIO()
-        try:
-            write_image(result, encoded, image_format, source_info,
-                        provenance(upscaler.scale, upscaler.model_name), DEFAULT_QUALITY)
-        except (OSError, ValueError, KeyError, TypeError) as exc:  # Pillow's encoders
-            raise ImageError(f"{name}: cannot encode the result as {image_format} ({exc})") from None
+        output_size = write_upscaled(upscaler, image, source_info, encoded, image_format, name=name,
+                                     strength=strength, progress=advance)
         return UpscaleResult(encoded.getvalue(), Image.MIME.get(image_format, "application/octet-stream"),
-                             _download_name(name, image_format, upscaler.scale), model,
-                             upscaler.info.metadata.get("precision", "fp32"),  # what "auto" resolved to
-                             image.size, result.size, waited, time.perf_counter() - start)
+                             _download_name(name, image_format, upscaler.scale), model, model_precision(upscaler),
+                             strength if upscaler.info.conditioned else None, image.size, output_size, waited,
+                             time.perf_counter() - start)

@@ -8,6 +8,11 @@
   const ui = {
     model: $("#model"),
     precision: $("#precision"),
+    strengthField: $("#strength-field"),
+    strengthAuto: $("#strength-auto"),
+    strength: $("#strength"),
+    strengthValue: $("#strength-value"),
+    strengthExplain: $("#strength-explain"),
     facts: $("#model-facts"),
     banner: $("#banner"),
     dropzone: $("#dropzone"),
@@ -28,11 +33,14 @@
   let sending = false;
 
   const MAX_BUSY_RETRIES = 30;
+  // Plain words beside each precision's technical name.
+  const PRECISION_WORDS = { int8: "faster", fp32: "most exact" };
 
+  // Sizes are counted in units of 1024 bytes, so they are named KiB and MiB.
   function formatBytes(bytes) {
     if (bytes < 1024) return `${bytes} B`;
-    if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+    if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+    return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
   }
 
   function formatSeconds(seconds) {
@@ -83,18 +91,37 @@
       button.type = "button";
       button.setAttribute("role", "radio");
       button.setAttribute("aria-checked", String(name === precision));
-      button.textContent = name;
+      const words = name === "auto" ? `${model.auto_precision} here` : PRECISION_WORDS[name];
+      button.textContent = words ? `${name} · ${words}` : name;
       button.addEventListener("click", () => { precision = name; showModel(); });
       return button;
     }));
+    // The figures of the file this choice runs, as `enhance-edge models` lists them.
+    const runs = precision === "auto" ? model.auto_precision : precision;
+    const file = (model.files || {})[runs] || {};
     const facts = [`×${model.scale} upscaling`];
-    const validation = model.validation || {};
-    if (typeof validation.psnr === "number") facts.push(`validation PSNR ${validation.psnr.toFixed(2)} dB`);
-    if (typeof validation.ssim === "number") facts.push(`SSIM ${validation.ssim.toFixed(3)}`);
+    if (typeof file.test_psnr === "number") facts.push(`test PSNR ${file.test_psnr.toFixed(2)} dB (${runs})`);
+    if (typeof file.file_bytes === "number") facts.push(`model file ${formatBytes(file.file_bytes)}`);
     ui.facts.textContent = facts.join(" · ");
+    ui.strengthField.hidden = !model.conditioned;
+    ui.strengthExplain.hidden = !model.conditioned;
+  }
+
+  function showStrength() {
+    ui.strength.disabled = ui.strengthAuto.checked;
+    ui.strengthValue.textContent = ui.strengthAuto.checked ? "auto" : Number(ui.strength.value).toFixed(2);
+  }
+
+  // What the form's strength field says: auto, a number from 0 to 1, or nothing for a model without it.
+  function chosenStrength() {
+    const model = currentModel();
+    if (!model || !model.conditioned) return null;
+    return ui.strengthAuto.checked ? "auto" : ui.strength.value;
   }
 
   ui.model.addEventListener("change", showModel);
+  ui.strengthAuto.addEventListener("change", showStrength);
+  ui.strength.addEventListener("input", showStrength);
 
   // ---- adding images ----------------------------------------------------------------------
 
@@ -150,6 +177,7 @@
       card,
       model: catalog ? ui.model.value : null,
       precision,
+      strength: chosenStrength(),
       job: null,
       request: null,
       timer: null,
@@ -238,6 +266,7 @@
       form.append("job", item.job);
       if (item.model) form.append("model", item.model);
       if (item.precision) form.append("precision", item.precision);
+      if (item.strength !== null) form.append("strength", item.strength);
       setStatus(item, "working", "Uploading…");
       setProgress(item, 0);
       request.send(form);
@@ -362,8 +391,10 @@
     const outputSize = request.getResponseHeader("x-enhance-edge-output-size") || "?";
     const model = request.getResponseHeader("x-enhance-edge-model");
     const usedPrecision = request.getResponseHeader("x-enhance-edge-precision");
+    const usedStrength = request.getResponseHeader("x-enhance-edge-strength");
     $(".file-meta", card).textContent = [`${inputSize.replace("x", "×")} → ${outputSize.replace("x", "×")} px`,
-      `${model} · ${usedPrecision}`, formatBytes(blob.size)].join("  ·  ");
+      `${model} · ${usedPrecision}${usedStrength ? ` · strength ${usedStrength}` : ""}`,
+      formatBytes(blob.size)].join("  ·  ");
     $(".before-caption", card).textContent = `Original · ${inputSize.replace("x", "×")}`;
     $(".after-caption", card).textContent = `Upscaled · ${outputSize.replace("x", "×")}`;
 
@@ -469,5 +500,6 @@
     });
   }
 
+  showStrength();
   loadCatalog();
 })();

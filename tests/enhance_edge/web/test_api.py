@@ -391,3 +391,58 @@ def test_a_large_job_closes_its_session_so_its_memory_goes_back(client, monkeypa
     assert trims == []
     assert upload(client, png_bytes(24, 20)).status_code == 200
     assert catalog.upscaler("default", "auto") is not kept and trims == [1]
+
+
+def test_models_say_per_precision_what_the_clis_models_command_says(client):
+    import json
+
+    from click.testing import CliRunner
+
+    from enhance_edge.cli import main
+
+    listed = json.loads(CliRunner().invoke(main, ["models", "--json"]).stdout)
+    for model in client.get("/api/models").json()["models"]:
+        assert model["conditioned"] in (True, False)
+        assert model["auto_precision"] in model["precisions"] and model["auto_precision"] != "auto"
+        assert sorted(model["files"]) == sorted(p for p in model["precisions"] if p != "auto")
+        for row in (row for row in listed if row["name"] == model["name"]):
+            described = model["files"][row["precision"]]
+            assert described == {"test_psnr": row["test_psnr"], "file_bytes": row["file_bytes"],
+                                 "macs_per_input_pixel": row["macs_per_input_pixel"]}
+
+
+@pytest.mark.parametrize("strength", ["high", "1.5", "-0.1"])
+def test_a_strength_that_is_not_auto_or_0_to_1_gets_the_clis_message(client, strength):
+    from click.testing import CliRunner
+
+    from enhance_edge.cli import main
+
+    answer = upload(client, png_bytes(), strength=strength)
+    message = f"expected auto or a number from 0 to 1, got '{strength}'"
+    assert (answer.status_code, answer.json()) == (422, {"error": f"invalid strength: {message}"})
+    cli = CliRunner().invoke(main, ["upscale", "face.png", "--strength", strength])
+    assert cli.exit_code == 2 and message in cli.output
+
+
+def test_a_model_without_the_strength_input_takes_auto_and_refuses_a_number(client):
+    unconditioned = [m["name"] for m in client.get("/api/models").json()["models"] if not m["conditioned"]]
+    if not unconditioned:
+        pytest.skip("every bundled model takes a strength")
+    model = unconditioned[0]
+    assert upload(client, png_bytes(), model=model, strength="auto").status_code == 200
+    answer = upload(client, png_bytes(), model=model, strength="0.5")
+    assert answer.status_code == 422
+    assert answer.json()["error"] == (f"model {model!r} has no strength control (it is not conditioned on the "
+                                      f"degradation level); send strength=auto or none")
+
+
+def test_a_conditioned_model_runs_at_the_strength_sent(make_client, monkeypatch, tiny_conditioned_onnx):
+    monkeypatch.setattr("enhance_edge.web.service.bundled_model_path", lambda name, precision: tiny_conditioned_onnx)
+    client = make_client()
+    assert all(model["conditioned"] for model in client.get("/api/models").json()["models"])
+    image = png_bytes(24, 20, "RGB")
+    clean, heavy, auto = (upload(client, image, strength=value) for value in ("0", "1", "auto"))
+    assert [answer.status_code for answer in (clean, heavy, auto)] == [200, 200, 200]
+    assert [answer.headers["x-enhance-edge-strength"] for answer in (clean, heavy, auto)] == ["0.0", "1.0", "auto"]
+    assert clean.content != heavy.content
+    assert upload(client, image).headers["x-enhance-edge-strength"] == "auto"  # the default

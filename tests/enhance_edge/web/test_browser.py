@@ -22,6 +22,10 @@ def test_the_page_upscales_a_face_and_reports_a_bad_file(browser, live_server, t
     not_an_image.write_text("not an image")
     browser.get(live_server.url)
     WebDriverWait(browser, 60).until(lambda page: page.find_element(By.ID, "version").text)
+    # Plain words beside the technical ones, and the quality figure `enhance-edge models` prints.
+    assert "int8 = faster, fp32 = most exact" in browser.find_element(By.ID, "explain").text
+    assert "fp32 · most exact" in browser.find_element(By.ID, "precision").text
+    assert "test PSNR " in browser.find_element(By.ID, "model-facts").text
     browser.find_element(By.ID, "file-input").send_keys(f"{FACE}\n{not_an_image}")
 
     def finished(page):
