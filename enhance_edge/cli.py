@@ -572,6 +572,38 @@ def models(as_json):
                    f"{psnr:>11}  {m.path}")
 
 
+@main.group()
+def data():
+    """Get the data sets the commands read (e.g. `evaluate --data`, `train --data`)."""
+
+
+@data.command("yale")
+@click.option("--to", "folder", required=True, type=click.Path(path_type=Path),
+              help="New (or empty) folder for the faces: yaleBNN/yaleBNN_P00A...png, as `--data` reads them.")
+@click.option("--from", "archive", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A copy of CroppedYale.zip already on this machine, instead of downloading it.")
+@click.option("--sha256", default=None, metavar="HEX",
+              help="The archive's expected sha256; no digest is published, so without it the digest is printed "
+                   "and not checked.")
+@reports_errors
+def yale(folder, archive, sha256):
+    """The Cropped Extended Yale Face Database B: 2414 faces of 38 people, 168x192 gray.
+
+    \b
+    Downloads CroppedYale.zip from the Yale/UCSD face database page (or takes --from), checks
+    its sha256 when one is given, and writes its lit faces as PNG (the PGM pixels unchanged;
+    the Ambient images left out):
+      enhance-edge data yale --to data/yale_b_cropped
+      enhance-edge evaluate --data data/yale_b_cropped --split test
+    Free for research use; publications must cite the two papers named in README.md ("Data").
+    """
+    from .yale import fetch_yale
+
+    done = fetch_yale(folder, archive, sha256, report=lambda line: click.echo(line, err=True))
+    click.echo(f"wrote {done.faces} faces of {done.subjects} subjects to {done.folder} (PNG, converted losslessly "
+               f"from PGM); left out {done.left_out} other archive files (Ambient images, those marked .bad)")
+
+
 def _parse_range(ctx, param, value, kind):
     """"LOW,HIGH" -> (low, high) of ``kind``; None stays None (the config's default)."""
     if value is None:
