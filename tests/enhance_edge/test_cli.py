@@ -13,7 +13,7 @@ from enhance_edge.cli import main
 def test_help_lists_the_commands():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("upscale", "export", "train", "evaluate", "plots"):
+    for command in ("upscale", "export", "train", "evaluate", "plots", "data"):
         assert command in result.output
 
 
