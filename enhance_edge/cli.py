@@ -702,12 +702,15 @@ def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, conditi
               help="Model for the LR | generated | Lanczos | HR grid: a bundled name or an ONNX file.")
 @click.option("--face", "faces", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A face for the grid (repeatable); skimage's astronaut is added as a face unlike Yale.")
+@click.option("--before", default=None, metavar="NAME|PATH",
+              help="Also draw real-photos.png: real JPEGs upscaled by Lanczos, this (older) model and --model.")
 @reports_errors
-def plots(runs, out_dir, model, faces):
-    """Draw the report's figures: losses, validation PSNR, discriminator scores and the face grid."""
+def plots(runs, out_dir, model, faces, before):
+    """Draw the report's figures: losses, validation PSNR, discriminator scores, the face grid and,
+    with --before, the real-photo comparison."""
     _needs_train_extra("plotting")
-    from .model import resolve_model
-    from .train.plots import draw_all
+    from .model import BUNDLED_MODELS, resolve_model
+    from .train.plots import draw_all, plot_real_photos
     from .upscaler import Upscaler
 
     metrics = {}
@@ -718,6 +721,11 @@ def plots(runs, out_dir, model, faces):
         metrics[label] = Path(path)
     for path in draw_all(metrics, out_dir, Upscaler(resolve_model(model)) if faces else None, list(faces)):
         click.echo(f"wrote {path}")
+    if before is not None:
+        # fp32 for bundled names: the figure shows the models, not one CPU's int8 choice.
+        before_model, after_model = (Upscaler(name, precision="fp32" if name in BUNDLED_MODELS else "auto")
+                                     for name in (before, model))
+        click.echo(f"wrote {plot_real_photos(before_model, after_model, Path(out_dir))}")
 
 
 @main.command()
@@ -741,11 +749,22 @@ def plots(runs, out_dir, model, faces):
 @click.option("--output-layers", "output", multiple=True, type=click.Choice(["float", "int8"]),
               help="Keep the image-space output layers (<= scale^2 channels: last conv, bicubic skip, "
                    "pixel shuffle) in float, or quantize them too (repeatable).")
+@click.option("--calibration-set", "calibration_sets", multiple=True, type=click.Choice(["faces", "mix"]),
+              help="Calibrate on the validation faces alone, or on them plus natural images, gradients, high-key, "
+                   "low-key and text (mix) (repeatable).")
+@click.option("--residual", multiple=True, type=click.Choice(["int8", "float"]),
+              help="Quantize the residual blocks' adds (int8) or keep them in float (repeatable).")
 @click.option("--max-loss-db", type=click.FloatRange(min=0), default=MAX_PSNR_LOSS_DB, show_default=True,
-              help="Largest validation PSNR loss of int8 against fp32; above it nothing is written.")
+              help="Largest PSNR loss of int8 against fp32 on the validation faces and, on average, on every "
+                   "gate set; above it nothing is written.")
+@click.option("--max-image-loss-db", type=click.FloatRange(min=0), default=None,
+              help="Largest PSNR loss on any one gate image (validation faces, scikit-image's astronaut and LFW "
+                   "faces, synthetic gradients, high-key and low-key images; none used to calibrate). "
+                   "[default: 0.3]")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads for timing recipes.")
 @reports_errors
-def quantize(model, output_path, data_dir, methods, activations, weights, silu, output, max_loss_db, threads):
+def quantize(model, output_path, data_dir, methods, activations, weights, silu, output, calibration_sets, residual,
+             max_loss_db, max_image_loss_db, threads):
     """Quantize an fp32 model to int8 (onnxruntime static quantization, QDQ, per-channel weights).
 
     With no recipe option, every calibration method and activation/weight type is tried
@@ -755,12 +774,17 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
     graph onnxruntime runs is checked for ops left in float. Kept: among recipes within
     --max-loss-db of fp32, those within 10% of the fastest, then the best PSNR. The
     comparison is stored in the int8 model's metadata (`enhance-edge bench` prints it).
+    Every recipe also passes a gate image by image (--max-image-loss-db) and set by set
+    (--max-loss-db), printed as a table; where this CPU's int8 kernels can saturate (x86
+    without VNNI/AMX) quality is computed as exact int8 arithmetic would compute it.
     """
     _needs_train_extra("quantization")
-    from .export.quantize import default_search, quantize_model, require_keepable, search_space
+    from .export.quantize import (MAX_IMAGE_LOSS_DB, default_search, describe_gate, quantize_model, require_keepable,
+                                  search_space)
     from .model import int8_model_path
 
-    chosen = {"calibrations": methods, "activations": activations, "weights": weights, "silu": silu, "output": output}
+    chosen = {"calibrations": methods, "activations": activations, "weights": weights, "silu": silu, "output": output,
+              "calibration_sets": calibration_sets, "residual": residual}
     recipes = (search_space(**{key: values for key, values in chosen.items() if values})
                if any(chosen.values()) else default_search())
     try:
@@ -768,8 +792,9 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--activations") from None
     output_path = output_path or int8_model_path(model)
-    summary = quantize_model(model, output_path, data_dir, recipes, max_loss_db=max_loss_db, threads=threads,
-                             report=click.echo)
+    summary = quantize_model(model, output_path, data_dir, recipes, max_loss_db=max_loss_db,
+                             max_image_loss_db=MAX_IMAGE_LOSS_DB if max_image_loss_db is None else max_image_loss_db,
+                             threads=threads, report=click.echo)
     validation, test = summary["validation"], summary["test"]
     click.echo(f"kept {' '.join(f'{k}={v}' for k, v in summary['recipe'].items())}: validation PSNR "
                f"{validation['int8']['psnr']:.3f} dB (fp32 {validation['fp32']['psnr']:.3f}), "
@@ -777,6 +802,9 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
     if test["int8"]:
         click.echo(f"test split (reported, not used to choose): int8 {test['int8']['psnr']:.3f} dB, "
                    f"fp32 {test['fp32']['psnr']:.3f} dB")
+    click.echo(f"gate of the kept recipe ({summary['scored_as']}):")
+    for line in describe_gate(summary["gate"]):
+        click.echo(line)
     click.echo(f"wrote {output_path} ({output_path.stat().st_size / 1024:.0f} KiB)")
 
 

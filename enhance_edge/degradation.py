@@ -6,7 +6,10 @@ into visible patterns. Training therefore draws each LR through :func:`degrade`,
 pipeline in the spirit of Real-ESRGAN's and BSRGAN's degradation models, cut down to what a x2
 face model meets: optional blur before the down-scale (isotropic or anisotropic Gaussian), a
 random down-scaling kernel, then Gaussian or Poisson noise and JPEG in a random order, with a
-share of clean pairs.
+share of clean pairs. Blur and the kernel vary only in pairs that are also noisy or compressed:
+a pair at level 0 is always PROTOCOL.md's clean bicubic half, so a conditioned model at strength
+0 keeps the sharpness of one trained on clean pairs. (With blur and kernels at level 0 too, the
+`fast` model's clean validation PSNR at strength 0 fell from 38.76 to 37.70 dB in 6 epochs.)
 
 Each degraded LR carries its *level*: how far noise and compression moved its pixels from the
 clean down-scale, as RMS in 8-bit levels over :data:`LEVEL_UNIT`, clipped to [0, 1]. A
@@ -66,7 +69,7 @@ class DegradationConfig:
     """
 
     clean_share: float = 0.3  # pairs left exactly as PROTOCOL.md's clean bicubic half
-    blur_probability: float = 0.5
+    blur_probability: float = 0.5  # of the noisy or compressed pairs, as the kernel's variety
     blur_sigma: tuple[float, float] = (0.3, 1.5)  # Gaussian blur of the HR, in HR pixels
     anisotropic_share: float = 0.3  # of the blurred pairs: two sigmas from the range and a random angle
     downscale_kernels: tuple[DownscaleKernel, ...] = ("bicubic", "bilinear", "area")
@@ -199,8 +202,16 @@ def degrade(hr: Image.Image, config: DegradationConfig, rng: np.random.Generator
 
     Everything is drawn from ``rng``: seed it per image and epoch for a reproducible,
     resumable run, whichever process or batch the image lands in."""
+    clean = downscale(hr, scale, "bicubic")
     if rng.random() < config.clean_share:
-        return downscale(hr, scale, "bicubic"), 0.0
+        return clean, 0.0
+    steps = []
+    if rng.random() < config.noise_probability:
+        steps.append("noise")
+    if rng.random() < config.jpeg_probability:
+        steps.append("jpeg")
+    if not steps:  # nothing that raises the level: the clean pair, not a blurred one at level 0
+        return clean, 0.0
     image = hr
     if rng.random() < config.blur_probability:
         low, high = config.blur_sigma
@@ -210,11 +221,6 @@ def degrade(hr: Image.Image, config: DegradationConfig, rng: np.random.Generator
             image = gaussian_blur(image, rng.uniform(low, high))
     image = downscale(image, scale, config.downscale_kernels[rng.integers(len(config.downscale_kernels))])
     reference = image
-    steps = []
-    if rng.random() < config.noise_probability:
-        steps.append("noise")
-    if rng.random() < config.jpeg_probability:
-        steps.append("jpeg")
     for step in rng.permutation(steps):
         if step == "noise":
             sigma = rng.uniform(*config.noise_sigma)

@@ -6,6 +6,8 @@
 - discriminator.png: the discriminator's validation accuracy and F1 per epoch
 - grid.png: LR | generated | Lanczos | HR with PSNR under each (Figure 5.1.4), test faces
   and one face unlike the training data (the report's failure case, Figure 5.3.1)
+- real-photos.png: a real JPEG and what the web and a phone make of it, upscaled by Lanczos,
+  an older model and the current one (the report's other failure: its authors' own photos)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from enhance_edge.dataset import face_pair  # noqa: E402
+from enhance_edge.degradation import downscale, gaussian_noise, jpeg  # noqa: E402
 from enhance_edge.errors import DataError, ImageError  # noqa: E402
 from enhance_edge.protocol import REPORT_HR_SIZE, interpolate, luma_image, make_hr, make_lr, psnr  # noqa: E402
 from enhance_edge.upscaler import Upscaler  # noqa: E402
@@ -135,6 +138,49 @@ def astronaut_face() -> Image.Image:
     from skimage import data
 
     return Image.fromarray(data.astronaut()).crop((150, 30, 290, 200)).resize((92, 112), Image.Resampling.LANCZOS)
+
+
+# Grace Hopper's official portrait (US Navy, public domain), as matplotlib ships it: a real JPEG
+# (luma quantization table of a quality ~80 encoder). Never trained on. The face, in its pixels:
+HOPPER_FACE = (150, 120, 390, 380)
+
+
+def real_photos() -> list[tuple[str, Image.Image]]:
+    """(label, RGB image) of the figure's rows: the photo's face as published, the same photo as a
+    small web JPEG (a third of the size, quality 50) and as a noisy phone capture (half size,
+    noise sigma 4 on every channel, quality 85)."""
+    from matplotlib import cbook
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as published:
+        photo = published.convert("RGB")
+    left, top, right, bottom = HOPPER_FACE
+    web = jpeg(downscale(photo, 3, "area"), 50).crop((left // 3, top // 3, right // 3, bottom // 3))
+    phone = jpeg(gaussian_noise(downscale(photo, 2, "area"), 4.0, np.random.default_rng(0)), 85)
+    return [("published JPEG (quality ~80)", photo.crop(HOPPER_FACE)),
+            ("web thumbnail (1/3 size, JPEG 50)", web),
+            ("phone-like (1/2 size, noise 4, JPEG 85)", phone.crop((left // 2, top // 2, right // 2, bottom // 2)))]
+
+
+def plot_real_photos(before: Upscaler, after: Upscaler, out: Path,
+                     before_label: str = "clean-trained model", after_label: str = "robust model") -> Path:
+    """One row per real-photo case: input | Lanczos | ``before`` | ``after`` (at the strength its
+    estimator reads, named in the title). There is no HR: judge by eye."""
+    rows = real_photos()
+    fig, axes = plt.subplots(len(rows), 4, figsize=(11, 3.2 * len(rows)), squeeze=False)
+    for row, (name, image) in zip(axes, rows):
+        size = (image.width * after.scale, image.height * after.scale)
+        strength = after.strength_for(np.asarray(luma_image(image), np.float32) / 255)
+        panels = [("input (nearest)", image.resize(size, Image.Resampling.NEAREST)),
+                  ("Lanczos", interpolate(image, "lanczos", after.scale)),
+                  (before_label, before.upscale(image)),
+                  (after_label + ("" if strength is None else f"\n(auto strength {strength:.2f})"), after.upscale(image))]
+        for ax, (title, panel) in zip(row, panels):
+            ax.imshow(np.asarray(panel), interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(title, fontsize=9)
+        row[0].set_ylabel(name, fontsize=8)
+    fig.suptitle("Real photos x2: input | Lanczos | a model trained on clean pairs | the robust model", fontsize=10)
+    return _save(fig, out / "real-photos.png")
 
 
 def _save(fig, path: Path) -> Path:

@@ -4,7 +4,9 @@ A released model (a bundled name such as "default", or an enhance-edge ONNX file
 weights under the generator's own parameter names and its design in the metadata, so a new
 run can fine-tune it without the checkpoint it came from. A conditioned generator may start
 from an unconditioned one of the same design: its level biases start at zero, so it first
-computes exactly what the released model did, at every level.
+computes exactly what the released model did, at every level. A generator of another scale may
+start from one of the same width and depth: every feature it has learned carries over, and only
+the tail (whose outputs are the scale**2 sub-pixel phases) starts afresh.
 """
 
 from __future__ import annotations
@@ -69,13 +71,16 @@ def load_warm_start(source: str | Path, generator_config: GeneratorConfig) -> tu
     has one, its degradation estimator's weights; refused unless the source's design is this run's.
 
     Two designs can share every weight name and shape (``skip`` adds no weights), so loading the
-    weights alone would silently start from a network that computes something else. The one
-    difference allowed is adding the degradation condition to an unconditioned generator.
+    weights alone would silently start from a network that computes something else. The
+    differences allowed are adding the degradation condition to an unconditioned generator and
+    another scale (the tail then starts afresh).
     """
     source = str(source)
     config, weights, estimator = _source_weights(source)
     adding_condition = config.condition == "none" and generator_config.condition == "degradation"
-    compared = replace(config, condition=generator_config.condition) if adding_condition else config
+    rescaling = config.scale != generator_config.scale
+    compared = replace(config, condition=generator_config.condition if adding_condition else config.condition,
+                       scale=generator_config.scale)
     differences = [f"{f.name}: {getattr(compared, f.name)!r} -> {getattr(generator_config, f.name)!r}"
                    for f in fields(GeneratorConfig) if getattr(compared, f.name) != getattr(generator_config, f.name)]
     if differences:
@@ -83,9 +88,12 @@ def load_warm_start(source: str | Path, generator_config: GeneratorConfig) -> tu
                               f"({'; '.join(differences)}); give the same generator options")
     generator = Generator(generator_config)
     own = generator.state_dict()
-    missing = [key for key in own if key not in weights]
-    if any("level_bias" not in key for key in missing) or (missing and not adding_condition):
-        raise CheckpointError(f"cannot start from {source!r}: it lacks the weights {missing[:3]}")
-    own.update({key: value for key, value in weights.items() if key in own})
+    fresh = [key for key in own if key not in weights or weights[key].shape != own[key].shape]
+    allowed = [key for key in fresh if (adding_condition and "level_bias" in key)
+               or (rescaling and key.startswith("tail."))]
+    if fresh != allowed:
+        raise CheckpointError(f"cannot start from {source!r}: it lacks the weights "
+                              f"{[key for key in fresh if key not in allowed][:3]}")
+    own.update({key: value for key, value in weights.items() if key in own and key not in fresh})
     generator.load_state_dict(own)
     return generator, estimator if not adding_condition else None

@@ -142,3 +142,11 @@ def test_a_bad_range_on_the_command_line_is_one_line(face_folder, tmp_path, args
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_pair_without_noise_or_jpeg_is_the_clean_half_however_blur_and_kernels_are_drawn(hr):
+    config = DegradationConfig(clean_share=0.0, blur_probability=1.0, downscale_kernels=("area",),
+                               noise_probability=0.0, jpeg_probability=0.0)
+    lr, level = degrade(hr, config, np.random.default_rng(0))
+    np.testing.assert_array_equal(np.asarray(lr), np.asarray(make_lr(hr)))
+    assert level == 0.0

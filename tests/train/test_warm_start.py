@@ -57,3 +57,14 @@ def test_a_file_that_is_not_a_model_is_one_clear_error(tmp_path):
     path.write_text("not a model")
     with pytest.raises(CheckpointError, match="cannot start from .*notes.onnx"):
         load_warm_start(str(path), GeneratorConfig())
+
+
+def test_a_x4_generator_starts_from_a_x2_ones_features_with_a_fresh_tail(tiny_onnx, tiny_generator):
+    config = GeneratorConfig(channels=4, residual_blocks=1, skip="bicubic", scale=4)
+    generator, _ = load_warm_start(str(tiny_onnx), config)
+    weights = generator.state_dict()
+    for key, value in tiny_generator.state_dict().items():
+        if key.startswith("tail."):
+            assert weights[key].shape[0] == 16  # the x4 phases, initialised afresh
+        else:
+            torch.testing.assert_close(weights[key], value)
