@@ -157,3 +157,32 @@ def test_colour_faces_are_scored_on_pillows_luma_with_rgb_psnr(tmp_path, tiny_on
     result = CliRunner().invoke(main, ["evaluate", "--data", str(tmp_path), "--model", str(tiny_onnx),
                                        "--hr-size", "native"])
     assert result.exit_code == 0 and "RGB PSNR" in result.output
+
+
+def test_a_condition_degrades_the_lr_every_method_upscales_and_scores_against_the_clean_hr(face_folder, tiny_onnx):
+    upscaler = Upscaler(tiny_onnx, threads=1)
+    clean = evaluate_folder(face_folder, upscaler, (20, 24), seed=0)
+    noisy = evaluate_folder(face_folder, upscaler, (20, 24), seed=0, condition="noise3")
+    assert noisy.keys() == clean.keys()
+    for split in clean:
+        assert noisy[split]["lanczos"]["psnr"] < clean[split]["lanczos"]["psnr"]  # the same HR, a worse LR
+    again = evaluate_folder(face_folder, upscaler, (20, 24), seed=0, condition="noise3")
+    assert again == noisy  # each image's noise is seeded by its place in its split
+    with pytest.raises(DataError, match="unknown condition 'fog'"):
+        evaluate_folder(face_folder, upscaler, (20, 24), condition="fog")
+
+
+def test_evaluate_condition_all_prints_one_table_with_the_gain_over_lanczos(face_folder, tiny_conditioned_onnx):
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(face_folder), "--model", str(tiny_conditioned_onnx),
+                                       "--hr-size", "20x24", "--split", "test", "--condition", "all", "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert list(scores) == ["clean", "jpeg75", "noise3", "blur", "camera"]
+    table = CliRunner().invoke(main, ["evaluate", "--data", str(face_folder), "--model", str(tiny_conditioned_onnx),
+                                      "--hr-size", "20x24", "--split", "test", "--condition", "camera",
+                                      "--strength", "0.3"])
+    assert table.exit_code == 0, table.output
+    assert "vs Lanczos" in table.output and "camera" in table.output
+    bad = CliRunner().invoke(main, ["evaluate", "--data", str(face_folder), "--model", str(tiny_conditioned_onnx),
+                                    "--strength", "2"])
+    assert bad.exit_code == 2 and "expected auto or a number from 0 to 1, got '2'" in bad.output
