@@ -13,7 +13,8 @@ def models(tmp_path_factory, tiny_onnx, face_folder):
     folder = tmp_path_factory.mktemp("bench-models")
     fp32 = folder / "tiny.onnx"
     shutil.copy(tiny_onnx, fp32)
-    quantize_model(fp32, folder / "tiny-int8.onnx", face_folder, [Recipe()], max_loss_db=100.0)
+    quantize_model(fp32, folder / "tiny-int8.onnx", face_folder, [Recipe()], max_loss_db=100.0,
+                   max_image_loss_db=100.0)
     return fp32, folder / "tiny-int8.onnx"
 
 

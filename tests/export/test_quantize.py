@@ -12,8 +12,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from enhance_edge.cli import main
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.export.quantize import (FaceCalibrationReader, Recipe, choose, default_search, float_compute_ops,
-                                          fuse_float_silu, output_layers, quantize_model, runtime_graph, search_space)
+from enhance_edge.export.calibration_mix import GATE_SEED, SYNTHETIC, calibration_mix, gate_images, lr_of
+from enhance_edge.export.quantize import (MAX_IMAGE_LOSS_DB, FaceCalibrationReader, Recipe, choose, default_search,
+                                          estimated_levels, float_compute_ops, fuse_float_silu, gate_failures,
+                                          output_layers, quantize_model, robust_search, runtime_graph, scoring_session,
+                                          search_space, upscale_faces)
+from enhance_edge.model import bundled_model_path, int8_model_path
+from enhance_edge.protocol import psnr
 from enhance_edge.limits import MAX_PSNR_LOSS_DB
 from enhance_edge.model import INPUT_NAME, open_session
 
@@ -26,7 +31,8 @@ ANY_LOSS = 100.0
 def quantized(tmp_path_factory, tiny_onnx, face_folder):
     out = tmp_path_factory.mktemp("int8") / "tiny-int8.onnx"
     summary = quantize_model(tiny_onnx, out, face_folder,
-                             [Recipe(), Recipe(activations="int8", weights="uint8")], max_loss_db=ANY_LOSS)
+                             [Recipe(), Recipe(activations="int8", weights="uint8")], max_loss_db=ANY_LOSS,
+                             max_image_loss_db=ANY_LOSS)
     return out, summary
 
 
@@ -64,8 +70,8 @@ def test_every_recipe_is_recorded_and_a_failing_one_does_not_stop_the_search(qua
 
 def test_a_model_losing_too_much_is_refused_and_nothing_is_written(tmp_path, tiny_onnx, face_folder):
     out = tmp_path / "lossy-int8.onnx"
-    with pytest.raises(ParityError, match=r"within -1.0 dB.*loses .* dB; nothing was written"):
-        quantize_model(tiny_onnx, out, face_folder, [Recipe()], max_loss_db=-1.0)
+    with pytest.raises(ParityError, match=r"within -1.0 dB.*loses .* dB \(worst image: .*\); nothing was written"):
+        quantize_model(tiny_onnx, out, face_folder, [Recipe()], max_loss_db=-1.0, max_image_loss_db=ANY_LOSS)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -78,7 +84,8 @@ def test_calibration_and_scores_use_the_subjects_and_hr_size_the_model_was_train
     onnx.helper.set_model_props(model, metadata)
     onnx.save(model, str(tmp_path / "seed1.onnx"))
     summary = quantize_model(tmp_path / "seed1.onnx", tmp_path / "seed1-int8.onnx", eight_subjects, [Recipe()],
-                             max_loss_db=ANY_LOSS)
+                             max_loss_db=ANY_LOSS,
+                             max_image_loss_db=ANY_LOSS)
     # person3 and person6, seed 1's held-out subjects (seed 0 holds out person4 and person1: 6 and 3 faces)
     assert summary["validation"]["faces"] == 5 and summary["test"]["faces"] == 8
     _, info = open_session(tmp_path / "seed1-int8.onnx")
@@ -87,7 +94,8 @@ def test_calibration_and_scores_use_the_subjects_and_hr_size_the_model_was_train
 
 def test_an_int8_model_is_not_quantized_again(quantized, face_folder, tmp_path):
     with pytest.raises(ModelError, match="already quantized"):
-        quantize_model(quantized[0], tmp_path / "twice.onnx", face_folder, max_loss_db=ANY_LOSS)
+        quantize_model(quantized[0], tmp_path / "twice.onnx", face_folder, max_loss_db=ANY_LOSS,
+                       max_image_loss_db=ANY_LOSS)
 
 
 def test_search_space_is_the_product_of_the_choices():
@@ -95,7 +103,9 @@ def test_search_space_is_the_product_of_the_choices():
     assert len(recipes) == 2 * 1 * 2 * 2 and len(set(recipes)) == len(recipes)
     assert {r.calibration for r in recipes} == {"minmax", "entropy"} and {r.output for r in recipes} == {"float"}
     default = default_search()
-    assert len(set(default)) == len(default) == 3 * 3 * 2 + 3 + 2
+    assert len(set(default)) == len(default) == 3 * 3 * 2 + 3 + 2 + 3 * 2
+    assert {r.calibration_set for r in robust_search()} == {"mix"} and {r.silu for r in robust_search()} == {"float"}
+    assert set(robust_search()) <= set(default) and {r.residual for r in robust_search()} == {"int8", "float"}
     assert Recipe(output="int8") in default and Recipe(silu="float") in default
     assert Recipe(calibration="percentile", silu="float") in default
     with pytest.raises(ValueError, match="Recipe.activations must be one of"):
@@ -155,7 +165,8 @@ def test_float_silu_is_fused_into_one_kernel_with_identical_outputs():
 
 def test_a_recipe_with_silu_in_float_ships_the_fused_kernel(tmp_path, tiny_onnx, face_folder):
     out = tmp_path / "silu-float.onnx"
-    quantize_model(tiny_onnx, out, face_folder, [Recipe(silu="float")], max_loss_db=ANY_LOSS)
+    quantize_model(tiny_onnx, out, face_folder, [Recipe(silu="float")], max_loss_db=ANY_LOSS,
+                   max_image_loss_db=ANY_LOSS)
     silus = sum(node.op_type == "Sigmoid" for node in onnx.load(str(tiny_onnx)).graph.node)
     ops = Counter(node.op_type for node in onnx.load(str(out)).graph.node)
     assert silus > 0 and ops["QuickGelu"] == silus and "Sigmoid" not in ops
@@ -167,7 +178,8 @@ def test_quantize_command_writes_beside_the_model_by_default(tmp_path, tiny_onnx
     shutil.copy(tiny_onnx, model)
     result = CliRunner().invoke(main, ["quantize", str(model), "--calibration", str(face_folder), "--method", "minmax",
                                        "--activations", "uint8", "--weights", "int8", "--silu", "int8",
-                                       "--max-loss-db", str(ANY_LOSS), "--threads", "1"])
+                                       "--max-loss-db", str(ANY_LOSS), "--max-image-loss-db", str(ANY_LOSS),
+                                       "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert "minmax a:uint8 w:int8 silu:int8 out:float" in result.output
     assert "kept calibration=minmax activations=uint8 weights=int8 silu=int8 output=float" in result.output
@@ -223,7 +235,8 @@ def test_a_selection_without_8_bit_activations_is_refused_before_any_work(tmp_pa
 def test_an_unwritable_output_is_a_model_error(tmp_path, tiny_onnx, face_folder):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(ModelError, match=f"^{tmp_path / 'file' / 'x-int8.onnx'}: cannot write"):
-        quantize_model(tiny_onnx, tmp_path / "file" / "x-int8.onnx", face_folder, [Recipe()], max_loss_db=ANY_LOSS)
+        quantize_model(tiny_onnx, tmp_path / "file" / "x-int8.onnx", face_folder, [Recipe()], max_loss_db=ANY_LOSS,
+                       max_image_loss_db=ANY_LOSS)
 
 
 def test_the_commands_defaults_are_the_librarys_constants():
@@ -235,3 +248,71 @@ def test_the_commands_defaults_are_the_librarys_constants():
         "tolerance"].default
     assert defaults["quantize", "max_loss_db"] == MAX_PSNR_LOSS_DB == inspect.signature(quantize_model).parameters[
         "max_loss_db"].default
+    # the image limit's default is the library's, named in the help (the CLI does not import the quantizer)
+    assert inspect.signature(quantize_model).parameters["max_image_loss_db"].default == MAX_IMAGE_LOSS_DB
+    assert f"[default: {MAX_IMAGE_LOSS_DB}]" in " ".join(CliRunner().invoke(main, ["quantize", "--help"]).output.split())
+
+
+def test_a_recipe_losing_too_much_on_one_gate_image_is_refused_naming_it(tmp_path, tiny_onnx, face_folder):
+    with pytest.raises(ParityError, match=r"and -1.0 dB on every gate image; .*\(worst image: .* dB\); nothing"):
+        quantize_model(tiny_onnx, tmp_path / "x-int8.onnx", face_folder, [Recipe()], max_loss_db=ANY_LOSS,
+                       max_image_loss_db=-1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_gate_is_checked_per_set_mean_and_per_image():
+    table = {"faces": {"mean_loss_db": 0.1, "worst_loss_db": 0.25, "worst_image": "a.png"},
+             "high-key": {"mean_loss_db": 0.2, "worst_loss_db": 0.4, "worst_image": "high-key #2"}}
+    assert gate_failures(table, 0.2, 0.3) == ["high-key #2 loses 0.400 dB (limit 0.3)"]
+    assert gate_failures(table, 0.15, 0.5) == ["high-key loses 0.200 dB on average (limit 0.15)"]
+    passing = candidate("passing", "uint8", 39.4, 0.05)
+    failing = {**candidate("failing", "uint8", 39.45, 0.05), "gate": table}
+    assert choose([passing, failing], fp32_psnr=39.5, max_loss_db=0.2)["name"] == "passing"
+
+
+@pytest.mark.parametrize("model", ["tiny_onnx", "tiny_conditioned_onnx"])
+def test_a_mix_calibrated_recipe_records_its_gate_table(request, tmp_path, model, face_folder):
+    out = tmp_path / "mix-int8.onnx"
+    recipe = Recipe("minmax", silu="float", calibration_set="mix", residual="float")
+    summary = quantize_model(request.getfixturevalue(model), out, face_folder, [recipe], max_loss_db=ANY_LOSS,
+                             max_image_loss_db=ANY_LOSS)
+    assert summary["recipe"] == recipe.to_dict() and summary["max_image_loss_db"] == ANY_LOSS
+    gate = json.loads(open_session(out)[1].metadata["quantization"])["gate"]
+    assert set(gate) == {"validation faces", "astronaut", "lfw faces", "gradient", "high-key", "low-key"}
+    assert all(row["images"] > 0 and row["worst_loss_db"] >= row["mean_loss_db"] for row in gate.values())
+    # the residual adds run in float: the runtime graph keeps them out of the int8 kernels
+    assert float_compute_ops(runtime_graph(out, 1))["Add"] >= 1
+
+
+def test_the_calibration_mix_never_holds_a_gate_image():
+    mix = np.concatenate(list(calibration_mix((48, 42), per_kind=2).values()))
+    gates = np.concatenate([hrs for hrs in gate_images((48, 42), 2).values() if hrs.shape[1:] == (48, 42)])
+    assert not any((gate == mix).all(axis=(1, 2)).any() for gate in gates)
+    assert {"gradient", "high_key", "low_key", "text"} <= set(calibration_mix((48, 42), per_kind=1))
+
+
+def gradient_and_high_key(shape=(112, 92)):
+    rng = np.random.default_rng(GATE_SEED)
+    return np.stack([SYNTHETIC["gradient"](rng, *shape), SYNTHETIC["high_key"](rng, *shape)])
+
+
+def made_with_the_per_image_gate(int8_path) -> bool:
+    return "max_image_loss_db" in json.loads(open_session(int8_path)[1].metadata.get("quantization", "{}"))
+
+
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_bundled_int8_stays_within_the_image_limit_on_a_smooth_gradient_and_a_high_key_image(request, name):
+    fp32_path = bundled_model_path(name, "fp32")
+    int8_path = int8_model_path(fp32_path)
+    if not int8_path.is_file():
+        pytest.skip(f"no {int8_path.name} installed")
+    if not made_with_the_per_image_gate(int8_path):
+        # a file quantized before the gate existed: it lost 5-9 dB here (MODEL_CARD.md); strict, so
+        # that a file made with the gate cannot stay marked as failing
+        request.applymarker(pytest.mark.xfail(strict=True, reason="quantized before the per-image gate"))
+    hrs = gradient_and_high_key()
+    lrs = lr_of(hrs, 2)
+    levels = estimated_levels(open_session(fp32_path)[1], lrs)
+    fp32, int8 = (np.array([psnr(h, o) for h, o in zip(hrs, upscale_faces(scoring_session(path, 1), lrs, levels))])
+                  for path in (fp32_path, int8_path))
+    assert (fp32 - int8).max() <= MAX_IMAGE_LOSS_DB, f"losses {fp32 - int8} dB"
