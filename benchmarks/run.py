@@ -25,9 +25,9 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from enhance_edge.dataset import face_pair
+from enhance_edge.dataset import PairSet, face_pair
 from enhance_edge.errors import DataError, ModelError
-from enhance_edge.model import BUNDLED_MODELS, bundled_models, resolve_model
+from enhance_edge.model import BUNDLED_MODELS, bundled_models, open_session, resolve_model
 from enhance_edge.protocol import REPORT_HR_SIZE, YALE_TEST_SUBJECTS, score
 
 from . import machine
@@ -242,6 +242,30 @@ def _quality(faces: Faces, outputs: dict[str, np.ndarray]) -> dict:
     return {"split": "test", "subjects": list(YALE_TEST_SUBJECTS), "faces": len(faces.hr), "scores": scores}
 
 
+def _int8_pairs(extra_models) -> list[tuple[str, Path, Path]]:
+    """(label, fp32, int8) of the extra models installed in both precisions (labels NAME-fp32, NAME-int8)."""
+    paths = dict(extra_models)
+    return [(f"ort-{label[:-5]}", path, paths[f"{label[:-5]}-int8"]) for label, path in extra_models
+            if label.endswith("-fp32") and f"{label[:-5]}-int8" in paths]
+
+
+def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | None:
+    """`quantize`'s gate table for an installed int8 model against its fp32 one: per set, the mean
+    and the worst image's PSNR loss, int8 computed as exact int8 arithmetic computes it (see
+    export.quantize.scoring_session); None when either file is missing."""
+    from ..export.quantize import estimated_levels, gate_sets, gate_table, image_psnrs, scoring_session
+
+    if not (fp32_model.is_file() and int8_model.is_file()):
+        return None
+    _, info = open_session(fp32_model)
+    test = PairSet([f"yale test #{i}" for i in range(len(faces.hr))], np.stack(faces.hr), np.stack(faces.lr))
+    gates = gate_sets(info, test, estimated_levels(info, test.lr), faces_name="yale test faces")
+    table = gate_table(image_psnrs(scoring_session(fp32_model), gates), image_psnrs(scoring_session(int8_model), gates),
+                       gates)
+    return {"sets": table, "worst_loss_db": max(row["worst_loss_db"] for row in table.values()),
+            "max_mean_loss_db": max(row["mean_loss_db"] for row in table.values())}
+
+
 def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda line: None) -> dict:
     """Run every section of the benchmark and return the results (see RESULTS.md for their meaning)."""
     started = time.time()
@@ -293,6 +317,10 @@ def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda li
     if outputs:
         report(f"quality on {len(faces.hr)} Yale test faces")
         results["quality"] = _quality(faces, outputs)
+        report("int8's per-image loss on a mixed set (Yale test faces, photos, LFW faces, synthetic images)")
+        results["int8_per_image"] = {label: int8_per_image(fp32, int8, faces)
+                                     for label, fp32, int8 in [("ort", config.fp32_model, config.int8_model),
+                                                               *_int8_pairs(config.extra_models)]}
     largest = max(config.sizes, key=lambda s: s[0] * s[1])
     if "memory" in config.sections:
         report(f"peak memory of a fresh process per backend ({largest[0]}x{largest[1]}, {most}T)")

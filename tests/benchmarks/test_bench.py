@@ -255,3 +255,23 @@ def test_bench_command_rejects_a_missing_compared_model(tmp_path):
 def test_synthetic_inputs_when_there_are_no_faces():
     plane = input_plane(None, (5, 7))
     assert plane.shape == (5, 7) and plane.dtype == np.uint8 and plane.std() > 0
+
+
+def test_int8_per_image_rows_cover_the_mixed_set(results):
+    table = results["int8_per_image"]["ort"]
+    assert set(table["sets"]) == {"yale test faces", "astronaut", "lfw faces", "gradient", "high-key", "low-key"}
+    assert table["sets"]["yale test faces"]["images"] == 12
+    assert table["worst_loss_db"] == max(row["worst_loss_db"] for row in table["sets"].values())
+    found = {g["goal"]: g for g in goals(results)}
+    assert found["ort int8: worst image's PSNR loss on the mixed set (dB)"]["value"] == table["worst_loss_db"]
+    assert found["ort int8: mean PSNR loss of the worst set of the mixed set (dB)"]["value"] == table["max_mean_loss_db"]
+    assert "## int8 per image, on a mixed set" in markdown(results, None)
+
+
+def test_hand_written_sections_of_results_md_are_kept_across_runs(results, tmp_path):
+    from enhance_edge.benchmarks.report import KEPT_MARKER
+
+    (tmp_path / "RESULTS.md").write_text(f"an older run\n{KEPT_MARKER}\n## Profile\nby hand\n")
+    write_all(results, tmp_path)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "an older run" not in text and CAVEAT in text and text.endswith(f"\n{KEPT_MARKER}\n## Profile\nby hand\n")

@@ -1,0 +1,99 @@
+"""Run the bundled models on prepared inputs, on any architecture, and compare two such runs.
+
+Needs only numpy and onnxruntime, so that it runs in a bare aarch64 Python under qemu-user
+(benchmarks/arm64.sh). Three steps:
+
+    python -m enhance_edge.benchmarks.arm64_run prepare inputs.npz        # x86, with enhance-edge
+    python benchmarks/arm64_run.py run inputs.npz outputs-ARCH.npz MODELS_DIR   # each architecture
+    python -m enhance_edge.benchmarks.arm64_run compare inputs.npz outputs-x86_64.npz outputs-aarch64.npz
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+MODELS = ("default", "fast")
+PRECISIONS = ("fp32", "int8")
+
+
+def prepare(inputs: Path) -> None:
+    """HR/LR pairs of the 12 Yale test faces in tests/data/yale_test, made as PROTOCOL.md makes them."""
+    from enhance_edge.dataset import face_pair
+    from enhance_edge.protocol import REPORT_HR_SIZE
+
+    faces = sorted((Path(__file__).resolve().parent.parent / "tests" / "data" / "yale_test").glob("*.png"))
+    pairs = [face_pair(path, REPORT_HR_SIZE) for path in faces]
+    np.savez(inputs, hr=np.stack([hr for hr, _ in pairs]), lr=np.stack([lr for _, lr in pairs]),
+             names=np.array([path.name for path in faces]))
+
+
+def run(inputs: Path, outputs: Path, models_dir: Path) -> None:
+    """Every bundled model's unrounded outputs (values in [0, 1]) for the prepared LR faces."""
+    import onnxruntime as ort
+
+    lr = np.load(inputs)["lr"].astype(np.float32)[:, None] / 255
+    found = {"machine": np.array(platform.machine()), "onnxruntime": np.array(ort.__version__)}
+    for model in MODELS:
+        for precision in PRECISIONS:
+            path = models_dir / (f"{model}.onnx" if precision == "fp32" else f"{model}-{precision}.onnx")
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            disabled = session.get_modelmeta().custom_metadata_map.get("onnxruntime_disabled_optimizers", "")
+            if disabled:  # as enhance_edge.model.open_session runs it
+                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                               disabled_optimizers=disabled.split(","))
+            found[f"{model}-{precision}"] = session.run(None, {"input": lr})[0][:, 0]
+            if precision == "int8":
+                # QDQ pairs left unfused, computed in float: what exact int8 kernels compute (x86
+                # without VNNI/AMX saturates; this is what it should have computed)
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+                exact = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                             disabled_optimizers=disabled.split(",") if disabled else None)
+                found[f"{model}-{precision}-exact"] = exact.run(None, {"input": lr})[0][:, 0]
+    np.savez(outputs, **found)
+
+
+def compare(inputs: Path, first: Path, second: Path) -> str:
+    """A markdown table: per model, the largest float difference, the 8-bit pixels that differ and
+    by how much, and each architecture's mean PSNR on the faces."""
+    from enhance_edge.processing import from_unit_float
+    from enhance_edge.protocol import psnr
+
+    hr = np.load(inputs)["hr"]
+    a, b = np.load(first), np.load(second)
+    lines = [f"{a['machine']} (onnxruntime {a['onnxruntime']}) vs {b['machine']} (onnxruntime {b['onnxruntime']}), "
+             f"{len(hr)} Yale test faces", "",
+             f"| model | max float diff | 8-bit pixels differing | max 8-bit diff | mean PSNR {a['machine']} | "
+             f"mean PSNR {b['machine']} |", "|---|---|---|---|---|---|"]
+    rows = [(key, key, key) for key in (f"{m}-{p}" for m in MODELS for p in PRECISIONS)]
+    # int8 in exact arithmetic on one side against the other side's kernels
+    rows += [(f"{m}-int8 ({side} exact)", f"{m}-int8" + ("-exact" if side == a["machine"] else ""),
+              f"{m}-int8" + ("-exact" if side == b["machine"] else ""))
+             for m in MODELS for side, run in ((a["machine"], a), (b["machine"], b)) if f"{m}-int8-exact" in run]
+    for label, key_a, key_b in rows:
+        pixels_a, pixels_b = from_unit_float(a[key_a]), from_unit_float(b[key_b])
+        levels = np.abs(pixels_a.astype(np.int16) - pixels_b)
+        scores = [np.mean([psnr(h, o) for h, o in zip(hr, pixels)]) for pixels in (pixels_a, pixels_b)]
+        lines.append(f"| {label} | {np.abs(a[key_a] - b[key_b]).max():.2e} | {(levels > 0).mean():.2%} | {levels.max()} | "
+                     f"{scores[0]:.3f} | {scores[1]:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["prepare"] and len(argv) == 2:
+        prepare(Path(argv[1]))
+    elif argv[:1] == ["run"] and len(argv) == 4:
+        run(Path(argv[1]), Path(argv[2]), Path(argv[3]))
+    elif argv[:1] == ["compare"] and len(argv) == 4:
+        print(compare(*(Path(arg) for arg in argv[1:])))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
