@@ -458,9 +458,10 @@ def test_the_model_and_precision_are_said_once(tmp_path, tiny_onnx):
 
 def test_the_bundled_models_line_names_the_precision_auto_chose(tmp_path):
     rgb(12, 10).save(tmp_path / "a.png")
-    result = run(tmp_path / "a.png", "--model", "fast", "--precision", "int8")
+    result = run(tmp_path / "a.png", "--model", "fast", "--precision", "fp32")
     assert result.exit_code == 0, result.output
-    assert re.fullmatch(r"model fast-int8\.onnx \(sha256 [0-9a-f]{12}\), int8", result.stderr.splitlines()[0])
+    strength = ", strength auto" if Upscaler("fast", precision="fp32").info.conditioned else ""
+    assert re.fullmatch(rf"model fast\.onnx \(sha256 [0-9a-f]{{12}}\), fp32{strength}", result.stderr.splitlines()[0])
 
 
 def test_a_log_gets_progress_lines_with_files_done_and_time_left(tmp_path, tiny_onnx, monkeypatch):
