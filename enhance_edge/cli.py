@@ -218,8 +218,16 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
               default=None, help="Face folder whose test split is scored (PROTOCOL.md; split with the "
                                  "checkpoint's own seed, at its HR size); the scores go into the model's "
                                  "metadata (key 'test'). If scoring fails, nothing is written.")
+@click.option("--clean-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="For a generator conditioned on the degradation level: an unconditioned model file beside "
+                   "-o that runs instead below --clean-below (its -int8 sibling for the int8 model).")
+@click.option("--clean-below", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Strength below which --clean-model runs.")
+@click.option("--estimator-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Carry the degradation estimator of this checkpoint (a run with the same --degrade ranges) "
+                   "instead of the exported run's own.")
 @reports_errors
-def export(checkpoint, output, tolerance, score_dir):
+def export(checkpoint, output, tolerance, score_dir, clean_model, clean_below, estimator_from):
     """Export a training checkpoint's generator to ONNX.
 
     The model gets dynamic batch, height and width, is simplified with onnxsim and
@@ -230,13 +238,22 @@ def export(checkpoint, output, tolerance, score_dir):
     _needs_train_extra("export")
     from .export.onnx_export import export_checkpoint
 
+    if clean_model is not None and clean_model.resolve().parent != output.resolve().parent:
+        raise click.BadParameter(f"{str(clean_model)!r} must sit beside the output, in {output.resolve().parent}",
+                                 param_hint="--clean-model")
     target = output
     if score_dir is not None:  # exported and scored in scratch space first: a failed scoring leaves no OUTPUT
         import tempfile
 
         scratch = click.get_current_context().with_resource(tempfile.TemporaryDirectory(prefix="enhance-edge-"))
         target = Path(scratch) / output.name
-    results = export_checkpoint(checkpoint, target, tolerance)
+        if clean_model is not None:  # scored as it will run: with its clean model beside it
+            import shutil
+
+            shutil.copy2(clean_model, Path(scratch) / clean_model.name)
+    results = export_checkpoint(checkpoint, target, tolerance,
+                                None if clean_model is None else target.parent / clean_model.name, clean_below,
+                                estimator_from)
     for result in results:
         click.echo(f"parity {'x'.join(map(str, result['shape']))}: max |onnx - torch| = {result['max_abs_diff']:.2e}")
     if score_dir is not None:

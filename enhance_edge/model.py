@@ -27,6 +27,12 @@ OUTPUT_NAME = "output"
 # from an image: a small fp32 ONNX model, base64-encoded in this metadata key.
 STRENGTH_NAME = "strength"
 ESTIMATOR_KEY = "degradation_estimator"
+# A conditioned model may name a clean specialist: an unconditioned model file beside it (the same
+# name with -int8 for an int8 model, where that file is there) that runs instead of it on images whose
+# strength is below CLEAN_BELOW_KEY. Fine-tuning for noise and JPEG costs a network some of its clean
+# sharpness; the specialist keeps it where the estimator finds nothing to clean up.
+CLEAN_MODEL_KEY = "clean_model"
+CLEAN_BELOW_KEY = "clean_below"
 
 # Short names accepted by --provider, beside onnxruntime's own full names.
 PROVIDER_ALIASES = {
@@ -161,6 +167,8 @@ class ModelInfo:
     layout: str
     metadata: dict[str, str] = field(repr=False)
     conditioned: bool = False  # takes a strength input (the degradation level) beside the image
+    clean_model: Path | None = None  # the clean specialist's file, for a conditioned model that has one
+    clean_below: float = 0.0  # strengths below this run the clean specialist
 
     @property
     def disabled_optimizers(self) -> list[str]:
@@ -188,12 +196,28 @@ class ModelInfo:
         if conditioned and ESTIMATOR_KEY not in metadata:
             raise ModelError(f"{path!r} is conditioned on the degradation level but carries no estimator "
                              f"({ESTIMATOR_KEY!r} metadata)")
-        return cls(path, scale, channels, (low, high), layout, dict(metadata), conditioned)
+        clean_model, clean_below = None, 0.0
+        if CLEAN_MODEL_KEY in metadata:
+            try:
+                clean_below = float(metadata[CLEAN_BELOW_KEY])
+            except (KeyError, ValueError):
+                raise ModelError(f"{path!r} names a clean model but no {CLEAN_BELOW_KEY!r} strength") from None
+            clean_model = _clean_specialist(Path(path), metadata[CLEAN_MODEL_KEY], metadata.get("precision", "fp32"))
+        return cls(path, scale, channels, (low, high), layout, dict(metadata), conditioned, clean_model, clean_below)
 
     def json_field(self, key: str) -> Any:
         """A metadata value that was stored as JSON (configs, training facts), or None."""
         value = self.metadata.get(key)
         return json.loads(value) if value is not None else None
+
+
+def _clean_specialist(model_path: Path, name: str, precision: str) -> Path:
+    """The clean specialist's file beside ``model_path``: its int8 file for an int8 model where one is there."""
+    fp32 = model_path.parent / Path(name).name  # a name, never a path elsewhere
+    chosen = int8_model_path(fp32) if precision == "int8" and int8_model_path(fp32).is_file() else fp32
+    if not chosen.is_file():
+        raise ModelError(f"{str(model_path)!r} runs clean images with {str(chosen)!r}, which is missing")
+    return chosen
 
 
 def open_session(model_path: str | Path, provider: str = "cpu", threads: int | None = None,

@@ -93,6 +93,12 @@ class Upscaler:
         self._check_input_shape()
         self.strength = self._checked_strength(strength)
         self._estimator = open_estimator(self.info, threads) if self.info.conditioned else None
+        self._clean = None  # the clean specialist (model.CLEAN_MODEL_KEY), if the model names one
+        if self.info.clean_model is not None:
+            self._clean = Upscaler(self.info.clean_model, provider, threads, tile=tile, max_memory=max_memory)
+            if self._clean.info.conditioned or self._clean.scale != self.scale:
+                raise ModelError(f"{str(self.info.clean_model)!r} cannot be the clean model of {self.info.path!r}: "
+                                 f"it must be an unconditioned x{self.scale} model")
         self.tile, self.max_memory = tile, max_memory
         try:
             config = self.info.json_field("generator_config")
@@ -168,6 +174,8 @@ class Upscaler:
         if (strength is None) == self.info.conditioned:
             raise ModelError(f"model {self.info.path!r} {'needs' if self.info.conditioned else 'takes no'} "
                              f"a strength")
+        if self._clean is not None and strength < self.info.clean_below:
+            return self._clean.upscale_plane(plane)
         feeds = {INPUT_NAME: plane.astype(np.float32, copy=False)[None, None]}
         if strength is not None:
             feeds[STRENGTH_NAME] = np.full((1, 1, 1, 1), strength, np.float32)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from dataclasses import replace
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,10 @@ from enhance_edge import __version__
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.fileio import atomic_output
 from enhance_edge.limits import PARITY_TOLERANCE
-from enhance_edge.model import DISABLED_OPTIMIZERS_KEY, ESTIMATOR_KEY, FORMAT, INPUT_NAME, OUTPUT_NAME, STRENGTH_NAME
+from enhance_edge.model import (CLEAN_BELOW_KEY, CLEAN_MODEL_KEY, DISABLED_OPTIMIZERS_KEY, ESTIMATOR_KEY, FORMAT,
+                                INPUT_NAME, OUTPUT_NAME, STRENGTH_NAME)
 
-from ..train.checkpoint import load_generator, run_config
+from ..train.checkpoint import load, load_generator, run_config
 from ..train.networks import DegradationEstimator, Generator
 
 OPSET = 17
@@ -172,22 +174,48 @@ def write_model_file(path: str | Path, data: bytes) -> None:
         raise ModelError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
-def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path,
-                      tolerance: float = PARITY_TOLERANCE) -> list[dict]:
-    """Export a training checkpoint's generator, with its training facts in the metadata."""
+def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path, tolerance: float = PARITY_TOLERANCE,
+                      clean_model: str | Path | None = None, clean_below: float | None = None,
+                      estimator_from: str | Path | None = None) -> list[dict]:
+    """Export a training checkpoint's generator, with its training facts in the metadata.
+
+    A conditioned generator may name ``clean_model``, an unconditioned model file that must sit
+    beside ``out_path``, to run instead of it below strength ``clean_below`` (model.CLEAN_MODEL_KEY).
+    ``estimator_from``: another run's checkpoint whose degradation estimator to carry instead of this
+    run's own; the estimator reads the level alone, whatever the generator, so any run with the same
+    degradation ranges trains it (a longer one, better).
+    """
     generator, state = load_generator(checkpoint_path)
     config = run_config(checkpoint_path, state)
+    clean_facts = {}
+    if clean_model is not None:
+        clean_model, out_dir = Path(clean_model), Path(out_path).resolve().parent
+        if not _conditioned(generator) or clean_below is None or not 0.0 < clean_below <= 1.0:
+            raise ModelError("a clean model goes with a generator conditioned on the degradation level and a "
+                             f"strength from 0 to 1 below which it runs, got {clean_below!r}")
+        if not clean_model.is_file() or clean_model.resolve().parent != out_dir:
+            raise ModelError(f"the clean model {str(clean_model)!r} must be a file beside the output, in {out_dir}")
+        clean_facts = {CLEAN_MODEL_KEY: clean_model.name, CLEAN_BELOW_KEY: str(clean_below)}
     estimator = None
     if _conditioned(generator):
+        source, source_state = checkpoint_path, state
+        if estimator_from is not None:
+            source, source_state = estimator_from, load(estimator_from)
+            source_config = run_config(estimator_from, source_state)
+            if source_config.degradation != config.degradation:
+                raise ModelError(f"{str(estimator_from)!r} learned other degradation ranges than {str(checkpoint_path)!r}: "
+                                 f"its estimator reads another level")
+            config = replace(config, estimator=source_config.estimator)
         estimator = DegradationEstimator(config.estimator)
         try:
-            estimator.load_state_dict(state["estimator"])
+            estimator.load_state_dict(source_state["estimator"])
         except (KeyError, RuntimeError) as exc:
-            raise ModelError(f"{str(checkpoint_path)!r} holds no usable degradation estimator ({exc!r})") from None
+            raise ModelError(f"{str(source)!r} holds no usable degradation estimator ({exc!r})") from None
     facts = {"trained_on": state.get("data", {}), "epoch": state.get("epoch"),
              "train_config": state["config"]["train"], "validation": state.get("validation", {}),
              **({"degradation_config": config.degradation.to_dict(), "estimator_config": config.estimator.to_dict()}
-                if config.degradation is not None else {})}
+                if config.degradation is not None else {}), **clean_facts,
+             **({"estimator_from": str(estimator_from)} if estimator_from is not None else {})}
     return export_generator(generator, out_path, facts, tolerance, estimator)
 
 

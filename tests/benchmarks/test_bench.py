@@ -13,6 +13,7 @@ from enhance_edge.benchmarks.report import CAVEAT, goals, markdown, screen_table
 from enhance_edge.benchmarks.run import BenchConfig, Faces, end_to_end, input_plane, peak_rss_mib, run_benchmark
 from enhance_edge.benchmarks.timing import measure
 from enhance_edge.cli import main
+from enhance_edge.model import int8_model_path
 from enhance_edge.errors import DataError, ModelError
 from enhance_edge.export.quantize import Recipe
 
@@ -232,7 +233,7 @@ def test_bench_command_prints_the_table_and_writes_the_files(models, other_onnx,
 
 
 def test_bench_command_does_not_requantize_over_the_bundled_int8_model(tmp_path):
-    bundled = run.resolve_model("default", "int8")
+    bundled = int8_model_path(run.resolve_model("default", "fp32"))  # where it goes, shipped or not
     before = bundled.read_bytes() if bundled.is_file() else None
     result = CliRunner().invoke(main, ["bench", "--calibration", str(YALE_TEST), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--calibration would overwrite the bundled" in result.output

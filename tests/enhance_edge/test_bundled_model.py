@@ -23,9 +23,11 @@ def test_every_bundled_name_ships_an_fp32_file():
 def test_plain_onnxruntime_contract(shipped):
     """What README's "ONNX contract" promises, read with onnxruntime alone."""
     session = ort.InferenceSession(shipped.path, providers=["CPUExecutionProvider"])
-    [model_input], [model_output] = session.get_inputs(), session.get_outputs()
+    [model_input, strength], [model_output] = session.get_inputs(), session.get_outputs()
     assert (model_input.name, model_input.type, model_output.name, model_output.type) == (
         "input", "tensor(float)", "output", "tensor(float)")
+    # The bundled models are conditioned on the degradation level: (N, 1, 1, 1) strengths in [0, 1].
+    assert (strength.name, strength.type, strength.shape[1:]) == ("strength", "tensor(float)", [1, 1, 1])
     batch, channels, height, width = model_input.shape
     assert channels == 1 and all(isinstance(d, str) for d in (batch, height, width))  # dynamic N, H, W
     metadata = session.get_modelmeta().custom_metadata_map
@@ -34,12 +36,14 @@ def test_plain_onnxruntime_contract(shipped):
         "format": "enhance-edge-onnx/1", "scale": "2", "channels": "1", "value_range": "0,1", "layout": "NCHW",
         "dtype": "float32", "colour": "luma", "precision": shipped.precision}
     x = np.random.default_rng(0).random((3, 1, 9, 14), dtype=np.float32)  # dynamic N, H, W
-    assert session.run(None, {"input": x})[0].shape == (3, 1, 18, 28)
+    levels = np.array([0.0, 0.5, 1.0], np.float32).reshape(3, 1, 1, 1)
+    assert session.run(None, {"input": x, "strength": levels})[0].shape == (3, 1, 18, 28)
 
 
 @pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
 def test_bundled_model_is_small_and_self_describing(shipped):
-    assert shipped.file_bytes < 600 * 1024  # the report's generator is ~0.47 MB in float32
+    # The report's generator is ~0.47 MB in float32; the degradation estimator adds ~0.13 MB (base64).
+    assert shipped.file_bytes < 700 * 1024
     info = Upscaler(shipped.path).info
     trained_on = info.json_field("trained_on")
     assert trained_on["folder"] == "yale_b_cropped" and trained_on["images"]["train"] == 1710

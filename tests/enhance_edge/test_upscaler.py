@@ -237,6 +237,41 @@ def test_a_model_without_the_strength_input_refuses_a_number_but_takes_auto(upsc
 
 def test_bundled_names_and_precisions_resolve_as_in_the_cli():
     assert Upscaler("fast", precision="fp32").info.path.endswith("fast.onnx")
-    assert Upscaler("fast", precision="int8").info.path.endswith("fast-int8.onnx")
+    assert Upscaler("fast").info.path == Upscaler("fast", precision="fp32").info.path  # no int8 file ships
+    with pytest.raises(ModelError, match="this install has no int8 'fast' model"):
+        Upscaler("fast", precision="int8")
     with pytest.raises(ModelError, match="no bundled model named 'nope'|does not exist"):
         Upscaler("nope")
+
+
+@pytest.fixture(scope="module")
+def with_clean_model(tmp_path_factory, tiny_conditioned, tiny_onnx):
+    """The tiny conditioned model exported with tiny_onnx beside it as its clean specialist below 0.5."""
+    import shutil
+
+    from enhance_edge.export.onnx_export import export_generator
+    from enhance_edge.model import CLEAN_BELOW_KEY, CLEAN_MODEL_KEY
+
+    folder = tmp_path_factory.mktemp("pair")
+    shutil.copy2(tiny_onnx, folder / "clean.onnx")
+    generator, estimator = tiny_conditioned
+    export_generator(generator, folder / "robust.onnx", {CLEAN_MODEL_KEY: "clean.onnx", CLEAN_BELOW_KEY: "0.5"},
+                     estimator=estimator)
+    return folder
+
+
+def test_strengths_below_the_threshold_run_the_clean_specialist(with_clean_model, tiny_conditioned_onnx):
+    pixels = photo()[..., 0]
+    robust = Upscaler(with_clean_model / "robust.onnx", threads=1)
+    clean = Upscaler(with_clean_model / "clean.onnx", threads=1)
+    conditioned = Upscaler(tiny_conditioned_onnx, threads=1)
+    np.testing.assert_array_equal(robust.upscale(pixels, strength=0.2), clean.upscale(pixels))
+    np.testing.assert_array_equal(robust.upscale(pixels, strength=0.8), conditioned.upscale(pixels, strength=0.8))
+
+
+def test_a_missing_clean_specialist_is_one_clear_error(with_clean_model, tmp_path):
+    import shutil
+
+    shutil.copy2(with_clean_model / "robust.onnx", tmp_path / "robust.onnx")
+    with pytest.raises(ModelError, match=r"runs clean images with .*clean.onnx', which is missing"):
+        Upscaler(tmp_path / "robust.onnx")

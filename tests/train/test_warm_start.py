@@ -1,9 +1,10 @@
 import numpy as np
+import onnx
 import pytest
 import torch
 
 from enhance_edge.errors import CheckpointError
-from enhance_edge.model import bundled_model_path, int8_model_path
+from enhance_edge.model import bundled_model_path
 from enhance_edge.train.config import GeneratorConfig
 from enhance_edge.train.warm_start import load_warm_start
 
@@ -44,12 +45,16 @@ def test_the_condition_cannot_be_dropped(tiny_conditioned_onnx):
         load_warm_start(str(tiny_conditioned_onnx), GeneratorConfig(channels=4, residual_blocks=1, skip="bicubic"))
 
 
-def test_bundled_names_start_from_their_fp32_file_and_int8_files_are_refused():
-    generator, _ = load_warm_start("fast", GeneratorConfig(channels=16, residual_blocks=4, skip="bicubic"))
-    assert generator.config.channels == 16
-    int8 = int8_model_path(bundled_model_path("fast", "fp32"))
+def test_bundled_names_start_from_their_fp32_file_and_int8_files_are_refused(tmp_path):
+    fast = GeneratorConfig(channels=16, residual_blocks=4, skip="bicubic", condition="degradation")
+    generator, estimator = load_warm_start("fast", fast)
+    assert generator.config.channels == 16 and estimator is not None
+    model = onnx.load(str(bundled_model_path("fast", "fp32")))
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, "precision": "int8"})
+    int8 = tmp_path / "fast-int8.onnx"
+    onnx.save(model, int8)
     with pytest.raises(CheckpointError, match="it is an int8 model; start from its fp32 file"):
-        load_warm_start(str(int8), GeneratorConfig(channels=16, residual_blocks=4, skip="bicubic"))
+        load_warm_start(str(int8), fast)
 
 
 def test_a_file_that_is_not_a_model_is_one_clear_error(tmp_path):

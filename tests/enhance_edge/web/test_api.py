@@ -366,13 +366,16 @@ def test_a_request_abandoned_while_running_stops_at_its_next_tile(monkeypatch):
     tiles = []
     original = Upscaler.upscale_plane
 
+    outer = service.catalog.upscaler("default", "auto")
+
     def counted(upscaler, plane, *args, **kwargs):
-        tiles.append(plane.shape)
-        abandoned.set()  # the client leaves during the first tile
+        if upscaler is outer:  # not its clean specialist, which it may hand a tile to
+            tiles.append(plane.shape)
+            abandoned.set()  # the client leaves during the first tile
         return original(upscaler, plane, *args, **kwargs)
 
     monkeypatch.setattr(Upscaler, "upscale_plane", counted)
-    assert service.catalog.upscaler("default", "auto").tile_for(2048, 512, "L") < 512  # several tiles
+    assert outer.tile_for(2048, 512, "L") < 512  # several tiles
     with pytest.raises(ClientGone, match="wide.png: the client went away during the upscale"):
         service.upscale_upload(io.BytesIO(png_bytes(2048, 512)), "wide.png", abandoned=abandoned)
     assert len(tiles) == 1
