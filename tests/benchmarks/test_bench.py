@@ -13,9 +13,9 @@ from enhance_edge.benchmarks.report import CAVEAT, goals, markdown, screen_table
 from enhance_edge.benchmarks.run import BenchConfig, Faces, end_to_end, input_plane, peak_rss_mib, run_benchmark
 from enhance_edge.benchmarks.timing import measure
 from enhance_edge.cli import main
-from enhance_edge.model import int8_model_path
 from enhance_edge.errors import DataError, ModelError
 from enhance_edge.export.quantize import Recipe
+from enhance_edge.model import int8_model_path
 
 YALE_TEST = Path(__file__).parent.parent / "data" / "yale_test"
 # Extra models in the run: another generator size, and the int8 model again under its own label.
