@@ -282,7 +282,7 @@ def write_upscaled(upscaler: Upscaler, image: Image.Image, info: SourceInfo, han
     if warn is not None and (excess := _over_budget(upscaler, image)) is not None:
         warn(f"{name}: {excess}")
     try:
-        result = upscaler.upscale(image, progress=progress, strength=strength)
+        result = upscaler.upscale(image, progress=progress, strength=strength, jpeg_quality=info.jpeg_quality)
     except (ImageError, ModelError) as exc:  # e.g. a model that fails on this size: name the file
         raise type(exc)(f"{name}: {exc}") from None
     try:

@@ -22,6 +22,7 @@ numpy and Pillow only: the runtime's ``evaluate`` makes PROTOCOL.md's conditions
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
@@ -172,7 +173,51 @@ def level_of(degraded: Image.Image, reference: Image.Image) -> float:
     return float(min(1.0, np.sqrt(np.mean(difference ** 2)) / LEVEL_UNIT))
 
 
+# ---- what a JPEG file says about itself ----
+
+# The level a JPEG of each quality reaches, as the training pipeline measures it (JPEG alone on
+# the clean halves of 285 Yale training faces and 300 crops of the training photos): the 10th
+# percentile, a floor that 90% of images of that quality are above. Mean levels are higher
+# (quality 75: 0.56; 95: 0.19).
+JPEG_LEVEL_FLOOR = ((30, 0.635), (40, 0.555), (50, 0.499), (60, 0.451), (70, 0.398), (75, 0.365), (80, 0.324),
+                    (85, 0.277), (90, 0.222), (95, 0.147), (98, 0.081), (100, 0.0))
+
+
+def jpeg_level_floor(quality: int) -> float:
+    """The degradation level at least 90% of images saved at this JPEG quality carry."""
+    qualities, levels = zip(*JPEG_LEVEL_FLOOR)
+    return float(np.interp(quality, qualities, levels))
+
+
+@functools.cache
+def _pillow_luma_tables() -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """(quality, luma quantization table) of Pillow's (libjpeg's) encoder at qualities 1-100."""
+    tables = []
+    for quality in range(1, 101):
+        buffer = io.BytesIO()
+        Image.new("L", (8, 8)).save(buffer, "JPEG", quality=quality)
+        buffer.seek(0)
+        with Image.open(buffer) as decoded:
+            tables.append((quality, tuple(decoded.quantization[0])))
+    return tuple(tables)
+
+
+def jpeg_quality_of(quantization: dict | None) -> int | None:
+    """The libjpeg quality whose luma table is nearest a JPEG's own (Pillow's ``image.quantization``);
+    None without tables. Encoders other than libjpeg scale other tables: the nearest is an estimate."""
+    if not quantization or 0 not in quantization or len(quantization[0]) != 64:
+        return None
+    table = np.asarray(quantization[0], np.float64)
+    return min(_pillow_luma_tables(), key=lambda item: np.abs(np.asarray(item[1]) - table).sum())[0]
+
+
 # ---- PROTOCOL.md's named conditions ----
+
+def condition_jpeg_quality(condition: str) -> int | None:
+    """The quality of a named condition's last JPEG step, which its LR file would carry; None without one."""
+    qualities = [int(value) for step, value in CONDITIONS[condition] if step == "jpeg"]
+    return qualities[-1] if qualities else None
+
 
 def condition_lr(hr: Image.Image, condition: str, rng: np.random.Generator, scale: int = 2) -> Image.Image:
     """The LR that one of PROTOCOL.md's named conditions makes from an HR image.

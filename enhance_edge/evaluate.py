@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from .dataset import check_hr_size, face_pair, image_files, split_files
-from .degradation import CONDITIONS, condition_lr
+from .degradation import CONDITIONS, condition_jpeg_quality, condition_lr
 from .errors import DataError, MissingExtraError
 from .processing import from_unit_float
 from .protocol import REPORT_HR_SIZE, interpolate, score
@@ -27,9 +27,11 @@ def skimage_order3(lr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return from_unit_float(resize(lr, shape, order=3))
 
 
-def upscale_with(method: str, lr: np.ndarray, upscaler: Upscaler) -> np.ndarray:
+def upscale_with(method: str, lr: np.ndarray, upscaler: Upscaler, jpeg_quality: int | None = None) -> np.ndarray:
+    """``lr`` upscaled by the model or a baseline; ``jpeg_quality``: the quality the LR's JPEG file
+    would carry in its tables, which the model's "auto" strength reads as the CLI does from a file."""
     if method == "model":
-        return upscaler.upscale(lr)
+        return upscaler.upscale(lr, jpeg_quality=jpeg_quality)
     if method == "skimage-order3":
         return skimage_order3(lr, (lr.shape[0] * upscaler.scale, lr.shape[1] * upscaler.scale))
     return np.asarray(interpolate(Image.fromarray(lr), method, upscaler.scale))
@@ -82,7 +84,7 @@ def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, 
             hr, lr = condition_pair(path, index, condition, hr_size, upscaler.scale)
             hrs.append(hr)
             for method, outs in outputs.items():
-                outs.append(upscale_with(method, lr, upscaler))
+                outs.append(upscale_with(method, lr, upscaler, condition_jpeg_quality(condition)))
         results[name] = {"images": len(paths), **{m: score(hrs, outs) for m, outs in outputs.items()}}
     if not results:
         raise DataError(f"none of the splits {list(splits or [])} exist under {str(folder)!r}")

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import __version__
+from .degradation import jpeg_quality_of
 from .errors import ImageError
 
 # Modes the runtime works in; read_image and working_image return nothing else.
@@ -60,6 +61,7 @@ class SourceInfo:
     exif: Image.Exif = field(default_factory=Image.Exif)
     lossless: bool = False  # a lossless WebP stays lossless
     compression: str | None = None  # TIFF
+    jpeg_quality: int | None = None  # a JPEG's quality, estimated from its luma quantization table
 
 
 _DECODING_LOCK = threading.Lock()
@@ -180,6 +182,8 @@ def read_image(source: str | Path | BinaryIO,
                                  f"only still images are supported")
             image.load()
             source_format = image.format
+            jpeg_quality = jpeg_quality_of(getattr(image, "quantization", None)) if source_format in ("JPEG", "MPO") \
+                else None
             exif = _upright(image)
             image = working_image(image)
             lossless = source_format == "WEBP" and _webp_is_lossless(handle)
@@ -196,7 +200,8 @@ def read_image(source: str | Path | BinaryIO,
         raise ImageError(f"{source}: corrupt or truncated image ({type(exc).__name__}: {reason})") from None
     info = SourceInfo(format=source_format, icc_profile=image.info.get("icc_profile") or None,
                       dpi=_dpi(image.info.get("dpi")), exif=exif, lossless=lossless,
-                      compression=image.info.get("compression") if source_format == "TIFF" else None)
+                      compression=image.info.get("compression") if source_format == "TIFF" else None,
+                      jpeg_quality=jpeg_quality)
     return image, info
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from .degradation import jpeg_level_floor, jpeg_quality_of
 from .errors import EnhanceEdgeError, ImageError, ModelError
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
 from .model import INPUT_NAME, STRENGTH_NAME, open_estimator, open_session, resolve_model
@@ -156,13 +157,21 @@ class Upscaler:
         levels = self._estimator.run(None, {INPUT_NAME: batch.astype(np.float32, copy=False)})[0]
         return float(np.mean(levels))
 
-    def strength_for(self, plane: np.ndarray, strength: float | str | None = None) -> float | None:
+    def strength_for(self, plane: np.ndarray, strength: float | str | None = None,
+                     jpeg_quality: int | None = None) -> float | None:
         """The strength an upscale of this luma plane runs at: ``strength`` (None: the Upscaler's own),
-        estimated when "auto"; None for a model without the strength input."""
+        estimated when "auto"; None for a model without the strength input.
+
+        "auto" for a JPEG (``jpeg_quality``, from its quantization table) is at least the level 90% of
+        images of that quality carry (degradation.jpeg_level_floor): the estimator, trained on small
+        crops, can miss the blocking of a photo at its own scale; the file's table cannot."""
         strength = self.strength if strength is None else self._checked_strength(strength)
         if not self.info.conditioned:
             return None
-        return self.estimate_strength(plane) if strength == "auto" else float(strength)
+        if strength != "auto":
+            return float(strength)
+        estimate = self.estimate_strength(plane)
+        return estimate if jpeg_quality is None else max(estimate, jpeg_level_floor(jpeg_quality))
 
     def upscale_plane(self, plane: np.ndarray, strength: float | None = None) -> np.ndarray:
         """One float32 (H, W) plane in [0, 1] -> (scale*H, scale*W), not clipped, in one model run.
@@ -209,8 +218,8 @@ class Upscaler:
         return _fixed_bytes(width, height, mode) + self.bytes_per_pixel * run_pixels
 
     def _upscale_luma(self, plane: np.ndarray, mode: str, progress: Callable[[int], None] | None,
-                      strength: float | str | None) -> np.ndarray:
-        run = functools.partial(self.upscale_plane, strength=self.strength_for(plane, strength))
+                      strength: float | str | None, jpeg_quality: int | None) -> np.ndarray:
+        run = functools.partial(self.upscale_plane, strength=self.strength_for(plane, strength, jpeg_quality))
         tile = self.tile_for(plane.shape[1], plane.shape[0], mode)
         if tile is None:
             out = run(plane)
@@ -220,7 +229,7 @@ class Upscaler:
         return upscale_tiled(plane, run, self.scale, tile, self.margin, progress)
 
     def upscale(self, image: Image.Image | np.ndarray, *, progress: Callable[[int], None] | None = None,
-                strength: float | str | None = None) -> Image.Image | np.ndarray:
+                strength: float | str | None = None, jpeg_quality: int | None = None) -> Image.Image | np.ndarray:
         """Upscale a PIL image (any mode) or a uint8/uint16 array (H, W) or (H, W, 2|3|4).
 
         Gray (L, 16-bit I;16) stays gray at its bit depth, alpha is kept, palette, CMYK and
@@ -235,25 +244,27 @@ class Upscaler:
                 pil_image = Image.fromarray(image)
             except (TypeError, ValueError) as exc:
                 raise ImageError(f"cannot use a {image.dtype} array of shape {image.shape}: {exc}") from None
-            return np.asarray(self.upscale(pil_image, progress=progress, strength=strength))
+            return np.asarray(self.upscale(pil_image, progress=progress, strength=strength, jpeg_quality=jpeg_quality))
         if not isinstance(image, Image.Image):
             raise ImageError(f"expected a PIL image or numpy array, got {type(image).__name__}")
         if min(image.size) < 1:
             raise ImageError(f"image has no pixels: {image.size[0]}x{image.size[1]}")
+        if jpeg_quality is None and image.format in ("JPEG", "MPO"):  # opened from a JPEG: its own tables
+            jpeg_quality = jpeg_quality_of(getattr(image, "quantization", None))
         image = working_image(image)
         if image.mode in ("L", "I;16"):
             pixels = np.asarray(image)
-            luma = self._upscale_luma(to_unit_float(pixels), image.mode, progress, strength)
+            luma = self._upscale_luma(to_unit_float(pixels), image.mode, progress, strength, jpeg_quality)
             return Image.fromarray(_to_pixels(luma, pixels.dtype))
         alpha = np.asarray(image.getchannel("A")) if image.mode in ("LA", "RGBA") else None
         if image.mode == "LA":
             gray = fill_transparent(np.asarray(image)[..., :1], alpha)[..., 0]
-            luma = self._upscale_luma(to_unit_float(gray), image.mode, progress, strength)
+            luma = self._upscale_luma(to_unit_float(gray), image.mode, progress, strength, jpeg_quality)
             return Image.fromarray(np.dstack([_to_pixels(luma, np.uint8), self._upscale_alpha(alpha)]))
         rgb = np.asarray(image.convert("RGB"))
         if alpha is not None:
             rgb = fill_transparent(rgb, alpha)
-        return Image.fromarray(self._upscale_colour(rgb, alpha, progress, strength))
+        return Image.fromarray(self._upscale_colour(rgb, alpha, progress, strength, jpeg_quality))
 
     def upscale_file(self, source: str | Path, target: str | Path | None = None, *, format: str | None = None,
                      suffix: str | None = None, quality: int = DEFAULT_QUALITY, overwrite: bool = False,
@@ -287,8 +298,8 @@ class Upscaler:
         size = (alpha.shape[1] * self.scale, alpha.shape[0] * self.scale)
         return np.asarray(Image.fromarray(alpha).resize(size, Image.Resampling.BICUBIC))
 
-    def _upscale_colour(self, rgb: np.ndarray, alpha: np.ndarray | None,
-                        progress: Callable[[int], None] | None, strength: float | str | None) -> np.ndarray:
+    def _upscale_colour(self, rgb: np.ndarray, alpha: np.ndarray | None, progress: Callable[[int], None] | None,
+                        strength: float | str | None, jpeg_quality: int | None) -> np.ndarray:
         """(H, W, 3) uint8 -> (sH, sW, 3 or 4) uint8: model on luma, bicubic chroma and alpha."""
         height, width = rgb.shape[:2]
         luma, chroma = np.empty((height, width), np.float32), np.empty((2, height, width), np.float32)
@@ -297,7 +308,7 @@ class Upscaler:
             luma[top:bottom], chroma[:, top:bottom] = ycbcr[..., 0], np.moveaxis(ycbcr[..., 1:], -1, 0)
         cb, cr = (Image.fromarray(plane) for plane in chroma)
         del chroma
-        luma = self._upscale_luma(luma, "RGB" if alpha is None else "RGBA", progress, strength)
+        luma = self._upscale_luma(luma, "RGB" if alpha is None else "RGBA", progress, strength, jpeg_quality)
         size = (width * self.scale, height * self.scale)
         out = np.empty((size[1], size[0], 3 if alpha is None else 4), np.uint8)
         for top, bottom in _strips(size[1]):

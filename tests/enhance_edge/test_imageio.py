@@ -481,3 +481,13 @@ def test_mutated_files_either_decode_or_raise_image_error(name, tmp_path, record
     print(f"\nfuzz {name}: {outcomes}")
     record_property("fuzz_outcomes", outcomes)
     assert outcomes["refused"] > 0  # the mutations do reach the error paths
+
+
+def test_a_jpegs_quality_is_read_from_its_tables_and_other_formats_have_none(tmp_path):
+    from enhance_edge.imageio import read_image
+
+    image = Image.new("RGB", (16, 16), (120, 40, 200))
+    image.save(tmp_path / "q60.jpg", quality=60)
+    image.save(tmp_path / "lossless.png")
+    assert read_image(tmp_path / "q60.jpg")[1].jpeg_quality == 60
+    assert read_image(tmp_path / "lossless.png")[1].jpeg_quality is None

@@ -275,3 +275,23 @@ def test_a_missing_clean_specialist_is_one_clear_error(with_clean_model, tmp_pat
     shutil.copy2(with_clean_model / "robust.onnx", tmp_path / "robust.onnx")
     with pytest.raises(ModelError, match=r"runs clean images with .*clean.onnx', which is missing"):
         Upscaler(tmp_path / "robust.onnx")
+
+
+def test_auto_strength_of_a_jpeg_is_at_least_what_its_quality_implies(conditioned):
+    import io
+
+    from enhance_edge.degradation import jpeg_level_floor
+
+    pixels = photo()[..., 0]
+    plane = to_unit_float(pixels)
+    assert conditioned.strength_for(plane, jpeg_quality=30) >= jpeg_level_floor(30) > 0.5
+    assert conditioned.strength_for(plane, jpeg_quality=100) == conditioned.strength_for(plane)
+    assert conditioned.strength_for(plane, 0.1, jpeg_quality=30) == 0.1  # a number is taken as given
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=30)
+    with Image.open(buffer) as opened:  # a JPEG opened with Pillow carries its own tables
+        from_file = np.asarray(conditioned.upscale(opened))
+        decoded = np.asarray(opened)
+    expected = conditioned.upscale(decoded, strength=max(conditioned.estimate_strength(to_unit_float(decoded)),
+                                                         jpeg_level_floor(30)))
+    np.testing.assert_array_equal(from_file, expected)
