@@ -295,7 +295,7 @@ def test_no_images_found_is_an_error(tmp_path):
 def test_ctrl_c_stops_cleanly(tmp_path, tiny_onnx, monkeypatch):
     good_files(tmp_path)
 
-    def interrupted(self, image, progress=None, strength=None):
+    def interrupted(self, image, **options):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("enhance_edge.upscaler.Upscaler.upscale", interrupted)
