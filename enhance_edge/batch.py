@@ -25,7 +25,7 @@ from .errors import EnhanceEdgeError, ImageError, ModelError
 from .fileio import atomic_output
 from .imageio import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, SourceInfo, check_size, format_for,
                       output_format_for, provenance, write_image)
-from .upscaler import Upscaler
+from .upscaler import Upscaler, parse_strength
 
 _GLOB_CHARACTERS = frozenset("*?[")
 # What -o may end in when it names the output file (format_for accepts any extension Pillow writes).
@@ -79,20 +79,6 @@ class FileResult:
 def model_precision(upscaler: Upscaler) -> str:
     """The precision of the model file an upscaler runs (what "auto" resolved to)."""
     return upscaler.info.metadata.get("precision", "fp32")
-
-
-def parse_strength(value: float | str | None) -> float | str:
-    """"auto" (also for None or "") or a number from 0 to 1, from an option or a form field;
-    EnhanceEdgeError with the bad value otherwise."""
-    if value is None or value == "" or value == "auto":
-        return "auto"
-    try:
-        strength = float(value)
-    except (TypeError, ValueError):
-        strength = -1.0
-    if not 0.0 <= strength <= 1.0:
-        raise EnhanceEdgeError(f"expected auto or a number from 0 to 1, got {value!r}")
-    return strength
 
 
 def failed_result(upscaler: Upscaler, job: Job, error: str, seconds: float) -> FileResult:

@@ -17,7 +17,6 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .batch import parse_strength
 from .errors import EnhanceEdgeError, MissingExtraError
 # Ray-free: the cluster module imports Ray only when a --cluster run starts.
 from .cluster import SUMMARY_NAME as CLUSTER_SUMMARY_NAME
@@ -26,7 +25,7 @@ from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
 # train/, export/ or benchmarks/ at start (a test checks it), so it starts where only the runtime is.
 from .limits import MAX_PSNR_LOSS_DB, PARITY_TOLERANCE
 from .model import PRECISIONS
-from .upscaler import DEFAULT_MAX_MEMORY
+from .upscaler import DEFAULT_MAX_MEMORY, parse_strength
 # Framework-free: the web extra itself is imported by `serve` only.
 from .web.service import Limits as WebLimits, ModelCatalog, UpscaleService
 

@@ -62,6 +62,20 @@ def _to_pixels(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return pixels
 
 
+def parse_strength(value: float | str | None) -> float | str:
+    """"auto" (also for None or "") or a number from 0 to 1, from an option, a form field or the API;
+    EnhanceEdgeError with the bad value otherwise."""
+    if value is None or value == "" or value == "auto":
+        return "auto"
+    try:
+        strength = float(value)
+    except (TypeError, ValueError):
+        strength = -1.0
+    if not 0.0 <= strength <= 1.0:
+        raise EnhanceEdgeError(f"expected auto or a number from 0 to 1, got {value!r}")
+    return strength
+
+
 class Upscaler:
     """Upscale images with an enhance-edge ONNX model on onnxruntime.
 
@@ -126,17 +140,10 @@ class Upscaler:
         digest = hashlib.sha256(Path(self.info.path).read_bytes()).hexdigest()[:12]
         return f"{Path(self.info.path).name} (sha256 {digest})"
 
-    def _checked_strength(self, strength: float | str) -> float | str:
-        """"auto" or a float in [0, 1]; a number for a model without the strength input is refused."""
-        if strength == "auto":
-            return strength
-        try:
-            value = float(strength)
-        except (TypeError, ValueError):
-            raise EnhanceEdgeError(f"strength must be 'auto' or a number from 0 to 1, got {strength!r}") from None
-        if not 0.0 <= value <= 1.0:
-            raise EnhanceEdgeError(f"strength must be 'auto' or a number from 0 to 1, got {strength!r}")
-        if not self.info.conditioned:
+    def _checked_strength(self, strength: float | str | None) -> float | str:
+        """parse_strength's "auto" or float; a number for a model without the strength input is refused."""
+        value = parse_strength(strength)
+        if value != "auto" and not self.info.conditioned:
             raise ModelError(f"model {self.info.path!r} has no strength control (it is not conditioned on the "
                              f"degradation level); leave strength at 'auto'")
         return value

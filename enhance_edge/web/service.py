@@ -21,11 +21,11 @@ from typing import BinaryIO, Iterator
 
 from PIL import Image
 
-from ..batch import model_precision, parse_strength, read_for_upscale, scale_suffix, write_upscaled
+from ..batch import model_precision, read_for_upscale, scale_suffix, write_upscaled
 from ..errors import EnhanceEdgeError
 from ..imageio import OUTPUT_FORMATS, format_for
 from ..model import BUNDLED_MODELS, BundledModel, bundled_model_path, bundled_models
-from ..upscaler import DEFAULT_MAX_MEMORY, Upscaler
+from ..upscaler import DEFAULT_MAX_MEMORY, Upscaler, parse_strength
 
 MiB = 1024 * 1024
 # "auto": the bundled int8 file where it is installed and exact on this CPU, else fp32.

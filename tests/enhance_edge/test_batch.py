@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from enhance_edge.batch import Job, Outcome, expand_inputs, parse_strength, plan_jobs, unsearched_folders, upscale_file
+from enhance_edge.batch import Job, Outcome, expand_inputs, plan_jobs, unsearched_folders, upscale_file
 from enhance_edge.errors import EnhanceEdgeError, ImageError
-from enhance_edge.upscaler import Upscaler
+from enhance_edge.upscaler import Upscaler, parse_strength
 
 
 @pytest.fixture(scope="module")

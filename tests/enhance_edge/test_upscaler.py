@@ -219,8 +219,8 @@ def test_a_large_image_is_estimated_from_crops_spread_over_it(conditioned):
 
 
 @pytest.mark.parametrize("strength, message", [
-    (1.5, r"strength must be 'auto' or a number from 0 to 1, got 1.5"),
-    ("high", r"strength must be 'auto' or a number from 0 to 1, got 'high'"),
+    (1.5, r"expected auto or a number from 0 to 1, got 1.5"),
+    ("high", r"expected auto or a number from 0 to 1, got 'high'"),
 ])
 def test_bad_strengths_are_named(conditioned, strength, message):
     with pytest.raises(EnhanceEdgeError, match=message):
