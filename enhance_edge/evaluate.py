@@ -37,6 +37,26 @@ def upscale_with(method: str, lr: np.ndarray, upscaler: Upscaler, jpeg_quality: 
     return np.asarray(interpolate(Image.fromarray(lr), method, upscaler.scale))
 
 
+def repeats_to_scale(other: Upscaler, scale: int) -> int:
+    """How many runs of ``other`` make a x``scale`` upscale (x2 twice for x4); DataError when none do."""
+    runs, reached = 1, other.scale
+    while reached < scale:
+        runs, reached = runs + 1, reached * other.scale
+    if reached != scale:
+        raise DataError(f"a x{other.scale} model cannot be compared with a x{scale} one: no number of runs of it "
+                        f"upscales x{scale}")
+    return runs
+
+
+def upscale_repeatedly(other: Upscaler, runs: int, lr: np.ndarray, jpeg_quality: int | None) -> np.ndarray:
+    """``lr`` through ``other`` ``runs`` times; only the first run reads the input's JPEG quality
+    (the later ones take the previous result, which is no JPEG)."""
+    out = other.upscale(lr, jpeg_quality=jpeg_quality)
+    for _ in range(runs - 1):
+        out = other.upscale(out)
+    return out
+
+
 def folder_splits(folder: Path, seed: int = 0) -> dict[str, list[Path]]:
     """Images by split: the subject-disjoint split where the folder has one, else all as 'all'.
 
@@ -61,30 +81,35 @@ def condition_pair(path: Path, index: int, condition: str, hr_size: tuple[int, i
 
 
 def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, int] | None = REPORT_HR_SIZE,
-                    splits: tuple[str, ...] | None = None, seed: int = 0,
-                    condition: str = "clean") -> dict[str, dict]:
+                    splits: tuple[str, ...] | None = None, seed: int = 0, condition: str = "clean",
+                    compare: dict[str, Upscaler] | None = None) -> dict[str, dict]:
     """{split: {method: {"psnr", "ssim"}, "images": n}} for the model and each baseline.
 
     Colour faces are upscaled in colour and scored on their luma, with "rgb_psnr" beside
     (PROTOCOL.md). ``seed`` picks the subject split of folders other than the Yale faces.
     ``condition``: the LR is made by that PROTOCOL.md condition ("clean", "jpeg75", "noise3",
     "blur", "camera") and every method, baselines included, upscales the same degraded LR;
-    all are scored against the clean HR.
+    all are scored against the clean HR. ``compare``: other models by label, each run as many
+    times as reach the model's scale (a x2 model twice beside a x4 one), scored as "LABEL xS^N".
     """
     if condition not in CONDITIONS:
         raise DataError(f"unknown condition {condition!r}; PROTOCOL.md's are {', '.join(CONDITIONS)}")
     folder = Path(folder)
     check_hr_size(hr_size, upscaler.scale)
+    others = {f"{label} x{other.scale}^{runs}" if runs > 1 else label: (other, runs)
+              for label, other in (compare or {}).items() for runs in [repeats_to_scale(other, upscaler.scale)]}
     results = {}
     for name, paths in folder_splits(folder, seed).items():
         if splits and name not in splits:
             continue
-        hrs, outputs = [], {m: [] for m in ("model", *BASELINES)}
+        hrs, outputs = [], {m: [] for m in ("model", *BASELINES, *others)}
         for index, path in enumerate(paths):
             hr, lr = condition_pair(path, index, condition, hr_size, upscaler.scale)
             hrs.append(hr)
+            quality = condition_jpeg_quality(condition)
             for method, outs in outputs.items():
-                outs.append(upscale_with(method, lr, upscaler, condition_jpeg_quality(condition)))
+                outs.append(upscale_repeatedly(*others[method], lr, quality) if method in others
+                            else upscale_with(method, lr, upscaler, quality))
         results[name] = {"images": len(paths), **{m: score(hrs, outs) for m, outs in outputs.items()}}
     if not results:
         raise DataError(f"none of the splits {list(splits or [])} exist under {str(folder)!r}")
