@@ -9,7 +9,9 @@ behind, ``remove_stale_parts`` deletes on the next run.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import signal
 import tempfile
 import threading
@@ -33,12 +35,11 @@ STALE_PART_SECONDS = 10.0
 def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
     """Yield a binary handle; on clean exit the data replaces ``path``, otherwise it vanishes."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
+    fd, tmp = _new_part(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             if fcntl is not None:  # held until the handle closes; remove_stale_parts leaves locked parts alone
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            _usual_permissions(fd)
             yield handle
             handle.flush()
             os.fsync(fd)  # on a machine crash the rename must not reach the disk before the data
@@ -48,13 +49,19 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
         raise
 
 
-def _usual_permissions(fd: int) -> None:
-    """mkstemp creates files private (0600); the result gets what any new file gets (0666
-    less the umask), as when another program saves it."""
-    if hasattr(os, "fchmod"):
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
+def _new_part(path: Path) -> tuple[int, Path]:
+    """A new ``.NAME.XXXXXXXX.part`` beside ``path``, open for writing. It gets what any new file
+    gets (0666 less the umask, applied by the system), as when another program saves it: mkstemp
+    makes files private (0600), and reading the umask means setting it, for every thread."""
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+             | getattr(os, "O_BINARY", 0))
+    for _ in range(tempfile.TMP_MAX):
+        part = path.parent / f".{path.name}.{secrets.token_hex(4)}{PART_SUFFIX}"
+        try:
+            return os.open(part, flags, 0o666), part
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(path.parent))
 
 
 def _target_name(part_name: str) -> str | None:

@@ -64,25 +64,18 @@ class SourceInfo:
     jpeg_quality: int | None = None  # a JPEG's quality, estimated from its luma quantization table
 
 
-_DECODING_LOCK = threading.Lock()
+_WARNINGS_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _decoding() -> Iterator[None]:
-    """Pillow's side channels off while decoding (restored afterwards): its bomb check warns
-    above 89 megapixels and refuses above 179 whatever --max-pixels says, so read_image
-    checks the header's size against its own limit instead, before anything is decoded; its
-    warnings about corrupt metadata would print several lines where one is promised. Both
-    settings are process-wide, hence the lock (the web app decodes in worker threads)."""
-    with _DECODING_LOCK:
-        previous = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = previous
+def _quiet() -> Iterator[None]:
+    """Pillow's warnings off while decoding: about corrupt metadata they would print several lines
+    where one is promised, and its bomb warning (above Image.MAX_IMAGE_PIXELS) is read_image's
+    own check. The warnings filters are process-wide, hence the lock (the web app decodes in
+    worker threads)."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _pixel_count(count: int) -> str:
@@ -100,7 +93,7 @@ def _bomb_message(path, width: int, height: int, max_pixels: int) -> str:
 def probe_pixels(path: Path) -> int:
     """Pixel count from the file header alone (0 if unreadable); for progress estimates."""
     try:
-        with _open_file(path) as handle, _decoding(), Image.open(handle) as image:
+        with _open_file(path) as handle, _quiet(), Image.open(handle) as image:
             return image.width * image.height
     except Exception:  # noqa: BLE001 - any failure is reported properly when the file is read
         return 0
@@ -110,7 +103,7 @@ def made_by_enhance_edge(path: Path) -> bool:
     """Whether the file carries the provenance tag of ``provenance`` (read from its header
     only): the output of an earlier run."""
     try:
-        with _open_file(path) as handle, _decoding(), Image.open(handle) as image:
+        with _open_file(path) as handle, _quiet(), Image.open(handle) as image:
             software = image.info.get("Software") or image.getexif().get(_EXIF_SOFTWARE) or ""
             comment = image.info.get("comment", b"")  # GIF keeps only the description
     except Exception:  # noqa: BLE001 - not readable, so not an output of ours either
@@ -173,7 +166,7 @@ def read_image(source: str | Path | BinaryIO,
         source.seek(0)
         opened = contextlib.nullcontext(source)
     try:
-        with opened as handle, _decoding(), Image.open(handle) as image:
+        with opened as handle, _quiet(), Image.open(handle) as image:
             if image.width * image.height > max_pixels:
                 raise ImageError(_bomb_message(source, image.width, image.height, max_pixels))
             frames = getattr(image, "n_frames", 1)
@@ -189,6 +182,9 @@ def read_image(source: str | Path | BinaryIO,
             lossless = source_format == "WEBP" and _webp_is_lossless(handle)
     except ImageError:
         raise
+    except Image.DecompressionBombError:  # Pillow's own limit (an application's setting, never changed here)
+        raise ImageError(f"{source}: over {_pixel_count(2 * Image.MAX_IMAGE_PIXELS)}, the most Pillow decodes "
+                         f"(twice PIL.Image.MAX_IMAGE_PIXELS, its own guard against decompression bombs)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{source}: not an image (or a format Pillow cannot read)") from None
     except PermissionError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -49,6 +50,19 @@ def test_the_data_is_synced_to_disk_before_the_rename(tmp_path, monkeypatch):
         handle.write(b"data")
     assert calls == ["fsync", "replace"]
     assert (tmp_path / "out.png").read_bytes() == b"data"
+
+
+def test_the_output_gets_what_any_new_file_gets_and_the_umask_is_never_set(tmp_path, monkeypatch):
+    real_umask = os.umask
+    previous = real_umask(0o027)
+    try:
+        # Setting the umask, even only to read it, changes it for every thread of the process meanwhile.
+        monkeypatch.setattr(os, "umask", lambda mask: pytest.fail(f"os.umask({mask:#o}) called"))
+        with atomic_output(tmp_path / "out.png") as handle:
+            handle.write(b"data")
+    finally:
+        real_umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.png").stat().st_mode) == 0o640
 
 
 def test_the_part_of_a_killed_writer_is_removed_and_a_live_writers_part_kept(tmp_path):

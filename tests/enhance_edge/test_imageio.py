@@ -4,12 +4,13 @@ import io
 import os
 import signal
 import threading
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageFile
 
 from enhance_edge import __version__
 from enhance_edge.errors import ImageError
@@ -253,11 +254,22 @@ def test_raising_the_limit_lets_big_images_through(tmp_path):
     assert read_image(path, max_pixels=20_000)[0].size == (200, 100)
 
 
-def test_pillows_own_bomb_limit_does_not_override_ours(tmp_path, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
-    path = write(tmp_path, "a.png", encoded(gradient(30, 30), "PNG"))
-    assert read_image(path)[0].size == (30, 30)
-    assert Image.MAX_IMAGE_PIXELS == 100  # restored
+def test_pillows_own_bomb_limit_is_left_as_it_is_and_its_refusal_is_an_image_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # as an application may set it, for every thread
+    during = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: during.append(Image.MAX_IMAGE_PIXELS) or load(image))
+    # Over Pillow's limit (it warns) but under twice it (it refuses): our own limit decides, quietly.
+    path = write(tmp_path, "a.png", encoded(gradient(12, 12), "PNG"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(path)[0].size == (12, 12)
+    assert probe_pixels(path) == 144
+    assert during and set(during) == {100}  # what every other thread saw meanwhile
+    with pytest.raises(ImageError, match=r"big\.png: over 200 pixels, the most Pillow decodes \(twice "
+                                         r"PIL\.Image\.MAX_IMAGE_PIXELS"):
+        read_image(write(tmp_path, "big.png", encoded(gradient(30, 30), "PNG")), max_pixels=10_000)
+    assert Image.MAX_IMAGE_PIXELS == 100
 
 
 def test_animations_are_refused(tmp_path):
