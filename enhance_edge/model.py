@@ -18,6 +18,7 @@ from typing import Any
 import onnxruntime as ort
 
 from .errors import ModelError, ProviderError
+from .tiling import receptive_radius, working_bytes_per_pixel
 
 FORMAT = "enhance-edge-onnx/1"
 INPUT_NAME = "input"
@@ -33,6 +34,11 @@ ESTIMATOR_KEY = "degradation_estimator"
 # sharpness; the specialist keeps it where the estimator finds nothing to clean up.
 CLEAN_MODEL_KEY = "clean_model"
 CLEAN_BELOW_KEY = "clean_below"
+# What tiling needs to know of a model, written by the exporter from the generator's structure:
+# how many input pixels around an output pixel it reads (the tiles' context margin) and its peak
+# working memory per input pixel (what sizes tiles under a memory budget).
+RECEPTIVE_RADIUS_KEY = "receptive_radius"
+WORKING_BYTES_KEY = "working_bytes_per_pixel"
 
 # Short names accepted by --provider, beside onnxruntime's own full names.
 PROVIDER_ALIASES = {
@@ -165,6 +171,8 @@ class ModelInfo:
     channels: int
     value_range: tuple[float, float]
     layout: str
+    receptive_radius: int  # RECEPTIVE_RADIUS_KEY
+    working_bytes_per_pixel: int  # WORKING_BYTES_KEY
     metadata: dict[str, str] = field(repr=False)
     conditioned: bool = False  # takes a strength input (the degradation level) beside the image
     clean_model: Path | None = None  # the clean specialist's file, for a conditioned model that has one
@@ -192,6 +200,7 @@ class ModelInfo:
             generator = json.loads(metadata.get("generator_config", "{}"))
         except ValueError:
             generator = {}
+        receptive, working_bytes = _tiling_facts(path, metadata, generator)
         conditioned = isinstance(generator, dict) and generator.get("condition") == "degradation"
         if conditioned and ESTIMATOR_KEY not in metadata:
             raise ModelError(f"{path!r} is conditioned on the degradation level but carries no estimator "
@@ -203,12 +212,29 @@ class ModelInfo:
             except (KeyError, ValueError):
                 raise ModelError(f"{path!r} names a clean model but no {CLEAN_BELOW_KEY!r} strength") from None
             clean_model = _clean_specialist(Path(path), metadata[CLEAN_MODEL_KEY], metadata.get("precision", "fp32"))
-        return cls(path, scale, channels, (low, high), layout, dict(metadata), conditioned, clean_model, clean_below)
+        return cls(path, scale, channels, (low, high), layout, receptive, working_bytes, dict(metadata), conditioned,
+                   clean_model, clean_below)
 
     def json_field(self, key: str) -> Any:
         """A metadata value that was stored as JSON (configs, training facts), or None."""
         value = self.metadata.get(key)
         return json.loads(value) if value is not None else None
+
+
+def _tiling_facts(path: str, metadata: dict[str, str], generator: Any) -> tuple[int, int]:
+    """(receptive radius, working bytes per pixel) as the file states them; for a file written
+    before those keys, what the exporter would have written from its generator config."""
+    try:
+        radius = (int(metadata[RECEPTIVE_RADIUS_KEY]) if RECEPTIVE_RADIUS_KEY in metadata
+                  else receptive_radius(generator))
+        working_bytes = (int(metadata[WORKING_BYTES_KEY]) if WORKING_BYTES_KEY in metadata
+                         else working_bytes_per_pixel(generator))
+    except ValueError as exc:
+        raise ModelError(f"{path!r} has unreadable metadata ({exc!r})") from None
+    if radius < 0 or working_bytes < 1:
+        raise ModelError(f"{path!r} declares {RECEPTIVE_RADIUS_KEY}={radius} and {WORKING_BYTES_KEY}={working_bytes}; "
+                         f"they must be >= 0 and >= 1")
+    return radius, working_bytes
 
 
 def _clean_specialist(model_path: Path, name: str, precision: str) -> Path:

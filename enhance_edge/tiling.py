@@ -28,7 +28,9 @@ MIN_TILE = 64
 
 
 def receptive_radius(generator_config: dict[str, Any] | None) -> int:
-    """How far (in input pixels) an output pixel of an enhance-edge generator sees.
+    """How far (in input pixels) an output pixel of an enhance-edge generator sees, from its
+    config: what the exporter writes as model.RECEPTIVE_RADIUS_KEY (and ModelInfo computes for
+    files written before that key).
 
     Every 3x3 convolution widens the view by one pixel: the head, two per residual block and
     the tail. The bicubic skip path reads 2 pixels around (with replicate padding at the
@@ -43,7 +45,9 @@ def receptive_radius(generator_config: dict[str, Any] | None) -> int:
 
 
 def working_bytes_per_pixel(generator_config: dict[str, Any] | None) -> int:
-    """Peak onnxruntime memory per input pixel of one model run.
+    """Peak onnxruntime memory per input pixel of one model run, from the generator's config:
+    what the exporter writes as model.WORKING_BYTES_KEY (and ModelInfo computes for files
+    written before that key).
 
     Measured on the default generator (20 channels): about 550 bytes per pixel for tiles of
     256-512 pixels, i.e. some 7 live feature maps of C float32 channels; this adds the

@@ -25,7 +25,7 @@ from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
 from .model import INPUT_NAME, STRENGTH_NAME, open_estimator, open_session, resolve_model
 from .processing import (fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float,
                          ycbcr_to_rgb)
-from .tiling import choose_tile, half_blend, receptive_radius, upscale_tiled, working_bytes_per_pixel
+from .tiling import choose_tile, half_blend, upscale_tiled
 
 if TYPE_CHECKING:  # batch imports this module
     from .batch import FileResult
@@ -115,12 +115,7 @@ class Upscaler:
                 raise ModelError(f"{str(self.info.clean_model)!r} cannot be the clean model of {self.info.path!r}: "
                                  f"it must be an unconditioned x{self.scale} model")
         self.tile, self.max_memory = tile, max_memory
-        try:
-            config = self.info.json_field("generator_config")
-        except ValueError:  # metadata that is not JSON: fall back to safe estimates
-            config = None
-        self.margin = receptive_radius(config)
-        self.bytes_per_pixel = working_bytes_per_pixel(config)
+        self.margin, self.bytes_per_pixel = self.info.receptive_radius, self.info.working_bytes_per_pixel
 
     def _check_input_shape(self) -> None:
         """Refuse, at load time, a model that cannot take (N, 1, H, W) for any H and W."""

@@ -24,7 +24,8 @@ from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.fileio import atomic_output
 from enhance_edge.limits import PARITY_TOLERANCE
 from enhance_edge.model import (CLEAN_BELOW_KEY, CLEAN_MODEL_KEY, DISABLED_OPTIMIZERS_KEY, ESTIMATOR_KEY, FORMAT,
-                                INPUT_NAME, OUTPUT_NAME, STRENGTH_NAME)
+                                INPUT_NAME, OUTPUT_NAME, RECEPTIVE_RADIUS_KEY, STRENGTH_NAME, WORKING_BYTES_KEY)
+from enhance_edge.tiling import receptive_radius, working_bytes_per_pixel
 
 from ..train.checkpoint import load, load_generator, run_config
 from ..train.networks import DegradationEstimator, Generator
@@ -56,6 +57,9 @@ def model_metadata(generator: Generator, facts: dict[str, Any],
         "colour": "luma" if config.in_channels == 1 else "rgb",
         "macs_per_input_pixel": str(config.macs_per_input_pixel()),
         "generator_config": json.dumps(config.to_dict()),
+        # What tiling needs, stated so that the runtime does not rebuild it from the structure.
+        RECEPTIVE_RADIUS_KEY: str(receptive_radius(config.to_dict())),
+        WORKING_BYTES_KEY: str(working_bytes_per_pixel(config.to_dict())),
         "enhance_edge_version": __version__,
         **({DISABLED_OPTIMIZERS_KEY: "NchwcTransformer"} if config.channels % NCHWC_BLOCK else {}),
         **({ESTIMATOR_KEY: base64.b64encode(estimator_onnx_bytes(estimator)).decode("ascii")} if estimator else {}),

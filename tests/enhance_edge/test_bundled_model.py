@@ -11,6 +11,7 @@ from PIL import Image
 from enhance_edge import Upscaler
 from enhance_edge.model import BUNDLED_MODELS, bundled_model_path, bundled_models
 from enhance_edge.protocol import interpolate, make_hr, make_lr, psnr
+from enhance_edge.tiling import receptive_radius, working_bytes_per_pixel
 
 SHIPPED = bundled_models()
 
@@ -49,6 +50,11 @@ def test_bundled_model_is_small_and_self_describing(shipped):
     assert trained_on["folder"] == "yale_b_cropped" and trained_on["images"]["train"] == 1710
     assert shipped.test_psnr == info.json_field("test")["psnr"] > 38.5
     assert json.loads(info.metadata["generator_config"])["channels"] > 0
+    # What tiling needs, stated in the file (added to the files shipped before the exporter wrote it).
+    config = info.json_field("generator_config")
+    assert (info.receptive_radius, info.working_bytes_per_pixel) == (
+        int(info.metadata["receptive_radius"]), int(info.metadata["working_bytes_per_pixel"])) == (
+        receptive_radius(config), working_bytes_per_pixel(config))
     assert shipped.macs_per_input_pixel == int(info.metadata["macs_per_input_pixel"])
 
 

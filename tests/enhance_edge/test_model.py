@@ -3,7 +3,8 @@ import onnxruntime as ort
 import pytest
 
 from enhance_edge.errors import ModelError, ProviderError
-from enhance_edge.model import DISABLED_OPTIMIZERS_KEY, ModelInfo, bundled_model_path, open_session, resolve_provider
+from enhance_edge.model import (DISABLED_OPTIMIZERS_KEY, RECEPTIVE_RADIUS_KEY, WORKING_BYTES_KEY,
+                                ModelInfo, bundled_model_path, open_session, resolve_provider)
 
 
 def test_model_info_comes_from_the_file(tiny_onnx):
@@ -36,6 +37,21 @@ def test_a_model_without_the_key_disables_nothing(tiny_onnx):
     _, info = open_session(tiny_onnx)
     metadata = {key: value for key, value in info.metadata.items() if key != DISABLED_OPTIMIZERS_KEY}
     assert ModelInfo.from_metadata("m.onnx", metadata).disabled_optimizers == []
+
+
+def test_what_tiling_needs_is_read_from_the_file_and_rebuilt_only_for_files_without_it(tiny_onnx):
+    _, info = open_session(tiny_onnx)
+    # As the exporter wrote them for 1 residual block and the bicubic skip, 4 channels, x2.
+    assert (info.receptive_radius, info.working_bytes_per_pixel) == (4, 4 * (7 * 4 + 2 * 4 + 2))
+    stated = ModelInfo.from_metadata("m.onnx", {**info.metadata, RECEPTIVE_RADIUS_KEY: "9", WORKING_BYTES_KEY: "1000"})
+    assert (stated.receptive_radius, stated.working_bytes_per_pixel) == (9, 1000)  # the file, not its structure
+    older = {k: v for k, v in info.metadata.items() if k not in (RECEPTIVE_RADIUS_KEY, WORKING_BYTES_KEY)}
+    rebuilt = ModelInfo.from_metadata("old.onnx", older)
+    assert (rebuilt.receptive_radius, rebuilt.working_bytes_per_pixel) == (4, 4 * (7 * 4 + 2 * 4 + 2))
+    with pytest.raises(ModelError, match=r"'m.onnx' has unreadable metadata"):
+        ModelInfo.from_metadata("m.onnx", {**info.metadata, RECEPTIVE_RADIUS_KEY: "wide"})
+    with pytest.raises(ModelError, match=r"'m.onnx' declares receptive_radius=-1 and working_bytes_per_pixel=152"):
+        ModelInfo.from_metadata("m.onnx", {**info.metadata, RECEPTIVE_RADIUS_KEY: "-1"})
 
 
 def test_provider_aliases_and_full_names():

@@ -28,9 +28,11 @@ def test_unknown_models_get_the_safe_fallback_margin(config):
     assert working_bytes_per_pixel(config) == working_bytes_per_pixel({"channels": 64})
 
 
-def test_upscaler_reads_the_margin_from_the_model_metadata(upscaler):
-    assert upscaler.info.json_field("generator_config")["residual_blocks"] == 1
-    assert upscaler.margin == 4
+def test_upscaler_reads_the_margin_and_working_memory_from_the_model_metadata(upscaler):
+    metadata = upscaler.info.metadata
+    assert upscaler.margin == int(metadata["receptive_radius"]) == 4  # 1 residual block
+    assert upscaler.bytes_per_pixel == int(metadata["working_bytes_per_pixel"]) == working_bytes_per_pixel(
+        upscaler.info.json_field("generator_config"))
 
 
 def test_working_memory_grows_with_the_generator_width():

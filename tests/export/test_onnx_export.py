@@ -37,6 +37,8 @@ def test_exported_model_has_dynamic_axes_and_metadata(tiny_onnx, tiny_generator_
     assert metadata["scale"] == "2" and metadata["channels"] == "1"
     assert metadata["value_range"] == "0,1" and metadata["layout"] == "NCHW"
     assert json.loads(metadata["generator_config"]) == tiny_generator_config.to_dict()
+    # What tiling needs: 1 residual block and the bicubic skip see 4 pixels around; 4 channels at x2.
+    assert (metadata["receptive_radius"], metadata["working_bytes_per_pixel"]) == ("4", str(4 * (7 * 4 + 2 * 4 + 2)))
     assert metadata["trained_on"] == "nothing (test fixture)"
     _, info = open_session(tiny_onnx)
     assert info.scale == 2
