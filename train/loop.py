@@ -1,4 +1,4 @@
-"""The GAN training loop, top to bottom: processes, data, networks, resume, epochs, evaluation.
+"""The GAN training loop: ``train_in`` reads top to bottom (set-up, restore, steps, end of epoch).
 
 Losses are the report's: D = BCE(D(hr), 1) + BCE(D(G(lr)), 0) and
 G = content(G(lr), hr) + adversarial_weight * BCE(D(G(lr)), 1), plus, with a teacher,
@@ -28,7 +28,8 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -188,259 +189,488 @@ def train(data_dir: str | Path, out_dir: str | Path, config: RunConfig = RunConf
 
 def train_in(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig,
              report: Callable[[str], None], resume: bool, overwrite: bool) -> Path | None:
-    """The loop itself, as one of ``procs``."""
+    """The loop itself, as one of ``procs``: set up, restore, then epochs of steps, each epoch
+    ended by validation, the checkpoints and its metrics line (rank 0 alone does the last three)."""
     cfg = config.train
-    device, main = procs.device, procs.is_main  # rank 0 alone logs, evaluates and writes
-    last_path, best_path, metrics_path = (out_dir / name for name in RUN_FILES)
-    if main:
-        existing = [name for name in RUN_FILES if (out_dir / name).exists()]
+    run = set_up(procs, data_dir, out_dir, config, Reporter(report, procs, cfg.epochs), resume, overwrite)
+    progress = restore(run, resume, overwrite)
+    steps_per_epoch = run.data.steps_per_epoch
+    global_step = (progress.start_epoch - 1) * steps_per_epoch + progress.start_step
+    for epoch in range(progress.start_epoch, cfg.epochs + 1):
+        first_step = progress.start_step if epoch == progress.start_epoch else 0
+        # The running epoch's sums: rank 0 continues those of a resumed epoch's checkpoint.
+        tally = EpochTally.start(progress.partial if first_step and procs.is_main else None)
+        adversarial_now = run.nets.discriminator is not None and epoch > cfg.warmup_epochs
+        run.nets.train()
+        for step, batch in run.data.batches(epoch, first_step):
+            g_loss = train_step(run.nets, batch, adversarial_now, tally)
+            global_step += 1
+            run.reporter.step(epoch, step, steps_per_epoch, g_loss)
+            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0 and step + 1 < steps_per_epoch:
+                so_far = tally.summed(procs)
+                if procs.is_main:
+                    checkpoint.save(run.files.last, snapshot(run, progress, epoch - 1, step + 1, None, so_far))
+        run.reporter.steps_done()
+        end_of_epoch(run, progress, epoch, adversarial_now, tally)
+    return run.files.best if procs.is_main else None
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """What a training run writes into its output folder (RUN_FILES)."""
+
+    folder: Path
+
+    @property
+    def last(self) -> Path:
+        return self.folder / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.folder / "best.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.folder / "metrics.jsonl"
+
+    def refuse_existing_run(self, resume: bool, overwrite: bool) -> None:
+        existing = [name for name in RUN_FILES if (self.folder / name).exists()]
         if existing and not resume and not overwrite:
-            raise CheckpointError(f"{out_dir} already holds a run ({', '.join(existing)}): resume it (--resume), "
+            raise CheckpointError(f"{self.folder} already holds a run ({', '.join(existing)}): resume it (--resume), "
                                   f"replace it (--overwrite) or train into another folder")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    batch = distributed.local_batch_size(cfg.batch_size, procs)  # this process's share of a step
 
-    # Data: every process reads the folder once into memory and trains on its shard of each batch.
-    scale, degradation = config.generator.scale, config.degradation
-    pairs = load_pairs(data_dir, cfg.hr_size, cfg.seed, cfg.max_images, scale)
-    if cfg.extra_data and cfg.hr_size is None:
-        raise DataError("extra training images are cropped to the HR size: give one (not native size)")
-    extra, extra_counts = extra_images(cfg.extra_data, cfg.hr_size) if cfg.extra_data else ([], {})
-    # Fixed pairs, made once, unless LRs are drawn per epoch (degraded) or extra crops join in.
-    fixed = degradation is None and not extra
-    lr_train, hr_train = pair_tensors(pairs["train"])
-    training_images = TrainingImages(pairs["train"].hr, extra, cfg.extra_crops, cfg.seed)
-    data_facts = {"folder": data_dir.resolve().name, "hr_size": cfg.hr_size,
-                  "images": {name: len(p) for name, p in pairs.items()},
-                  **({"extra": extra_counts, "extra_crops_per_epoch": training_images.crops} if extra else {})}
-    if distributed.from_main(data_facts, procs) != data_facts:  # e.g. a machine with a partial copy
-        raise DataError(f"rank {procs.rank} reads other data than rank 0: {data_facts}")
-    teacher = teacher_validation = teacher_model = None
-    if cfg.teacher:  # fixed pairs: targets for each image as it is and, with hflip, mirrored, made once
-        teacher = teacher_file(cfg.teacher)  # what the name stands for now, kept in the checkpoints
-        teacher_model = Teacher(cfg.teacher, scale, cfg.threads)
-        if fixed:
-            teacher_train = teacher_model(lr_train)
-            teacher_mirrored = teacher_model(lr_train.flip(-1)) if cfg.hflip else None
-        if main:  # validation's g_loss has the distillation term too
-            teacher_validation = teacher_model(pair_tensors(pairs["validation"])[0])
-    order = distributed.epoch_order(len(training_images), procs, cfg.seed)
-    steps_per_epoch = math.ceil(order.num_samples / batch)
-    baselines = interpolation_scores(pairs["validation"], scale) if main else {}
-    degraded_validation = None
-    if main and degradation is not None:  # one fixed draw of the validation faces, scored each epoch
-        hrs = pairs["validation"].hr
-        lrs, levels = degraded_lrs(hrs, np.arange(len(hrs)), degradation, cfg.seed, VALIDATION_STREAM, scale)
-        degraded_validation = (PairSet(pairs["validation"].names, hrs, lrs), torch.from_numpy(levels))
-        baselines["degraded_lanczos"] = interpolation_scores(degraded_validation[0], scale)["lanczos"]
-    if main:
-        report(f"data {data_facts['folder']}: " + ", ".join(f"{n} {k}" for k, n in data_facts["images"].items())
-               + (f" + {training_images.crops} crops of {sum(extra_counts.values())} extra images per epoch" if extra else "")
-               + f"; validation bicubic {baselines['bicubic']['psnr']:.2f} dB, "
-               f"lanczos {baselines['lanczos']['psnr']:.2f} dB"
-               + (f", degraded lanczos {baselines['degraded_lanczos']['psnr']:.2f} dB" if degradation else "")
-               + (f"; {procs.world_size} processes on {device.type}" if procs.distributed else ""))
+    def start(self, history: list[dict], overwrite: bool) -> None:
+        """The folder, metrics.jsonl with one line per completed epoch (also after a kill between a
+        line and its checkpoint) and, with ``overwrite``, no checkpoint of the replaced run."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(f"{self.folder}: cannot create the output folder ({exc.strerror or exc})") from None
+        if overwrite:  # the replaced run's checkpoints go with its metrics
+            for path in (self.last, self.best):
+                path.unlink(missing_ok=True)
+        self.metrics.write_text("".join(json.dumps(record) + "\n" for record in history))
 
-    # Networks, optimisers and schedules, identical in every process.
-    # channels_last lets oneDNN pick its fast CPU convolutions: a batch-32 training step of
-    # the report's generator on 1 thread went from 2.0 s to 1.05 s.
-    torch.manual_seed(cfg.seed)
-    generator = Generator(config.generator)
-    estimator = DegradationEstimator(config.estimator) if config.generator.condition == "degradation" else None
-    if cfg.init_from:  # SRGAN's warm start: begin from a generator trained on the content loss
-        warm, estimator_state = load_warm_start(cfg.init_from, config.generator)
-        generator.load_state_dict(warm.state_dict())
-        if estimator is not None and estimator_state is not None:
-            estimator.load_state_dict(estimator_state)
-    if estimator is not None:
-        estimator = estimator.to(device, memory_format=torch.channels_last)
-    if cfg.qat:
-        qat.prepare(generator)
-    generator = generator.to(device, memory_format=torch.channels_last)
-    discriminator = (distributed.sync_batch_norm(Discriminator(config.discriminator), procs)
-                     .to(device, memory_format=torch.channels_last) if cfg.adversarial else None)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=cfg.betas) if discriminator else None
-    opt_e = torch.optim.Adam(estimator.parameters(), lr=ESTIMATOR_LR) if estimator is not None else None
-    parts = {"generator": generator, "optimizer_g": opt_g}  # what a checkpoint keeps the state of
-    if discriminator is not None:
-        parts.update(discriminator=discriminator, optimizer_d=opt_d)
-    if estimator is not None:
-        parts.update(estimator=estimator, optimizer_e=opt_e)
-    schedule = None  # one clock for G and D, ticking also while D waits out the warm-up epochs
-    if cfg.lr_schedule == "cosine":
-        schedule = parts["schedule"] = torch.optim.lr_scheduler.CosineAnnealingLR(opt_g, cfg.epochs * steps_per_epoch)
+    def append_metrics(self, record: dict) -> None:
+        with self.metrics.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
 
-    # Progress, continued from OUT/last.pt with resume; rank 0 reads it and sends it to the others.
-    epoch_done, step_done, best_psnr, history, partial = 0, 0, -math.inf, [], None
+
+class TrainingData:
+    """The face folder (and extra images) in memory, this process's share of each batch and, on
+    rank 0, the validation sets and their interpolation baselines.
+
+    Every process reads the folder once. Training pairs are fixed, made once, unless LRs are
+    drawn per epoch (a degradation config) or extra crops join in.
+    """
+
+    def __init__(self, data_dir: Path, config: RunConfig, procs: Processes):
+        cfg = self.cfg = config.train
+        self.scale, self.degradation = config.generator.scale, config.degradation
+        self.batch = distributed.local_batch_size(cfg.batch_size, procs)  # this process's share of a step
+        self.pairs = load_pairs(data_dir, cfg.hr_size, cfg.seed, cfg.max_images, self.scale)
+        if cfg.extra_data and cfg.hr_size is None:
+            raise DataError("extra training images are cropped to the HR size: give one (not native size)")
+        extra, self.extra_counts = extra_images(cfg.extra_data, cfg.hr_size) if cfg.extra_data else ([], {})
+        self.fixed = self.degradation is None and not extra
+        self.lr_train, self.hr_train = pair_tensors(self.pairs["train"])
+        self.images = TrainingImages(self.pairs["train"].hr, extra, cfg.extra_crops, cfg.seed)
+        self.facts = {"folder": data_dir.resolve().name, "hr_size": cfg.hr_size,
+                      "images": {name: len(p) for name, p in self.pairs.items()},
+                      **({"extra": self.extra_counts, "extra_crops_per_epoch": self.images.crops} if extra else {})}
+        if distributed.from_main(self.facts, procs) != self.facts:  # e.g. a machine with a partial copy
+            raise DataError(f"rank {procs.rank} reads other data than rank 0: {self.facts}")
+        self._load_teacher(procs.is_main)
+        self.order = distributed.epoch_order(len(self.images), procs, cfg.seed)
+        self.steps_per_epoch = math.ceil(self.order.num_samples / self.batch)
+        self.baselines, self.degraded_validation = {}, None
+        if procs.is_main:
+            self._load_validation()
+
+    @property
+    def validation(self) -> PairSet:
+        return self.pairs["validation"]
+
+    def _load_teacher(self, main: bool) -> None:
+        """The teacher's facts (kept in the checkpoints), the model and, made once, its targets for
+        fixed pairs as they are and, with hflip, mirrored, and on rank 0 for validation, whose
+        g_loss has the distillation term too."""
+        cfg = self.cfg
+        self.teacher = self.teacher_model = self.teacher_validation = None
+        self.teacher_train = self.teacher_mirrored = None
+        if not cfg.teacher:
+            return
+        self.teacher = teacher_file(cfg.teacher)  # what the name stands for now
+        self.teacher_model = Teacher(cfg.teacher, self.scale, cfg.threads)
+        if self.fixed:
+            self.teacher_train = self.teacher_model(self.lr_train)
+            self.teacher_mirrored = self.teacher_model(self.lr_train.flip(-1)) if cfg.hflip else None
+        if main:
+            self.teacher_validation = self.teacher_model(pair_tensors(self.validation)[0])
+
+    def _load_validation(self) -> None:
+        """The classical baselines and, with degradations, one fixed draw of degraded validation
+        faces, scored each epoch."""
+        self.baselines = interpolation_scores(self.validation, self.scale)
+        if self.degradation is not None:
+            hrs = self.validation.hr
+            lrs, levels = degraded_lrs(hrs, np.arange(len(hrs)), self.degradation, self.cfg.seed, VALIDATION_STREAM,
+                                       self.scale)
+            self.degraded_validation = (PairSet(self.validation.names, hrs, lrs), torch.from_numpy(levels))
+            lanczos = interpolation_scores(self.degraded_validation[0], self.scale)["lanczos"]
+            self.baselines["degraded_lanczos"] = lanczos
+
+    def batches(self, epoch: int, first_step: int) -> Iterator[tuple[int, Batch]]:
+        """(step, this process's share of the step's batch) for the steps of ``epoch`` from ``first_step``."""
+        self.order.set_epoch(epoch)
+        indices = torch.tensor(list(self.order))
+        flips = None
+        if self.cfg.hflip:  # one coin per image and epoch, whichever process gets the image
+            flips = torch.from_numpy(np.random.default_rng([self.cfg.seed % 2**64, epoch]).random(len(self.images))
+                                     < 0.5)
+        hr_epoch = None if self.fixed else self.images.epoch(epoch)
+        for step in range(first_step, self.steps_per_epoch):
+            index = indices[step * self.batch:(step + 1) * self.batch]
+            yield step, (self._fixed_batch(index, flips) if self.fixed else
+                         self._drawn_batch(index, flips, hr_epoch, epoch))
+
+    def _fixed_batch(self, index: torch.Tensor, flips: torch.Tensor | None) -> Batch:
+        lr, hr = self.lr_train[index], self.hr_train[index]
+        taught = self.teacher_train[index] if self.teacher else None
+        if flips is not None:
+            flip = flips[index][:, None, None, None]
+            lr, hr = torch.where(flip, lr.flip(-1), lr), torch.where(flip, hr.flip(-1), hr)
+            if self.teacher:
+                taught = torch.where(flip, self.teacher_mirrored[index], taught)
+        return Batch(lr, hr, None, taught)
+
+    def _drawn_batch(self, index: torch.Tensor, flips: torch.Tensor | None, hr_epoch: np.ndarray,
+                     epoch: int) -> Batch:
+        """LRs drawn from the (flipped) HRs for this epoch, with their levels."""
+        hr_pixels = hr_epoch[index.numpy()]
+        if flips is not None:
+            hr_pixels = np.where(flips[index].numpy()[:, None, None], hr_pixels[..., ::-1], hr_pixels)
+        lr_pixels, levels = degraded_lrs(hr_pixels, index.numpy(), self.degradation or CLEAN, self.cfg.seed, epoch,
+                                         self.scale)
+        lr, level = as_tensors(lr_pixels, levels)
+        hr = torch.from_numpy(to_unit_float(hr_pixels)[:, None])
+        return Batch(lr, hr, level, self.teacher_model(lr, level) if self.teacher else None)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One step's training pairs: LRs, HRs, the LRs' degradation levels (drawn pairs only) and
+    the teacher's outputs (when distilling)."""
+
+    lr: torch.Tensor
+    hr: torch.Tensor
+    level: torch.Tensor | None
+    taught: torch.Tensor | None
+
+
+class Networks:
+    """The generator, with an adversary the discriminator and, conditioned, the level estimator, with
+    their optimisers and the learning-rate schedule: identical in every process."""
+
+    def __init__(self, config: RunConfig, procs: Processes, steps_per_epoch: int):
+        cfg = self.cfg = config.train
+        self.device = procs.device
+        # channels_last lets oneDNN pick its fast CPU convolutions: a batch-32 training step of
+        # the report's generator on 1 thread went from 2.0 s to 1.05 s.
+        torch.manual_seed(cfg.seed)
+        generator = Generator(config.generator)
+        estimator = DegradationEstimator(config.estimator) if config.generator.condition == "degradation" else None
+        if cfg.init_from:  # SRGAN's warm start: begin from a generator trained on the content loss
+            warm, estimator_state = load_warm_start(cfg.init_from, config.generator)
+            generator.load_state_dict(warm.state_dict())
+            if estimator is not None and estimator_state is not None:
+                estimator.load_state_dict(estimator_state)
+        if estimator is not None:
+            estimator = estimator.to(self.device, memory_format=torch.channels_last)
+        if cfg.qat:
+            qat.prepare(generator)
+        self.generator = generator.to(self.device, memory_format=torch.channels_last)
+        self.estimator = estimator
+        self.discriminator = (distributed.sync_batch_norm(Discriminator(config.discriminator), procs)
+                              .to(self.device, memory_format=torch.channels_last) if cfg.adversarial else None)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.parts = {"generator": self.generator, "optimizer_g": self.opt_g}  # what a checkpoint keeps the state of
+        self.opt_d = self.opt_e = self.schedule = None
+        if self.discriminator is not None:
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=cfg.betas)
+            self.parts.update(discriminator=self.discriminator, optimizer_d=self.opt_d)
+        if estimator is not None:
+            self.opt_e = torch.optim.Adam(estimator.parameters(), lr=ESTIMATOR_LR)
+            self.parts.update(estimator=estimator, optimizer_e=self.opt_e)
+        if cfg.lr_schedule == "cosine":  # one clock for G and D, ticking also while D waits out the warm-up epochs
+            self.schedule = self.parts["schedule"] = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.opt_g, cfg.epochs * steps_per_epoch)
+
+    def wrap(self, procs: Processes) -> None:
+        """DistributedDataParallel averages gradients over processes in backward (the bare networks
+        in a single process); wrapped once the weights are restored, as it broadcasts rank 0's."""
+        self.parallel_g = distributed.data_parallel(self.generator, procs)
+        self.parallel_d = (distributed.data_parallel(self.discriminator, procs)
+                           if self.discriminator is not None else None)
+        self.parallel_e = distributed.data_parallel(self.estimator, procs) if self.estimator is not None else None
+
+    def train(self) -> None:
+        for network in (self.generator, self.discriminator, self.estimator):
+            if network is not None:
+                network.train()
+
+    def schedule_step(self) -> None:
+        """One tick of the cosine schedule, which D follows and E follows from its own rate."""
+        self.schedule.step()
+        lr = self.opt_g.param_groups[0]["lr"]
+        for group in self.opt_d.param_groups if self.opt_d else ():
+            group["lr"] = lr
+        for group in self.opt_e.param_groups if self.opt_e else ():
+            group["lr"] = ESTIMATOR_LR * lr / self.cfg.lr
+
+
+@dataclass
+class Progress:
+    """Where this process starts (its first epoch, the steps of it already done and, on rank 0, their
+    loss sums so far) and what the run has achieved (the best validation score, every metrics
+    record), which each epoch's end brings up to date."""
+
+    start_epoch: int = 1
+    start_step: int = 0
+    partial: dict | None = None
+    best_psnr: float = -math.inf
+    history: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What the loop works with, made once by ``set_up``."""
+
+    config: RunConfig
+    procs: Processes
+    files: RunFiles
+    reporter: Reporter
+    data: TrainingData
+    nets: Networks
+
+
+def set_up(procs: Processes, data_dir: Path, out_dir: Path, config: RunConfig, reporter: Reporter,
+           resume: bool, overwrite: bool) -> TrainingRun:
+    """Refuse an output folder that holds another run, then the data and networks."""
+    files = RunFiles(out_dir)
+    if procs.is_main:
+        files.refuse_existing_run(resume, overwrite)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    data = TrainingData(data_dir, config, procs)
+    reporter.data(data)
+    return TrainingRun(config, procs, files, reporter, data, Networks(config, procs, data.steps_per_epoch))
+
+
+def restore(run: TrainingRun, resume: bool, overwrite: bool) -> Progress:
+    """The progress to continue from: OUT/last.pt's with ``resume`` (rank 0 reads it and sends it
+    to the others), else a fresh start; its weights, optimiser and RNG states are loaded."""
+    main, device = run.procs.is_main, run.procs.device
     state = None
     if resume:
         if main:
-            checkpoint.remove_partial_writes(out_dir)
-            state = (checkpoint.load_for_resume(last_path, config, data_facts, teacher) if last_path.is_file()
-                     else None)
-        state = distributed.from_main(state, procs)
+            checkpoint.remove_partial_writes(run.files.folder)
+            state = (checkpoint.load_for_resume(run.files.last, run.config, run.data.facts, run.data.teacher)
+                     if run.files.last.is_file() else None)
+        state = distributed.from_main(state, run.procs)
+    progress = Progress()
     if state is not None:
-        for key, part in parts.items():
+        for key, part in run.nets.parts.items():
             part.load_state_dict(state[key])
-        epoch_done, step_done, best_psnr = state["epoch"], state["step"], state["best_psnr"]
-        history, partial = state["history"], state["partial"]  # partial: the running epoch's sums so far
+        progress = Progress(state["epoch"] + 1, state["step"], state["partial"], state["best_psnr"], state["history"])
         # Nothing after initialisation draws from these today; restored so that any random op
         # added later (dropout, noise) resumes exactly too.
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-    if main:  # one line per completed epoch, also after a kill between a line and its checkpoint
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CheckpointError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
-        if overwrite:  # the replaced run's checkpoints go with its metrics
-            for path in (last_path, best_path):
-                path.unlink(missing_ok=True)
-        metrics_path.write_text("".join(json.dumps(record) + "\n" for record in history))
+    if main:
+        run.files.start(progress.history, overwrite)
         if state is not None:
-            report(f"resumed from {last_path}: epoch {epoch_done} complete"
-                   + (f", {step_done} steps into epoch {epoch_done + 1}" if step_done else ""))
+            run.reporter.resumed(run.files.last, progress)
+    run.nets.wrap(run.procs)
+    return progress
 
-    def snapshot(epoch: int, step: int, validation: dict | None, epoch_so_far: dict | None) -> dict:
-        """Everything a resumed run needs to go on exactly from here."""
-        return {"config": config.to_dict(), "epoch": epoch, "step": step, "data": data_facts,
-                **({"teacher": teacher} if teacher else {}), **{key: part.state_dict() for key, part in parts.items()},
-                "validation": validation, "best_psnr": best_psnr, "history": history, "partial": epoch_so_far,
-                "rng": rng_states(device)}
 
-    # DistributedDataParallel averages gradients over processes in backward (the bare
-    # networks in a single process).
-    parallel_g = distributed.data_parallel(generator, procs)
-    parallel_d = distributed.data_parallel(discriminator, procs) if discriminator is not None else None
-    parallel_e = distributed.data_parallel(estimator, procs) if estimator is not None else None
-    show_steps = main and sys.stderr.isatty()
-    global_step = epoch_done * steps_per_epoch + step_done
+@dataclass
+class EpochTally:
+    """An epoch's loss sums (each loss times its batch's images), images and start time."""
 
-    for epoch in range(epoch_done + 1, cfg.epochs + 1):
-        first_step = step_done if epoch == epoch_done + 1 else 0
-        so_far = partial if first_step and main else {"sums": {}, "images": 0, "seconds": 0.0}
+    sums: dict[str, float]
+    images: int
+    started: float
+
+    @classmethod
+    def start(cls, so_far: dict | None) -> EpochTally:
+        """A new epoch's tally, or one continuing ``so_far`` (``summed``'s result in a checkpoint)."""
+        so_far = so_far or {"sums": {}, "images": 0, "seconds": 0.0}
         # Sums a resumed partial epoch lacks (a loss added since it was written) start at zero.
-        sums, images = {**dict.fromkeys(LOSS_SUMS, 0.0), **so_far["sums"]}, so_far["images"]
-        started = time.perf_counter() - so_far["seconds"]
-        adversarial_now = discriminator is not None and epoch > cfg.warmup_epochs
-        for network in (generator, discriminator, estimator):
-            if network is not None:
-                network.train()
-        order.set_epoch(epoch)
-        indices = torch.tensor(list(order))
-        if cfg.hflip:  # one coin per image and epoch, whichever process gets the image
-            flips = torch.from_numpy(np.random.default_rng([cfg.seed % 2**64, epoch]).random(len(training_images)) < 0.5)
-        hr_epoch = None if fixed else training_images.epoch(epoch)
-        for step in range(first_step, steps_per_epoch):
-            index = indices[step * batch:(step + 1) * batch]
-            level = None
-            if fixed:
-                lr, hr = lr_train[index], hr_train[index]
-                taught = teacher_train[index] if cfg.teacher else None
-                if cfg.hflip:
-                    flip = flips[index][:, None, None, None]
-                    lr, hr = torch.where(flip, lr.flip(-1), lr), torch.where(flip, hr.flip(-1), hr)
-                    if cfg.teacher:
-                        taught = torch.where(flip, teacher_mirrored[index], taught)
-            else:  # LRs drawn from the (flipped) HRs for this epoch
-                hr_pixels = hr_epoch[index.numpy()]
-                if cfg.hflip:
-                    hr_pixels = np.where(flips[index].numpy()[:, None, None], hr_pixels[..., ::-1], hr_pixels)
-                lr_pixels, levels = degraded_lrs(hr_pixels, index.numpy(), degradation or CLEAN, cfg.seed, epoch, scale)
-                lr, level = as_tensors(lr_pixels, levels)
-                hr = torch.from_numpy(to_unit_float(hr_pixels)[:, None])
-                taught = teacher_model(lr, level) if cfg.teacher else None
-            lr, hr = lr.to(device), hr.to(device)
-            if estimator is not None:  # learns to read the level that the generator is told
-                level = level.to(device)
-                e_loss = F.mse_loss(parallel_e(lr), level)
-                opt_e.zero_grad(set_to_none=True)
-                e_loss.backward()
-                opt_e.step()
-                sums["estimator"] += e_loss.item() * len(index)
-            fake = parallel_g(lr, level) if estimator is not None else parallel_g(lr)
+        return cls({**dict.fromkeys(LOSS_SUMS, 0.0), **so_far["sums"]}, so_far["images"],
+                   time.perf_counter() - so_far["seconds"])
 
-            if adversarial_now:  # discriminator step: real -> 1, generated -> 0
-                d_loss = bce(parallel_d(hr), 1.0) + bce(parallel_d(fake.detach()), 0.0)
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-                sums["d_loss"] += d_loss.item() * len(index)
+    def add(self, losses: dict[str, torch.Tensor], images: int) -> None:
+        for key, value in losses.items():
+            self.sums[key] += value.item() * images
 
-            fake_logits = None
-            if adversarial_now:
-                # D only passes gradients through to G here: frozen, and bypassing its DDP
-                # wrapper, so no D weight gradient is computed or averaged for nothing.
-                discriminator.requires_grad_(False)
-                fake_logits = discriminator(fake)
-                discriminator.requires_grad_(True)
-            g_loss, terms = generator_loss(cfg, fake, hr, taught.to(device) if cfg.teacher else None, fake_logits)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            if schedule is not None:
-                schedule.step()
-                for group in opt_d.param_groups if opt_d else ():
-                    group["lr"] = opt_g.param_groups[0]["lr"]
-                for group in opt_e.param_groups if opt_e else ():  # the same cosine, from its own rate
-                    group["lr"] = ESTIMATOR_LR * opt_g.param_groups[0]["lr"] / cfg.lr
-            for key, value in {"g_loss": g_loss, **terms}.items():
-                sums[key] += value.item() * len(index)
-            images += len(index)
-            global_step += 1
-            if show_steps:
-                print(f"\repoch {epoch}/{cfg.epochs} step {step + 1}/{steps_per_epoch} g_loss {g_loss.item():.5f}",
-                      end="", file=sys.stderr, flush=True)
-            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0 and step + 1 < steps_per_epoch:
-                *totals, total_images = distributed.sum_over_processes([*sums.values(), images], procs)
-                if main:
-                    checkpoint.save(last_path, snapshot(epoch - 1, step + 1, None, {
-                        "sums": dict(zip(sums, totals)), "images": int(total_images),
-                        "seconds": time.perf_counter() - started}))
-        if show_steps:
+    def summed(self, procs: Processes) -> dict:
+        """The sums and images of all processes so far (each must call this at the same point) and
+        the seconds: what a checkpoint's ``partial`` keeps."""
+        *totals, images = distributed.sum_over_processes([*self.sums.values(), self.images], procs)
+        return {"sums": dict(zip(self.sums, totals)), "images": int(images),
+                "seconds": time.perf_counter() - self.started}
+
+
+def train_step(nets: Networks, batch: Batch, adversarial_now: bool, tally: EpochTally) -> torch.Tensor:
+    """One optimiser step of the estimator (conditioned), the discriminator (adversarial epochs)
+    and the generator, their losses added to ``tally``; returns G's loss."""
+    lr, hr, images = batch.lr.to(nets.device), batch.hr.to(nets.device), len(batch.lr)
+    level = None
+    if nets.estimator is not None:  # learns to read the level that the generator is told
+        level = batch.level.to(nets.device)
+        e_loss = F.mse_loss(nets.parallel_e(lr), level)
+        nets.opt_e.zero_grad(set_to_none=True)
+        e_loss.backward()
+        nets.opt_e.step()
+        tally.add({"estimator": e_loss}, images)
+    fake = nets.parallel_g(lr, level) if nets.estimator is not None else nets.parallel_g(lr)
+
+    fake_logits = None
+    if adversarial_now:  # discriminator step: real -> 1, generated -> 0
+        d_loss = bce(nets.parallel_d(hr), 1.0) + bce(nets.parallel_d(fake.detach()), 0.0)
+        nets.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        nets.opt_d.step()
+        tally.add({"d_loss": d_loss}, images)
+        # D only passes gradients through to G here: frozen, and bypassing its DDP
+        # wrapper, so no D weight gradient is computed or averaged for nothing.
+        nets.discriminator.requires_grad_(False)
+        fake_logits = nets.discriminator(fake)
+        nets.discriminator.requires_grad_(True)
+    taught = batch.taught.to(nets.device) if batch.taught is not None else None
+    g_loss, terms = generator_loss(nets.cfg, fake, hr, taught, fake_logits)
+    nets.opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    nets.opt_g.step()
+    if nets.schedule is not None:
+        nets.schedule_step()
+    tally.add({"g_loss": g_loss, **terms}, images)
+    tally.images += images
+    return g_loss
+
+
+def snapshot(run: TrainingRun, progress: Progress, epoch: int, step: int, validation: dict | None,
+             partial: dict | None) -> dict:
+    """Everything a resumed run needs to go on exactly from ``step`` steps after epoch ``epoch``."""
+    teacher = run.data.teacher
+    return {"config": run.config.to_dict(), "epoch": epoch, "step": step, "data": run.data.facts,
+            **({"teacher": teacher} if teacher else {}),
+            **{key: part.state_dict() for key, part in run.nets.parts.items()},
+            "validation": validation, "best_psnr": progress.best_psnr, "history": progress.history,
+            "partial": partial, "rng": rng_states(run.procs.device)}
+
+
+def end_of_epoch(run: TrainingRun, progress: Progress, epoch: int, adversarial_now: bool, tally: EpochTally) -> None:
+    """Sum the epoch's losses over processes; then on rank 0: validate, append the metrics line,
+    write the checkpoints and report."""
+    totals = tally.summed(run.procs)
+    if not run.procs.is_main:
+        return
+    cfg, nets = run.config.train, run.nets
+    validation, simulated = validate(run, adversarial_now)
+    logged = {"g_loss", "content", *(("distill",) if cfg.teacher else ()),
+              *(("adversarial", "d_loss") if adversarial_now else ()),
+              *(("estimator",) if nets.estimator is not None else ())}
+    record = {"epoch": epoch, "adversarial": adversarial_now, "lr": nets.opt_g.param_groups[0]["lr"],
+              "train": {key: total / totals["images"] for key, total in totals["sums"].items() if key in logged},
+              "validation": validation,
+              **({"validation_int8_simulated": {k: simulated[k] for k in ("psnr", "ssim")}} if cfg.qat else {}),
+              "baselines": run.data.baselines, "seconds": round(time.perf_counter() - tally.started, 2)}
+    progress.history.append(record)
+    run.files.append_metrics(record)
+    save_epoch_checkpoints(run, progress, epoch, validation, simulated)
+    run.reporter.epoch(record)
+
+
+def validate(run: TrainingRun, adversarial_now: bool) -> tuple[dict, dict | None]:
+    """``evaluate``'s scores of the float network on the validation faces (and their degraded draw)
+    and, with qat, those of the simulated int8 network."""
+    data, nets = run.data, run.nets
+    float_generator = qat.strip(nets.generator) if run.config.train.qat else nets.generator
+    validation = evaluate(float_generator, nets.discriminator if adversarial_now else None, data.validation,
+                          run.config, data.teacher_validation, nets.estimator)
+    if data.degraded_validation is not None:
+        validation["degraded"] = degraded_scores(float_generator, nets.estimator, *data.degraded_validation,
+                                                 run.config)
+    simulated = (evaluate(nets.generator, None, data.validation, run.config, estimator=nets.estimator)
+                 if run.config.train.qat else None)
+    return validation, simulated
+
+
+def save_epoch_checkpoints(run: TrainingRun, progress: Progress, epoch: int, validation: dict,
+                           simulated: dict | None) -> None:
+    """OUT/last.pt, and OUT/best.pt when the score best.pt is chosen on improved: the simulated int8
+    network's PSNR with qat, else the float one's; robust models average clean and degraded faces."""
+    chosen_on = simulated["psnr"] if simulated is not None else validation["psnr"]
+    if "degraded" in validation:
+        chosen_on = (chosen_on + validation["degraded"]["psnr"]) / 2
+    improved = chosen_on > progress.best_psnr
+    progress.best_psnr = max(progress.best_psnr, chosen_on)
+    latest = snapshot(run, progress, epoch, 0, {"psnr": validation["psnr"], "ssim": validation["ssim"]}, None)
+    if improved:  # best.pt before last.pt: a kill between them redoes this epoch and both writes
+        checkpoint.save(run.files.best, latest)
+    checkpoint.save(run.files.last, latest)
+
+
+class Reporter:
+    """Everything a run tells its user, from rank 0 alone: lines through ``report`` and, on a
+    terminal, a step counter on stderr."""
+
+    def __init__(self, report: Callable[[str], None], procs: Processes, epochs: int):
+        self.report, self.procs, self.epochs = report, procs, epochs
+        self.show_steps = procs.is_main and sys.stderr.isatty()
+
+    def data(self, data: TrainingData) -> None:
+        """The splits, extra images and validation baselines, and the processes training."""
+        if not self.procs.is_main:
+            return
+        baselines, facts = data.baselines, data.facts
+        self.report(f"data {facts['folder']}: " + ", ".join(f"{n} {k}" for k, n in facts["images"].items())
+                    + (f" + {data.images.crops} crops of {sum(data.extra_counts.values())} extra images per epoch"
+                       if data.extra_counts else "")
+                    + f"; validation bicubic {baselines['bicubic']['psnr']:.2f} dB, "
+                    f"lanczos {baselines['lanczos']['psnr']:.2f} dB"
+                    + (f", degraded lanczos {baselines['degraded_lanczos']['psnr']:.2f} dB" if data.degradation else "")
+                    + (f"; {self.procs.world_size} processes on {self.procs.device.type}"
+                       if self.procs.distributed else ""))
+
+    def resumed(self, path: Path, progress: Progress) -> None:
+        done = progress.start_epoch - 1
+        self.report(f"resumed from {path}: epoch {done} complete"
+                    + (f", {progress.start_step} steps into epoch {done + 1}" if progress.start_step else ""))
+
+    def step(self, epoch: int, step: int, steps_per_epoch: int, g_loss: torch.Tensor) -> None:
+        if self.show_steps:
+            print(f"\repoch {epoch}/{self.epochs} step {step + 1}/{steps_per_epoch} g_loss {g_loss.item():.5f}",
+                  end="", file=sys.stderr, flush=True)
+
+    def steps_done(self) -> None:
+        if self.show_steps:
             print("\r", end="", file=sys.stderr)
 
-        *totals, total_images = distributed.sum_over_processes([*sums.values(), images], procs)
-        if not main:
-            continue
-        # Validation scores are always the float network's; with qat the simulated int8 network
-        # is scored too, and it is what best.pt is chosen on.
-        float_generator = qat.strip(generator) if cfg.qat else generator
-        validation = evaluate(float_generator, discriminator if adversarial_now else None, pairs["validation"],
-                              config, teacher_validation, estimator)
-        if degraded_validation is not None:
-            validation["degraded"] = degraded_scores(float_generator, estimator, *degraded_validation, config)
-        simulated = evaluate(generator, None, pairs["validation"], config, estimator=estimator) if cfg.qat else None
-        logged = {"g_loss", "content", *(("distill",) if cfg.teacher else ()),
-                  *(("adversarial", "d_loss") if adversarial_now else ()), *(("estimator",) if estimator else ())}
-        train_metrics = {key: total / total_images for key, total in zip(sums, totals) if key in logged}
-        record = {"epoch": epoch, "adversarial": adversarial_now, "lr": opt_g.param_groups[0]["lr"],
-                  "train": train_metrics, "validation": validation,
-                  **({"validation_int8_simulated": {k: simulated[k] for k in ("psnr", "ssim")}} if cfg.qat else {}),
-                  "baselines": baselines, "seconds": round(time.perf_counter() - started, 2)}
-        history.append(record)
-        with metrics_path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-
-        # Robust models are chosen on clean and degraded faces alike.
-        chosen_on = simulated["psnr"] if cfg.qat else validation["psnr"]
-        if degraded_validation is not None:
-            chosen_on = (chosen_on + validation["degraded"]["psnr"]) / 2
-        improved = chosen_on > best_psnr
-        best_psnr = max(best_psnr, chosen_on)
-        latest = snapshot(epoch, 0, {"psnr": validation["psnr"], "ssim": validation["ssim"]}, None)
-        if improved:  # best.pt before last.pt: a kill between them redoes this epoch and both writes
-            checkpoint.save(best_path, latest)
-        checkpoint.save(last_path, latest)
-        d_text = (f" D acc {validation['discriminator']['accuracy']:.2f}" if "discriminator" in validation else "")
-        report(f"epoch {epoch}/{cfg.epochs}  train g_loss {train_metrics['g_loss']:.5f}  "
-               f"val g_loss {validation['g_loss']:.5f}  val PSNR {validation['psnr']:.2f} dB "
-               f"SSIM {validation['ssim']:.4f}{d_text}"
-               + (f"  degraded {validation['degraded']['psnr']:.2f} dB" if degraded_validation is not None else "")
-               + (f" (level error "
-                  f"{validation['degraded']['level_error']:.3f})" if estimator is not None else "")
-               + (f"  simulated int8 {simulated['psnr']:.2f} dB" if cfg.qat else "") + f"  ({record['seconds']:.0f}s)")
-    return best_path if main else None
+    def epoch(self, record: dict) -> None:
+        """The epoch's metrics line, from its record."""
+        validation = record["validation"]
+        d_text = f" D acc {validation['discriminator']['accuracy']:.2f}" if "discriminator" in validation else ""
+        degraded = validation.get("degraded", {})
+        simulated = record.get("validation_int8_simulated")
+        self.report(f"epoch {record['epoch']}/{self.epochs}  train g_loss {record['train']['g_loss']:.5f}  "
+                    f"val g_loss {validation['g_loss']:.5f}  val PSNR {validation['psnr']:.2f} dB "
+                    f"SSIM {validation['ssim']:.4f}{d_text}"
+                    + (f"  degraded {degraded['psnr']:.2f} dB" if degraded else "")
+                    + (f" (level error {degraded['level_error']:.3f})" if "level_error" in degraded else "")
+                    + (f"  simulated int8 {simulated['psnr']:.2f} dB" if simulated else "")
+                    + f"  ({record['seconds']:.0f}s)")
