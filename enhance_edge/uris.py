@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import io
 import os
 import posixpath
@@ -29,7 +30,7 @@ from urllib.parse import SplitResult, quote, unquote, urlsplit
 from PIL import Image
 
 from .batch import InputFile, Job, _output_suffix, _with_problems, expand_inputs, read_for_upscale, write_upscaled
-from .errors import EnhanceEdgeError, ImageError
+from .errors import EnhanceEdgeError, ImageError, MissingExtraError
 from .fileio import PART_SUFFIX, STALE_PART_SECONDS, _target_name, atomic_output
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, format_for
 from .output_size import OutputSize
@@ -75,15 +76,21 @@ def file_name(where: Location) -> Path:
     return Path(unquote(posixpath.basename(urlsplit(where).path.rstrip("/"))))
 
 
+def _pyarrow_fs():
+    """pyarrow.fs; MissingExtraError in one line where the cluster extra is not installed."""
+    try:
+        return importlib.import_module("pyarrow.fs")
+    except ImportError:
+        raise MissingExtraError("a URI", "cluster", "pyarrow") from None
+
+
 @functools.cache
 def _filesystem(scheme: str, netloc: str, query: str):
     """pyarrow's filesystem for URIs that begin scheme://netloc (with options ``query``), and the
     path it gives that root; one per process and root (an S3 one asks the bucket's region)."""
-    from pyarrow.fs import FileSystem
-
     root = f"{scheme}://{netloc}/" + (f"?{query}" if query else "")
     try:
-        return FileSystem.from_uri(root)
+        return _pyarrow_fs().FileSystem.from_uri(root)
     except (ValueError, OSError) as exc:  # ArrowInvalid is a ValueError: a scheme pyarrow does not know
         raise EnhanceEdgeError(f"{root}: pyarrow cannot open it ({_first_line(exc)})") from None
 
@@ -113,31 +120,28 @@ def _kind(where: Location) -> str:
     """"file", "folder" or "missing"."""
     if isinstance(where, Path):
         return "folder" if where.is_dir() else "file" if where.exists() else "missing"
-    from pyarrow.fs import FileType
-
-    kind = _info(where).type
-    return "folder" if kind == FileType.Directory else "missing" if kind == FileType.NotFound else "file"
+    kind, kinds = _info(where).type, _pyarrow_fs().FileType
+    return "folder" if kind == kinds.Directory else "missing" if kind == kinds.NotFound else "file"
 
 
 def _list_folder(folder: str, recursive: bool, exclude: Location | None) -> list[tuple[InputFile, int]]:
     """The image files of a folder URI (by extension; hidden ones never), with their sizes in
     bytes, leaving out ``exclude`` (the output folder) where it lies inside."""
-    from pyarrow.fs import FileSelector, FileType
-
     filesystem, base = resolve(folder)
+    pyarrow_fs = _pyarrow_fs()
     skipped = None
     if isinstance(exclude, str):
         exclude_filesystem, exclude_path = resolve(exclude)
         if exclude_filesystem.equals(filesystem) and exclude_path.startswith(f"{base}/"):
             skipped = f"{exclude_path}/"
     try:
-        listing = filesystem.get_file_info(FileSelector(base, recursive=recursive))
+        listing = filesystem.get_file_info(pyarrow_fs.FileSelector(base, recursive=recursive))
     except OSError as exc:
         raise EnhanceEdgeError(f"{folder}: cannot list it ({_first_line(exc)})") from None
     found = []
     for info in sorted(listing, key=lambda info: info.path):
         relative = info.path[len(base):].lstrip("/")
-        if (info.type == FileType.File and not any(part.startswith(".") for part in relative.split("/"))
+        if (info.type == pyarrow_fs.FileType.File and not any(part.startswith(".") for part in relative.split("/"))
                 and posixpath.splitext(relative)[1].lower() in Image.registered_extensions()
                 and not (skipped and info.path.startswith(skipped))):
             found.append((InputFile(join(folder, relative), Path(relative), True), info.size))
@@ -151,10 +155,8 @@ def _inputs(where: Location, recursive: bool, output: Location | None) -> list[t
     if isinstance(where, Path):
         return [(item, 0) for item in expand_inputs([where], recursive,
                                                      exclude=output if isinstance(output, Path) else None)]
-    from pyarrow.fs import FileType
-
     info = _info(where)
-    if info.type == FileType.Directory:
+    if info.type == _pyarrow_fs().FileType.Directory:
         return _list_folder(where, recursive, output)
     return [(InputFile(where, file_name(where), False), info.size or 0)]
 
@@ -220,8 +222,7 @@ def existing_and_stale(targets: list[str]) -> tuple[set[str], list[str]]:
     """Which URI targets exist, and the temporaries that writes of them left when their writer
     was killed (untouched for STALE_PART_SECONDS), deleted: one listing per folder, not a
     request per file."""
-    from pyarrow.fs import FileSelector, FileType
-
+    pyarrow_fs = _pyarrow_fs()
     names_by_folder: dict[str, dict[str, str]] = {}
     for target in targets:
         names_by_folder.setdefault(_parent(target), {})[file_name(target).name] = target
@@ -229,11 +230,11 @@ def existing_and_stale(targets: list[str]) -> tuple[set[str], list[str]]:
     for folder, names in names_by_folder.items():
         filesystem, path = resolve(folder)
         try:
-            listing = filesystem.get_file_info(FileSelector(path, allow_not_found=True))
+            listing = filesystem.get_file_info(pyarrow_fs.FileSelector(path, allow_not_found=True))
         except OSError as exc:
             raise EnhanceEdgeError(f"{folder}: cannot list it ({_first_line(exc)})") from None
         for info in listing:
-            if info.type != FileType.File:
+            if info.type != pyarrow_fs.FileType.File:
                 continue
             if info.base_name in names:
                 existing.add(names[info.base_name])

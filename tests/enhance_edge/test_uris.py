@@ -3,6 +3,7 @@ an object store (mock://BUCKET/...), file:// URIs for a local disk opened throug
 
 import io
 import os
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +14,7 @@ from PIL import Image
 
 from enhance_edge import uris
 from enhance_edge.batch import Job, upscale_file
-from enhance_edge.errors import EnhanceEdgeError, ImageError
+from enhance_edge.errors import EnhanceEdgeError, ImageError, MissingExtraError
 from enhance_edge.upscaler import Upscaler
 
 pytest.importorskip("pyarrow", reason='pyarrow comes with the cluster extra (pip install "enhance-edge[cluster]")')
@@ -172,6 +173,14 @@ def test_an_input_list_names_paths_and_uris(store, tmp_path, monkeypatch):
     Path("latin1.txt").write_bytes("caf\xe9.png\n".encode("latin-1"))
     with pytest.raises(EnhanceEdgeError, match=r"^@latin1.txt: cannot read the input list \('utf-8' codec"):
         uris.expand_lists([Path("@latin1.txt")])
+
+
+def test_without_the_extra_a_uri_is_one_line_naming_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow.fs", None)  # what an install without the extra sees
+    uris._filesystem.cache_clear()
+    with pytest.raises(MissingExtraError, match=r"^a URI needs the 'cluster' extra \(pyarrow is not installed\)"):
+        uris.plan_jobs(["s3://bucket/photos/"], None, scale=2)
+    uris._filesystem.cache_clear()
 
 
 def test_locations_and_their_common_folder():
