@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from enhance_edge.cli import _parse_sizes, reports_errors
+from enhance_edge.cli_support import parse_sizes, reports_errors
 from enhance_edge.dataset import PairSet, load_pairs
 from enhance_edge.errors import DataError, MissingExtraError, ModelError
 from enhance_edge.fileio import atomic_output
@@ -212,7 +212,7 @@ def write_pareto(results: dict, png: Path, json_path: Path) -> list[Path]:
 
 
 def _one_size(ctx, param, value):
-    sizes = _parse_sizes(ctx, param, value)
+    sizes = parse_sizes(ctx, param, value)
     if len(sizes) != 1:
         raise click.BadParameter(f"expected one HEIGHTxWIDTH, got {value!r}")
     return sizes[0]

@@ -1,15 +1,38 @@
 """enhance-edge: face super-resolution with onnxruntime alone (no torch at run time)."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (CheckpointError, DataError, EnhanceEdgeError, ImageError, MissingExtraError, ModelError,
+                     ParityError, ProviderError)
+
 __version__ = "0.1.0"
 
-from .batch import FileResult, Outcome  # noqa: E402
-from .errors import (CheckpointError, DataError, EnhanceEdgeError, ImageError, MissingExtraError,  # noqa: E402
-                     ModelError, ParityError, ProviderError)
-# The reader of `enhance-edge upscale`: upright (EXIF orientation applied), in a working mode, with
-# what an output inherits (format, ICC profile, DPI, EXIF) as a SourceInfo; bombs refused.
-from .imageio import SourceInfo, read_image  # noqa: E402
-from .model import ModelInfo  # noqa: E402
-from .upscaler import Upscaler  # noqa: E402
+# The public names that need onnxruntime (or numpy and Pillow), imported on first use: the command
+# line imports this package, and its help and its start load no model runtime.
+_LAZY = {"FileResult": "batch", "Outcome": "batch", "ModelInfo": "model", "Upscaler": "upscaler",
+         # The reader of `enhance-edge upscale`: upright (EXIF orientation applied), in a working mode, with
+         # what an output inherits (format, ICC profile, DPI, EXIF) as a SourceInfo; bombs refused.
+         "SourceInfo": "imageio", "read_image": "imageio"}
+
+if TYPE_CHECKING:
+    from .batch import FileResult, Outcome
+    from .imageio import SourceInfo, read_image
+    from .model import ModelInfo
+    from .upscaler import Upscaler
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = ["CheckpointError", "DataError", "EnhanceEdgeError", "FileResult", "ImageError", "MissingExtraError",
            "ModelError", "ModelInfo", "Outcome", "ParityError", "ProviderError", "SourceInfo", "Upscaler",

@@ -31,9 +31,9 @@ from .errors import EnhanceEdgeError, MissingExtraError
 from .fileio import atomic_output, remove_stale_parts
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, probe_pixels
 from .model import BUNDLED_MODELS, bundled_model_path, resolve_model
+from .settings import CLUSTER_SUMMARY_NAME as SUMMARY_NAME
 from .upscaler import DEFAULT_MAX_MEMORY, Upscaler
 
-SUMMARY_NAME = "enhance-edge-summary.csv"
 # Files per map_batches call: small faces share a call, so Ray's per-call cost is spread over
 # many of them, while a photo has a call of its own. (Stacking faces into one onnxruntime run
 # gains nothing on CPU: 32 faces in one run took 829 ms, one by one 804 ms.)

@@ -26,8 +26,8 @@ from ..errors import EnhanceEdgeError
 from ..imageio import OUTPUT_FORMATS, format_for
 from ..model import BUNDLED_MODELS, BundledModel, bundled_model_path, bundled_models
 from ..upscaler import DEFAULT_MAX_MEMORY, Upscaler, parse_strength
+from .limits import Limits, MiB
 
-MiB = 1024 * 1024
 # "auto": the bundled int8 file where it is installed and exact on this CPU, else fp32.
 DEFAULT_PRECISION = "auto"
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -74,23 +74,6 @@ def return_freed_memory() -> None:
     this the server would stay at the peak of its largest upscale."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How much one request may send and how many may wait; they bound the server's memory
-    (the Upscaler itself keeps the model run within its memory budget by tiling)."""
-
-    max_upload_bytes: int = 25 * MiB
-    max_pixels: int = 16_000_000
-    max_waiting: int = 8
-
-    def __post_init__(self):
-        for name in ("max_upload_bytes", "max_pixels"):
-            if getattr(self, name) < 1:
-                raise EnhanceEdgeError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_waiting < 0:
-            raise EnhanceEdgeError(f"max_waiting must be >= 0, got {self.max_waiting}")
 
 
 class ModelCatalog:

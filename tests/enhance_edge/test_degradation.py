@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from enhance_edge.cli import CONDITION_NAMES, main
+from enhance_edge.cli import main
 from enhance_edge.degradation import (CONDITIONS, LEVEL_UNIT, DegradationConfig, anisotropic_blur,
                                       condition_jpeg_quality, condition_lr, degrade, downscale, gaussian_blur,
                                       gaussian_noise, jpeg, jpeg_level_floor, jpeg_quality_of, level_of,
@@ -102,10 +102,6 @@ def test_named_conditions_follow_protocol_md(hr):
     assert condition_lr(colour, "camera", rng(0)).mode == "RGB"  # noise on every channel, colour JPEG
     with pytest.raises(DataError, match="unknown condition 'fog'; PROTOCOL.md's are clean, jpeg75"):
         condition_lr(hr, "fog", rng(0))
-
-
-def test_the_cli_lists_the_protocols_conditions():
-    assert CONDITION_NAMES == tuple(CONDITIONS)
 
 
 def test_the_default_ranges_cover_protocol_md_range():

@@ -1,8 +1,10 @@
-"""The runtime must work where PyTorch is not installed: it never imports torch."""
+"""The runtime must work where PyTorch is not installed: it never imports torch; the command line
+and its help start without onnxruntime too."""
 
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from enhance_edge.cli import main
@@ -22,12 +24,28 @@ def test_importing_and_upscaling_leaves_torch_unimported(tiny_onnx, tmp_path):
     assert result.stdout.strip() == "[]"
 
 
-def test_commands_needing_the_train_extra_say_how_to_install_it(monkeypatch, tmp_path):
+@pytest.mark.parametrize("command, feature", [(["export", "x.pt", "-o", "x.onnx"], "export"),
+                                              (["train", "--data", ".", "--out", "run"], "training")])
+def test_commands_needing_the_train_extra_say_how_to_install_it(monkeypatch, tmp_path, command, feature):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
-    result = CliRunner().invoke(main, ["export", str(tmp_path / "x.pt"), "-o", str(tmp_path / "x.onnx")])
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, command)
     assert result.exit_code == 1
-    assert result.output.strip() == ('error: export needs the \'train\' extra (torch is not installed): '
+    assert result.output.strip() == (f'error: {feature} needs the \'train\' extra (torch is not installed): '
                                      'pip install "enhance-edge[train]"')
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["upscale", "--help"]])
+def test_the_command_line_and_its_help_load_neither_torch_nor_onnxruntime(tmp_path, args):
+    code = ("import sys\nfrom enhance_edge.cli import main\n"
+            f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n" if args else "import sys, enhance_edge.cli\n")
+    code += "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'onnxruntime'}))\n"
+    # cwd: not the checkout, whose enhance_edge/ would shadow the installed package (and its train/ etc.).
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    if args:
+        assert "Usage:" in result.stdout, result.stdout
+    assert result.stdout.splitlines()[-1] == "[]"
 
 
 def test_the_command_line_starts_on_the_runtime_package_alone():

@@ -1,6 +1,4 @@
-import inspect
 import json
-import shutil
 from collections import Counter
 
 import numpy as np
@@ -19,7 +17,6 @@ from enhance_edge.export.quantize import (MAX_IMAGE_LOSS_DB, FaceCalibrationRead
                                           search_space, upscale_faces)
 from enhance_edge.model import bundled_model_path, int8_model_path
 from enhance_edge.protocol import psnr
-from enhance_edge.limits import MAX_PSNR_LOSS_DB
 from enhance_edge.model import INPUT_NAME, open_session
 
 # The tiny random-weight fixture model is not a face model: these tests check the pipeline, and
@@ -173,21 +170,6 @@ def test_a_recipe_with_silu_in_float_ships_the_fused_kernel(tmp_path, tiny_onnx,
     assert float_compute_ops(runtime_graph(out, 1))["QuickGelu"] == silus
 
 
-def test_quantize_command_writes_beside_the_model_by_default(tmp_path, tiny_onnx, face_folder):
-    model = tmp_path / "face.onnx"
-    shutil.copy(tiny_onnx, model)
-    result = CliRunner().invoke(main, ["quantize", str(model), "--calibration", str(face_folder), "--method", "minmax",
-                                       "--activations", "uint8", "--weights", "int8", "--silu", "int8",
-                                       "--max-loss-db", str(ANY_LOSS), "--max-image-loss-db", str(ANY_LOSS),
-                                       "--threads", "1"])
-    assert result.exit_code == 0, result.output
-    assert "minmax a:uint8 w:int8 silu:int8 out:float" in result.output
-    assert "kept calibration=minmax activations=uint8 weights=int8 silu=int8 output=float" in result.output
-    assert (tmp_path / "face-int8.onnx").is_file()
-    assert open_session(tmp_path / "face-int8.onnx")[1].metadata["precision"] == "int8"
-
-
-
 def candidate(name, activations, psnr, latency_s, float_ops=None):
     return {"name": name, "recipe": Recipe(activations=activations).to_dict(), "psnr": psnr, "latency_s": latency_s,
             "float_ops": float_ops if float_ops is not None else {name: 1}}
@@ -237,20 +219,6 @@ def test_an_unwritable_output_is_a_model_error(tmp_path, tiny_onnx, face_folder)
     with pytest.raises(ModelError, match=f"^{tmp_path / 'file' / 'x-int8.onnx'}: cannot write"):
         quantize_model(tiny_onnx, tmp_path / "file" / "x-int8.onnx", face_folder, [Recipe()], max_loss_db=ANY_LOSS,
                        max_image_loss_db=ANY_LOSS)
-
-
-def test_the_commands_defaults_are_the_librarys_constants():
-    from enhance_edge.export.onnx_export import PARITY_TOLERANCE, export_checkpoint
-
-    defaults = {(command, param.name): param.default for command in ("export", "quantize")
-                for param in main.commands[command].params}
-    assert defaults["export", "tolerance"] == PARITY_TOLERANCE == inspect.signature(export_checkpoint).parameters[
-        "tolerance"].default
-    assert defaults["quantize", "max_loss_db"] == MAX_PSNR_LOSS_DB == inspect.signature(quantize_model).parameters[
-        "max_loss_db"].default
-    # the image limit's default is the library's, named in the help (the CLI does not import the quantizer)
-    assert inspect.signature(quantize_model).parameters["max_image_loss_db"].default == MAX_IMAGE_LOSS_DB
-    assert f"[default: {MAX_IMAGE_LOSS_DB}]" in " ".join(CliRunner().invoke(main, ["quantize", "--help"]).output.split())
 
 
 def test_a_recipe_losing_too_much_on_one_gate_image_is_refused_naming_it(tmp_path, tiny_onnx, face_folder):

@@ -1,8 +1,13 @@
-"""`enhance-edge train` through click's CliRunner: what it refuses, in one line, before training."""
+"""`enhance-edge train` and `enhance-edge plots` through click's CliRunner: what train refuses, in one
+line, before training; the figures plots draws."""
 
+import json
+
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from PIL import Image
 
 from enhance_edge.cli import main
 from enhance_edge.train import checkpoint
@@ -70,3 +75,21 @@ def test_options_left_out_are_the_configs_defaults(face_folder, tmp_path, monkey
     monkeypatch.setattr("enhance_edge.train.loop.train", lambda data, out, config, **kwargs: asked.append(config))
     assert run(face_folder, tmp_path).exit_code == 0
     assert asked == [RunConfig()]
+
+
+def test_plots_draws_the_reports_figures(tmp_path, tiny_onnx):
+    baselines = {"bicubic": {"psnr": 30.0, "ssim": 0.9}, "lanczos": {"psnr": 31.0, "ssim": 0.91}}
+    records = [{"epoch": e, "adversarial": e > 1, "train": {"g_loss": 0.01 / e},
+                "validation": {"g_loss": 0.012 / e, "psnr": 29 + e, "ssim": 0.9,
+                               "discriminator": {"accuracy": 0.5 + 0.1 * e, "f1": 0.4 + 0.1 * e}},
+                "baselines": baselines} for e in (1, 2, 3)]
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("\n".join(json.dumps(r) for r in records))
+    face = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (192, 168), np.uint8)).save(face)
+    result = CliRunner().invoke(main, ["plots", "--metrics", f"run={metrics}", "--out", str(tmp_path / "docs"),
+                                       "--model", str(tiny_onnx), "--face", str(face)])
+    assert result.exit_code == 0, result.output
+    for name in ("losses", "psnr", "discriminator", "grid"):
+        with Image.open(tmp_path / "docs" / f"{name}.png") as image:
+            assert image.width > 300

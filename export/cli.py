@@ -1,0 +1,151 @@
+"""The export commands, `enhance-edge export` and `enhance-edge quantize`, loaded by the enhance-edge
+group (enhance_edge/cli.py) when they run or a help lists them. Their defaults come from the runtime's
+enhance_edge.limits, so this module imports neither PyTorch nor onnx at start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from enhance_edge.cli_support import reports_errors, require_extra
+from enhance_edge.limits import MAX_PSNR_LOSS_DB, PARITY_TOLERANCE
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="ONNX file to write (only written once the parity check passes).")
+@click.option("--tolerance", type=float, default=PARITY_TOLERANCE, show_default=True,
+              help="Largest allowed |ONNX - PyTorch| on [0, 1] values.")
+@click.option("--score-on", "score_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Face folder whose test split is scored (PROTOCOL.md; split with the "
+                                 "checkpoint's own seed, at its HR size); the scores go into the model's "
+                                 "metadata (key 'test'). If scoring fails, nothing is written.")
+@click.option("--clean-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="For a generator conditioned on the degradation level: an unconditioned model file beside "
+                   "-o that runs instead below --clean-below (its -int8 sibling for the int8 model).")
+@click.option("--clean-below", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Strength below which --clean-model runs.")
+@click.option("--estimator-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Carry the degradation estimator of this checkpoint (a run with the same --degrade ranges) "
+                   "instead of the exported run's own.")
+@reports_errors
+def export(checkpoint, output, tolerance, score_dir, clean_model, clean_below, estimator_from):
+    """Export a training checkpoint's generator to ONNX.
+
+    The model gets dynamic batch, height and width, is simplified with onnxsim and
+    carries its scale, channels, value range, layout, config and training facts as
+    metadata. onnxruntime and PyTorch are then compared on two input sizes (one odd,
+    one batch of 2); a difference above --tolerance is an error and nothing is written.
+    """
+    require_extra("export", "train")
+    from .onnx_export import export_checkpoint
+
+    if clean_model is not None and clean_model.resolve().parent != output.resolve().parent:
+        raise click.BadParameter(f"{str(clean_model)!r} must sit beside the output, in {output.resolve().parent}",
+                                 param_hint="--clean-model")
+    target = output
+    if score_dir is not None:  # exported and scored in scratch space first: a failed scoring leaves no OUTPUT
+        import tempfile
+
+        scratch = click.get_current_context().with_resource(tempfile.TemporaryDirectory(prefix="enhance-edge-"))
+        target = Path(scratch) / output.name
+        if clean_model is not None:  # scored as it will run: with its clean model beside it
+            import shutil
+
+            shutil.copy2(clean_model, Path(scratch) / clean_model.name)
+    results = export_checkpoint(checkpoint, target, tolerance,
+                                None if clean_model is None else target.parent / clean_model.name, clean_below,
+                                estimator_from)
+    for result in results:
+        click.echo(f"parity {'x'.join(map(str, result['shape']))}: max |onnx - torch| = {result['max_abs_diff']:.2e}")
+    if score_dir is not None:
+        from .onnx_export import record_test_scores
+
+        scores = record_test_scores(target, score_dir, output)
+        click.echo(f"test split ({scores['images']} images): model {scores['model']['psnr']:.2f} dB, "
+                   f"lanczos {scores['lanczos']['psnr']:.2f} dB, bicubic {scores['bicubic']['psnr']:.2f} dB")
+    click.echo(f"wrote {output} ({output.stat().st_size / 1024:.0f} KiB)")
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="int8 model to write (default: MODEL-int8.onnx beside MODEL, where `upscale --precision` "
+                   "looks for it). Only written once it passes the PSNR check.")
+@click.option("--calibration", "data_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Face folder; its validation split (PROTOCOL.md: yaleB29..33 for the Yale faces) "
+                   "calibrates the model and checks its PSNR.")
+@click.option("--method", "methods", multiple=True, type=click.Choice(["minmax", "entropy", "percentile"]),
+              help="Calibration methods to try (repeatable; default: all).")
+@click.option("--activations", multiple=True, type=click.Choice(["uint8", "int8", "uint16"]),
+              help="Activation types to try (repeatable; default: all). uint16 is measured for reference only "
+                   "(no 16-bit kernels: it runs in float) and never kept, so give uint8 or int8 too.")
+@click.option("--weights", multiple=True, type=click.Choice(["int8", "uint8"]),
+              help="Weight types to try (repeatable; default: all). Weights are always per channel.")
+@click.option("--silu", multiple=True, type=click.Choice(["int8", "float"]),
+              help="Quantize SiLU's Sigmoid and Mul (int8) or leave them in float (repeatable).")
+@click.option("--output-layers", "output", multiple=True, type=click.Choice(["float", "int8"]),
+              help="Keep the image-space output layers (<= scale^2 channels: last conv, bicubic skip, "
+                   "pixel shuffle) in float, or quantize them too (repeatable).")
+@click.option("--calibration-set", "calibration_sets", multiple=True, type=click.Choice(["faces", "mix"]),
+              help="Calibrate on the validation faces alone, or on them plus natural images, gradients, high-key, "
+                   "low-key and text (mix) (repeatable).")
+@click.option("--residual", multiple=True, type=click.Choice(["int8", "float"]),
+              help="Quantize the residual blocks' adds (int8) or keep them in float (repeatable).")
+@click.option("--max-loss-db", type=click.FloatRange(min=0), default=MAX_PSNR_LOSS_DB, show_default=True,
+              help="Largest PSNR loss of int8 against fp32 on the validation faces and, on average, on every "
+                   "gate set; above it nothing is written.")
+@click.option("--max-image-loss-db", type=click.FloatRange(min=0), default=None,
+              help="Largest PSNR loss on any one gate image (validation faces, scikit-image's astronaut and LFW "
+                   "faces, synthetic gradients, high-key and low-key images; none used to calibrate). "
+                   "[default: 0.3]")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads for timing recipes.")
+@reports_errors
+def quantize(model, output_path, data_dir, methods, activations, weights, silu, output, calibration_sets, residual,
+             max_loss_db, max_image_loss_db, threads):
+    """Quantize an fp32 model to int8 (onnxruntime static quantization, QDQ, per-channel weights).
+
+    With no recipe option, every calibration method and activation/weight type is tried
+    (SiLU int8, output layers float), plus SiLU in float and output layers in int8; with
+    some, every combination of them (unset ones: all types and methods, SiLU int8, output
+    layers float). Each recipe is scored on validation PSNR and latency (256x256), and the
+    graph onnxruntime runs is checked for ops left in float. Kept: among recipes within
+    --max-loss-db of fp32, those within 10% of the fastest, then the best PSNR. The
+    comparison is stored in the int8 model's metadata (`enhance-edge bench` prints it).
+    Every recipe also passes a gate image by image (--max-image-loss-db) and set by set
+    (--max-loss-db), printed as a table; where this CPU's int8 kernels can saturate (x86
+    without VNNI/AMX) quality is computed as exact int8 arithmetic would compute it.
+    """
+    require_extra("quantization", "train")
+    from enhance_edge.model import int8_model_path
+
+    from .quantize import (MAX_IMAGE_LOSS_DB, default_search, describe_gate, quantize_model, require_keepable,
+                           search_space)
+
+    chosen = {"calibrations": methods, "activations": activations, "weights": weights, "silu": silu, "output": output,
+              "calibration_sets": calibration_sets, "residual": residual}
+    recipes = (search_space(**{key: values for key, values in chosen.items() if values})
+               if any(chosen.values()) else default_search())
+    try:
+        require_keepable(recipes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--activations") from None
+    output_path = output_path or int8_model_path(model)
+    summary = quantize_model(model, output_path, data_dir, recipes, max_loss_db=max_loss_db,
+                             max_image_loss_db=MAX_IMAGE_LOSS_DB if max_image_loss_db is None else max_image_loss_db,
+                             threads=threads, report=click.echo)
+    validation, test = summary["validation"], summary["test"]
+    click.echo(f"kept {' '.join(f'{k}={v}' for k, v in summary['recipe'].items())}: validation PSNR "
+               f"{validation['int8']['psnr']:.3f} dB (fp32 {validation['fp32']['psnr']:.3f}), "
+               f"{summary['speedup_at_256']:.2f}x fp32's speed at 256x256")
+    if test["int8"]:
+        click.echo(f"test split (reported, not used to choose): int8 {test['int8']['psnr']:.3f} dB, "
+                   f"fp32 {test['fp32']['psnr']:.3f} dB")
+    click.echo(f"gate of the kept recipe ({summary['scored_as']}):")
+    for line in describe_gate(summary["gate"]):
+        click.echo(line)
+    click.echo(f"wrote {output_path} ({output_path.stat().st_size / 1024:.0f} KiB)")

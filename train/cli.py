@@ -1,0 +1,165 @@
+"""The training commands, `enhance-edge train` and `enhance-edge plots`, loaded by the enhance-edge
+group (enhance_edge/cli.py) when they run or a help lists them. Importing this module needs no
+PyTorch: a runtime-only install lists the commands and, when one runs, says which extra to install.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from enhance_edge.cli_support import parse_range, reports_errors, require_extra
+
+
+@click.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of face images (recursive; one sub-folder per subject gives a subject-disjoint split).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for metrics.jsonl, last.pt and best.pt; one that already holds a run needs --resume "
+                   "or --overwrite.")
+@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate (G and D).")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True)
+@click.option("--adversarial-weight", type=float, default=1e-3, show_default=True,
+              help="Weight of BCE(1, D(G(lr))) in the generator loss; 0 trains on the content loss alone.")
+@click.option("--warmup-epochs", type=int, default=0, show_default=True,
+              help="Content-loss-only epochs before the adversarial phase.")
+@click.option("--init-from", default=None, metavar="NAME|PATH",
+              help="Start the generator from trained weights: a checkpoint (e.g. an MSE-only run's best.pt), a "
+                   "bundled model's name or an fp32 enhance-edge ONNX file.")
+@click.option("--content-loss", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
+@click.option("--teacher", default=None, metavar="NAME|PATH",
+              help="Distil from this trained model (a bundled name such as 'default', or an ONNX file): its "
+                   "outputs are a second target beside the HR faces.")
+@click.option("--distill-weight", type=float, default=1.0, show_default=True,
+              help="Weight of content(G(lr), teacher(lr)) in the generator loss (with --teacher).")
+@click.option("--qat", is_flag=True,
+              help="Quantization-aware: simulate the int8 model's rounding while training (use with --init-from "
+                   "a float run, then `export` and `quantize`); best.pt is the best simulated-int8 epoch.")
+@click.option("--skip", type=click.Choice(["none", "bicubic"]), default="none", show_default=True,
+              help="'bicubic' adds a fixed bicubic upsampling of the input to the generator's output.")
+@click.option("--channels", type=int, default=20, show_default=True, help="Generator width.")
+@click.option("--blocks", type=int, default=16, show_default=True, help="Generator residual blocks.")
+@click.option("--scale", type=click.IntRange(min=2), default=2, show_default=True, help="Upscaling factor.")
+@click.option("--hflip/--no-hflip", default=False, show_default=True, help="Random horizontal flips.")
+@click.option("--degrade", is_flag=True,
+              help="Draw each training LR through random blur, down-scaling kernel, noise and JPEG (ranges below; "
+                   "defaults cover PROTOCOL.md's range) instead of the clean bicubic half.")
+@click.option("--clean-share", type=float, default=None, help="With --degrade: share of clean pairs [default: 0.3].")
+@click.option("--blur-sigma", default=None, metavar="LOW,HIGH", callback=lambda c, p, v: parse_range(c, p, v, float),
+              help="With --degrade: Gaussian blur sigma range, HR pixels [default: 0.3,1.5].")
+@click.option("--noise-sigma", default=None, metavar="LOW,HIGH", callback=lambda c, p, v: parse_range(c, p, v, float),
+              help="With --degrade: noise sigma range, 8-bit levels [default: 0.5,6].")
+@click.option("--jpeg-quality", default=None, metavar="LOW,HIGH", callback=lambda c, p, v: parse_range(c, p, v, int),
+              help="With --degrade: JPEG quality range [default: 40,95].")
+@click.option("--condition", type=click.Choice(["none", "degradation"]), default="none", show_default=True,
+              help="'degradation': the generator also takes the degradation level (the runtime's --strength) "
+                   "and an estimator learns to read it from the image (needs --degrade).")
+@click.option("--extra-data", "extra_data", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="More training images (repeatable): folders of photos, read as luma, cropped to the HR size. "
+                   "Validation and test stay --data's.")
+@click.option("--extra-crops", type=click.IntRange(min=0), default=1024, show_default=True,
+              help="Random crops of the --extra-data images per epoch.")
+@click.option("--max-images", type=click.IntRange(min=1), default=None,
+              help="Use at most N images per split (quick runs).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="PyTorch intra-op threads (default: all cores).")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Also write OUT/last.pt every K optimiser steps (0: only at epoch ends).")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUT/last.pt (with the same options) if it exists, else start afresh.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run OUT holds (its last.pt, best.pt and metrics.jsonl) with a new one.")
+@reports_errors
+def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_weight, warmup_epochs, init_from,
+          content_loss, teacher, distill_weight, qat, skip, channels, blocks, scale, hflip, degrade, clean_share,
+          blur_sigma, noise_sigma, jpeg_quality, condition, extra_data, extra_crops, max_images, seed, threads,
+          checkpoint_every, resume, overwrite):
+    """Train the generator (and discriminator) on a folder of faces.
+
+    Defaults are the report's: 50 epochs, batch 64, Adam 2e-4 with betas (0.5, 0.9),
+    G loss = MSE + 1e-3 * BCE. Each epoch appends a line to OUT/metrics.jsonl and
+    writes OUT/last.pt; OUT/best.pt is the epoch with the best validation PSNR.
+
+    \b
+    A small model distilled from the bundled one, then made int8-friendly (MODEL_CARD.md, "fast"):
+      enhance-edge train --data faces/ --out run/fast --channels 16 --blocks 4 --skip bicubic \\
+          --adversarial-weight 0 --teacher default --lr 1e-3 --lr-schedule cosine \\
+          --batch-size 32 --hflip --epochs 60
+      enhance-edge train --data faces/ --out run/fast-qat --init-from run/fast/best.pt --qat \\
+          --channels 16 --blocks 4 --skip bicubic --adversarial-weight 0 --teacher default \\
+          --lr 1e-4 --lr-schedule cosine --batch-size 32 --hflip --epochs 10
+
+    \b
+    Several processes or machines (--batch-size stays the global batch):
+      torchrun --nproc-per-node 4 --no-python enhance-edge train --data faces/ --out run/ --resume
+    """
+    if resume and overwrite:
+        raise click.UsageError("--resume continues the run in --out and --overwrite replaces it: give one")
+    require_extra("training", "train")
+    from enhance_edge.degradation import DegradationConfig
+
+    from .config import GeneratorConfig, RunConfig, TrainConfig
+    from .loop import train as run_training
+
+    ranges = {"clean_share": clean_share, "blur_sigma": blur_sigma, "noise_sigma": noise_sigma,
+              "jpeg_quality": jpeg_quality}
+    given = {name: value for name, value in ranges.items() if value is not None}
+    if given and not degrade:
+        raise click.UsageError(f"--{next(iter(given)).replace('_', '-')} sets a range of --degrade: add --degrade")
+    try:
+        config = RunConfig(
+            generator=GeneratorConfig(channels=channels, residual_blocks=blocks, skip=skip, scale=scale,
+                                      condition=condition),
+            train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
+                              adversarial_weight=adversarial_weight, warmup_epochs=warmup_epochs,
+                              init_from=init_from, content_loss=content_loss, teacher=teacher,
+                              distill_weight=distill_weight, qat=qat, hflip=hflip, max_images=max_images,
+                              extra_data=tuple(str(folder) for folder in extra_data), extra_crops=extra_crops,
+                              seed=seed, threads=threads, checkpoint_every=checkpoint_every),
+            degradation=DegradationConfig(**given) if degrade else None)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    best = run_training(data_dir, out_dir, config, report=lambda line: click.echo(line, err=True), resume=resume,
+                        overwrite=overwrite)
+    if best is not None:  # None in torchrun's other processes: rank 0 alone reports
+        click.echo(f"best checkpoint: {best}")
+
+
+@click.command()
+@click.option("--metrics", "runs", multiple=True, required=True, metavar="LABEL=PATH",
+              help="A run's metrics.jsonl with its legend label (repeatable), e.g. report=runs/report/metrics.jsonl.")
+@click.option("--out", "out_dir", default="docs", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", default="default", show_default=True, metavar="NAME|PATH",
+              help="Model for the LR | generated | Lanczos | HR grid: a bundled name or an ONNX file.")
+@click.option("--face", "faces", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A face for the grid (repeatable); skimage's astronaut is added as a face unlike Yale.")
+@click.option("--before", default=None, metavar="NAME|PATH",
+              help="Also draw real-photos.png: real JPEGs upscaled by Lanczos, this (older) model and --model.")
+@reports_errors
+def plots(runs, out_dir, model, faces, before):
+    """Draw the report's figures: losses, validation PSNR, discriminator scores, the face grid and,
+    with --before, the real-photo comparison."""
+    require_extra("plotting", "train")
+    from enhance_edge.model import BUNDLED_MODELS, resolve_model
+    from enhance_edge.upscaler import Upscaler
+
+    from .plots import draw_all, plot_real_photos
+
+    metrics = {}
+    for run in runs:
+        label, sep, path = run.partition("=")
+        if not sep or not Path(path).is_file():
+            raise click.BadParameter(f"expected LABEL=PATH to a metrics.jsonl, got {run!r}", param_hint="--metrics")
+        metrics[label] = Path(path)
+    for path in draw_all(metrics, out_dir, Upscaler(resolve_model(model)) if faces else None, list(faces)):
+        click.echo(f"wrote {path}")
+    if before is not None:
+        # fp32 for bundled names: the figure shows the models, not one CPU's int8 choice.
+        before_model, after_model = (Upscaler(name, precision="fp32" if name in BUNDLED_MODELS else "auto")
+                                     for name in (before, model))
+        click.echo(f"wrote {plot_real_photos(before_model, after_model, Path(out_dir))}")
