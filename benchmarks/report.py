@@ -7,22 +7,17 @@ import json
 from pathlib import Path
 
 from enhance_edge.fileio import atomic_output
+from enhance_edge.limits import (END_TO_END_SPEEDUP_GOAL, FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS, INT8_PEAK_SHARE_GOAL,
+                                 INT8_SET_LOSS_GOAL_DB, INT8_SPEEDUP_GOAL, MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB,
+                                 ORT_SPEEDUP_GOAL, PSNR_GOAL_DB)
+
+from ..export.gate import GateResult, table_from_dict
 
 CAVEAT = ("Figures vary between runs and between machines (CPU model, frequency scaling, other load, "
           "library versions): compare the ratios between backends measured in the same run, not the "
           "absolute times across runs.")
 # A machine this busy (1-minute load average per logical CPU) distorts every timing.
 BUSY_LOAD_PER_CPU = 0.25
-# Issue #7's goals for each extra model: at most the latency of FSRCNN x2 run by OpenCV's DNN
-# module (measured in the same run) at this input size (height, width) and thread count, and at
-# least this PSNR on the Yale test subjects.
-FSRCNN_GOAL_SIZE = (512, 512)
-FSRCNN_GOAL_THREADS = 2
-PSNR_GOAL_DB = 38.5
-# Issue 15's goals for int8 against its fp32 model on every kind of content: no image losing more
-# than this, and no set (Yale test faces, photos, LFW faces, gradients, high-key, low-key) more on average.
-INT8_IMAGE_LOSS_GOAL_DB = 0.3
-INT8_SET_LOSS_GOAL_DB = 0.15
 
 
 def _rows(results: dict, **match) -> list[dict]:
@@ -48,20 +43,20 @@ def goals(results: dict) -> list[dict]:
     for threads in threads_run:
         for size in ([256, 256], [1024, 1024]):
             ratio_goal(f"ORT int8 vs ORT fp32, {size[0]}x{size[1]}, {threads} thread(s)",
-                       "ort-fp32", "ort-int8", size, threads, 2.0)
+                       "ort-fp32", "ort-int8", size, threads, INT8_SPEEDUP_GOAL)
             ratio_goal(f"ORT fp32 vs PyTorch eager, {size[0]}x{size[1]}, {threads} thread(s)",
-                       "pytorch-fp32", "ort-fp32", size, threads, 2.0)
+                       "pytorch-fp32", "ort-fp32", size, threads, ORT_SPEEDUP_GOAL)
     scores = results.get("quality", {}).get("scores", {})
     loss = (scores["ort-fp32"]["psnr"] - scores["ort-int8"]["psnr"]
             if "ort-fp32" in scores and "ort-int8" in scores else None)
-    checks.append({"goal": "int8 PSNR loss on the Yale test subjects (dB)", "target": "<= 0.2", "value": loss,
-                   "met": None if loss is None else loss <= 0.2})
-    for label, per_image in (results.get("int8_per_image") or {}).items():
-        worst = per_image["worst_loss_db"] if per_image else None
+    checks.append({"goal": "int8 PSNR loss on the Yale test subjects (dB)", "target": f"<= {MAX_PSNR_LOSS_DB}",
+                   "value": loss, "met": None if loss is None else loss <= MAX_PSNR_LOSS_DB})
+    for label, per_image in _per_image(results).items():
+        worst = per_image.worst_loss_db if per_image else None
         checks.append({"goal": f"{label} int8: worst image's PSNR loss on the mixed set (dB)",
-                       "target": f"<= {INT8_IMAGE_LOSS_GOAL_DB}", "value": worst,
-                       "met": None if worst is None else worst <= INT8_IMAGE_LOSS_GOAL_DB})
-        mean = per_image["max_mean_loss_db"] if per_image else None
+                       "target": f"<= {MAX_IMAGE_LOSS_DB}", "value": worst,
+                       "met": None if worst is None else worst <= MAX_IMAGE_LOSS_DB})
+        mean = per_image.max_mean_loss_db if per_image else None
         checks.append({"goal": f"{label} int8: mean PSNR loss of the worst set of the mixed set (dB)",
                        "target": f"<= {INT8_SET_LOSS_GOAL_DB}", "value": mean,
                        "met": None if mean is None else mean <= INT8_SET_LOSS_GOAL_DB})
@@ -75,14 +70,21 @@ def goals(results: dict) -> list[dict]:
     runs = results.get("end_to_end", {}).get("runs", {})
     e2e = runs["fp32"]["median_s"] / runs["int8"]["median_s"] if "fp32" in runs and "int8" in runs else None
     checks.append({"goal": f"enhance-edge upscale end to end, {results.get('end_to_end', {}).get('image', '-')}",
-                   "target": ">= 1.8x", "value": e2e, "met": None if e2e is None else e2e >= 1.8})
+                   "target": f">= {END_TO_END_SPEEDUP_GOAL}x", "value": e2e,
+                   "met": None if e2e is None else e2e >= END_TO_END_SPEEDUP_GOAL})
     int8_rows = [r for r in _rows(results, backend="ort-int8") if "peak_fraction" in r]
     best = max(int8_rows, key=lambda r: r["peak_fraction"], default=None)
     checks.append({"goal": "ORT int8 share of this CPU's measured int8 peak"
                            + (f" (best: {best['size'][0]}x{best['size'][1]}, {best['threads']}T)" if best else ""),
-                   "target": ">= 25%", "value": best["peak_fraction"] if best else None,
-                   "met": None if best is None else best["peak_fraction"] >= 0.25})
+                   "target": f">= {INT8_PEAK_SHARE_GOAL:.0%}", "value": best["peak_fraction"] if best else None,
+                   "met": None if best is None else best["peak_fraction"] >= INT8_PEAK_SHARE_GOAL})
     return checks
+
+
+def _per_image(results: dict) -> dict[str, GateResult | None]:
+    """The int8 per-image gate of each measured model (None: a file was missing)."""
+    return {label: GateResult.from_dict(table) if table else None
+            for label, table in (results.get("int8_per_image") or {}).items()}
 
 
 def _fmt(value, spec: str = ".2f", none: str = "-") -> str:
@@ -128,6 +130,14 @@ def screen_table(results: dict) -> str:
 
 def markdown(results: dict, plot_name: str | None) -> str:
     """RESULTS.md: the last full run, with the machine it ran on."""
+    sections = (_machine_section(results), _goals_section(results), _latency_section(results, plot_name),
+                _throughput_section(results), _quality_section(results), _per_image_section(results),
+                _roofline_section(results), _kernels_section(results), _memory_section(results),
+                _end_to_end_section(results), _quantization_section(results), _skipped_section(results))
+    return "\n".join(line for section in sections for line in section) + "\n"
+
+
+def _machine_section(results: dict) -> list[str]:
     cpu, versions = results["machine"], results["versions"]
     load = results["load_average_before"][0]
     busy = load / max(1, cpu["logical_cpus"] or 1) > BUSY_LOAD_PER_CPU
@@ -136,115 +146,155 @@ def markdown(results: dict, plot_name: str | None) -> str:
         out += [f"> **This run is not representative:** the machine was busy (load average {load:.1f} on "
                 f"{cpu['logical_cpus']} CPUs when it started). Rerun on an idle machine.", ""]
     config = results["config"]
-    out += ["Produced by `enhance-edge bench` (same as `python -m enhance_edge.benchmarks`) with at least "
-            f"{config['min_reps']} repetitions and {config['min_time_s']:g} s per backend and measurement, after "
-            f"{config['warmup']} warm-up runs, on {results['started']} in {results['duration_s'] / 60:.1f} min. "
-            "Raw numbers: `results.json`.", "",
-            "## Machine", "",
-            f"- CPU: {cpu.get('model')} (family {cpu.get('family')}, model {cpu.get('model_number')}), "
-            f"{cpu['logical_cpus']} logical CPUs, {cpu['machine']}",
-            f"- kernel-relevant CPU flags: {', '.join(cpu.get('flags') or []) or 'unknown'}",
-            "- " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-            f"- load average before / after: {results['load_average_before'][0]:.2f} / "
-            f"{results['load_average_after'][0]:.2f}", "", "## Goals", "",
-            "| goal | target | measured | |", "|---|---|---|---|"]
-    out += [f"| {g['goal']} | {g['target']} | {_fmt(g['value'], '.3f')} | "
-            f"{'met' if g['met'] else 'NOT met' if g['met'] is False else 'not measured'} |" for g in goals(results)]
-    out += ["", "## Latency", "",
-            "One input, batch 1, after warm-up; the median and 90th percentile of many repetitions. "
-            "Networks are timed on their own call with the input already in memory as float32; Pillow "
-            "on `Image.resize`; the OpenCV peers on `DnnSuperResImpl.upsample` (which includes its colour "
-            "conversion). GFLOP/s counts the network's own convolution multiply-adds x2, against this machine's "
-            "measured fp32 peak (fp32 backends) or int8 peak (int8 backends).", ""]
+    return out + [
+        "Produced by `enhance-edge bench` (same as `python -m enhance_edge.benchmarks`) with at least "
+        f"{config['min_reps']} repetitions and {config['min_time_s']:g} s per backend and measurement, after "
+        f"{config['warmup']} warm-up runs, on {results['started']} in {results['duration_s'] / 60:.1f} min. "
+        "Raw numbers: `results.json`.", "",
+        "## Machine", "",
+        f"- CPU: {cpu.get('model')} (family {cpu.get('family')}, model {cpu.get('model_number')}), "
+        f"{cpu['logical_cpus']} logical CPUs, {cpu['machine']}",
+        f"- kernel-relevant CPU flags: {', '.join(cpu.get('flags') or []) or 'unknown'}",
+        "- " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        f"- load average before / after: {results['load_average_before'][0]:.2f} / "
+        f"{results['load_average_after'][0]:.2f}"]
+
+
+def _goals_section(results: dict) -> list[str]:
+    return ["", "## Goals", "", "| goal | target | measured | |", "|---|---|---|---|"] + [
+        f"| {g['goal']} | {g['target']} | {_fmt(g['value'], '.3f')} | "
+        f"{'met' if g['met'] else 'NOT met' if g['met'] is False else 'not measured'} |" for g in goals(results)]
+
+
+def _latency_section(results: dict, plot_name: str | None) -> list[str]:
+    out = ["", "## Latency", "",
+           "One input, batch 1, after warm-up; the median and 90th percentile of many repetitions. "
+           "Networks are timed on their own call with the input already in memory as float32; Pillow "
+           "on `Image.resize`; the OpenCV peers on `DnnSuperResImpl.upsample` (which includes its colour "
+           "conversion). GFLOP/s counts the network's own convolution multiply-adds x2, against this machine's "
+           "measured fp32 peak (fp32 backends) or int8 peak (int8 backends).", ""]
     out += latency_table(results)
-    if plot_name:
-        out += ["", f"![latency vs input size]({plot_name})"]
-    if results.get("throughput"):
-        out += ["", "## Throughput", "", f"A batch of {results['config']['batch']} report-size faces "
-                "(one call for the networks, a loop for the others).", "",
-                "| backend | threads | images/s |", "|---|---|---|"]
-        out += [f"| {r['backend']} | {r['threads']} | {r['images_per_s']:.1f} |" for r in results["throughput"]]
-    if results.get("quality"):
-        quality = results["quality"]
-        out += ["", "## Quality", "", f"PROTOCOL.md on the {quality['faces']} faces of the Yale test subjects "
-                f"({', '.join(quality['subjects'])}): HR 92x112 Lanczos, LR its bicubic half. "
-                "`max diff` is the largest 8-bit difference from ORT fp32's output.", "",
-                "| method | PSNR (dB) | SSIM | max diff |", "|---|---|---|---|"]
-        out += [f"| {name} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s.get('max_diff_vs_ort_fp32', '')} |"
-                for name, s in quality["scores"].items()]
-    per_image = {label: table for label, table in (results.get("int8_per_image") or {}).items() if table}
-    if per_image:
-        out += ["", "## int8 per image, on a mixed set", "", "int8's PSNR loss against its own fp32 model, image by "
-                "image, as `enhance-edge quantize`'s gate measures it (int8 computed as exact int8 kernels compute "
-                "it): the Yale test faces and images calibration never sees (scikit-image's astronaut and LFW "
-                "faces, synthetic gradients, high-key and low-key images).", "",
-                "| model | set | images | fp32 PSNR (dB) | mean loss (dB) | worst loss (dB) | worst image |",
-                "|---|---|---|---|---|---|---|"]
-        out += [f"| {label} | {name} | {row['images']} | {row['fp32_psnr']:.2f} | {row['mean_loss_db']:.3f} | "
-                f"{row['worst_loss_db']:.3f} | {row['worst_image']} |"
-                for label, table in per_image.items() for name, row in table["sets"].items()]
+    return out + (["", f"![latency vs input size]({plot_name})"] if plot_name else [])
+
+
+def _throughput_section(results: dict) -> list[str]:
+    if not results.get("throughput"):
+        return []
+    return ["", "## Throughput", "", f"A batch of {results['config']['batch']} report-size faces "
+            "(one call for the networks, a loop for the others).", "",
+            "| backend | threads | images/s |", "|---|---|---|"] + [
+        f"| {r['backend']} | {r['threads']} | {r['images_per_s']:.1f} |" for r in results["throughput"]]
+
+
+def _quality_section(results: dict) -> list[str]:
+    quality = results.get("quality")
+    if not quality:
+        return []
+    return ["", "## Quality", "", f"PROTOCOL.md on the {quality['faces']} faces of the Yale test subjects "
+            f"({', '.join(quality['subjects'])}): HR 92x112 Lanczos, LR its bicubic half. "
+            "`max diff` is the largest 8-bit difference from ORT fp32's output.", "",
+            "| method | PSNR (dB) | SSIM | max diff |", "|---|---|---|---|"] + [
+        f"| {name} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s.get('max_diff_vs_ort_fp32', '')} |"
+        for name, s in quality["scores"].items()]
+
+
+def _per_image_section(results: dict) -> list[str]:
+    per_image = {label: result for label, result in _per_image(results).items() if result}
+    if not per_image:
+        return []
+    return ["", "## int8 per image, on a mixed set", "", "int8's PSNR loss against its own fp32 model, image by "
+            "image, as `enhance-edge quantize`'s gate measures it (int8 computed as exact int8 kernels compute "
+            "it): the Yale test faces and images calibration never sees (scikit-image's astronaut and LFW "
+            "faces, synthetic gradients, high-key and low-key images).", "",
+            "| model | set | images | fp32 PSNR (dB) | mean loss (dB) | worst loss (dB) | worst image |",
+            "|---|---|---|---|---|---|---|"] + [
+        f"| {label} | {name} | {row.images} | {row.fp32_psnr:.2f} | {row.mean_loss_db:.3f} | "
+        f"{row.worst_loss_db:.3f} | {row.worst_image} |"
+        for label, result in per_image.items() for name, row in result.sets.items()]
+
+
+def _roofline_section(results: dict) -> list[str]:
     roofline = results["roofline"]
-    out += ["", "## Roofline", "", f"- model: {roofline['macs_per_input_pixel']:,} multiply-adds per input pixel "
-            "(convolutions, counted from the ONNX graph)"]
+    out = ["", "## Roofline", "", f"- model: {roofline['macs_per_input_pixel']:,} multiply-adds per input pixel "
+           "(convolutions, counted from the ONNX graph)"]
     out += [f"- {name}: {macs:,} multiply-adds per input pixel"
             for name, macs in roofline.get("extra_models", {}).items()]
-    out += [f"- measured peak, {t} thread(s), {p['n']}^3 matrix products in onnxruntime: fp32 "
-            f"{p['fp32_gflops']:.1f} GFLOP/s, uint8 x int8 {p['int8_gops']:.1f} GOP/s"
-            for t, p in roofline["peaks"].items()]
+    return out + [f"- measured peak, {t} thread(s), {p['n']}^3 matrix products in onnxruntime: fp32 "
+                  f"{p['fp32_gflops']:.1f} GFLOP/s, uint8 x int8 {p['int8_gops']:.1f} GOP/s"
+                  for t, p in roofline["peaks"].items()]
+
+
+def _kernels_section(results: dict) -> list[str]:
     kernels = results.get("kernels")
-    if kernels:
-        out += ["", "## Kernels onnxruntime ran", "",
-                f"Share of kernel time per operator (onnxruntime profiler, {kernels['size'][0]}x{kernels['size'][1]}, "
-                "1 thread), and the instructions at the hottest sampled addresses in onnxruntime (`perf`; "
-                "onnxruntime is stripped, so instructions stand in for kernel names).", ""]
-        for precision, operators in kernels["operators"].items():
-            out.append(f"- {precision}: " + ", ".join(f"{o['op']} ({o['input_type']}) {o['share']:.1%}"
-                                                       for o in operators[:6]))
-        for precision, found in kernels["instructions"].items():
-            if "skipped" in found:
-                out.append(f"- {precision} instructions: skipped ({found['skipped']})")
-            else:
-                out.append(f"- {precision} hottest instructions: " + ", ".join(
-                    f"{i['instruction']} {i['share_percent']:.1f}%" for i in found["instructions"][:5])
-                    + f"; around the hottest address: {found['hottest_window']}")
+    if not kernels:
+        return []
+    out = ["", "## Kernels onnxruntime ran", "",
+           f"Share of kernel time per operator (onnxruntime profiler, {kernels['size'][0]}x{kernels['size'][1]}, "
+           "1 thread), and the instructions at the hottest sampled addresses in onnxruntime (`perf`; "
+           "onnxruntime is stripped, so instructions stand in for kernel names).", ""]
+    for precision, operators in kernels["operators"].items():
+        out.append(f"- {precision}: " + ", ".join(f"{o['op']} ({o['input_type']}) {o['share']:.1%}"
+                                                   for o in operators[:6]))
+    for precision, found in kernels["instructions"].items():
+        if "skipped" in found:
+            out.append(f"- {precision} instructions: skipped ({found['skipped']})")
+        else:
+            out.append(f"- {precision} hottest instructions: " + ", ".join(
+                f"{i['instruction']} {i['share_percent']:.1f}%" for i in found["instructions"][:5])
+                + f"; around the hottest address: {found['hottest_window']}")
+    return out
+
+
+def _memory_section(results: dict) -> list[str]:
+    out = []
     if results.get("peak_rss_mib"):
         out += ["", "## Memory and model files", "", "Peak RSS of a fresh process that loads one backend and "
                 "upscales the largest input once (interpreter and imports included).", "",
                 "| backend | peak RSS (MiB) |", "|---|---|"]
         out += [f"| {name} | {mib:.0f} |" for name, mib in results["peak_rss_mib"].items()]
     out += ["", "| model file | size (KiB) |", "|---|---|"]
-    out += [f"| {name} ({Path(m['path']).name}) | {m['bytes'] / 1024:.0f} |"
-            for name, m in results["models"].items() if m["bytes"] is not None]
+    return out + [f"| {name} ({Path(m['path']).name}) | {m['bytes'] / 1024:.0f} |"
+                  for name, m in results["models"].items() if m["bytes"] is not None]
+
+
+def _end_to_end_section(results: dict) -> list[str]:
     e2e = results.get("end_to_end")
-    if e2e and e2e["runs"]:
-        out += ["", "## End to end", "", f"`enhance-edge upscale` on a {e2e['image']}, {e2e['threads']} threads, "
-                "process start and image I/O included (median of the runs):", ""]
-        out += [f"- {precision}: {run['median_s']:.2f} s" for precision, run in e2e["runs"].items()]
+    if not (e2e and e2e["runs"]):
+        return []
+    return ["", "## End to end", "", f"`enhance-edge upscale` on a {e2e['image']}, {e2e['threads']} threads, "
+            "process start and image I/O included (median of the runs):", ""] + [
+        f"- {precision}: {run['median_s']:.2f} s" for precision, run in e2e["runs"].items()]
+
+
+def _quantization_section(results: dict) -> list[str]:
     quantization = results.get("quantization")
-    if quantization:
-        out += ["", "## Quantization recipes", "", "Compared by `enhance-edge quantize` on the validation faces "
-                "(calibration and check; test faces are never used to choose). Latency: one 256x256 input.", "",
-                "| recipe | val PSNR (dB) | worst gate image loss (dB) | latency (ms) | float ops left | |",
-                "|---|---|---|---|---|---|"]
-        kept = quantization["recipe"]
-        for c in quantization["candidates"]:
-            if "error" in c:
-                out.append(f"| {c['name']} | - | - | - | failed: {c['error']} | |")
-                continue
-            floats = ", ".join(f"{op} x{n}" for op, n in c["float_ops"].items()) or "none"
-            worst = max((row["worst_loss_db"] for row in c.get("gate", {}).values()), default=None)
-            out.append(f"| {c['name']} | {c['psnr']:.3f} | {_fmt(worst, '.3f')} | {c['latency_s'] * 1e3:.1f} | {floats} | "
-                       f"{'kept' if c['recipe'] == kept else ''} |")
-        validation, test = quantization["validation"], quantization["test"]
-        out += ["", f"Kept recipe: validation PSNR fp32 {validation['fp32']['psnr']:.3f} dB, int8 "
-                f"{validation['int8']['psnr']:.3f} dB; test (reported only) fp32 "
-                f"{_fmt((test.get('fp32') or {}).get('psnr'))} dB, "
-                f"int8 {_fmt((test.get('int8') or {}).get('psnr'))} dB."]
-    if results.get("skipped") or results.get("faces_skipped"):
-        out += ["", "## Skipped", ""] + [f"- {name}: {reason}" for name, reason in results.get("skipped", {}).items()]
-        if results.get("faces_skipped"):
-            out.append(f"- quality: {results['faces_skipped']}")
-    return "\n".join(out) + "\n"
+    if not quantization:
+        return []
+    out = ["", "## Quantization recipes", "", "Compared by `enhance-edge quantize` on the validation faces "
+           "(calibration and check; test faces are never used to choose). Latency: one 256x256 input.", "",
+           "| recipe | val PSNR (dB) | worst gate image loss (dB) | latency (ms) | float ops left | |",
+           "|---|---|---|---|---|---|"]
+    kept = quantization["recipe"]
+    for c in quantization["candidates"]:
+        if "error" in c:
+            out.append(f"| {c['name']} | - | - | - | failed: {c['error']} | |")
+            continue
+        floats = ", ".join(f"{op} x{n}" for op, n in c["float_ops"].items()) or "none"
+        worst = max((row.worst_loss_db for row in table_from_dict(c.get("gate", {})).values()), default=None)
+        out.append(f"| {c['name']} | {c['psnr']:.3f} | {_fmt(worst, '.3f')} | {c['latency_s'] * 1e3:.1f} | {floats} | "
+                   f"{'kept' if c['recipe'] == kept else ''} |")
+    validation, test = quantization["validation"], quantization["test"]
+    return out + ["", f"Kept recipe: validation PSNR fp32 {validation['fp32']['psnr']:.3f} dB, int8 "
+                  f"{validation['int8']['psnr']:.3f} dB; test (reported only) fp32 "
+                  f"{_fmt((test.get('fp32') or {}).get('psnr'))} dB, "
+                  f"int8 {_fmt((test.get('int8') or {}).get('psnr'))} dB."]
+
+
+def _skipped_section(results: dict) -> list[str]:
+    if not (results.get("skipped") or results.get("faces_skipped")):
+        return []
+    out = ["", "## Skipped", ""] + [f"- {name}: {reason}" for name, reason in results.get("skipped", {}).items()]
+    return out + ([f"- quality: {results['faces_skipped']}"] if results.get("faces_skipped") else [])
 
 
 def plot(results: dict, path: Path) -> bool:

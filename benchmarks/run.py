@@ -250,9 +250,11 @@ def _int8_pairs(extra_models) -> list[tuple[str, Path, Path]]:
 
 
 def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | None:
-    """`quantize`'s gate table for an installed int8 model against its fp32 one: per set, the mean
-    and the worst image's PSNR loss, int8 computed as exact int8 arithmetic computes it (see
-    export.quantize.scoring_session); None when either file is missing."""
+    """`quantize`'s gate table for an installed int8 model against its fp32 one, as results.json keeps
+    it (GateResult.to_dict): per set, the mean and the worst image's PSNR loss, int8 computed as
+    exact int8 arithmetic computes it (see export.quantize.scoring_session); None when either file
+    is missing."""
+    from ..export.gate import GateResult
     from ..export.quantize import estimated_levels, gate_sets, gate_table, image_psnrs, scoring_session
 
     if not (fp32_model.is_file() and int8_model.is_file()):
@@ -262,8 +264,7 @@ def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | N
     gates = gate_sets(info, test, estimated_levels(info, test.lr), faces_name="yale test faces")
     table = gate_table(image_psnrs(scoring_session(fp32_model), gates), image_psnrs(scoring_session(int8_model), gates),
                        gates)
-    return {"sets": table, "worst_loss_db": max(row["worst_loss_db"] for row in table.values()),
-            "max_mean_loss_db": max(row["mean_loss_db"] for row in table.values())}
+    return GateResult(table).to_dict()
 
 
 def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda line: None) -> dict:

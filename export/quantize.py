@@ -40,13 +40,14 @@ from onnxruntime.quantization import (
 from enhance_edge.dataset import PairSet, load_pairs, trained_hr_size, trained_seed
 from enhance_edge.degradation import DegradationConfig
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.limits import MAX_PSNR_LOSS_DB
+from enhance_edge.limits import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB
 from enhance_edge.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, int8_is_exact_here, open_estimator, open_session
 from enhance_edge.processing import from_unit_float, to_batch, to_unit_float
 from enhance_edge.protocol import psnr, score
 
 from ..benchmarks.timing import measure
 from .calibration_mix import calibration_mix, gate_images, lr_of
+from .gate import GateRow, GateTable, as_json, describe_gate, gate_failures
 from .onnx_export import write_model_file
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -58,9 +59,6 @@ PRECISION_CHOICES = ("int8", "float")
 # "faces": the face folder's validation split alone; "mix": plus natural images, gradients,
 # high-key, low-key and text (calibration_mix.py): Yale alone left other content's ranges unseen.
 CALIBRATION_SETS = ("faces", "mix")
-# The largest PSNR loss of int8 against fp32 on any one gate image (the mean limit is max_loss_db,
-# on every gate set): a mean over 40 dB faces hid 1-3 dB losses on clean photos (issue 15).
-MAX_IMAGE_LOSS_DB = 0.3
 # SiLU exports as Sigmoid + Mul; silu="float" leaves both out of quantization.
 SILU_OPS = ("Sigmoid", "Mul")
 # What a SiLU left in float becomes: onnxruntime's fused x * sigmoid(alpha * x) kernel. It fuses
@@ -261,34 +259,14 @@ def image_psnrs(session: ort.InferenceSession, gates: GateSets) -> dict[str, np.
             for name, (_, hrs, lrs, levels) in gates.items()}
 
 
-def gate_table(fp32: dict[str, np.ndarray], int8: dict[str, np.ndarray], gates: GateSets) -> dict[str, dict]:
+def gate_table(fp32: dict[str, np.ndarray], int8: dict[str, np.ndarray], gates: GateSets) -> GateTable:
     """Per set: images, fp32's mean PSNR, int8's mean and worst loss against it, the worst image."""
     table = {}
     for name, (names, *_) in gates.items():
         loss = fp32[name] - int8[name]
-        table[name] = {"images": len(loss), "fp32_psnr": float(fp32[name].mean()), "mean_loss_db": float(loss.mean()),
-                       "worst_loss_db": float(loss.max()), "worst_image": names[int(loss.argmax())]}
+        table[name] = GateRow(len(loss), float(fp32[name].mean()), float(loss.mean()), float(loss.max()),
+                              names[int(loss.argmax())])
     return table
-
-
-def gate_failures(table: dict[str, dict], max_loss_db: float, max_image_loss_db: float) -> list[str]:
-    """What a gate table breaks, one phrase each; empty when it passes."""
-    failures = []
-    for name, row in table.items():
-        if row["mean_loss_db"] > max_loss_db:
-            failures.append(f"{name} loses {row['mean_loss_db']:.3f} dB on average (limit {max_loss_db})")
-        if row["worst_loss_db"] > max_image_loss_db:
-            failures.append(f"{row['worst_image']} loses {row['worst_loss_db']:.3f} dB (limit {max_image_loss_db})")
-    return failures
-
-
-def describe_gate(table: dict[str, dict]) -> list[str]:
-    """The per-set and worst-image table, as lines."""
-    lines = [f"  {'gate set':<18} {'images':>6} {'fp32 dB':>8} {'mean loss':>9} {'worst':>7}  worst image"]
-    for name, row in table.items():
-        lines.append(f"  {name:<18} {row['images']:>6} {row['fp32_psnr']:>8.2f} {row['mean_loss_db']:>9.3f} "
-                     f"{row['worst_loss_db']:>7.3f}  {row['worst_image']}")
-    return lines
 
 
 def assess(model_path: Path, pairs: PairSet, levels: np.ndarray | None, threads: int | None,
@@ -387,13 +365,13 @@ def choose(candidates: list[dict], fp32_psnr: float, max_loss_db: float,
     passing = [c for c in scored if not failures(c)]
     if not passing:
         # the best: the least worst-image loss where there are gates, else the best validation PSNR
-        best = min(scored, key=lambda c: (max((r["worst_loss_db"] for r in c.get("gate", {}).values()), default=0),
+        best = min(scored, key=lambda c: (max((r.worst_loss_db for r in c.get("gate", {}).values()), default=0),
                                           -c["psnr"]), default=None)
         if best:
             detail = f"the best, {best['name']}, loses {fp32_psnr - best['psnr']:.3f} dB"
             if best.get("gate"):
-                worst = max(best["gate"].values(), key=lambda r: r["worst_loss_db"])
-                detail += f" (worst image: {worst['worst_image']}, {worst['worst_loss_db']:.3f} dB)"
+                worst = max(best["gate"].values(), key=lambda r: r.worst_loss_db)
+                detail += f" (worst image: {worst.worst_image}, {worst.worst_loss_db:.3f} dB)"
         elif eight_bit:
             detail = "every 8-bit recipe failed: " + "; ".join(f"{c['name']}: {c['error']}" for c in eight_bit)
         else:
@@ -439,74 +417,121 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
     if info.metadata.get("precision", "fp32") != "fp32":
         raise ModelError(f"{str(fp32_path)!r} is already quantized ({info.metadata['precision']}); "
                          f"quantize the fp32 model it came from")
-    # The training run's HR size and subject split (its seed), so that no training face is validation or test.
-    pairs = load_pairs(data_dir, trained_hr_size(info), trained_seed(info), scale=info.scale)
-    validation, test = with_degraded(pairs["validation"], info), pairs["test"]
-    levels, test_levels = estimated_levels(info, validation.lr), estimated_levels(info, test.lr)
-    report(f"calibrating and checking on {len(validation)} validation faces of {data_dir}"
-           + (" (clean and degraded, at the strengths the model's estimator reads)" if levels is not None else ""))
-    gates = gate_sets(info, validation, levels)
-    mix = []
-    if any(recipe.calibration_set == "mix" for recipe in recipes):
-        for hrs in calibration_mix(validation.hr.shape[1:3]).values():
-            lrs = lr_of(hrs, info.scale)
-            mix.append((lrs, estimated_levels(info, lrs)))
+    images = check_images(info, data_dir, mix=any(recipe.calibration_set == "mix" for recipe in recipes))
+    report(f"calibrating and checking on {len(images.validation)} validation faces of {data_dir}"
+           + (" (clean and degraded, at the strengths the model's estimator reads)"
+              if images.levels is not None else ""))
     timing_input = {INPUT_NAME: to_batch([np.random.default_rng(0).random(TIMING_SIZE, dtype=np.float32)]),
                     **({STRENGTH_NAME: np.zeros((1, 1, 1, 1), np.float32)} if info.conditioned else {})}
     with tempfile.TemporaryDirectory(prefix="enhance-edge-quantize-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        prepared = tmp / "prepared.onnx"
+        prepared = Path(tmp_dir) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared))
-        fp32 = assess(fp32_path, validation, levels, threads, timing_input, gates)
+        fp32 = assess(fp32_path, images.validation, images.levels, threads, timing_input, images.gates)
         report(f"fp32: validation PSNR {fp32['psnr']:.3f} dB, {fp32['latency_s'] * 1e3:.1f} ms at "
                f"{TIMING_SIZE[0]}x{TIMING_SIZE[1]}")
         candidates = []
         for index, recipe in enumerate(recipes):
-            path = tmp / f"candidate{index}.onnx"
-            candidate = {"name": recipe.name, "recipe": recipe.to_dict(), "path": path}
-            try:
-                quantize_with(recipe, prepared, path, validation.lr,
-                              tmp / (f"ranges-{recipe.calibration}-{recipe.silu}-{recipe.output}-"
-                                     f"{recipe.calibration_set}-{recipe.residual}.json"), levels, mix)
-                candidate.update(assess(path, validation, levels, threads, timing_input, gates))
-                candidate["gate"] = gate_table(fp32["image_psnr"], candidate.pop("image_psnr"), gates)
-            except Exception as exc:  # a recipe onnxruntime cannot quantize or run is recorded, not fatal
-                candidate["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            candidate = try_recipe(recipe, Path(tmp_dir) / f"candidate{index}.onnx", prepared, images, fp32, threads,
+                                   timing_input)
             candidates.append(candidate)
             report(describe(candidate, fp32))
-            for line in describe_gate(candidate.get("gate", {})) if "gate" in candidate else ():
+            for line in describe_gate(candidate["gate"]) if "gate" in candidate else ():
                 report(line)
         chosen = choose(candidates, fp32["psnr"], max_loss_db, max_image_loss_db)
-        chosen_session, fp32_session = scoring_session(chosen["path"], threads), scoring_session(fp32_path, threads)
-        test_scores = {name: score(list(test.hr), upscale_faces(session, test.lr, test_levels)) if len(test) else None
-                       for name, session in (("fp32", fp32_session), ("int8", chosen_session))}
-        summary = {
-            "recipe": chosen["recipe"],
-            "max_loss_db": max_loss_db,
-            "max_image_loss_db": max_image_loss_db,
-            # how the gate computed int8: this CPU's kernels where they are exact, else their roundings in float
-            "scored_as": "int8 kernels" if int8_is_exact_here() else "exact arithmetic (QDQ in float)",
-            "gate": chosen["gate"],
-            "validation": {"faces": len(validation), "fp32": {k: fp32[k] for k in ("psnr", "ssim")},
-                           "int8": {k: chosen[k] for k in ("psnr", "ssim")}},
-            "test": {"faces": len(test), **test_scores},
-            "speedup_at_256": fp32["latency_s"] / chosen["latency_s"],
-            "float_ops": chosen["float_ops"],
-            "fp32_latency_s": fp32["latency_s"],
-            "candidates": [{k: v for k, v in c.items() if k != "path"} for c in candidates],
-        }
-        model = onnx.load(chosen["path"])
-        # The fp32 model's own scores would be stale here: the int8 model states its own (the
-        # interpolation baselines of the fp32 "test" entry do not depend on the model and stay).
-        own_scores = {"validation": json.dumps(summary["validation"]["int8"])}
-        if test_scores["int8"] is not None:
-            own_scores["test"] = json.dumps({**(info.json_field("test") or {}), "images": len(test),
-                                             **test_scores["int8"]})
-        metadata = {**info.metadata, **own_scores, "precision": "int8", "quantization": json.dumps(summary)}
-        del model.metadata_props[:]
-        onnx.helper.set_model_props(model, metadata)
-        write_model_file(out_path, model.SerializeToString())
+        tested = scores_on_test(fp32_path, chosen["path"], images, threads)
+        summary = summary_record(chosen, fp32, candidates, images, tested, (max_loss_db, max_image_loss_db))
+        write_int8_model(chosen["path"], out_path, info, summary)
     return summary
+
+
+@dataclass(frozen=True)
+class CheckImages:
+    """What quantization calibrates on and checks with: the validation faces (and, for a conditioned
+    model, a degraded copy) with the strengths the model runs them at, the test faces (reported,
+    never used to choose) and theirs, the gate sets, and the calibration mix of "mix" recipes."""
+
+    validation: PairSet
+    levels: np.ndarray | None
+    test: PairSet
+    test_levels: np.ndarray | None
+    gates: GateSets
+    mix: list[tuple[np.ndarray, np.ndarray | None]]
+
+
+def check_images(info: ModelInfo, data_dir: str | Path, mix: bool) -> CheckImages:
+    """The images of a face folder (and, with ``mix``, the calibration mix) a quantization of ``info``'s model uses."""
+    # The training run's HR size and subject split (its seed), so that no training face is validation or test.
+    pairs = load_pairs(data_dir, trained_hr_size(info), trained_seed(info), scale=info.scale)
+    validation, test = with_degraded(pairs["validation"], info), pairs["test"]
+    levels = estimated_levels(info, validation.lr)
+    mixed = []
+    if mix:
+        for hrs in calibration_mix(validation.hr.shape[1:3]).values():
+            lrs = lr_of(hrs, info.scale)
+            mixed.append((lrs, estimated_levels(info, lrs)))
+    return CheckImages(validation, levels, test, estimated_levels(info, test.lr), gate_sets(info, validation, levels),
+                       mixed)
+
+
+def try_recipe(recipe: Recipe, path: Path, prepared: Path, images: CheckImages, fp32: dict, threads: int | None,
+               timing_input: dict[str, np.ndarray]) -> dict:
+    """``recipe``'s candidate: quantized into ``path``, assessed, and gated against ``fp32``'s
+    assessment; a recipe onnxruntime cannot quantize or run is recorded with its error, not fatal."""
+    candidate = {"name": recipe.name, "recipe": recipe.to_dict(), "path": path}
+    ranges = path.parent / (f"ranges-{recipe.calibration}-{recipe.silu}-{recipe.output}-{recipe.calibration_set}-"
+                            f"{recipe.residual}.json")
+    try:
+        quantize_with(recipe, prepared, path, images.validation.lr, ranges, images.levels, images.mix)
+        candidate.update(assess(path, images.validation, images.levels, threads, timing_input, images.gates))
+        candidate["gate"] = gate_table(fp32["image_psnr"], candidate.pop("image_psnr"), images.gates)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's quantizer and sessions raise any type
+        candidate["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return candidate
+
+
+def scores_on_test(fp32_path: Path, int8_path: Path, images: CheckImages,
+                   threads: int | None) -> dict[str, dict | None]:
+    """PSNR/SSIM of both models on the test faces (None without test faces), reported only."""
+    test = images.test
+    return {name: score(list(test.hr), upscale_faces(scoring_session(path, threads), test.lr, images.test_levels))
+            if len(test) else None for name, path in (("fp32", fp32_path), ("int8", int8_path))}
+
+
+def summary_record(chosen: dict, fp32: dict, candidates: list[dict], images: CheckImages,
+                   tested: dict[str, dict | None], limits: tuple[float, float]) -> dict:
+    """The comparison `quantize` returns and stores in the int8 model: the kept recipe, the limits
+    (mean, image), its gate, validation and test scores, speed, and every candidate."""
+    return {
+        "recipe": chosen["recipe"],
+        "max_loss_db": limits[0],
+        "max_image_loss_db": limits[1],
+        # how the gate computed int8: this CPU's kernels where they are exact, else their roundings in float
+        "scored_as": "int8 kernels" if int8_is_exact_here() else "exact arithmetic (QDQ in float)",
+        "gate": chosen["gate"],
+        "validation": {"faces": len(images.validation), "fp32": {k: fp32[k] for k in ("psnr", "ssim")},
+                       "int8": {k: chosen[k] for k in ("psnr", "ssim")}},
+        "test": {"faces": len(images.test), **tested},
+        "speedup_at_256": fp32["latency_s"] / chosen["latency_s"],
+        "float_ops": chosen["float_ops"],
+        "fp32_latency_s": fp32["latency_s"],
+        "candidates": [{k: v for k, v in c.items() if k != "path"} for c in candidates],
+    }
+
+
+def write_int8_model(int8_path: Path, out_path: Path, info: ModelInfo, summary: dict) -> None:
+    """The kept recipe's model, with the fp32 model's metadata and its own scores and comparison, to ``out_path``."""
+    model = onnx.load(int8_path)
+    # The fp32 model's own scores would be stale here: the int8 model states its own (the
+    # interpolation baselines of the fp32 "test" entry do not depend on the model and stay).
+    own_scores = {"validation": json.dumps(summary["validation"]["int8"])}
+    if summary["test"]["int8"] is not None:
+        own_scores["test"] = json.dumps({**(info.json_field("test") or {}), "images": summary["test"]["faces"],
+                                         **summary["test"]["int8"]})
+    metadata = {**info.metadata, **own_scores, "precision": "int8",
+                "quantization": json.dumps(summary, default=as_json)}
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, metadata)
+    write_model_file(out_path, model.SerializeToString())
 
 
 def with_degraded(pairs: PairSet, info: ModelInfo) -> PairSet:

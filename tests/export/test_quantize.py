@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from enhance_edge.cli import main
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.export.calibration_mix import GATE_SEED, SYNTHETIC, calibration_mix, gate_images, lr_of
+from enhance_edge.export.gate import GateRow
 from enhance_edge.export.quantize import (MAX_IMAGE_LOSS_DB, FaceCalibrationReader, Recipe, choose, default_search,
                                           estimated_levels, float_compute_ops, fuse_float_silu, gate_failures,
                                           output_layers, quantize_model, robust_search, runtime_graph, scoring_session,
@@ -229,8 +230,9 @@ def test_a_recipe_losing_too_much_on_one_gate_image_is_refused_naming_it(tmp_pat
 
 
 def test_the_gate_is_checked_per_set_mean_and_per_image():
-    table = {"faces": {"mean_loss_db": 0.1, "worst_loss_db": 0.25, "worst_image": "a.png"},
-             "high-key": {"mean_loss_db": 0.2, "worst_loss_db": 0.4, "worst_image": "high-key #2"}}
+    table = {"faces": GateRow(images=5, fp32_psnr=40.0, mean_loss_db=0.1, worst_loss_db=0.25, worst_image="a.png"),
+             "high-key": GateRow(images=8, fp32_psnr=41.0, mean_loss_db=0.2, worst_loss_db=0.4,
+                                 worst_image="high-key #2")}
     assert gate_failures(table, 0.2, 0.3) == ["high-key #2 loses 0.400 dB (limit 0.3)"]
     assert gate_failures(table, 0.15, 0.5) == ["high-key loses 0.200 dB on average (limit 0.15)"]
     passing = candidate("passing", "uint8", 39.4, 0.05)
