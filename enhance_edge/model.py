@@ -18,6 +18,7 @@ from typing import Any
 import onnxruntime as ort
 
 from .errors import ModelError, ProviderError
+from .settings import PRECISIONS
 from .tiling import receptive_radius, working_bytes_per_pixel
 
 FORMAT = "enhance-edge-onnx/1"
@@ -55,7 +56,6 @@ PROVIDER_ALIASES = {
 DISABLED_OPTIMIZERS_KEY = "onnxruntime_disabled_optimizers"
 
 BUNDLED_MODELS = ("default", "fast")
-PRECISIONS = ("auto", "int8", "fp32")
 # x86 features with which onnxruntime's uint8 x int8 kernels accumulate straight into 32 bits.
 # Without them (plain AVX2 or AVX-512) products are summed in pairs into saturating 16-bit
 # values, so an int8 model checked on one machine could lose quality on another.

@@ -25,12 +25,12 @@ from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
 from .model import INPUT_NAME, STRENGTH_NAME, open_estimator, open_session, resolve_model
 from .processing import (fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float,
                          ycbcr_to_rgb)
+from .settings import DEFAULT_MAX_MEMORY
 from .tiling import choose_tile, half_blend, upscale_tiled
 
 if TYPE_CHECKING:  # batch imports this module
     from .batch import FileResult
 
-DEFAULT_MAX_MEMORY = 1 << 30  # bytes; a 12-megapixel photo then peaks near 1 GiB
 # Memory outside the model run: the interpreter, onnxruntime and the model (measured ~70 MiB).
 _BASE_BYTES = 128 << 20
 # Image buffers per input pixel held while the model runs and after (input, planes, the
