@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from enhance_edge.model import INPUT_NAME, open_session
 
-from .timing import measure
+from ..export.timing import measure
 
 # CPU features that decide which int8 and fp32 kernels onnxruntime's MLAS dispatches to.
 KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16",

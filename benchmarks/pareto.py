@@ -26,11 +26,11 @@ from enhance_edge.errors import DataError, MissingExtraError, ModelError
 from enhance_edge.fileio import atomic_output
 from enhance_edge.protocol import REPORT_HR_SIZE, score
 
+from ..export.timing import Timing, measure
 from . import machine
 from .backends import Backend, Skipped, onnx_metadata, ort_backend, peer_backend
 from .report import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS, PSNR_GOAL_DB
 from .run import DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, REPO, input_plane, upscale_all
-from .timing import Timing, measure
 
 PEERS_PLOTTED = {"fsrcnn": "OpenCV FSRCNN x2", "espcn": "OpenCV ESPCN x2"}
 

@@ -30,9 +30,9 @@ from enhance_edge.errors import DataError, ModelError
 from enhance_edge.model import BUNDLED_MODELS, bundled_models, open_session, resolve_model
 from enhance_edge.protocol import REPORT_HR_SIZE, YALE_TEST_SUBJECTS, score
 
+from ..export.timing import measure
 from . import machine
 from .backends import PEERS, Backend, BackendSpec, Skipped, backend_specs, onnx_metadata
-from .timing import measure
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data" / "yale_b_cropped"

@@ -45,10 +45,10 @@ from enhance_edge.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, int8_is_exa
 from enhance_edge.processing import from_unit_float, to_batch, to_unit_float
 from enhance_edge.protocol import psnr, score
 
-from ..benchmarks.timing import measure
 from .calibration_mix import calibration_mix, gate_images, lr_of
 from .gate import GateRow, GateTable, as_json, describe_gate, gate_failures
 from .onnx_export import write_model_file
+from .timing import measure
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                        "percentile": CalibrationMethod.Percentile}
