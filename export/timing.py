@@ -1,4 +1,7 @@
-"""Wall-clock latency of a callable: warm-up first, then repetitions until enough time has passed."""
+"""Wall-clock latency of a callable: warm-up first, then repetitions until enough time has passed.
+
+In export/ because quantize times its recipes with it; the benchmarks (a layer above) use it too.
+"""
 
 from __future__ import annotations
 

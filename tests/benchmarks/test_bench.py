@@ -10,7 +10,6 @@ import pytest
 from enhance_edge.benchmarks import machine, run
 from enhance_edge.benchmarks.report import CAVEAT, goals, markdown, screen_table, write_all
 from enhance_edge.benchmarks.run import BenchConfig, Faces, end_to_end, input_plane, peak_rss_mib, run_benchmark
-from enhance_edge.benchmarks.timing import measure
 from enhance_edge.errors import DataError, ModelError
 from enhance_edge.export.quantize import Recipe
 
@@ -197,14 +196,6 @@ def test_faces_are_the_yale_test_subjects_only(tmp_path):
     shutil.copy(next(YALE_TEST.glob("*.png")), tmp_path / "yaleB01_P00A+000E+00.png")
     with pytest.raises(DataError, match="no Yale test-subject faces"):
         Faces.load(tmp_path)
-
-
-def test_measure_warms_up_then_repeats():
-    calls = []
-    timing = measure(lambda: calls.append(1), warmup=3, min_reps=4, min_time_s=0.0)
-    assert len(calls) == 7 and timing.reps == 4 and 0 <= timing.best_s <= timing.median_s <= timing.p90_s
-    with pytest.raises(ValueError):
-        measure(lambda: None, min_reps=0)
 
 
 def test_machine_facts_without_perf(models, monkeypatch):
