@@ -6,10 +6,23 @@ PyTorch: a runtime-only install lists the commands and, when one runs, says whic
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import click
 
 from enhance_edge.cli_support import parse_range, reports_errors, require_extra
+from enhance_edge.degradation import DegradationConfig
+
+from .config import Condition, ContentLoss, GeneratorConfig, LrSchedule, SkipPath, TrainConfig
+
+# The options' defaults are the configs' own: the numbers live once, in train/config.py and
+# enhance_edge/degradation.py (neither imports PyTorch).
+GENERATOR, TRAIN, DEGRADATION = GeneratorConfig(), TrainConfig(), DegradationConfig()
+
+
+def _range_text(pair: tuple[float, float]) -> str:
+    """(0.5, 6.0) -> "0.5,6", as --noise-sigma takes it."""
+    return ",".join(f"{value:g}" for value in pair)
 
 
 @click.command()
@@ -18,57 +31,62 @@ from enhance_edge.cli_support import parse_range, reports_errors, require_extra
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for metrics.jsonl, last.pt and best.pt; one that already holds a run needs --resume "
                    "or --overwrite.")
-@click.option("--epochs", type=int, default=50, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate (G and D).")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True)
-@click.option("--adversarial-weight", type=float, default=1e-3, show_default=True,
+@click.option("--epochs", type=int, default=TRAIN.epochs, show_default=True)
+@click.option("--batch-size", type=int, default=TRAIN.batch_size, show_default=True)
+@click.option("--lr", type=float, default=TRAIN.lr, show_default=True, help="Adam learning rate (G and D).")
+@click.option("--lr-schedule", type=click.Choice(get_args(LrSchedule)), default=TRAIN.lr_schedule, show_default=True)
+@click.option("--adversarial-weight", type=float, default=TRAIN.adversarial_weight, show_default=True,
               help="Weight of BCE(1, D(G(lr))) in the generator loss; 0 trains on the content loss alone.")
-@click.option("--warmup-epochs", type=int, default=0, show_default=True,
+@click.option("--warmup-epochs", type=int, default=TRAIN.warmup_epochs, show_default=True,
               help="Content-loss-only epochs before the adversarial phase.")
-@click.option("--init-from", default=None, metavar="NAME|PATH",
+@click.option("--init-from", default=TRAIN.init_from, metavar="NAME|PATH",
               help="Start the generator from trained weights: a checkpoint (e.g. an MSE-only run's best.pt), a "
                    "bundled model's name or an fp32 enhance-edge ONNX file.")
-@click.option("--content-loss", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
-@click.option("--teacher", default=None, metavar="NAME|PATH",
+@click.option("--content-loss", type=click.Choice(get_args(ContentLoss)), default=TRAIN.content_loss, show_default=True)
+@click.option("--teacher", default=TRAIN.teacher, metavar="NAME|PATH",
               help="Distil from this trained model (a bundled name such as 'default', or an ONNX file): its "
                    "outputs are a second target beside the HR faces.")
-@click.option("--distill-weight", type=float, default=1.0, show_default=True,
+@click.option("--distill-weight", type=float, default=TRAIN.distill_weight, show_default=True,
               help="Weight of content(G(lr), teacher(lr)) in the generator loss (with --teacher).")
 @click.option("--qat", is_flag=True,
               help="Quantization-aware: simulate the int8 model's rounding while training (use with --init-from "
                    "a float run, then `export` and `quantize`); best.pt is the best simulated-int8 epoch.")
-@click.option("--skip", type=click.Choice(["none", "bicubic"]), default="none", show_default=True,
+@click.option("--skip", type=click.Choice(get_args(SkipPath)), default=GENERATOR.skip, show_default=True,
               help="'bicubic' adds a fixed bicubic upsampling of the input to the generator's output.")
-@click.option("--channels", type=int, default=20, show_default=True, help="Generator width.")
-@click.option("--blocks", type=int, default=16, show_default=True, help="Generator residual blocks.")
-@click.option("--scale", type=click.IntRange(min=2), default=2, show_default=True, help="Upscaling factor.")
-@click.option("--hflip/--no-hflip", default=False, show_default=True, help="Random horizontal flips.")
+@click.option("--channels", type=int, default=GENERATOR.channels, show_default=True, help="Generator width.")
+@click.option("--blocks", type=int, default=GENERATOR.residual_blocks, show_default=True,
+              help="Generator residual blocks.")
+@click.option("--scale", type=click.IntRange(min=2), default=GENERATOR.scale, show_default=True,
+              help="Upscaling factor.")
+@click.option("--hflip/--no-hflip", default=TRAIN.hflip, show_default=True, help="Random horizontal flips.")
 @click.option("--degrade", is_flag=True,
               help="Draw each training LR through random blur, down-scaling kernel, noise and JPEG (ranges below; "
                    "defaults cover PROTOCOL.md's range) instead of the clean bicubic half.")
-@click.option("--clean-share", type=float, default=None, help="With --degrade: share of clean pairs [default: 0.3].")
+@click.option("--clean-share", type=float, default=None,
+              help=f"With --degrade: share of clean pairs [default: {DEGRADATION.clean_share:g}].")
 @click.option("--blur-sigma", default=None, metavar="LOW,HIGH", callback=lambda c, p, v: parse_range(c, p, v, float),
-              help="With --degrade: Gaussian blur sigma range, HR pixels [default: 0.3,1.5].")
+              help=f"With --degrade: Gaussian blur sigma range, HR pixels "
+                   f"[default: {_range_text(DEGRADATION.blur_sigma)}].")
 @click.option("--noise-sigma", default=None, metavar="LOW,HIGH", callback=lambda c, p, v: parse_range(c, p, v, float),
-              help="With --degrade: noise sigma range, 8-bit levels [default: 0.5,6].")
+              help=f"With --degrade: noise sigma range, 8-bit levels "
+                   f"[default: {_range_text(DEGRADATION.noise_sigma)}].")
 @click.option("--jpeg-quality", default=None, metavar="LOW,HIGH", callback=lambda c, p, v: parse_range(c, p, v, int),
-              help="With --degrade: JPEG quality range [default: 40,95].")
-@click.option("--condition", type=click.Choice(["none", "degradation"]), default="none", show_default=True,
+              help=f"With --degrade: JPEG quality range [default: {_range_text(DEGRADATION.jpeg_quality)}].")
+@click.option("--condition", type=click.Choice(get_args(Condition)), default=GENERATOR.condition, show_default=True,
               help="'degradation': the generator also takes the degradation level (the runtime's --strength) "
                    "and an estimator learns to read it from the image (needs --degrade).")
 @click.option("--extra-data", "extra_data", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="More training images (repeatable): folders of photos, read as luma, cropped to the HR size. "
                    "Validation and test stay --data's.")
-@click.option("--extra-crops", type=click.IntRange(min=0), default=1024, show_default=True,
+@click.option("--extra-crops", type=click.IntRange(min=0), default=TRAIN.extra_crops, show_default=True,
               help="Random crops of the --extra-data images per epoch.")
-@click.option("--max-images", type=click.IntRange(min=1), default=None,
+@click.option("--max-images", type=click.IntRange(min=1), default=TRAIN.max_images,
               help="Use at most N images per split (quick runs).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--seed", type=int, default=TRAIN.seed, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=TRAIN.threads,
               help="PyTorch intra-op threads (default: all cores).")
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=TRAIN.checkpoint_every, show_default=True,
               help="Also write OUT/last.pt every K optimiser steps (0: only at epoch ends).")
 @click.option("--resume", is_flag=True,
               help="Continue from OUT/last.pt (with the same options) if it exists, else start afresh.")
@@ -101,9 +119,7 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
     if resume and overwrite:
         raise click.UsageError("--resume continues the run in --out and --overwrite replaces it: give one")
     require_extra("training", "train")
-    from enhance_edge.degradation import DegradationConfig
-
-    from .config import GeneratorConfig, RunConfig, TrainConfig
+    from .config import RunConfig
     from .loop import train as run_training
 
     ranges = {"clean_share": clean_share, "blur_sigma": blur_sigma, "noise_sigma": noise_sigma,

@@ -15,6 +15,8 @@ SkipPath = Literal["none", "bicubic"]
 # "degradation": the generator takes a second input, the degradation level in [0, 1]
 # (enhance_edge.degradation), and a small estimator network learns to read it from the LR.
 Condition = Literal["none", "degradation"]
+ContentLoss = Literal["mse", "l1"]  # "mse": the report's
+LrSchedule = Literal["constant", "cosine"]  # "constant": the report's
 
 
 def _validated(cls, values: dict[str, Any]):
@@ -108,7 +110,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.5, 0.9)
     # G loss = content + adversarial_weight * BCE(1, D(G(lr))); 0 trains on content alone.
     adversarial_weight: float = 1e-3
-    content_loss: str = "mse"  # "mse" (the report) or "l1"
+    content_loss: ContentLoss = "mse"
     # Epochs of content-only training before the adversarial phase (SRGAN's warm start).
     warmup_epochs: int = 0
     # Or start the generator from another run's checkpoint (e.g. an MSE-only one).
@@ -120,7 +122,7 @@ class TrainConfig:
     # Quantization-aware training: simulate the int8 model's activation rounding (qat.py), best
     # after --init-from a float run; best.pt is then the best simulated-int8 validation PSNR.
     qat: bool = False
-    lr_schedule: str = "constant"  # "constant" (the report) or "cosine"
+    lr_schedule: LrSchedule = "constant"
     hflip: bool = False  # random horizontal flips of training pairs
     hr_size: tuple[int, int] | None = (92, 112)  # (width, height); None: crop to even size
     max_images: int | None = None  # cap per split, for quick runs and tests
@@ -139,10 +141,9 @@ class TrainConfig:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.content_loss not in ("mse", "l1"):
-            raise ValueError(f"content_loss must be 'mse' or 'l1', got {self.content_loss!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        for name, kind in (("content_loss", ContentLoss), ("lr_schedule", LrSchedule)):
+            if getattr(self, name) not in get_args(kind):
+                raise ValueError(f"{name} must be one of {get_args(kind)}, got {getattr(self, name)!r}")
         if self.adversarial_weight < 0:
             raise ValueError(f"adversarial_weight must be >= 0, got {self.adversarial_weight}")
         if self.distill_weight < 0:

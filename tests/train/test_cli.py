@@ -70,13 +70,6 @@ def test_init_from_a_checkpoint_with_an_unknown_config_is_one_clear_line(face_fo
     assert error.startswith(f"error: '{newer}' holds an unusable config: unknown TrainConfig keys ['wings']")
 
 
-def test_options_left_out_are_the_configs_defaults(face_folder, tmp_path, monkeypatch):
-    asked = []
-    monkeypatch.setattr("enhance_edge.train.loop.train", lambda data, out, config, **kwargs: asked.append(config))
-    assert run(face_folder, tmp_path).exit_code == 0
-    assert asked == [RunConfig()]
-
-
 def test_plots_draws_the_reports_figures(tmp_path, tiny_onnx):
     baselines = {"bicubic": {"psnr": 30.0, "ssim": 0.9}, "lanczos": {"psnr": 31.0, "ssim": 0.91}}
     records = [{"epoch": e, "adversarial": e > 1, "train": {"g_loss": 0.01 / e},

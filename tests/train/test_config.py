@@ -50,6 +50,15 @@ def test_generator_config_rejects_bad_values_showing_them(kwargs, message):
         GeneratorConfig(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"content_loss": "l2"}, r"content_loss must be one of \('mse', 'l1'\), got 'l2'"),
+    ({"lr_schedule": "step"}, r"lr_schedule must be one of \('constant', 'cosine'\), got 'step'"),
+])
+def test_train_config_rejects_a_choice_it_does_not_have(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
 def test_macs_per_input_pixel_of_the_reports_generator():
     # head 9*20 + 16 blocks * 2 * 9*20*20 + tail 9*20*4: the report's model is ~116k MACs/pixel.
     assert GeneratorConfig().macs_per_input_pixel() == 180 + 16 * 7200 + 720
