@@ -42,3 +42,8 @@ class CheckpointError(EnhanceEdgeError):
 
 class ParityError(EnhanceEdgeError):
     """The exported ONNX model does not reproduce the PyTorch model."""
+
+
+class DocsError(EnhanceEdgeError):
+    """A document's generated tables cannot be rendered: a source file is missing or lacks a score,
+    or the document's table markers do not pair up."""
