@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from PIL import Image
 
@@ -25,16 +25,12 @@ from .errors import EnhanceEdgeError, ImageError, ModelError
 from .fileio import atomic_output
 from .imageio import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, SourceInfo, check_size, format_for,
                       output_format_for, provenance, write_image)
+from .output_size import OutputSize
 from .upscaler import Upscaler, parse_strength
 
 _GLOB_CHARACTERS = frozenset("*?[")
 # What -o may end in when it names the output file (format_for accepts any extension Pillow writes).
 _IMAGE_EXTENSIONS = ", ".join(extension for _, extension in OUTPUT_FORMATS.values())
-
-
-def scale_suffix(scale: int) -> str:
-    """What an output written beside its input adds to the name: "_x4" for a x4 model."""
-    return f"_x{scale}"
 
 
 @dataclass(frozen=True)
@@ -150,13 +146,14 @@ def _output_suffix(source: Path, output_format: str | None) -> str:
 
 
 def plan_jobs(inputs: list[Path], output: Path | None, *, scale: int, recursive: bool = False,
-              suffix: str | None = None, output_format: str | None = None) -> list[Job]:
+              suffix: str | None = None, output_format: str | None = None,
+              output_size: OutputSize = OutputSize()) -> list[Job]:
     """Which output each input gets. One input file and an -o with an extension (or an existing
     file): -o is the output file, and must be an image file name. Otherwise -o is a folder,
     created when missing, and each output keeps its input's name (and sub-folder, with
-    ``recursive``). No -o: NAME_x{scale}.EXT beside each input. ``suffix`` replaces the
-    default ("_x{scale}" beside inputs, none in -o); ``output_format`` (a key of
-    OUTPUT_FORMATS) replaces the input's format."""
+    ``recursive``). No -o: NAME_x{scale}.EXT beside each input (the factor or the target of an
+    ``output_size``: NAME_x3.5.EXT, NAME_w800.EXT). ``suffix`` replaces that default (none in -o);
+    ``output_format`` (a key of OUTPUT_FORMATS) replaces the input's format."""
     if output_format is not None and output_format not in OUTPUT_FORMATS:
         raise EnhanceEdgeError(f"unknown output format {output_format!r}; known: {', '.join(OUTPUT_FORMATS)}")
     one_file = len(inputs) == 1 and not inputs[0].is_dir() and not _is_pattern(inputs[0])
@@ -170,7 +167,7 @@ def plan_jobs(inputs: list[Path], output: Path | None, *, scale: int, recursive:
         if format_for(output):
             raise EnhanceEdgeError(f"-o {str(output)!r} is an image file name, but several inputs, a folder or a "
                                    f"pattern need -o to be a folder (create it first to use that name)")
-    suffix = (scale_suffix(scale) if output is None else "") if suffix is None else suffix
+    suffix = (output_size.suffix(scale) if output is None else "") if suffix is None else suffix
     if output is not None and not suffix and any(_real_path(path) == _real_path(output) for path in inputs):
         raise EnhanceEdgeError(f"-o {str(output)!r} is an input folder: its images would be written over "
                                f"themselves; choose another -o, or give --suffix")
@@ -249,7 +246,7 @@ def read_for_upscale(upscaler: Upscaler, source: Path | BinaryIO, image_format: 
     image, info = imageio.read_image(source, max_pixels)
     image_format = image_format or output_format_for(info.format)
     try:
-        check_size(image_format, (image.width * upscaler.scale, image.height * upscaler.scale))
+        check_size(image_format, upscaler.output_dimensions(image.width, image.height))
     except ImageError as exc:
         if not png_if_too_large:
             raise ImageError(f"{source}: {exc}") from None
@@ -272,7 +269,8 @@ def write_upscaled(upscaler: Upscaler, image: Image.Image, info: SourceInfo, han
     except (ImageError, ModelError) as exc:  # e.g. a model that fails on this size: name the file
         raise type(exc)(f"{name}: {exc}") from None
     try:
-        write_image(result, handle, image_format, info, provenance(upscaler.scale, upscaler.model_name), quality)
+        write_image(result, handle, image_format, info,
+                    provenance(upscaler.output_size.describe(upscaler.scale), upscaler.model_name), quality)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # Pillow's encoders, or the file system
         raise ImageError(f"{target or name}: cannot write ({exc})") from None
     return result.size
@@ -322,6 +320,43 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quali
         raise
     return FileResult(job.source, job.target, Outcome.DONE, model, precision, setting, input_size, output_size,
                       time.perf_counter() - start)
+
+
+class BatchReport(Protocol):
+    """What upscale_jobs tells its caller (the CLI's lines, bar and JSON) as it goes."""
+
+    def progress(self, pixels: int) -> None:
+        """``pixels`` more input pixels are done (a failed or skipped file counts whole)."""
+
+    def warning(self, message: str) -> None:
+        """A notice about one file, naming it (e.g. it will exceed the memory budget)."""
+
+    def finished(self, result: FileResult) -> None:
+        """One job is over: done, skipped or failed."""
+
+
+def upscale_jobs(upscaler: Upscaler, jobs: list[Job], pixels: list[int], report: BatchReport, *,
+                 overwrite: bool = False, quality: int = DEFAULT_QUALITY,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Run upscale_file over ``jobs`` in order, each file's failure a FAILED result, not an
+    exception; ``pixels``: each job's input pixel count (imageio.probe_pixels), so progress adds
+    up to their sum. Interrupts (KeyboardInterrupt, a closed pipe) propagate after the file being
+    written has been removed."""
+    for job, size in zip(jobs, pixels):
+        done, start = 0, time.perf_counter()
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            report.progress(count)
+
+        try:
+            result = upscale_file(upscaler, job, overwrite=overwrite, quality=quality, max_pixels=max_pixels,
+                                  progress=advance, warn=report.warning)
+        except EnhanceEdgeError as exc:
+            result = failed_result(upscaler, job, str(exc), time.perf_counter() - start)
+        report.finished(result)
+        report.progress(max(0, size - done))
 
 
 def unsearched_folders(inputs: list[Path]) -> dict[Path, int]:

@@ -10,6 +10,7 @@ command and says which extra the others need.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -116,7 +117,79 @@ class _ProgressLines:
                    f"{left}", err=True)
 
 
-def _upscale_on_cluster(inputs: list[Path], output: Path | None, cluster: str, options: dict,
+class _UpscaleReport:
+    """`upscale`'s output as a batch goes: a line per file (JSON with --json), warnings and
+    errors on stderr, the progress bar on a terminal, progress lines otherwise, the counts."""
+
+    def __init__(self, bar, files: int, pixels: int, as_json: bool, fail_on_skip: bool):
+        self.bar, self.as_json, self.fail_on_skip = bar, as_json, fail_on_skip
+        self.lines = None if _stderr_is_terminal() else _ProgressLines(files, pixels)
+        self.counts = {"done": 0, "failed": 0, "skipped": 0}
+
+    def progress(self, pixels: int) -> None:
+        self.bar.update(pixels)
+        if self.lines is not None:
+            self.lines.advance(pixels)
+
+    def warning(self, message: str) -> None:
+        from .batch import printable
+
+        _clear_bar_line(self.bar)
+        click.echo(f"warning: {printable(message)}", err=True)
+
+    def finished(self, result) -> None:
+        from .batch import printable
+
+        self.counts[result.status.value] += 1
+        _clear_bar_line(self.bar)
+        if result.status.value == "failed":
+            click.echo(f"error: {printable(result.error)}", err=True)
+        elif result.status.value == "skipped":
+            click.echo(f"{'error' if self.fail_on_skip else 'skipped'}: {printable(str(result.output))} exists "
+                       f"(--overwrite replaces it)", err=True)
+        if self.as_json:
+            click.echo(json.dumps({"type": "file", **result.to_dict()}))
+        elif result.status.value == "done":
+            click.echo(printable(f"{result.input} -> {result.output}"))
+        if self.lines is not None:
+            self.lines.advance(files=1)
+
+    def _tally(self) -> str:
+        return f"done {self.counts['done']}, failed {self.counts['failed']}, skipped {self.counts['skipped']}"
+
+    @contextlib.contextmanager
+    def stopping_cleanly(self):
+        """Ctrl-C, SIGTERM or a closed stdout end the batch with the counts so far."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            click.echo(f"\ninterrupted: {self._tally()}; no partial file was left", err=True)
+            sys.exit(130)
+        except BrokenPipeError:  # e.g. `| head -1`: the reader is gone, so stop as a pipe's writer does
+            click.echo(f"stopped: standard output was closed; {self._tally()}; no partial file was left", err=True)
+            raise  # click silences the closed stream and exits 1
+
+    def summary(self, seconds: float, run: dict) -> None:
+        """The closing line (and JSON object); exit status 1 when a file failed (or, with
+        --fail-on-skip, was skipped)."""
+        if self.as_json:
+            click.echo(json.dumps({"type": "summary", **self.counts, "seconds": round(seconds, 3), **run}))
+        skipped_fail = self.fail_on_skip and self.counts["skipped"]
+        click.echo(f"{self._tally()} in {seconds:.1f} s"
+                   f"{'; skipped outputs fail the run (--fail-on-skip)' if skipped_fail else ''}", err=True)
+        if self.counts["failed"] or skipped_fail:
+            sys.exit(1)
+
+
+class _PathOrUri(click.Path):
+    """A local path, or, for --cluster, a URI (or @URI, an input list) kept as the string it is:
+    a Path would fold its //."""
+
+    def convert(self, value, param, ctx):
+        return value if "://" in str(value) else super().convert(value, param, ctx)
+
+
+def _upscale_on_cluster(inputs: list[Path | str], output: Path | str | None, cluster: str, options: dict,
                         fail_on_skip: bool) -> None:
     """`upscale --cluster`: the same lines as without it, Ray's progress, a done/total line every few seconds."""
     from .batch import printable
@@ -160,8 +233,8 @@ def _upscale_on_cluster(inputs: list[Path], output: Path | None, cluster: str, o
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+@click.argument("inputs", nargs=-1, required=True, type=_PathOrUri(path_type=Path))
+@click.option("-o", "--output", type=_PathOrUri(path_type=Path), default=None,
               help="Output file (one input, and a name with an image extension) or folder. "
                    "Default: NAME_xS.EXT beside each input, S being the model's scale.")
 @click.option("-r", "--recursive", is_flag=True, help="Take images from sub-folders too (kept as sub-folders of -o).")
@@ -195,7 +268,20 @@ def _upscale_on_cluster(inputs: list[Path], output: Path | None, cluster: str, o
 @click.option("--cluster", default=None, metavar="local|auto|ADDRESS",
               help="Run on Ray Data (pip install \"enhance-edge[cluster]\"): local starts Ray on this machine, auto "
                    "or an address joins a running cluster. Same outputs; a rerun skips finished files; a summary "
-                   f"CSV ({CLUSTER_SUMMARY_NAME}) beside the outputs lists every input's status.")
+                   f"CSV ({CLUSTER_SUMMARY_NAME}) beside the outputs lists every input's status. Inputs and -o "
+                   "may then be URIs that pyarrow opens (file://, s3://, gs://; -o a folder), and an input "
+                   "@FILE stands for the paths and URIs FILE lists, one a line.")
+@click.option("--scale", type=click.Choice(["2", "4"]), default=None, callback=lambda c, p, v: v and int(v),
+              help="The bundled model of this scale (default 2, or the smallest at or above --outscale); "
+                   "for a model file, checks its scale.")
+@click.option("--outscale", type=click.FloatRange(min=0, min_open=True), default=None, metavar="FACTOR",
+              help="Final size as a factor of the input, e.g. 3 or 1.5: the model's result resized with Lanczos "
+                   "(as Real-ESRGAN's --outscale).")
+@click.option("--width", type=click.IntRange(min=1), default=None,
+              help="Final width in pixels (with no --height the aspect ratio is kept); the model's result resized "
+                   "with Lanczos. Not with --outscale.")
+@click.option("--height", type=click.IntRange(min=1), default=None,
+              help="Final height in pixels (with no --width the aspect ratio is kept). Not with --outscale.")
 @click.option("--json", "as_json", is_flag=True,
               help="For scripts: one JSON object per file on stdout (input, output, status, error, seconds, model, "
                    "precision, strength, sizes), then a summary object; messages stay on stderr.")
@@ -203,13 +289,17 @@ def _upscale_on_cluster(inputs: list[Path], output: Path | None, cluster: str, o
               help="Exit with status 1 when an output was skipped because it exists (as when a file fails).")
 @reports_errors
 def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite, tile, max_memory, max_pixels,
-            model, provider, threads, precision, strength, cluster, as_json, fail_on_skip):
-    """Upscale images x2 (the model's own scale) with onnxruntime.
+            model, provider, threads, precision, strength, cluster, scale, outscale, width, height, as_json,
+            fail_on_skip):
+    """Upscale images x2 (or x4, or to any size) with onnxruntime.
 
     \b
     Examples:
       enhance-edge upscale face.png                    # writes face_x2.png
       enhance-edge upscale face.png -o big.png
+      enhance-edge upscale face.png --scale 4          # the x4 model: face_x4.png
+      enhance-edge upscale face.png --outscale 3       # x4 model, then Lanczos to x3: face_x3.png
+      enhance-edge upscale face.png --width 800        # 800 pixels wide, aspect kept: face_w800.png
       enhance-edge upscale photos/ -r -o upscaled/     # every image under photos/
       enhance-edge upscale "scans/*.tif" --format png  # quoted patterns work too
       enhance-edge upscale face.png --model fast       # the small edge model (`enhance-edge models`)
@@ -221,30 +311,31 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     reported in one line and the rest still run; the exit status is 0 only if none failed
     (and, with --fail-on-skip, none was skipped).
     """
-    from .batch import (Outcome, failed_result, model_precision, plan_jobs, printable, strength_setting,
-                        unsearched_folders, upscale_file)
+    from .batch import model_precision, plan_jobs, printable, strength_setting, unsearched_folders, upscale_jobs
 
     if not recursive:
-        for folder, count in unsearched_folders(list(inputs)).items():
+        for folder, count in unsearched_folders([path for path in inputs if isinstance(path, Path)]).items():
             click.echo(f"note: {printable(str(folder))}: {count} sub-folder{'s' if count > 1 else ''} not searched "
                        f"(-r includes them)", err=True)
+    model_options = dict(model=model, provider=provider, threads=threads, precision=precision, strength=strength,
+                         tile=tile, max_memory=max_memory, scale=scale, outscale=outscale, width=width, height=height)
     if cluster is not None:
         if as_json:
             raise click.UsageError("--json does not apply to --cluster yet: its summary CSV lists every input")
         _upscale_on_cluster(list(inputs), output, cluster, dict(
             recursive=recursive, suffix=suffix, output_format=output_format, quality=quality, overwrite=overwrite,
-            tile=tile, max_memory=max_memory, max_pixels=max_pixels, model=model, provider=provider,
-            threads=threads, precision=precision, strength=strength), fail_on_skip)
+            max_pixels=max_pixels, **model_options), fail_on_skip)
         return
+    if uri := next((item for item in (*inputs, output) if isinstance(item, str)), None):
+        raise click.UsageError(f"{uri!r}: URIs are read and written with --cluster only")
     from .fileio import remove_stale_parts, terminate_as_interrupt
     from .imageio import probe_pixels
     from .upscaler import Upscaler
 
     start = time.monotonic()
-    upscaler = Upscaler(model, precision=precision, strength=strength, provider=provider, threads=threads, tile=tile,
-                        max_memory=max_memory)
+    upscaler = Upscaler(**model_options)
     jobs = plan_jobs(list(inputs), output, scale=upscaler.scale, recursive=recursive, suffix=suffix,
-                     output_format=output_format)
+                     output_format=output_format, output_size=upscaler.output_size)
     if not jobs:
         raise EnhanceEdgeError(f"no images found in {printable(', '.join(map(str, inputs)))}"
                                f"{'' if recursive else ' (-r searches sub-folders)'}")
@@ -252,65 +343,21 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     run = {"model": upscaler.model_name, "precision": model_precision(upscaler),
            "strength": strength_setting(upscaler, None)}
     strength_note = "" if run["strength"] is None else f", strength {run['strength']}"
-    click.echo(f"model {printable(run['model'])}, {run['precision']}{strength_note}", err=True)
+    size_note = "" if upscaler.output_size.is_model_scale else f", {upscaler.output_size.describe(upscaler.scale)}"
+    click.echo(f"model {printable(run['model'])}, {run['precision']}{strength_note}{size_note}", err=True)
     removed = remove_stale_parts(job.target for job in jobs)
     if removed:
         click.echo(f"removed {len(removed)} partial file(s) that a killed earlier run left beside its outputs",
                    err=True)
     sizes = [probe_pixels(job.source) for job in jobs]
-    counts = {outcome.value: 0 for outcome in Outcome}
     show_bar = (len(jobs) > 1 or sum(sizes) > _LARGE_IMAGE_PIXELS) and _stderr_is_terminal()
-    lines = None if _stderr_is_terminal() else _ProgressLines(len(jobs), sum(sizes))
-    try:
-        # SIGTERM stops the batch as Ctrl-C does: the file being written is removed, not left half-done.
-        with terminate_as_interrupt(), click.progressbar(length=max(sum(sizes), 1), label="upscaling", file=sys.stderr,
-                                                         hidden=not show_bar, show_percent=True) as bar:
-            def warn(message: str) -> None:
-                _clear_bar_line(bar)
-                click.echo(f"warning: {printable(message)}", err=True)
-
-            def advance(pixels: int) -> None:
-                bar.update(pixels)
-                if lines is not None:
-                    lines.advance(pixels)
-
-            for job, size in zip(jobs, sizes):
-                before, file_start = bar.pos, time.perf_counter()
-                try:
-                    result = upscale_file(upscaler, job, overwrite=overwrite, quality=quality,
-                                          max_pixels=max_pixels, progress=advance, warn=warn)
-                except EnhanceEdgeError as exc:
-                    result = failed_result(upscaler, job, str(exc), time.perf_counter() - file_start)
-                counts[result.status.value] += 1
-                _clear_bar_line(bar)
-                if result.status is Outcome.FAILED:
-                    click.echo(f"error: {printable(result.error)}", err=True)
-                elif result.status is Outcome.SKIPPED:
-                    click.echo(f"{'error' if fail_on_skip else 'skipped'}: {printable(str(job.target))} exists "
-                               f"(--overwrite replaces it)", err=True)
-                if as_json:
-                    click.echo(json.dumps({"type": "file", **result.to_dict()}))
-                elif result.status is Outcome.DONE:
-                    click.echo(printable(f"{job.source} -> {job.target}"))
-                advance(max(0, before + size - bar.pos))  # the file's whole share, even when it failed early
-                if lines is not None:
-                    lines.advance(files=1)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']}; "
-                   f"no partial file was left", err=True)
-        sys.exit(130)
-    except BrokenPipeError:  # e.g. `| head -1`: the reader is gone, so stop as a pipe's writer does
-        click.echo(f"stopped: standard output was closed; done {counts['done']}, failed {counts['failed']}, "
-                   f"skipped {counts['skipped']}; no partial file was left", err=True)
-        raise  # click silences the closed stream and exits 1
-    seconds = time.monotonic() - start
-    if as_json:
-        click.echo(json.dumps({"type": "summary", **counts, "seconds": round(seconds, 3), **run}))
-    click.echo(f"done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']} in {seconds:.1f} s"
-               f"{'; skipped outputs fail the run (--fail-on-skip)' if fail_on_skip and counts['skipped'] else ''}",
-               err=True)
-    if counts["failed"] or (fail_on_skip and counts["skipped"]):
-        sys.exit(1)
+    # SIGTERM stops the batch as Ctrl-C does: the file being written is removed, not left half-done.
+    with terminate_as_interrupt(), click.progressbar(length=max(sum(sizes), 1), label="upscaling", file=sys.stderr,
+                                                     hidden=not show_bar, show_percent=True) as bar:
+        report = _UpscaleReport(bar, len(jobs), sum(sizes), as_json, fail_on_skip)
+        with report.stopping_cleanly():
+            upscale_jobs(upscaler, jobs, sizes, report, overwrite=overwrite, quality=quality, max_pixels=max_pixels)
+    report.summary(time.monotonic() - start, run)
 
 
 @main.command()
@@ -370,12 +417,14 @@ def models(as_json):
     if as_json:
         click.echo(json.dumps([m.to_dict() for m in found], indent=2))
         return
-    click.echo(f"{'name':<9}{'precision':<11}{'scale':>5}{'MACs/pixel':>12}{'size KiB':>10}{'test PSNR':>11}  path")
+    name_width = max([len("name"), *(len(m.name) for m in found)]) + 2
+    click.echo(f"{'name':<{name_width}}{'precision':<11}{'scale':>5}{'MACs/pixel':>12}{'size KiB':>10}"
+               f"{'test PSNR':>11}  path")
     for m in found:
         macs = f"{m.macs_per_input_pixel:,}" if m.macs_per_input_pixel else "-"
         psnr = f"{m.test_psnr:.2f} dB" if m.test_psnr is not None else "-"
-        click.echo(f"{m.name:<9}{m.precision:<11}{'x' + str(m.scale):>5}{macs:>12}{m.file_bytes / 1024:>10.0f}"
-                   f"{psnr:>11}  {m.path}")
+        click.echo(f"{m.name:<{name_width}}{m.precision:<11}{'x' + str(m.scale):>5}{macs:>12}"
+                   f"{m.file_bytes / 1024:>10.0f}{psnr:>11}  {m.path}")
 
 
 @main.group()
@@ -446,9 +495,15 @@ def _parse_hr_size(ctx, param, value):
               help="How the LR is made (PROTOCOL.md, 'Degraded inputs'); repeatable; 'all' scores every one.")
 @click.option("--strength", default="auto", show_default=True, callback=_parse_strength, metavar="auto|0..1",
               help=STRENGTH_HELP)
+@click.option("--scale", type=click.Choice(["2", "4"]), default=None, callback=lambda c, p, v: v and int(v),
+              help="The bundled model of this scale (`--model default --scale 4` is default-x4).")
+@click.option("--compare", "compared", multiple=True, metavar="NAME|PATH",
+              help="Also score this model (repeatable), run as many times as reach --model's scale: "
+                   "`--model default-x4 --compare default` scores x2 twice as 'default x2^2'.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table (an infinite PSNR is null).")
 @reports_errors
-def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, conditions, strength, as_json):
+def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, conditions, strength, scale, compared,
+             as_json):
     """Score the model against interpolation on a folder of faces (PROTOCOL.md).
 
     HR is each face resized with Lanczos (or cropped to even size), LR its bicubic half, or
@@ -464,13 +519,16 @@ def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, conditi
     import json
 
     from .dataset import trained_seed
-    from .evaluate import BASELINES, evaluate_folder, finite_or_none
+    from .evaluate import evaluate_folder, finite_or_none
     from .upscaler import Upscaler
 
-    upscaler = Upscaler(model, precision=precision, threads=threads, strength=strength)
+    upscaler = Upscaler(model, precision=precision, threads=threads, strength=strength, scale=scale)
+    others = {Path(name).stem: Upscaler(name, precision=precision, threads=threads, strength=strength)
+              for name in compared}
     seed = trained_seed(upscaler.info) if seed is None else seed
     names = CONDITION_NAMES if "all" in conditions else tuple(dict.fromkeys(conditions))
-    results = {name: evaluate_folder(data_dir, upscaler, hr_size, tuple(splits) or None, seed=seed, condition=name)
+    results = {name: evaluate_folder(data_dir, upscaler, hr_size, tuple(splits) or None, seed=seed, condition=name,
+                                     compare=others)
                for name in names}
     if as_json:
         click.echo(json.dumps(finite_or_none(results if len(names) > 1 else results[names[0]]), indent=2))
@@ -478,12 +536,12 @@ def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, conditi
     for split in results[names[0]]:
         colour = "rgb_psnr" in results[names[0]][split]["model"]
         click.echo(f"{split} ({results[names[0]][split]['images']} images)")
-        click.echo(f"  {'condition':<11}{'method':<16}{'PSNR (dB)':>10}{'SSIM':>8}{'vs Lanczos':>12}"
+        click.echo(f"  {'condition':<11}{'method':<20}{'PSNR (dB)':>10}{'SSIM':>8}{'vs Lanczos':>12}"
                    + (f"{'RGB PSNR':>10}" if colour else ""))
         for name in names:
             scores = results[name][split]
-            for method in ("model", *BASELINES):
+            for method in (method for method in scores if method != "images"):
                 rgb = f"{scores[method]['rgb_psnr']:>10.2f}" if colour else ""
                 gain = scores[method]["psnr"] - scores["lanczos"]["psnr"]
-                click.echo(f"  {name:<11}{method:<16}{scores[method]['psnr']:>10.2f}{scores[method]['ssim']:>8.4f}"
+                click.echo(f"  {name:<11}{method:<20}{scores[method]['psnr']:>10.2f}{scores[method]['ssim']:>8.4f}"
                            f"{gain:>+12.2f}{rgb}")

@@ -18,8 +18,8 @@ from typing import Any
 import onnxruntime as ort
 
 from .errors import ModelError, ProviderError
-from .settings import PRECISIONS
 from .tiling import receptive_radius, working_bytes_per_pixel
+from .settings import PRECISIONS
 
 FORMAT = "enhance-edge-onnx/1"
 INPUT_NAME = "input"
@@ -55,7 +55,7 @@ PROVIDER_ALIASES = {
 # for InferenceSession(disabled_optimizers=...). The exporter decides (export/onnx_export.py).
 DISABLED_OPTIMIZERS_KEY = "onnxruntime_disabled_optimizers"
 
-BUNDLED_MODELS = ("default", "fast")
+BUNDLED_MODELS = ("default", "fast", "default-x4")
 # x86 features with which onnxruntime's uint8 x int8 kernels accumulate straight into 32 bits.
 # Without them (plain AVX2 or AVX-512) products are summed in pairs into saturating 16-bit
 # values, so an int8 model checked on one machine could lose quality on another.
@@ -137,11 +137,44 @@ def bundled_models() -> list[BundledModel]:
     return found
 
 
-def resolve_model(model: str | Path | None = None, precision: str = "auto") -> Path:
-    """A bundled model's name in the given precision, or the path of an ONNX file (whose precision
-    is its own: ``precision`` must then stay "auto"). None is the bundled default model."""
+def bundled_scale(name: str) -> int:
+    """The scale a bundled model's name carries: "NAME-xS" is xS, a plain name x2."""
+    found = re.fullmatch(r".+-x(\d+)", name)
+    return int(found.group(1)) if found else 2
+
+
+def bundled_scales(model: str | None = None) -> tuple[int, ...]:
+    """The scales the bundled models of one name ("default", "fast") come in, ascending."""
+    family = _family(model or BUNDLED_MODELS[0])
+    return tuple(sorted(bundled_scale(name) for name in BUNDLED_MODELS if _family(name) == family))
+
+
+def _family(name: str) -> str:
+    """"default-x4" -> "default": the name without its scale."""
+    return re.sub(r"-x\d+$", "", name)
+
+
+def bundled_name(model: str | None = None, scale: int | None = None) -> str:
+    """The bundled model a name and a scale choose: ("default", 4) is "default-x4"; no scale
+    keeps the name's own. ModelError when that name has no model of that scale."""
+    name = model or BUNDLED_MODELS[0]
+    if scale is None or bundled_scale(name) == scale:
+        return name
+    family = _family(name)
+    chosen = family if scale == 2 else f"{family}-x{scale}"
+    if chosen not in BUNDLED_MODELS:
+        scales = ", ".join(f"x{s}" for s in bundled_scales(family)) or "none"
+        raise ModelError(f"no bundled x{scale} model of {family!r} (it comes in {scales}); bundled: "
+                         f"{', '.join(BUNDLED_MODELS)}")
+    return chosen
+
+
+def resolve_model(model: str | Path | None = None, precision: str = "auto", scale: int | None = None) -> Path:
+    """A bundled model's name (at ``scale``, see bundled_name) in the given precision, or the path of
+    an ONNX file (whose precision is its own: ``precision`` must then stay "auto"; its scale is
+    checked where it is opened). None is the bundled default model."""
     if model is None or str(model) in BUNDLED_MODELS:
-        return bundled_model_path(str(model or BUNDLED_MODELS[0]), precision)
+        return bundled_model_path(bundled_name(None if model is None else str(model), scale), precision)
     path = Path(model)
     if not path.is_file():
         raise ModelError(f"model {str(model)!r} does not exist: it is neither a file nor a bundled model "

@@ -22,7 +22,9 @@ from PIL import Image
 from .degradation import jpeg_level_floor, jpeg_quality_of
 from .errors import EnhanceEdgeError, ImageError, ModelError
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
-from .model import INPUT_NAME, STRENGTH_NAME, open_estimator, open_session, resolve_model
+from .model import (BUNDLED_MODELS, INPUT_NAME, STRENGTH_NAME, bundled_scale, bundled_scales, open_estimator,
+                    open_session, resolve_model)
+from .output_size import OutputSize, model_scale_for, resize_output
 from .processing import (fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float,
                          ycbcr_to_rgb)
 from .settings import DEFAULT_MAX_MEMORY
@@ -91,6 +93,12 @@ class Upscaler:
     from 0 (treat it as clean: sharpest) to 1 (strongest clean-up of noise and JPEG blocks)
     sets it for every image. ``upscale(..., strength=...)`` overrides it per call.
 
+    ``scale`` (2, 4) picks a bundled model's file of that scale (``Upscaler("default", scale=4)``
+    runs "default-x4") and checks a model file's own. ``outscale`` (any factor > 0), or ``width``
+    and/or ``height`` in pixels (one alone keeps the aspect ratio), resize the model's result
+    with Lanczos to that size, as Real-ESRGAN's ``--outscale`` does; with ``outscale`` and a
+    bundled model's plain name, the model is the one whose scale is the smallest at or above it.
+
     ``tile`` forces tiles of that many input pixels a side; otherwise images whose model
     run would not fit ``max_memory`` bytes (an estimate of the whole upscale's peak) are
     tiled automatically. Tiles overlap by the model's receptive field, so the result equals
@@ -99,12 +107,19 @@ class Upscaler:
 
     def __init__(self, model: str | Path | None = None, provider: str = "cpu", threads: int | None = None, *,
                  precision: str = "auto", strength: float | str = "auto", tile: int | None = None,
-                 max_memory: int = DEFAULT_MAX_MEMORY):
+                 max_memory: int = DEFAULT_MAX_MEMORY, scale: int | None = None, outscale: float | None = None,
+                 width: int | None = None, height: int | None = None):
         if tile is not None and tile < 1:
             raise EnhanceEdgeError(f"tile must be >= 1 pixel, got {tile}")
         if max_memory < 1:
             raise EnhanceEdgeError(f"max_memory must be > 0 bytes, got {max_memory}")
-        self.session, self.info = open_session(resolve_model(model, precision), provider, threads)
+        self.output_size = OutputSize(outscale, width, height)
+        bundled = model is None or str(model) in BUNDLED_MODELS
+        if scale is None and outscale is not None and bundled and bundled_scale(str(model or "default")) == 2:
+            scale = model_scale_for(outscale, bundled_scales(None if model is None else str(model)))
+        self.session, self.info = open_session(resolve_model(model, precision, scale), provider, threads)
+        if scale is not None and self.info.scale != scale:
+            raise ModelError(f"model {self.info.path!r} upscales x{self.info.scale}, not the x{scale} asked for")
         self._check_input_shape()
         self.strength = self._checked_strength(strength)
         self._estimator = open_estimator(self.info, threads) if self.info.conditioned else None
@@ -127,7 +142,12 @@ class Upscaler:
 
     @property
     def scale(self) -> int:
+        """The model's own factor; ``output_dimensions`` gives the size an upscale returns."""
         return self.info.scale
+
+    def output_dimensions(self, width: int, height: int) -> tuple[int, int]:
+        """The (width, height) ``upscale`` returns for a width x height input."""
+        return self.output_size.for_input(width, height, self.scale)
 
     @functools.cached_property
     def model_name(self) -> str:
@@ -236,7 +256,8 @@ class Upscaler:
 
         Gray (L, 16-bit I;16) stays gray at its bit depth, alpha is kept, palette, CMYK and
         other modes become RGB(A). ``progress`` is called with counts of input pixels done.
-        ``strength`` overrides the Upscaler's own for this image (see the class).
+        ``strength`` overrides the Upscaler's own for this image (see the class). The result
+        has ``output_dimensions`` of the input's size.
         """
         if isinstance(image, np.ndarray):
             if image.dtype not in (np.uint8, np.uint16) or image.ndim not in (2, 3):
@@ -253,7 +274,12 @@ class Upscaler:
             raise ImageError(f"image has no pixels: {image.size[0]}x{image.size[1]}")
         if jpeg_quality is None and image.format in ("JPEG", "MPO"):  # opened from a JPEG: its own tables
             jpeg_quality = jpeg_quality_of(getattr(image, "quantization", None))
-        image = working_image(image)
+        result = self._upscale_by_model(working_image(image), progress, strength, jpeg_quality)
+        return resize_output(result, self.output_dimensions(*image.size))
+
+    def _upscale_by_model(self, image: Image.Image, progress: Callable[[int], None] | None,
+                          strength: float | str | None, jpeg_quality: int | None) -> Image.Image:
+        """A working-mode image upscaled by the model's own scale."""
         if image.mode in ("L", "I;16"):
             pixels = np.asarray(image)
             luma = self._upscale_luma(to_unit_float(pixels), image.mode, progress, strength, jpeg_quality)
@@ -278,7 +304,7 @@ class Upscaler:
         provenance tags written, written atomically, an existing output kept unless ``overwrite``.
 
         ``target``: the output file, or a folder for SOURCE's name; None writes NAME_xS.EXT beside
-        the input. ``format`` ("png", "jpeg", "webp", "tiff", "bmp", "gif"), ``suffix``, ``quality``
+        the input (S: the scale, or the Upscaler's outscale or target). ``format`` ("png", "jpeg", "webp", "tiff", "bmp", "gif"), ``suffix``, ``quality``
         and ``max_pixels`` are the command's options; ``strength`` overrides the Upscaler's own.
         Returns a FileResult (status, sizes, model, precision, strength, seconds); raises
         EnhanceEdgeError subclasses naming the file, and writes nothing then.
@@ -290,7 +316,7 @@ class Upscaler:
         if source.is_dir():
             raise ImageError(one_file)
         jobs = plan_jobs([source], None if target is None else Path(target), scale=self.scale, suffix=suffix,
-                         output_format=format)
+                         output_format=format, output_size=self.output_size)
         if len(jobs) != 1 or jobs[0].source != source:  # a pattern that matched files
             raise ImageError(one_file)
         return upscale_file(self, jobs[0], overwrite=overwrite, quality=quality, max_pixels=max_pixels,

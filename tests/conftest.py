@@ -98,3 +98,19 @@ def tiny_onnx(tmp_path_factory, tiny_generator) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.onnx"
     export_generator(tiny_generator, path, {"trained_on": "nothing (test fixture)"})
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_x4_onnx(tmp_path_factory) -> Path:
+    """A tiny random-weight x4 generator exported through the real export path."""
+    import torch
+
+    from enhance_edge.export.onnx_export import export_generator
+    from enhance_edge.train.config import GeneratorConfig
+    from enhance_edge.train.networks import Generator
+
+    torch.manual_seed(0)
+    generator = Generator(GeneratorConfig(channels=4, residual_blocks=1, skip="bicubic", scale=4)).eval()
+    path = tmp_path_factory.mktemp("model") / "tiny-x4.onnx"
+    export_generator(generator, path, {"trained_on": "nothing (test fixture)"})
+    return path

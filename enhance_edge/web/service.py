@@ -21,7 +21,8 @@ from typing import BinaryIO, Iterator
 
 from PIL import Image
 
-from ..batch import model_precision, read_for_upscale, scale_suffix, write_upscaled
+from ..batch import model_precision, read_for_upscale, write_upscaled
+from ..output_size import OutputSize
 from ..errors import EnhanceEdgeError
 from ..imageio import OUTPUT_FORMATS, format_for
 from ..model import BUNDLED_MODELS, BundledModel, bundled_model_path, bundled_models
@@ -257,7 +258,7 @@ def _download_name(name: str, image_format: str, scale: int) -> str:
         canonical = {pillow_format: extension for pillow_format, extension in OUTPUT_FORMATS.values()}
         extension = canonical.get(image_format) or next(
             (ext for ext, known in Image.registered_extensions().items() if known == image_format), "")
-    return f"{path.stem}{scale_suffix(scale)}{extension}"
+    return f"{path.stem}{OutputSize().suffix(scale)}{extension}"
 
 
 class UpscaleService:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from enhance_edge import Upscaler
-from enhance_edge.model import BUNDLED_MODELS, bundled_model_path, bundled_models
+from enhance_edge.model import BUNDLED_MODELS, bundled_model_path, bundled_models, bundled_scale
 from enhance_edge.protocol import interpolate, make_hr, make_lr, psnr
 from enhance_edge.tiling import receptive_radius, working_bytes_per_pixel
 
@@ -17,7 +17,8 @@ SHIPPED = bundled_models()
 
 
 def test_every_bundled_name_ships_an_fp32_file():
-    assert {m.name for m in SHIPPED if m.precision == "fp32"} == set(BUNDLED_MODELS) == {"default", "fast"}
+    assert {m.name for m in SHIPPED if m.precision == "fp32"} == set(BUNDLED_MODELS) == {"default", "fast",
+                                                                                          "default-x4"}
 
 
 @pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
@@ -34,11 +35,12 @@ def test_plain_onnxruntime_contract(shipped):
     metadata = session.get_modelmeta().custom_metadata_map
     assert {k: metadata[k] for k in ("format", "scale", "channels", "value_range", "layout", "dtype", "colour",
                                      "precision")} == {
-        "format": "enhance-edge-onnx/1", "scale": "2", "channels": "1", "value_range": "0,1", "layout": "NCHW",
+        "format": "enhance-edge-onnx/1", "scale": str(bundled_scale(shipped.name)), "channels": "1", "value_range": "0,1", "layout": "NCHW",
         "dtype": "float32", "colour": "luma", "precision": shipped.precision}
     x = np.random.default_rng(0).random((3, 1, 9, 14), dtype=np.float32)  # dynamic N, H, W
     levels = np.array([0.0, 0.5, 1.0], np.float32).reshape(3, 1, 1, 1)
-    assert session.run(None, {"input": x, "strength": levels})[0].shape == (3, 1, 18, 28)
+    scale = bundled_scale(shipped.name)
+    assert session.run(None, {"input": x, "strength": levels})[0].shape == (3, 1, 9 * scale, 14 * scale)
 
 
 @pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
@@ -48,7 +50,8 @@ def test_bundled_model_is_small_and_self_describing(shipped):
     info = Upscaler(shipped.path).info
     trained_on = info.json_field("trained_on")
     assert trained_on["folder"] == "yale_b_cropped" and trained_on["images"]["train"] == 1710
-    assert shipped.test_psnr == info.json_field("test")["psnr"] > 38.5
+    # PROTOCOL.md's test faces: Lanczos scores 37.50 dB at x2 and 31.17 at x4
+    assert shipped.test_psnr == info.json_field("test")["psnr"] > {2: 38.5, 4: 33.0}[shipped.scale]
     assert json.loads(info.metadata["generator_config"])["channels"] > 0
     # What tiling needs, stated in the file (added to the files shipped before the exporter wrote it).
     config = info.json_field("generator_config")
@@ -66,10 +69,10 @@ def test_the_fast_model_costs_a_fraction_of_the_default():
 def _mean_psnr(upscaler: Upscaler, hrs: list[Image.Image]) -> dict[str, float]:
     scores = {"model": [], "bicubic": [], "lanczos": []}
     for hr in hrs:
-        lr, hr_pixels = make_lr(hr), np.asarray(hr)
+        lr, hr_pixels = make_lr(hr, upscaler.scale), np.asarray(hr)
         scores["model"].append(psnr(hr_pixels, np.asarray(upscaler.upscale(lr))))
         for method in ("bicubic", "lanczos"):
-            scores[method].append(psnr(hr_pixels, np.asarray(interpolate(lr, method))))
+            scores[method].append(psnr(hr_pixels, np.asarray(interpolate(lr, method, upscaler.scale))))
     return {method: float(np.mean(values)) for method, values in scores.items()}
 
 
@@ -79,7 +82,7 @@ def test_bundled_model_beats_bicubic_and_lanczos_on_unseen_yale_faces(shipped, y
     hrs = []
     for path in yale_test_faces:
         with Image.open(path) as image:
-            hrs.append(make_hr(image.convert("L")))
+            hrs.append(make_hr(image.convert("L"), scale=shipped.scale))
     mean = _mean_psnr(Upscaler(shipped.path), hrs)
     assert mean["model"] > mean["lanczos"] + 1.0 and mean["lanczos"] > mean["bicubic"], mean
 

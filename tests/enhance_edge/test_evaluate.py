@@ -1,6 +1,7 @@
 """Face folders to scored HR/LR pairs: enhance_edge.dataset, enhance_edge.evaluate and `evaluate`."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -186,3 +187,25 @@ def test_evaluate_condition_all_prints_one_table_with_the_gain_over_lanczos(face
     bad = CliRunner().invoke(main, ["evaluate", "--data", str(face_folder), "--model", str(tiny_conditioned_onnx),
                                     "--strength", "2"])
     assert bad.exit_code == 2 and "expected auto or a number from 0 to 1, got '2'" in bad.output
+
+
+def test_a_compared_model_runs_as_many_times_as_reach_the_models_scale(face_folder, tiny_onnx, tiny_x4_onnx):
+    x4, x2 = Upscaler(tiny_x4_onnx, threads=1), Upscaler(tiny_onnx, threads=1)
+    scores = evaluate_folder(face_folder, x4, (20, 24), ("test",), compare={"tiny": x2})["test"]
+    assert list(scores) == ["images", "model", "bicubic", "lanczos", "skimage-order3", "tiny x2^2"]
+    paths = folder_splits(face_folder)["test"]
+    hrs, twice = [], []
+    for path in paths:
+        hr, lr = face_pair(path, (20, 24), 4, colour=True)
+        hrs.append(hr)
+        twice.append(x2.upscale(x2.upscale(lr)))
+    assert scores["tiny x2^2"]["psnr"] == pytest.approx(np.mean([psnr(h, o) for h, o in zip(hrs, twice)]))
+    with pytest.raises(DataError, match="a x4 model cannot be compared with a x2 one"):
+        evaluate_folder(face_folder, x2, (20, 24), compare={"x4": x4})
+
+
+def test_evaluate_compare_prints_the_repeated_model_beside_the_baselines(face_folder, tiny_onnx, tiny_x4_onnx):
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(face_folder), "--model", str(tiny_x4_onnx),
+                                       "--compare", str(tiny_onnx), "--hr-size", "20x24", "--split", "test"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"clean\s+tiny x2\^2\s+\d+\.\d\d", result.output)

@@ -17,7 +17,7 @@ from enhance_edge.errors import ImageError
 from enhance_edge.imageio import (DEFAULT_QUALITY, WORKING_MODES, SourceInfo, format_for, made_by_enhance_edge,
                                   output_format_for, probe_pixels, provenance, read_image, working_image, write_image)
 
-TAGS = provenance(2, "tiny.onnx (sha256 0123456789ab)")
+TAGS = provenance("x2", "tiny.onnx (sha256 0123456789ab)")
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 

@@ -3,8 +3,9 @@ import onnxruntime as ort
 import pytest
 
 from enhance_edge.errors import ModelError, ProviderError
-from enhance_edge.model import (DISABLED_OPTIMIZERS_KEY, RECEPTIVE_RADIUS_KEY, WORKING_BYTES_KEY,
-                                ModelInfo, bundled_model_path, open_session, resolve_provider)
+from enhance_edge.model import (BUNDLED_MODELS, DISABLED_OPTIMIZERS_KEY, RECEPTIVE_RADIUS_KEY, WORKING_BYTES_KEY,
+                                ModelInfo, bundled_model_path, bundled_name, bundled_scale, bundled_scales, open_session,
+                                resolve_model, resolve_provider)
 
 
 def test_model_info_comes_from_the_file(tiny_onnx):
@@ -98,3 +99,19 @@ def test_metadata_outside_the_runtime_contract_is_named(tiny_onnx, change, messa
 def test_unknown_bundled_model_name():
     with pytest.raises(ModelError, match="no bundled model named 'huge'"):
         bundled_model_path("huge")
+
+
+def test_a_bundled_name_and_a_scale_choose_the_file_of_that_scale():
+    assert bundled_scale("default") == 2 and bundled_scale("default-x4") == 4
+    assert bundled_scales("default") == (2, 4) and bundled_scales("fast") == (2,)
+    assert bundled_name("default", 4) == "default-x4" and bundled_name("default-x4", 2) == "default"
+    assert bundled_name(None, None) == "default" and bundled_name("fast", 2) == "fast"
+    assert resolve_model(None, "fp32", 4).name == "default-x4.onnx"
+    with pytest.raises(ModelError, match=r"no bundled x4 model of 'fast' \(it comes in x2\)"):
+        bundled_name("fast", 4)
+
+
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_every_bundled_model_has_the_scale_its_name_says(name):
+    _, info = open_session(bundled_model_path(name, "fp32"), "cpu", 1)
+    assert info.scale == bundled_scale(name)

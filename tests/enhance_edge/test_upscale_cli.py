@@ -55,21 +55,6 @@ def bad_files(folder):
             "gone.png": "broken symbolic link"}
 
 
-@pytest.fixture(scope="module")
-def tiny_x4_onnx(tmp_path_factory):
-    """A tiny random-weight x4 generator, exported through the real export path."""
-    import torch
-
-    from enhance_edge.export.onnx_export import export_generator
-    from enhance_edge.train.config import GeneratorConfig
-    from enhance_edge.train.networks import Generator
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny_x4.onnx"
-    export_generator(Generator(GeneratorConfig(channels=4, residual_blocks=1, scale=4)).eval(), path)
-    return path
-
-
 def run(*args):
     return CliRunner().invoke(main, ["upscale", *map(str, args)])
 
@@ -177,6 +162,31 @@ def test_outputs_beside_inputs_are_named_for_the_models_scale(tmp_path, tiny_x4_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_x4.png"]
     with Image.open(tmp_path / "a_x4.png") as image:
         assert image.size == (48, 40)
+
+
+def test_outscale_and_width_resize_the_models_result_and_name_the_output_for_it(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    assert run(tmp_path / "a.png", "--model", tiny_onnx, "--outscale", "1.5").exit_code == 0
+    assert run(tmp_path / "a.png", "--model", tiny_onnx, "--width", "30").exit_code == 0
+    with Image.open(tmp_path / "a_x1.5.png") as image:
+        assert image.size == (18, 15)
+        assert "resized with Lanczos to x1.5" in image.info["Description"]
+    with Image.open(tmp_path / "a_w30.png") as image:
+        assert image.size == (30, 25)  # the aspect ratio kept
+    native = Upscaler(tiny_onnx, threads=1).upscale(Image.open(tmp_path / "a.png"))
+    with Image.open(tmp_path / "a_x1.5.png") as image:
+        assert image.tobytes() == native.resize((18, 15), Image.Resampling.LANCZOS).tobytes()
+
+
+def test_scale_checks_a_model_files_scale_and_sizes_conflict_in_one_line(tmp_path, tiny_onnx, tiny_x4_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    assert run(tmp_path / "a.png", "--model", tiny_x4_onnx, "--scale", "4").exit_code == 0
+    wrong = run(tmp_path / "a.png", "--model", tiny_onnx, "--scale", "4")
+    assert wrong.exit_code == 1 and "upscales x2, not the x4 asked for" in wrong.output
+    both = run(tmp_path / "a.png", "--model", tiny_onnx, "--outscale", "3", "--height", "20")
+    assert both.exit_code == 1 and "give outscale (3) or a width/height target (Nonex20), not both" in both.output
+    assert len(both.output.strip().splitlines()) == 1
+    assert run(tmp_path / "a.png", "--scale", "3").exit_code == 2  # not a choice
 
 
 def test_a_file_named_like_a_pattern_with_o_writes_that_file(tmp_path, tiny_onnx):

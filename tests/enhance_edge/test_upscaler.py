@@ -295,3 +295,21 @@ def test_auto_strength_of_a_jpeg_is_at_least_what_its_quality_implies(conditione
     expected = conditioned.upscale(decoded, strength=max(conditioned.estimate_strength(to_unit_float(decoded)),
                                                          jpeg_level_floor(30)))
     np.testing.assert_array_equal(from_file, expected)
+
+
+def test_scale_and_outscale_choose_the_bundled_model_of_that_scale():
+    assert Upscaler(scale=4, threads=1).info.path.endswith("default-x4.onnx")
+    larger = Upscaler(outscale=3, threads=1)  # x4, then Lanczos down to x3
+    assert larger.scale == 4 and larger.output_dimensions(10, 8) == (30, 24)
+    smaller = Upscaler(outscale=1.5, threads=1)
+    assert smaller.scale == 2 and smaller.info.path.endswith("default.onnx")
+    face = Image.fromarray(np.random.default_rng(0).integers(0, 256, (14, 12), dtype=np.uint8))
+    assert larger.upscale(face).size == (36, 42)
+    assert np.asarray(larger.upscale(np.asarray(face))).shape == (42, 36)
+
+
+def test_a_model_files_scale_is_checked_and_its_output_resized(tiny_onnx):
+    with pytest.raises(ModelError, match="upscales x2, not the x4 asked for"):
+        Upscaler(tiny_onnx, scale=4)
+    targeted = Upscaler(tiny_onnx, threads=1, width=30)
+    assert targeted.scale == 2 and targeted.upscale(Image.new("RGB", (12, 10))).size == (30, 25)

@@ -69,7 +69,7 @@
     ui.version.textContent = catalog.version;
     ui.model.replaceChildren(...catalog.models.map((model) => {
       const selected = model.name === catalog.default_model;
-      return new Option(model.name, model.name, selected, selected);
+      return new Option(`${model.name} (×${model.scale})`, model.name, selected, selected);
     }));
     ui.model.disabled = false;
     showModel();
