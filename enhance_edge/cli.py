@@ -64,7 +64,7 @@ LAZY_COMMANDS = {"train": "enhance_edge.train.cli.train", "plots": "enhance_edge
 @click.group(cls=LazyGroup, lazy_subcommands=LAZY_COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="enhance-edge")
 def main():
-    """Upscale faces x2 with a small super-resolution GAN, on onnxruntime alone.
+    """Upscale faces and photos x2 or x4 with a small super-resolution GAN, on onnxruntime alone.
 
     \b
     Quick start (bundled model, no PyTorch needed):
@@ -257,7 +257,8 @@ def _upscale_on_cluster(inputs: list[Path | str], output: Path | str | None, clu
               show_default=f"{DEFAULT_MAX_PIXELS // 10**6}M",
               help="Refuse inputs with more pixels than this, e.g. 100M (guards against decompression bombs).")
 @click.option("--model", default="default", show_default=True, metavar="NAME|PATH",
-              help="A bundled model (see `enhance-edge models`: default, fast) or an enhance-edge ONNX file.")
+              help="A bundled model (see `enhance-edge models`: default, fast, default-x4) or an enhance-edge "
+                   "ONNX file.")
 @click.option("--provider", default="cpu", show_default=True,
               help="onnxruntime execution provider: cpu, cuda, ... or a full name like CPUExecutionProvider.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
@@ -478,7 +479,8 @@ def _parse_hr_size(ctx, param, value):
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of face images; one sub-folder per subject gives per-split scores.")
 @click.option("--model", default="default", show_default=True, metavar="NAME|PATH",
-              help="A bundled model (see `enhance-edge models`: default, fast) or an enhance-edge ONNX file.")
+              help="A bundled model (see `enhance-edge models`: default, fast, default-x4) or an enhance-edge "
+                   "ONNX file.")
 @click.option("--split", "splits", multiple=True, type=click.Choice(["train", "validation", "test", "all"]),
               help="Only these splits (repeatable). Default: every split the folder has.")
 @click.option("--hr-size", default="92x112", show_default=True, callback=_parse_hr_size,
