@@ -30,6 +30,7 @@ from enhance_edge.cluster import Status, plan_actors, upscale_on_cluster
 
 FACE_SIZE = (92, 112)  # width, height: the HR Yale faces
 PHOTO_SIZE = (1632, 1224)  # 2.0 megapixels
+IDLE_LOAD = 0.5  # a 1-minute load average above this says other work shares the CPUs
 
 
 @dataclass
@@ -64,6 +65,14 @@ def synthetic_images(folder: Path, count: int, size: tuple[int, int], seed: int)
                      + rng.normal(0, 0.02, (height, width)))
             channels.append(np.clip(plane * 255, 0, 255).astype(np.uint8))
         Image.fromarray(np.dstack(channels)).save(folder / f"img{index:05d}.jpg", quality=90)
+
+
+def workloads(faces: int, photos: int) -> list[tuple[str, str, int, tuple[int, int]]]:
+    """(title, folder name, count, size) of each workload asked for; a count of 0 leaves it out."""
+    asked = [(f"{faces} face crops, {FACE_SIZE[0]}x{FACE_SIZE[1]} JPEG", "faces", faces, FACE_SIZE),
+             (f"{photos} photos, {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG "
+              f"({PHOTO_SIZE[0] * PHOTO_SIZE[1] / 1e6:.1f} MP)", "photos", photos, PHOTO_SIZE)]
+    return [workload for workload in asked if workload[2] > 0]
 
 
 def run_cli(inputs: Path, output: Path, model: str) -> float:
@@ -106,13 +115,14 @@ def main() -> None:
 
     cpu = cpu_info()
     print(f"CPU: {cpu['model']}, {cpu['logical_cpus']} logical CPUs; load average {os.getloadavg()[0]:.2f}")
+    if os.getloadavg()[0] > IDLE_LOAD:
+        print(f"note: the machine is not idle (load average over {IDLE_LOAD}): other work moves these figures "
+              f"more than the engine does; measure on an idle machine for RESULTS.md")
     print(f"actor plan for {args.cpus} CPUs: {plan_actors(args.cpus, None, 1 << 30)}")
     with tempfile.TemporaryDirectory(prefix="enhance-edge-cluster-bench-") as scratch:
         scratch = Path(scratch)
-        workloads = [(f"{args.faces} face crops, {FACE_SIZE[0]}x{FACE_SIZE[1]} JPEG", "faces", args.faces, FACE_SIZE),
-                     (f"{args.photos} photos, {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG (2.0 MP)", "photos", args.photos,
-                      PHOTO_SIZE)]
-        for seed, (_, name, count, size) in enumerate(workloads):
+        asked = workloads(args.faces, args.photos)
+        for seed, (_, name, count, size) in enumerate(asked):
             synthetic_images(scratch / name, count, size, seed)
         synthetic_images(scratch / "probe", 1, (16, 16), 99)
         start = time.monotonic()
@@ -127,7 +137,7 @@ def main() -> None:
             cli_startup = min(run_cli(scratch / "probe", scratch / "out", args.model) for _ in range(2))
             ray_startup = {actors: min(run_cluster(scratch / "probe", scratch / "out", args.model, actors)[0]
                                        for _ in range(2)) for actors in actor_counts}
-            for title, name, count, _ in workloads:
+            for title, name, count, _ in asked:
                 cli_runs, ray_runs = [], {actors: [] for actors in actor_counts}
                 for _ in range(args.repeat):
                     cli_runs.append(run_cli(scratch / name, scratch / "out", args.model))

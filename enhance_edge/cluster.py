@@ -7,9 +7,12 @@ one Upscaler and runs each file through batch.upscale_file, the single-file path
 command line (read, check, upscale, tag, write), so names, formats, metadata and provenance
 tags are the same; images over the per-actor memory budget (--max-memory) are tiled there.
 
-Ray is imported only when a cluster run starts: the runtime install, the CLI's start-up and
-a plain `upscale` never load it. Workers read inputs and write outputs by path, so on a
-cluster of several machines both must lie on storage every node mounts at the same path.
+Inputs and -o may also be URIs that pyarrow's filesystems open (file://, s3://, gs://, ...),
+and an input @FILE stands for the paths and URIs FILE lists (enhance_edge.uris): a job with a
+URI at either end runs the same read, upscale, tags and encoding, and is written atomically
+through pyarrow. Paths are read and written as paths, so on a cluster of several machines they
+must lie on storage every node mounts at the same path. Ray is imported only when a cluster run
+starts: the runtime install, the CLI's start-up and a plain `upscale` never load it.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import uris
 from .batch import Job, plan_jobs, printable, upscale_file
 from .errors import EnhanceEdgeError, MissingExtraError
-from .fileio import atomic_output, remove_stale_parts
+from .fileio import remove_stale_parts
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, probe_pixels
-from .model import BUNDLED_MODELS, bundled_model_path, resolve_model
+from .model import BUNDLED_MODELS, resolve_model
 from .settings import CLUSTER_SUMMARY_NAME as SUMMARY_NAME
 from .upscaler import DEFAULT_MAX_MEMORY, Upscaler
+from .uris import Location
 
 # Files per map_batches call: small faces share a call, so Ray's per-call cost is spread over
 # many of them, while a photo has a call of its own. (Stacking faces into one onnxruntime run
@@ -50,8 +55,8 @@ class Status(enum.Enum):
 
 @dataclass(frozen=True)
 class FileStatus:
-    source: Path
-    target: Path
+    source: Location
+    target: Location
     status: Status
     reason: str = ""  # why it failed, naming the file, as the single-process command says it
     warnings: tuple[str, ...] = ()
@@ -67,11 +72,11 @@ class ActorPlan:
 @dataclass
 class ClusterRun:
     files: list[FileStatus]
-    summary: Path
+    summary: Location
     actors: ActorPlan
     startup_s: float  # connecting to (or starting) Ray
     run_s: float  # from the first job handed to Ray to the last result
-    removed_parts: list[Path]  # temporaries that writers killed in an earlier run left, deleted at the start
+    removed_parts: list[Location]  # temporaries that writers killed in an earlier run left, deleted at the start
 
     def count(self, status: Status) -> int:
         return sum(item.status is status for item in self.files)
@@ -121,25 +126,29 @@ def bundle_jobs(jobs: list[Job], pixels: list[int], bundle_pixels: int, actors: 
 
 
 class UpscaleWorker:
-    """A Ray Data actor: one Upscaler, and batch.upscale_file for each file of each bundle."""
+    """A Ray Data actor: one Upscaler, and for each file of each bundle batch.upscale_file (a path
+    to a path) or uris.upscale_job (a URI at either end)."""
 
-    def __init__(self, model: str, precision: str, strength: float | str, provider: str, threads: int,
-                 tile: int | None, max_memory: int, overwrite: bool, quality: int, max_pixels: int, folder: str):
+    def __init__(self, upscaler_options: dict, file_options: dict, folder: str):
+        """``upscaler_options``: Upscaler's keyword arguments; ``file_options``: upscale_file's."""
         # Paths as the user gave them, relative ones too, so that messages name files as the command
         # does: relative to the driver's working folder, where the node mounts it at the same path.
         if os.path.isdir(folder):
             os.chdir(folder)
-        self.upscaler = Upscaler(model, precision=precision, strength=strength, provider=provider, threads=threads,
-                                 tile=tile, max_memory=max_memory)
-        self.options = {"overwrite": overwrite, "quality": quality, "max_pixels": max_pixels}
+        self.upscaler = Upscaler(**upscaler_options)
+        self.options = file_options
 
     def __call__(self, batch: dict) -> dict:
         rows: dict[str, list[str]] = {"source": [], "target": [], "status": [], "reason": [], "warnings": []}
         for encoded in batch["jobs"]:
             for source, target in json.loads(encoded):
                 warnings: list[str] = []
+                job = Job(uris.location(source), uris.location(target))
                 try:
-                    upscale_file(self.upscaler, Job(Path(source), Path(target)), warn=warnings.append, **self.options)
+                    if isinstance(job.source, Path) and isinstance(job.target, Path):
+                        upscale_file(self.upscaler, job, warn=warnings.append, **self.options)
+                    else:
+                        uris.upscale_job(self.upscaler, job, warn=warnings.append, **self.options)
                     # SKIPPED too: the driver sent only outputs that did not exist, so this one was written
                     # by an earlier attempt at this bundle, on an actor that died before reporting it.
                     status, reason = Status.DONE, ""
@@ -179,46 +188,82 @@ def _connect(ray, cluster: str, cpus: int | None) -> bool:
     return True
 
 
-def _model_for_actors(model: str, precision: str) -> tuple[str, str]:
+def _model_for_actors(model: str, precision: str, scale: int) -> tuple[str, str]:
     """The model the actors open: a bundled model by name in the precision the driver chose (so
     every machine runs the same file, whatever its CPU would pick for auto), or the file's path."""
-    path = resolve_model(model, precision)
+    path = resolve_model(model, precision, scale)
     if str(model) in BUNDLED_MODELS:
-        return str(model), "fp32" if path == bundled_model_path(str(model), "fp32") else "int8"
+        return str(model), "fp32" if path == resolve_model(model, "fp32", scale) else "int8"
     return str(path.resolve()), "auto"
 
 
-def default_summary_path(jobs: list[Job], output: Path | None) -> Path:
+def default_summary_path(jobs: list[Job], output: Location | None) -> Location:
     """The summary lies in the output folder, or, without one (outputs beside their inputs, or -o
-    naming the one output file), in the deepest folder that holds every output."""
+    naming the one output file), in the deepest folder that holds every output; where outputs
+    lie on several filesystems (URIs of different buckets), in the working folder."""
+    if isinstance(output, str):
+        return uris.join(output, SUMMARY_NAME)
     if output is not None and all(job.target != output for job in jobs):
         return output / SUMMARY_NAME
-    return Path(os.path.commonpath([job.target.parent.absolute() for job in jobs])) / SUMMARY_NAME
+    targets = [job.target for job in jobs]
+    if all(isinstance(target, Path) for target in targets):
+        return Path(os.path.commonpath([target.parent.absolute() for target in targets])) / SUMMARY_NAME
+    folder = uris.common_folder(targets)
+    return Path(SUMMARY_NAME) if folder is None else uris.join(folder, SUMMARY_NAME)
 
 
-def write_summary(path: Path, files: list[FileStatus]) -> None:
+def write_summary(where: Location, files: list[FileStatus]) -> None:
     """source, target, status, reason: one CSV row per input, in the order of the plan, atomically."""
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(["source", "target", "status", "reason"])
     for item in files:
         writer.writerow([item.source, item.target, item.status.value, item.reason])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as handle:
-        handle.write(text.getvalue().encode())
+    uris.write_atomically(where, text.getvalue().encode())
 
 
-def upscale_on_cluster(inputs: list[Path], output: Path | None = None, *, cluster: str = "local",
+def _plan(inputs: list[Location], output: Location | None, **naming) -> tuple[list[Job], dict[str, int]]:
+    """batch.plan_jobs's jobs (uris.plan_jobs's where an input or -o is a URI), @FILE inputs
+    replaced by the locations they list; and each URI input's size in bytes."""
+    inputs = uris.expand_lists(inputs)
+    if any(isinstance(where, str) for where in [*inputs, output]):
+        return uris.plan_jobs(inputs, output, **naming)
+    return plan_jobs(inputs, output, **naming), {}
+
+
+def _survey_targets(jobs: list[Job]) -> tuple[set[Location], list[Location]]:
+    """The targets that exist (complete: every write is atomic), and the temporaries that killed
+    writers left beside them, deleted."""
+    paths = [job.target for job in jobs if isinstance(job.target, Path)]
+    removed = remove_stale_parts(paths)
+    existing, removed_by_uri = uris.existing_and_stale([job.target for job in jobs if isinstance(job.target, str)])
+    return existing | {path for path in paths if path.exists()}, removed + removed_by_uri
+
+
+def _settled_on_the_driver(job: Job, existing: set[Location], overwrite: bool) -> FileStatus | None:
+    """The status of a job that needs no actor: failed (the plan found a problem) or skipped (its
+    output exists); None for a job to run."""
+    if job.problem is not None:
+        return FileStatus(job.source, job.target, Status.FAILED, f"{job.source}: {job.problem}")
+    if job.target in existing and not overwrite:
+        return FileStatus(job.source, job.target, Status.SKIPPED)
+    return None
+
+
+def upscale_on_cluster(inputs: list[Location], output: Location | None = None, *, cluster: str = "local",
                        recursive: bool = False, suffix: str | None = None, output_format: str | None = None,
                        quality: int = DEFAULT_QUALITY, overwrite: bool = False, tile: int | None = None,
                        max_memory: int = DEFAULT_MAX_MEMORY, max_pixels: int = DEFAULT_MAX_PIXELS,
                        model: str = "default", provider: str = "cpu", threads: int | None = None,
-                       precision: str = "auto", strength: float | str = "auto", actors: int | None = None,
-                       cpus: int | None = None, summary: Path | None = None,
+                       precision: str = "auto", strength: float | str = "auto", scale: int | None = None,
+                       outscale: float | None = None, width: int | None = None, height: int | None = None,
+                       actors: int | None = None, cpus: int | None = None, summary: Location | None = None,
                        bundle_pixels: int = DEFAULT_BUNDLE_PIXELS,
                        report: Callable[[FileStatus, int, int], None] | None = None) -> ClusterRun:
     """Upscale files, folders and patterns as `enhance-edge upscale` does, on Ray Data.
 
+    Inputs and ``output`` may also be URIs (str; a Path is a local path), and an input
+    "@FILE" stands for the paths and URIs FILE lists, one a line (see enhance_edge.uris).
     ``cluster`` is "local" (start Ray on this machine, with ``cpus`` CPUs, default all),
     "auto" or an address (join a running cluster, as ``ray.init`` reads them). The other
     options are `upscale`'s. ``actors`` (default: from the cluster's CPUs and memory, see
@@ -227,14 +272,15 @@ def upscale_on_cluster(inputs: list[Path], output: Path | None = None, *, cluste
     A file that fails is reported and the rest go on; an actor that dies is restarted and
     its files retried. The summary CSV (default: in the output folder) lists every input.
     """
-    # Bad models, precisions, strengths and providers fail here, in one line, before Ray starts.
-    scale = Upscaler(model, precision=precision, strength=strength, provider=provider, threads=1).scale
-    jobs = plan_jobs(list(inputs), output, scale=scale, recursive=recursive, suffix=suffix,
-                     output_format=output_format)
+    # Bad models, precisions, strengths, sizes and providers fail here, in one line, before Ray starts.
+    upscaler = Upscaler(model, precision=precision, strength=strength, provider=provider, threads=1, scale=scale,
+                        outscale=outscale, width=width, height=height)
+    jobs, sizes = _plan(list(inputs), output, scale=upscaler.scale, recursive=recursive, suffix=suffix,
+                        output_format=output_format, output_size=upscaler.output_size)
     if not jobs:
         raise EnhanceEdgeError(f"no images found in {printable(', '.join(map(str, inputs)))}"
                                f"{'' if recursive else ' (-r searches sub-folders)'}")
-    stale = remove_stale_parts(job.target for job in jobs)
+    existing, stale = _survey_targets(jobs)
     summary = summary or default_summary_path(jobs, output)
     statuses: dict[Job, FileStatus] = {}
     finished = 0
@@ -248,16 +294,15 @@ def upscale_on_cluster(inputs: list[Path], output: Path | None = None, *, cluste
 
     pending = []
     for job in jobs:
-        if job.problem is not None:
-            record(job, FileStatus(job.source, job.target, Status.FAILED, f"{job.source}: {job.problem}"))
-        elif job.target.exists() and not overwrite:
-            record(job, FileStatus(job.source, job.target, Status.SKIPPED))
-        else:
+        if (settled := _settled_on_the_driver(job, existing, overwrite)) is None:
             pending.append(job)
-    actor_model, actor_precision = _model_for_actors(model, precision)
-    worker_options = {"model": actor_model, "precision": actor_precision, "strength": strength, "provider": provider,
-                      "tile": tile, "max_memory": max_memory, "overwrite": overwrite, "quality": quality,
-                      "max_pixels": max_pixels, "folder": os.getcwd()}
+        else:
+            record(job, settled)
+    actor_model, actor_precision = _model_for_actors(model, precision, upscaler.scale)
+    upscaler_options = {"model": actor_model, "precision": actor_precision, "strength": strength,
+                        "provider": provider, "tile": tile, "max_memory": max_memory, "scale": upscaler.scale,
+                        "outscale": outscale, "width": width, "height": height}
+    file_options = {"overwrite": overwrite, "quality": quality, "max_pixels": max_pixels}
 
     ray = _import_ray()
     start = time.monotonic()
@@ -270,7 +315,7 @@ def upscale_on_cluster(inputs: list[Path], output: Path | None = None, *, cluste
         if pending:
             by_name = {(str(job.source), str(job.target)): job for job in pending}
             try:
-                for row in _run_pool(ray, pending, plan, worker_options, bundle_pixels):
+                for row in _run_pool(ray, pending, sizes, plan, upscaler_options, file_options, bundle_pixels):
                     job = by_name[(row["source"], row["target"])]
                     record(job, FileStatus(job.source, job.target, Status(row["status"]), row["reason"],
                                            tuple(json.loads(row["warnings"]))))
@@ -286,14 +331,19 @@ def upscale_on_cluster(inputs: list[Path], output: Path | None = None, *, cluste
     return ClusterRun(files, summary, plan, startup_s, run_s, stale)
 
 
-def _run_pool(ray, jobs: list[Job], plan: ActorPlan, worker_options: dict, bundle_pixels: int):
-    """Each file's result row as it comes back from the actor pool."""
-    pixels = [probe_pixels(job.source) for job in jobs]
+def _run_pool(ray, jobs: list[Job], sizes: dict[str, int], plan: ActorPlan, upscaler_options: dict,
+              file_options: dict, bundle_pixels: int):
+    """Each file's result row as it comes back from the actor pool. A URI input is weighed by
+    its size (``sizes``, in bytes), a file by the pixels its header gives."""
+    pixels = [probe_pixels(job.source) if isinstance(job.source, Path)
+              else sizes.get(job.source, 0) * uris.PIXELS_PER_BYTE for job in jobs]
     bundles = bundle_jobs(jobs, pixels, bundle_pixels, plan.count)
     items = [{"jobs": json.dumps([[str(job.source), str(job.target)] for job in bundle])} for bundle in bundles]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
     results = dataset.map_batches(
         UpscaleWorker, batch_size=1, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=min(plan.count, len(items))), num_cpus=plan.cpus,
-        memory=worker_options["max_memory"], fn_constructor_kwargs={**worker_options, "threads": plan.threads})
+        memory=upscaler_options["max_memory"],
+        fn_constructor_kwargs={"upscaler_options": {**upscaler_options, "threads": plan.threads},
+                               "file_options": file_options, "folder": os.getcwd()})
     yield from results.iter_rows()

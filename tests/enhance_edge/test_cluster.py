@@ -1,12 +1,15 @@
 """Upscaling on a local Ray cluster (2 CPUs): the same files as `enhance-edge upscale`, a bad file
 reported, a killed actor's files retried, a rerun that skips what is done."""
 
+import contextlib
 import csv
 import importlib.util
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,17 +59,34 @@ def make_folder(folder: Path) -> list[str]:
     return names
 
 
+def parent_pid(pid: int) -> int:
+    """From /proc/PID/stat, whose second field (the name, in parentheses) may hold spaces."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+def processes_of_this_test() -> dict[int, bytes]:
+    """Command line of each process this test process started, directly or not (Ray's head
+    processes are its children, Ray's workers the raylet's): another Ray on the machine, of
+    another test run, is never touched."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command, pid = (entry / "cmdline").read_bytes(), int(entry.name)
+            while pid > 1 and pid != os.getpid():
+                pid = parent_pid(pid)
+        except (OSError, ValueError, IndexError):  # a process that just ended
+            continue
+        if pid == os.getpid() and int(entry.name) != os.getpid():
+            found[int(entry.name)] = command
+    return found
+
+
 def upscale_worker_pids() -> list[int]:
     """The Ray Data actors running UpscaleWorker (Ray titles its worker processes ray::ACTOR)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            command = (entry / "cmdline").read_bytes()
-        except OSError:  # not a process, or one that just ended
-            continue
-        if entry.name.isdigit() and command.startswith(b"ray::MapWorker(MapBatches(UpscaleWorker))"):
-            pids.append(int(entry.name))
-    return pids
+    return sorted(pid for pid, command in processes_of_this_test().items()
+                  if command.startswith(b"ray::MapWorker(MapBatches(UpscaleWorker))"))
 
 
 def assert_same_image(cluster_file: Path, plain_file: Path) -> None:
@@ -88,46 +108,87 @@ def read_summary(path: Path) -> dict[str, tuple[str, str]]:
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray of 2 CPUs, as on the machines this project is built on; upscale_on_cluster
-    uses a Ray its process already runs."""
+    uses a Ray its process already runs. Ray 2.60 gives its raylet a fixed 30 s to register
+    at start, which a loaded machine can exceed: the start is tried again then."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False)
+    for attempt in range(3):
+        before = set(processes_of_this_test())
+        try:
+            ray.init(num_cpus=2, include_dashboard=False)
+            break
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception for this time-out
+            ray.shutdown()  # which leaves the failed start's head processes running: they are ended here
+            for pid in set(processes_of_this_test()) - before:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if attempt == 2 or "timed out during startup" not in str(exc):
+                raise
     try:
         yield ray
     finally:
         ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    """A folder of make_folder's, and what the plain command writes for it (one output failed)."""
+    root = tmp_path_factory.mktemp("archive")
+    names = make_folder(root / "in")
+    plain = CliRunner().invoke(main, ["upscale", str(root / "in"), "-o", str(root / "plain"), "--tile", str(TILE)])
+    assert plain.exit_code == 1 and "corrupt.png" in plain.output  # the bad file fails the plain command too
+    return root / "in", names, root / "plain"
+
+
+class ActorKiller(threading.Thread):
+    """SIGKILLs one UpscaleWorker actor as soon as the first output appears in ``folder`` (the
+    pool is then at work and most files are still to do), and counts the outputs right after.
+    Waits on files, not on time: however slow the machine, the kill comes midway."""
+
+    def __init__(self, folder: Path, patience_s: float = 600):
+        super().__init__(daemon=True)
+        self.folder, self.patience_s = folder, patience_s
+        self.done = threading.Event()  # set by the test when the run is over
+        self.killed: int | None = None
+        self.outputs_after_kill: int | None = None
+
+    def outputs(self) -> int:
+        if not self.folder.is_dir():
+            return 0
+        return sum(1 for path in self.folder.iterdir() if not path.name.startswith(".") and path.name != SUMMARY_NAME)
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.patience_s
+        while not self.done.is_set() and time.monotonic() < deadline:
+            pids = upscale_worker_pids()
+            if pids and self.outputs():
+                os.kill(pids[0], signal.SIGKILL)
+                self.killed, self.outputs_after_kill = pids[0], self.outputs()
+                return
+            self.done.wait(0.02)
+
+
 @needs_ray
-def test_a_killed_actor_and_a_corrupt_file_still_give_the_plain_commands_files(tmp_path, local_ray):
+def test_a_killed_actor_and_a_corrupt_file_still_give_the_plain_commands_files(tmp_path, local_ray, archive):
     from enhance_edge.cluster import upscale_on_cluster
 
-    names = make_folder(tmp_path / "in")
-    plain = CliRunner().invoke(main, ["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "plain"),
-                                      "--tile", str(TILE)])
-    assert plain.exit_code == 1 and "corrupt.png" in plain.output  # the bad file fails the plain command too
+    source, names, plain = archive
+    killer = ActorKiller(tmp_path / "out")
+    killer.start()
+    try:
+        run = upscale_on_cluster([source], tmp_path / "out", cluster="local", tile=TILE)
+    finally:
+        killer.done.set()
+        killer.join()
 
-    killed: list[int] = []
-    reported_after_kill: list[str] = []
-
-    def kill_an_actor_after_the_first_face(item, finished, total):
-        if killed:
-            reported_after_kill.append(item.source.name)
-        elif item.status is Status.DONE:
-            pid = upscale_worker_pids()[0]
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-
-    run = upscale_on_cluster([tmp_path / "in"], tmp_path / "out", cluster="local", tile=TILE,
-                             report=kill_an_actor_after_the_first_face)
-
-    assert killed and reported_after_kill, "the actor was not killed while files remained"
+    assert killer.killed is not None, "no actor was killed"
+    assert killer.outputs_after_kill < len(names), "the actor was killed after every file was done"
     assert run.actors == ActorPlan(count=2, cpus=0.5, threads=1)
     # A temporary the killed actor was writing may remain (hidden; the next run deletes it once stale).
     outputs = sorted(path.name for path in (tmp_path / "out").iterdir() if not path.name.startswith("."))
     assert outputs == sorted(names + [SUMMARY_NAME]), "every good file once, and nothing else"
     for name in names:
-        assert_same_image(tmp_path / "out" / name, tmp_path / "plain" / name)
+        assert_same_image(tmp_path / "out" / name, plain / name)
     summary = read_summary(run.summary)
     assert run.summary == tmp_path / "out" / SUMMARY_NAME
     assert {name: status for name, (status, _) in summary.items()} == {**dict.fromkeys(names, "done"),
@@ -137,9 +198,41 @@ def test_a_killed_actor_and_a_corrupt_file_still_give_the_plain_commands_files(t
 
     # Run again: what is done is skipped (not rewritten), the bad file is tried and reported again.
     written = {name: (tmp_path / "out" / name).stat().st_mtime_ns for name in names}
-    rerun = upscale_on_cluster([tmp_path / "in"], tmp_path / "out", cluster="local", tile=TILE)
+    rerun = upscale_on_cluster([source], tmp_path / "out", cluster="local", tile=TILE)
     assert {name: status for name, (status, _) in read_summary(rerun.summary).items()} == {
         **dict.fromkeys(names, "skipped"), "corrupt.png": "failed"}
+    assert written == {name: (tmp_path / "out" / name).stat().st_mtime_ns for name in names}
+
+
+@needs_ray
+def test_uris_and_an_input_list_give_the_same_files_and_a_rerun_skips_them(tmp_path, local_ray, archive):
+    source, names, plain = archive
+    listing = tmp_path / "archive.txt"
+    listing.write_text(f"# the photos to upscale, one path or URI a line\n\n{source.as_uri()}/\n")
+    out = (tmp_path / "out").as_uri()
+    command = ["upscale", f"@{listing}", "-o", out, "--tile", str(TILE), "--cluster", "local"]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1, result.output  # the corrupt file, as without --cluster
+    assert set(result.stdout.splitlines()) == {f"{source.as_uri()}/{name} -> {out}/{name}" for name in names}
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: {source.as_uri()}/corrupt.png: corrupt or truncated image ("), errors
+    assert f"summary: {out}/{SUMMARY_NAME}" in result.stderr
+    for name in names:
+        assert_same_image(tmp_path / "out" / name, plain / name)
+    summary = read_summary(tmp_path / "out" / SUMMARY_NAME)
+    assert {name: status for name, (status, _) in summary.items()} == {**dict.fromkeys(names, "done"),
+                                                                        "corrupt.png": "failed"}
+
+    # A temporary that a killed writer left long ago is deleted; finished files are not redone.
+    part = tmp_path / "out" / f".{names[0]}.0123abcd.part"
+    part.write_bytes(b"half an image")
+    os.utime(part, (time.time() - 3600, time.time() - 3600))
+    written = {name: (tmp_path / "out" / name).stat().st_mtime_ns for name in names}
+    rerun = CliRunner().invoke(main, command)
+    assert rerun.exit_code == 1, rerun.output
+    assert "removed 1 partial file(s)" in rerun.stderr and not part.exists()
+    assert f"done 0, failed 1, skipped {len(names)}" in rerun.stderr
     assert written == {name: (tmp_path / "out" / name).stat().st_mtime_ns for name in names}
 
 
@@ -186,6 +279,15 @@ def test_without_the_extra_cluster_is_one_line_naming_it(tmp_path, monkeypatch):
     assert result.stderr == ("error: --cluster needs the 'cluster' extra (ray is not installed): "
                              'pip install "enhance-edge[cluster]"\n')
     assert not (tmp_path / "face_x2.png").exists()
+
+
+def test_uris_without_cluster_are_refused_before_anything_runs(tmp_path):
+    Image.new("L", (20, 24), 128).save(tmp_path / "face.png")
+    for arguments in ([(tmp_path / "face.png").as_uri()], [str(tmp_path / "face.png"), "-o", "s3://bucket/out/"]):
+        result = CliRunner().invoke(main, ["upscale", *arguments])
+        assert result.exit_code == 2
+        assert f"Error: '{arguments[-1]}': URIs are read and written with --cluster only" in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["face.png"]
 
 
 @pytest.mark.parametrize(("cpus", "memory", "actors", "threads", "expected"), [
