@@ -1,7 +1,8 @@
 """The benchmark commands: `enhance-edge bench`, loaded by the enhance-edge group (enhance_edge/cli.py)
 when it runs or a help lists it, and the Pareto search of generator sizes
 (`python -m enhance_edge.benchmarks.pareto`). Nothing measured is imported at start: a help needs
-no onnxruntime.
+no onnxruntime. Both write into the current folder unless told where (--out): an installed
+package's own folder is no place for results.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from enhance_edge.cli_support import parse_sizes, parse_threads, reports_errors, require_extra
-from enhance_edge.limits import MAX_PSNR_LOSS_DB
+from enhance_edge.cli_support import CONTEXT_SETTINGS, parse_sizes, parse_threads, reports_errors, require_extra
+from enhance_edge.limits import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS, MAX_PSNR_LOSS_DB
 
 from ..export.cli import quantize
 
@@ -49,8 +50,9 @@ from ..export.cli import quantize
 @click.option("--section", "sections", multiple=True,
               type=click.Choice(["latency", "throughput", "quality", "memory", "end_to_end", "kernels"]),
               help="Only these sections (repeatable; default: all).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where results.json, RESULTS.md and latency.png go (default: the repository's benchmarks/).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              help="Folder for results.json, RESULTS.md and latency.png (default: the current one; the published "
+                   "run writes the repository's benchmarks/: --out benchmarks).")
 @click.option("--compare", multiple=True, metavar="NAME|PATH",
               help="Also time and score this model with onnxruntime, as ort-LABEL (repeatable): a bundled name "
                    "gives each precision installed (LABEL NAME-fp32, NAME-int8), a file its stem. Default: the "
@@ -61,8 +63,8 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
     """Benchmark PyTorch eager, ORT fp32/int8, OpenCV DNN, OpenCV's FSRCNN/ESPCN and Pillow side by side.
 
     \b
-    The run the project publishes (bundled models, ~10 min on 2 idle cores):
-      enhance-edge bench --min-reps 5 --min-time 1
+    The run the project publishes (bundled models, ~10 min on 2 idle cores), from the repository:
+      enhance-edge bench --min-reps 5 --min-time 1 --out benchmarks
     A fresh quantization of the bundled model, benchmarked:
       enhance-edge bench --calibration ../shared/data/yale_b_cropped --int8 new-int8.onnx
     Prints a table and writes results.json, RESULTS.md and latency.png. Figures vary
@@ -72,7 +74,7 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
     from enhance_edge.model import bundled_model_path, int8_model_path
 
     from .report import screen_table, write_all
-    from .run import DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, REPO, SECTIONS, BenchConfig, compare_models, run_benchmark
+    from .run import DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, SECTIONS, BenchConfig, compare_models, run_benchmark
 
     model_path = model_path or bundled_model_path(precision="fp32")
     if int8_path is None:
@@ -89,5 +91,46 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
                          sections=sections or SECTIONS, extra_models=compare_models(compare))
     results = run_benchmark(config, report=lambda line: click.echo(line, err=True))
     click.echo(screen_table(results))
-    for path in write_all(results, out_dir or REPO / "benchmarks"):
+    for path in write_all(results, out_dir):
+        click.echo(f"wrote {path}")
+
+
+def _one_size(ctx, param, value):
+    sizes = parse_sizes(ctx, param, value)
+    if len(sizes) != 1:
+        raise click.BadParameter(f"expected one HEIGHTxWIDTH, got {value!r}")
+    return sizes[0]
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="Face folder whose validation subjects score the peers (default: ../shared/data/yale_b_cropped "
+                   "beside the repository); without it the peers are timed but not plotted.")
+@click.option("--peers", "peers_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of OpenCV's FSRCNN/ESPCN x2 weights; peers that are not there are skipped and listed.")
+@click.option("--size", default="x".join(map(str, FSRCNN_GOAL_SIZE)), show_default=True, callback=_one_size,
+              help="Input size, HEIGHTxWIDTH.")
+@click.option("--threads", type=click.IntRange(min=1), default=FSRCNN_GOAL_THREADS, show_default=True)
+@click.option("--min-time", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Seconds of repetitions per measurement, at least.")
+@click.option("--min-reps", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Repetitions per measurement, at least (after 2 warm-up runs).")
+@click.option("--out", "png", type=click.Path(dir_okay=False, path_type=Path), default=Path("pareto.png"),
+              show_default=True, help="The plot (PNG).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The rows (default: the plot's path with .json).")
+@reports_errors
+def pareto(models, data_dir, peers_dir, size, threads, min_time, min_reps, png, json_path):
+    """Time candidate models (fp32 and int8 of several generator sizes) and OpenCV's FSRCNN/ESPCN x2 in
+    one process, and plot validation PSNR against latency with the Pareto front."""
+    from .pareto import ParetoConfig, measure_candidates, write_pareto
+    from .run import DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR
+
+    config = ParetoConfig(tuple(models), data_dir or DEFAULT_DATA_DIR, peers_dir or DEFAULT_PEERS_DIR, size, threads,
+                          min_reps=min_reps, min_time_s=min_time)
+    results = measure_candidates(config, report=lambda line: click.echo(line, err=True))
+    for name, reason in results["skipped"].items():
+        click.echo(f"skipped {name}: {reason}")
+    for path in write_pareto(results, png, json_path or png.with_suffix(".json")):
         click.echo(f"wrote {path}")

@@ -8,6 +8,8 @@ so the test subjects stay unseen while a size is chosen; the peers, which store 
 on the validation faces of a data folder (PROTOCOL.md's validation subjects).
 
     python -m enhance_edge.benchmarks.pareto small.onnx small-int8.onnx big.onnx ... --out docs/pareto.png
+
+(the command is ``pareto`` in cli.py; this module measures and plots).
 """
 
 from __future__ import annotations
@@ -17,10 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 
-from enhance_edge.cli_support import parse_sizes, reports_errors
 from enhance_edge.dataset import PairSet, load_pairs
 from enhance_edge.errors import DataError, MissingExtraError, ModelError
 from enhance_edge.fileio import atomic_output
@@ -30,7 +30,7 @@ from ..export.timing import Timing, measure
 from . import machine
 from .backends import Backend, Skipped, onnx_metadata, ort_backend, peer_backend
 from .report import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS, PSNR_GOAL_DB
-from .run import DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, REPO, input_plane, upscale_all
+from .run import DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, input_plane, upscale_all
 
 PEERS_PLOTTED = {"fsrcnn": "OpenCV FSRCNN x2", "espcn": "OpenCV ESPCN x2"}
 
@@ -211,42 +211,7 @@ def write_pareto(results: dict, png: Path, json_path: Path) -> list[Path]:
     return [png, json_path]
 
 
-def _one_size(ctx, param, value):
-    sizes = parse_sizes(ctx, param, value)
-    if len(sizes) != 1:
-        raise click.BadParameter(f"expected one HEIGHTxWIDTH, got {value!r}")
-    return sizes[0]
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR,
-              help="Face folder whose validation subjects score the peers (default: ../shared/data/yale_b_cropped "
-                   "beside the repository); without it the peers are timed but not plotted.")
-@click.option("--peers", "peers_dir", type=click.Path(path_type=Path), default=DEFAULT_PEERS_DIR,
-              help="Folder of OpenCV's FSRCNN/ESPCN x2 weights; peers that are not there are skipped and listed.")
-@click.option("--size", default="x".join(map(str, FSRCNN_GOAL_SIZE)), show_default=True, callback=_one_size,
-              help="Input size, HEIGHTxWIDTH.")
-@click.option("--threads", type=click.IntRange(min=1), default=FSRCNN_GOAL_THREADS, show_default=True)
-@click.option("--min-time", type=click.FloatRange(min=0), default=2.0, show_default=True,
-              help="Seconds of repetitions per measurement, at least.")
-@click.option("--min-reps", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Repetitions per measurement, at least (after 2 warm-up runs).")
-@click.option("--out", "png", type=click.Path(dir_okay=False, path_type=Path), default=REPO / "docs" / "pareto.png",
-              show_default=True, help="The plot (PNG).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The rows (default: the plot's path with .json).")
-@reports_errors
-def main(models, data_dir, peers_dir, size, threads, min_time, min_reps, png, json_path):
-    """Time candidate models (fp32 and int8 of several generator sizes) and OpenCV's FSRCNN/ESPCN x2 in
-    one process, and plot validation PSNR against latency with the Pareto front."""
-    config = ParetoConfig(tuple(models), data_dir, peers_dir, size, threads, min_reps=min_reps, min_time_s=min_time)
-    results = measure_candidates(config, report=lambda line: click.echo(line, err=True))
-    for name, reason in results["skipped"].items():
-        click.echo(f"skipped {name}: {reason}")
-    for path in write_pareto(results, png, json_path or png.with_suffix(".json")):
-        click.echo(f"wrote {path}")
-
-
 if __name__ == "__main__":
-    main(prog_name="python -m enhance_edge.benchmarks.pareto")
+    from .cli import pareto
+
+    pareto(prog_name="python -m enhance_edge.benchmarks.pareto")
