@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from enhance_edge.cli_support import reports_errors, require_extra
-from enhance_edge.limits import MAX_PSNR_LOSS_DB, PARITY_TOLERANCE
+from enhance_edge.limits import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB, PARITY_TOLERANCE
 
 
 @click.command()
@@ -99,10 +99,9 @@ def export(checkpoint, output, tolerance, score_dir, clean_model, clean_below, e
 @click.option("--max-loss-db", type=click.FloatRange(min=0), default=MAX_PSNR_LOSS_DB, show_default=True,
               help="Largest PSNR loss of int8 against fp32 on the validation faces and, on average, on every "
                    "gate set; above it nothing is written.")
-@click.option("--max-image-loss-db", type=click.FloatRange(min=0), default=None,
+@click.option("--max-image-loss-db", type=click.FloatRange(min=0), default=MAX_IMAGE_LOSS_DB, show_default=True,
               help="Largest PSNR loss on any one gate image (validation faces, scikit-image's astronaut and LFW "
-                   "faces, synthetic gradients, high-key and low-key images; none used to calibrate). "
-                   "[default: 0.3]")
+                   "faces, synthetic gradients, high-key and low-key images; none used to calibrate).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads for timing recipes.")
 @reports_errors
 def quantize(model, output_path, data_dir, methods, activations, weights, silu, output, calibration_sets, residual,
@@ -123,8 +122,7 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
     require_extra("quantization", "train")
     from enhance_edge.model import int8_model_path
 
-    from .quantize import (MAX_IMAGE_LOSS_DB, default_search, describe_gate, quantize_model, require_keepable,
-                           search_space)
+    from .quantize import default_search, describe_gate, quantize_model, require_keepable, search_space
 
     chosen = {"calibrations": methods, "activations": activations, "weights": weights, "silu": silu, "output": output,
               "calibration_sets": calibration_sets, "residual": residual}
@@ -136,7 +134,7 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
         raise click.BadParameter(str(exc), param_hint="--activations") from None
     output_path = output_path or int8_model_path(model)
     summary = quantize_model(model, output_path, data_dir, recipes, max_loss_db=max_loss_db,
-                             max_image_loss_db=MAX_IMAGE_LOSS_DB if max_image_loss_db is None else max_image_loss_db,
+                             max_image_loss_db=max_image_loss_db,
                              threads=threads, report=click.echo)
     validation, test = summary["validation"], summary["test"]
     click.echo(f"kept {' '.join(f'{k}={v}' for k, v in summary['recipe'].items())}: validation PSNR "
