@@ -79,8 +79,8 @@ def compare(inputs: Path, first: Path, second: Path) -> str:
         pixels_a, pixels_b = from_unit_float(a[key_a]), from_unit_float(b[key_b])
         levels = np.abs(pixels_a.astype(np.int16) - pixels_b)
         scores = [np.mean([psnr(h, o) for h, o in zip(hr, pixels)]) for pixels in (pixels_a, pixels_b)]
-        lines.append(f"| {label} | {np.abs(a[key_a] - b[key_b]).max():.2e} | {(levels > 0).mean():.2%} | {levels.max()} | "
-                     f"{scores[0]:.3f} | {scores[1]:.3f} |")
+        lines.append(f"| {label} | {np.abs(a[key_a] - b[key_b]).max():.2e} | {(levels > 0).mean():.2%} | "
+                     f"{levels.max()} | {scores[0]:.3f} | {scores[1]:.3f} |")
     return "\n".join(lines)
 
 

@@ -109,7 +109,8 @@ def main() -> None:
     parser.add_argument("--actors", default="2,1", help="actor counts to measure, comma-separated")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray")
     parser.add_argument("--repeat", type=int, default=2,
-                        help="runs of each engine, taken in turn; the fastest counts (the least disturbed by other load)")
+                        help="runs of each engine, taken in turn; the fastest counts (the least disturbed by "
+                             "other load)")
     args = parser.parse_args()
     import ray
 

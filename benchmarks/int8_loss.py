@@ -127,7 +127,8 @@ def analyse(fp32_path: Path, int8_path: Path, data_dir: Path, top: int = 6, sing
     result = {"sets": {}, "variants": {}, "tensors": {}}
     real = float_outputs(int8_session, sets, levels)
     for name, (hr, _) in sets.items():
-        fp32_psnr = np.array([psnr(h, o) for h, o in zip(hr, np.clip(reference[name], 0, 255).round().astype(np.uint8))])
+        fp32_psnr = np.array([psnr(h, o)
+                              for h, o in zip(hr, np.clip(reference[name], 0, 255).round().astype(np.uint8))])
         int8_psnr = np.array([psnr(h, o) for h, o in zip(hr, np.clip(real[name], 0, 255).round().astype(np.uint8))])
         result["sets"][name] = {"images": len(hr), "fp32_psnr": float(fp32_psnr.mean()),
                                 "mean_loss_db": float((fp32_psnr - int8_psnr).mean()),
@@ -159,7 +160,8 @@ def analyse(fp32_path: Path, int8_path: Path, data_dir: Path, top: int = 6, sing
         for tensor, value in zip(probed, values):
             low, high = result["tensors"][tensor]["range"]
             entry = result["tensors"][tensor]
-            entry["clipped"][name] = float(((value < low - entry["step"] / 2) | (value > high + entry["step"] / 2)).mean())
+            half_step = entry["step"] / 2
+            entry["clipped"][name] = float(((value < low - half_step) | (value > high + half_step)).mean())
             entry["peak"][name] = [float(value.min()), float(value.max())]
     # single tensors: the largest contributors on the worst set
     worst_set = max(result["sets"], key=lambda s: result["sets"][s]["mean_loss_db"])

@@ -305,7 +305,8 @@ class Upscaler:
 
         ``target``: the output file, or a folder for SOURCE's name; None writes NAME_xS.EXT beside
         the input (S: the scale, or the Upscaler's outscale or target). ``format`` ("png", "jpeg",
-        "webp", "tiff", "bmp", "gif"), ``suffix``, ``quality`` and ``max_pixels`` are the command's options; ``strength`` overrides the Upscaler's own.
+        "webp", "tiff", "bmp", "gif"), ``suffix``, ``quality`` and ``max_pixels`` are the command's
+        options; ``strength`` overrides the Upscaler's own.
         Returns a FileResult (status, sizes, model, precision, strength, seconds); raises
         EnhanceEdgeError subclasses naming the file, and writes nothing then.
         """

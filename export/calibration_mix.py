@@ -101,7 +101,8 @@ def random_crops(image: np.ndarray, height: int, width: int, count: int, rng: np
     return np.stack([image[t:t + height, s:s + width] for t, s in zip(tops, lefts)])
 
 
-def calibration_mix(hr_shape: tuple[int, int], per_kind: int = 8, seed: int = CALIBRATION_SEED) -> dict[str, np.ndarray]:
+def calibration_mix(hr_shape: tuple[int, int], per_kind: int = 8,
+                    seed: int = CALIBRATION_SEED) -> dict[str, np.ndarray]:
     """HR luma images of (height, width) ``hr_shape`` for calibration, by kind: "photos" (crops of
     CALIBRATION_PHOTOS, ``per_kind`` // 2 of each, at least one) and ``per_kind`` of each synthetic kind."""
     rng = np.random.default_rng(seed)
@@ -113,7 +114,8 @@ def calibration_mix(hr_shape: tuple[int, int], per_kind: int = 8, seed: int = CA
     return mix
 
 
-def gate_images(hr_shape: tuple[int, int], scale: int, per_kind: int = 4, seed: int = GATE_SEED) -> dict[str, np.ndarray]:
+def gate_images(hr_shape: tuple[int, int], scale: int, per_kind: int = 4,
+                seed: int = GATE_SEED) -> dict[str, np.ndarray]:
     """HR luma images that calibration never sees, by set, each set of one size: "astronaut" (the
     whole portrait and crops of it), "lfw faces" (scikit-image's LFW subset made to ``hr_shape`` as
     PROTOCOL.md makes HR faces), and ``per_kind`` synthetic gradients, high-key and low-key images

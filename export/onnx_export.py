@@ -106,7 +106,8 @@ def to_onnx_bytes(generator: Generator) -> bytes:
     generator gets its second input, the (N, 1, 1, 1) strength."""
     example = (torch.rand(*PARITY_SHAPES[0]),) + ((torch.rand(1, 1, 1, 1),) if _conditioned(generator) else ())
     input_names = [INPUT_NAME, STRENGTH_NAME][:len(example)]
-    axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"},
+    axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+            OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"},
             **({STRENGTH_NAME: {0: "batch"}} if _conditioned(generator) else {})}
     return _traced_onnx(generator, example, input_names, OUTPUT_NAME, axes)
 
@@ -207,8 +208,8 @@ def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path, toleran
             source, source_state = estimator_from, load(estimator_from)
             source_config = run_config(estimator_from, source_state)
             if source_config.degradation != config.degradation:
-                raise ModelError(f"{str(estimator_from)!r} learned other degradation ranges than {str(checkpoint_path)!r}: "
-                                 f"its estimator reads another level")
+                raise ModelError(f"{str(estimator_from)!r} learned other degradation ranges than "
+                                 f"{str(checkpoint_path)!r}: its estimator reads another level")
             config = replace(config, estimator=source_config.estimator)
         estimator = DegradationEstimator(config.estimator)
         try:

@@ -153,8 +153,9 @@ def estimated_levels(info: ModelInfo, lr_faces: np.ndarray) -> np.ndarray | None
     if not info.conditioned:
         return None
     estimator = open_estimator(info)
-    return np.concatenate([estimator.run(None, {INPUT_NAME: model_feeds(lr_faces[i:i + EVAL_BATCH], None)[INPUT_NAME]})[0]
-                           for i in range(0, len(lr_faces), EVAL_BATCH)]).reshape(-1)
+    return np.concatenate([
+        estimator.run(None, {INPUT_NAME: model_feeds(lr_faces[i:i + EVAL_BATCH], None)[INPUT_NAME]})[0]
+        for i in range(0, len(lr_faces), EVAL_BATCH)]).reshape(-1)
 
 
 class FaceCalibrationReader(CalibrationDataReader):
@@ -221,7 +222,8 @@ def upscale_faces(session: ort.InferenceSession, lr_faces: np.ndarray,
     clipped as a user would save them."""
     outputs = []
     for start in range(0, len(lr_faces), EVAL_BATCH):
-        feeds = model_feeds(lr_faces[start:start + EVAL_BATCH], None if levels is None else levels[start:start + EVAL_BATCH])
+        feeds = model_feeds(lr_faces[start:start + EVAL_BATCH],
+                            None if levels is None else levels[start:start + EVAL_BATCH])
         outputs += list(from_unit_float(session.run(None, feeds)[0][:, 0]))
     return outputs
 

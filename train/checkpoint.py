@@ -22,7 +22,7 @@ from enhance_edge.errors import CheckpointError
 from enhance_edge.fileio import atomic_output
 
 from . import qat
-from .config import GeneratorConfig, RunConfig
+from .config import RunConfig
 from .networks import Discriminator, Generator
 
 FORMAT = "enhance-edge-checkpoint/1"

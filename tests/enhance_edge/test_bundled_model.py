@@ -35,8 +35,8 @@ def test_plain_onnxruntime_contract(shipped):
     metadata = session.get_modelmeta().custom_metadata_map
     assert {k: metadata[k] for k in ("format", "scale", "channels", "value_range", "layout", "dtype", "colour",
                                      "precision")} == {
-        "format": "enhance-edge-onnx/1", "scale": str(bundled_scale(shipped.name)), "channels": "1", "value_range": "0,1", "layout": "NCHW",
-        "dtype": "float32", "colour": "luma", "precision": shipped.precision}
+        "format": "enhance-edge-onnx/1", "scale": str(bundled_scale(shipped.name)), "channels": "1",
+        "value_range": "0,1", "layout": "NCHW", "dtype": "float32", "colour": "luma", "precision": shipped.precision}
     x = np.random.default_rng(0).random((3, 1, 9, 14), dtype=np.float32)  # dynamic N, H, W
     levels = np.array([0.0, 0.5, 1.0], np.float32).reshape(3, 1, 1, 1)
     scale = bundled_scale(shipped.name)

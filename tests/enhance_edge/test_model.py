@@ -4,8 +4,8 @@ import pytest
 
 from enhance_edge.errors import ModelError, ProviderError
 from enhance_edge.model import (BUNDLED_MODELS, DISABLED_OPTIMIZERS_KEY, RECEPTIVE_RADIUS_KEY, WORKING_BYTES_KEY,
-                                ModelInfo, bundled_model_path, bundled_name, bundled_scale, bundled_scales, open_session,
-                                resolve_model, resolve_provider)
+                                ModelInfo, bundled_model_path, bundled_name, bundled_scale, bundled_scales,
+                                open_session, resolve_model, resolve_provider)
 
 
 def test_model_info_comes_from_the_file(tiny_onnx):

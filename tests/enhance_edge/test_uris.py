@@ -168,7 +168,8 @@ def test_an_input_list_names_paths_and_uris(store, tmp_path, monkeypatch):
         "mock://bucket/in/", Path("photos/a b.png"), Path("/abs/x.png"), "mock://bucket/more.png", Path("plain.png")]
     with pytest.raises(EnhanceEdgeError, match=r"^@gone.txt: cannot read the input list \(no such file\)$"):
         uris.expand_lists([Path("@gone.txt")])
-    with pytest.raises(EnhanceEdgeError, match=r"^@mock://bucket/gone.txt: cannot read the input list \(no such file\)$"):
+    with pytest.raises(EnhanceEdgeError,
+                       match=r"^@mock://bucket/gone.txt: cannot read the input list \(no such file\)$"):
         uris.expand_lists(["@mock://bucket/gone.txt"])
     Path("latin1.txt").write_bytes("caf\xe9.png\n".encode("latin-1"))
     with pytest.raises(EnhanceEdgeError, match=r"^@latin1.txt: cannot read the input list \('utf-8' codec"):
