@@ -90,6 +90,41 @@ def _bomb_message(path, width: int, height: int, max_pixels: int) -> str:
             f"{_pixel_count(max_pixels)} that guards against decompression bombs (raise it with --max-pixels)")
 
 
+def _open_image(handle: BinaryIO, source, max_pixels: int) -> Image.Image:
+    """Image.open, whose own bomb guard refuses files declaring more than twice
+    Image.MAX_IMAGE_PIXELS (179 megapixels by default: a process-wide setting, the application's,
+    left as it is here). Such a refusal is the ImageError of read_image's limit, or says that
+    Pillow's is lower where the caller raised its own above it."""
+    try:
+        return Image.open(handle)
+    except Image.DecompressionBombError:
+        size = _declared_size(handle)
+        pillows = 2 * Image.MAX_IMAGE_PIXELS
+        if size is not None and max_pixels < pillows:
+            raise ImageError(_bomb_message(source, *size, max_pixels)) from None
+        declared = f"{size[0]}x{size[1]} is {_pixel_count(size[0] * size[1])}, " if size else ""
+        raise ImageError(f"{source}: {declared}over {_pixel_count(pillows)}, the most Pillow decodes "
+                         f"(twice PIL.Image.MAX_IMAGE_PIXELS, its own guard against decompression bombs)") from None
+
+
+def _declared_size(handle: BinaryIO) -> tuple[int, int] | None:
+    """The size a file's header declares, read by the Pillow plugin of its format as Image.open
+    finds it, without Image.open's bomb guard (which refused the file); None if none reads it."""
+    Image.init()
+    handle.seek(0)
+    prefix = handle.read(16)
+    for format_id in Image.ID:
+        factory, accept = Image.OPEN[format_id]
+        if accept is not None and not accept(prefix):
+            continue
+        try:
+            handle.seek(0)
+            return factory(handle, None).size
+        except Exception:  # noqa: BLE001, S112 - not this format: Image.open tries the next too
+            continue
+    return None
+
+
 def probe_pixels(path: Path) -> int:
     """Pixel count from the file header alone (0 if unreadable); for progress estimates."""
     try:
@@ -166,7 +201,7 @@ def read_image(source: str | Path | BinaryIO,
         source.seek(0)
         opened = contextlib.nullcontext(source)
     try:
-        with opened as handle, _quiet(), Image.open(handle) as image:
+        with opened as handle, _quiet(), _open_image(handle, source, max_pixels) as image:
             if image.width * image.height > max_pixels:
                 raise ImageError(_bomb_message(source, image.width, image.height, max_pixels))
             frames = getattr(image, "n_frames", 1)
@@ -182,9 +217,9 @@ def read_image(source: str | Path | BinaryIO,
             lossless = source_format == "WEBP" and _webp_is_lossless(handle)
     except ImageError:
         raise
-    except Image.DecompressionBombError:  # Pillow's own limit (an application's setting, never changed here)
-        raise ImageError(f"{source}: over {_pixel_count(2 * Image.MAX_IMAGE_PIXELS)}, the most Pillow decodes "
-                         f"(twice PIL.Image.MAX_IMAGE_PIXELS, its own guard against decompression bombs)") from None
+    except Image.DecompressionBombError:  # a frame over Pillow's own limit (see _open_image), found decoding
+        raise ImageError(f"{source}: a frame over {_pixel_count(2 * Image.MAX_IMAGE_PIXELS)}, the most Pillow "
+                         f"decodes (twice PIL.Image.MAX_IMAGE_PIXELS)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{source}: not an image (or a format Pillow cannot read)") from None
     except PermissionError:
