@@ -138,7 +138,7 @@ def expand_inputs(inputs: list[Path], recursive: bool = False, exclude: Path | N
     return found
 
 
-def _output_suffix(source: Path, output_format: str | None) -> str:
+def output_extension(source: Path, output_format: str | None) -> str:
     """The output's extension: --format's, else the input's when Pillow can write it, else .png."""
     if output_format is not None:
         return OUTPUT_FORMATS[output_format][1]
@@ -160,7 +160,7 @@ def plan_jobs(inputs: list[Path], output: Path | None, *, scale: int, recursive:
     if output is not None and not output.is_dir():
         if one_file and (output.exists() or output.suffix):
             _check_output_file(output, suffix, output_format)
-            return _with_problems([Job(inputs[0], output)])
+            return with_problems([Job(inputs[0], output)])
         if output.exists():
             raise EnhanceEdgeError(f"-o {str(output)!r} is an existing file, but several inputs, a folder or a "
                                    f"pattern need -o to be a folder")
@@ -174,7 +174,7 @@ def plan_jobs(inputs: list[Path], output: Path | None, *, scale: int, recursive:
     found = expand_inputs(inputs, recursive, exclude=output)
     jobs = []
     for item in found:
-        name = f"{item.path.stem}{suffix}{_output_suffix(item.path, output_format)}"
+        name = f"{item.path.stem}{suffix}{output_extension(item.path, output_format)}"
         folder = item.path.parent if output is None else output / item.relative.parent
         # expand_inputs keeps a pattern only when nothing matched it
         jobs.append(Job(item.path, folder / name, "no file matches this pattern" if _is_pattern(item.path) else None))
@@ -182,7 +182,7 @@ def plan_jobs(inputs: list[Path], output: Path | None, *, scale: int, recursive:
     earlier_outputs = {_real_path(job.target) for job in jobs}
     jobs = [job for job, item in zip(jobs, found)
             if not (item.from_folder and _real_path(job.source) in earlier_outputs)]
-    return _with_problems(jobs)
+    return with_problems(jobs)
 
 
 def _check_output_file(output: Path, suffix: str | None, output_format: str | None) -> None:
@@ -200,7 +200,7 @@ def _check_output_file(output: Path, suffix: str | None, output_format: str | No
         raise EnhanceEdgeError(f"--suffix {suffix!r} does not apply when -o {str(output)!r} names the output file")
 
 
-def _with_problems(jobs: list[Job]) -> list[Job]:
+def with_problems(jobs: list[Job]) -> list[Job]:
     """Mark jobs that would overwrite an input or another job's output; the rest run."""
     sources = {_real_path(job.source) for job in jobs}
     claimed: dict[Path, Path] = {}

@@ -23,7 +23,7 @@ from typing import BinaryIO, Iterator
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks, so parts are never judged stale there
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 PART_SUFFIX = ".part"
 # A part nobody holds locked may still be brand new (its writer has not locked it yet) or just
@@ -64,7 +64,7 @@ def _new_part(path: Path) -> tuple[int, Path]:
     raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(path.parent))
 
 
-def _target_name(part_name: str) -> str | None:
+def target_name(part_name: str) -> str | None:
     """NAME of a ``.NAME.XXXXXXXX.part`` temporary of atomic_output; None for other names."""
     if not (part_name.startswith(".") and part_name.endswith(PART_SUFFIX)):
         return None
@@ -104,7 +104,7 @@ def remove_stale_parts(targets: Iterable[Path]) -> list[Path]:
             continue
         for entry in entries:
             part = folder / entry
-            if _target_name(entry) in names and _is_abandoned(part):
+            if target_name(entry) in names and _is_abandoned(part):
                 part.unlink(missing_ok=True)
                 removed.append(part)
     return removed

@@ -99,7 +99,7 @@ def _open_image(handle: BinaryIO, source, max_pixels: int) -> Image.Image:
         return Image.open(handle)
     except Image.DecompressionBombError:
         size = _declared_size(handle)
-        pillows = 2 * Image.MAX_IMAGE_PIXELS
+        pillows = 2 * Image.MAX_IMAGE_PIXELS  # type: ignore[operator]  # set: Pillow raised its bomb error
         if size is not None and max_pixels < pillows:
             raise ImageError(_bomb_message(source, *size, max_pixels)) from None
         declared = f"{size[0]}x{size[1]} is {_pixel_count(size[0] * size[1])}, " if size else ""
@@ -119,7 +119,7 @@ def _declared_size(handle: BinaryIO) -> tuple[int, int] | None:
             continue
         try:
             handle.seek(0)
-            return factory(handle, None).size
+            return factory(handle, "").size  # "": no file name, as Image.open passes for a file object
         except Exception:  # noqa: BLE001, S112 - not this format: Image.open tries the next too
             continue
     return None
@@ -194,7 +194,7 @@ def read_image(source: str | Path | BinaryIO,
     and in a working mode, with what its output inherits. Every failure is an ImageError."""
     if isinstance(source, (str, os.PathLike)):
         source = Path(source)
-        opened = _open_file(source)
+        opened: contextlib.AbstractContextManager[BinaryIO] = _open_file(source)
     elif source.seek(0, os.SEEK_END) == 0:
         raise ImageError(f"{source}: empty file")
     else:
@@ -218,7 +218,8 @@ def read_image(source: str | Path | BinaryIO,
     except ImageError:
         raise
     except Image.DecompressionBombError:  # a frame over Pillow's own limit (see _open_image), found decoding
-        raise ImageError(f"{source}: a frame over {_pixel_count(2 * Image.MAX_IMAGE_PIXELS)}, the most Pillow "
+        pillows = 2 * Image.MAX_IMAGE_PIXELS  # type: ignore[operator]  # set: Pillow raised its bomb error
+        raise ImageError(f"{source}: a frame over {_pixel_count(pillows)}, the most Pillow "
                          f"decodes (twice PIL.Image.MAX_IMAGE_PIXELS)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{source}: not an image (or a format Pillow cannot read)") from None
@@ -320,6 +321,7 @@ def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
             srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
             converted = ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(profile)), srgb,
                                                   outputMode="RGB")
+            assert converted is not None  # None only when converting in place
             converted.info = {**image.info, "icc_profile": srgb.tobytes()}
             return converted
         except Exception:  # noqa: BLE001 - a broken profile or no littlecms: use the plain formula
@@ -327,6 +329,18 @@ def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
     converted = image.convert("RGB")
     converted.info = {k: v for k, v in image.info.items() if k != "icc_profile"}  # a CMYK profile no longer fits
     return converted
+
+
+class NamedBytes(io.BytesIO):
+    """An image file's bytes (an upload, an object read from a URI) whose str() is its name, so
+    that read_image's errors name it as they name a path."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def provenance(how: str, model_name: str) -> tuple[str, str]:

@@ -29,10 +29,11 @@ from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from PIL import Image
 
-from .batch import InputFile, Job, _output_suffix, _with_problems, expand_inputs, read_for_upscale, write_upscaled
+from .batch import (InputFile, Job, expand_inputs, output_extension, read_for_upscale, with_problems,
+                    write_upscaled)
 from .errors import EnhanceEdgeError, ImageError, MissingExtraError
-from .fileio import PART_SUFFIX, STALE_PART_SECONDS, _target_name, atomic_output
-from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, format_for
+from .fileio import PART_SUFFIX, STALE_PART_SECONDS, target_name, atomic_output
+from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, NamedBytes, format_for
 from .output_size import OutputSize
 from .upscaler import Upscaler
 
@@ -178,7 +179,8 @@ def plan_jobs(inputs: list[Location], output: Location | None, *, scale: int, re
     found = [entry for where in inputs for entry in _inputs(where, recursive, output)]
     jobs = []
     for item, _ in found:
-        relative = item.relative.parent / f"{item.relative.stem}{suffix}{_output_suffix(item.relative, output_format)}"
+        extension = output_extension(item.relative, output_format)
+        relative = item.relative.parent / f"{item.relative.stem}{suffix}{extension}"
         if output is None:
             target = (item.path.parent / relative.name if isinstance(item.path, Path)
                       else join(_parent(item.path), relative.name))
@@ -190,7 +192,7 @@ def plan_jobs(inputs: list[Location], output: Location | None, *, scale: int, re
     kept = [(job, item) for job, (item, _) in zip(jobs, found)
             if not (item.from_folder and _key(job.source) in earlier_outputs)]
     sizes = {str(item.path): size for item, size in found if isinstance(item.path, str)}
-    return _with_problems([job for job, _ in kept]), sizes
+    return with_problems([job for job, _ in kept]), sizes
 
 
 def _key(where: Location) -> str:
@@ -238,7 +240,7 @@ def existing_and_stale(targets: list[str]) -> tuple[set[str], list[str]]:
                 continue
             if info.base_name in names:
                 existing.add(names[info.base_name])
-            elif _target_name(info.base_name) in names and (
+            elif target_name(info.base_name) in names and (
                     info.mtime is None or time.time() - info.mtime.timestamp() > STALE_PART_SECONDS):
                 with contextlib.suppress(FileNotFoundError):  # another run's clean-up was first
                     filesystem.delete_file(info.path)
@@ -261,27 +263,16 @@ def _exists(where: Location) -> bool:
     return where.exists() if isinstance(where, Path) else _kind(where) != "missing"
 
 
-class _NamedBytes(io.BytesIO):
-    """A file's bytes whose str() is its URI, so that read_image's errors name it as the command does."""
-
-    def __init__(self, data: bytes, name: str):
-        super().__init__(data)
-        self.name = name
-
-    def __str__(self) -> str:
-        return self.name
-
-
 def _read_bytes(uri: str) -> bytes:
     filesystem, path = resolve(uri)
     with filesystem.open_input_stream(path) as stream:
         return stream.read()
 
 
-def _read(uri: str) -> _NamedBytes:
+def _read(uri: str) -> NamedBytes:
     """The bytes of the file ``uri``, whose str() is the URI; ImageError with the plain reason."""
     try:
-        return _NamedBytes(_read_bytes(uri), uri)
+        return NamedBytes(_read_bytes(uri), uri)
     except FileNotFoundError:
         raise ImageError(f"{uri}: no such file") from None
     except PermissionError:

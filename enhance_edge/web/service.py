@@ -22,10 +22,10 @@ from typing import BinaryIO, Iterator
 from PIL import Image
 
 from ..batch import model_precision, read_for_upscale, write_upscaled
-from ..output_size import OutputSize
 from ..errors import EnhanceEdgeError
-from ..imageio import OUTPUT_FORMATS, format_for
+from ..imageio import OUTPUT_FORMATS, NamedBytes, format_for
 from ..model import BUNDLED_MODELS, BundledModel, bundled_model_path, bundled_models
+from ..output_size import OutputSize
 from ..upscaler import DEFAULT_MAX_MEMORY, Upscaler, parse_strength
 from .limits import Limits, MiB
 
@@ -238,17 +238,6 @@ def upload_name(filename: str | None) -> str:
     return name[:200] or "upload"
 
 
-class _NamedUpload(io.BytesIO):
-    """Upload bytes whose str() is the upload's name, so read errors name the file as the CLI does."""
-
-    def __init__(self, data: bytes, name: str):
-        super().__init__(data)
-        self.name = name
-
-    def __str__(self) -> str:
-        return self.name
-
-
 def _download_name(name: str, image_format: str, scale: int) -> str:
     """NAME_x{scale}.EXT with the extension of the format the result is in."""
     path = Path(name)
@@ -276,7 +265,7 @@ class UpscaleService:
         with self._jobs_lock:
             entry = self._jobs.get(job)
             ahead = self.queue.ahead_of(entry) if entry is not None else None
-            if ahead is None:
+            if entry is None or ahead is None:
                 return None
             if not entry.running:
                 return {"state": "waiting", "ahead": ahead}
@@ -312,10 +301,10 @@ class UpscaleService:
         leaves the queue, or stops at its next tile, with ClientGone."""
         name = upload_name(filename)
         model, precision = self.catalog.check(model, precision)
-        strength = self.catalog.check_strength(model, precision, strength)
+        level = self.catalog.check_strength(model, precision, strength)
         with self._tracked(job) as entry, self.queue.turn(entry, abandoned) as waited:
             try:
-                return self._upscale(entry, source, name, model, precision, strength, abandoned, waited)
+                return self._upscale(entry, source, name, model, precision, level, abandoned, waited)
             finally:
                 if entry.pixels_total >= RELEASE_AFTER_PIXELS:
                     self.catalog.release(model, precision)
@@ -331,7 +320,7 @@ class UpscaleService:
                                  "the most this server accepts")
         upscaler = self.catalog.upscaler(model, precision)
         # The input's format, as the CLI keeps it; one too small for the result (JPEG, WebP) gives a PNG.
-        image, source_info, image_format = read_for_upscale(upscaler, _NamedUpload(data, name), None,
+        image, source_info, image_format = read_for_upscale(upscaler, NamedBytes(data, name), None,
                                                             self.limits.max_pixels, png_if_too_large=True)
         del data
         entry.pixels_total = image.width * image.height
