@@ -66,9 +66,9 @@ def test_the_runtime_does_not_import_the_web_framework_and_the_web_app_not_torch
     code = ("import sys\n"
             "import enhance_edge, enhance_edge.cli\n"
             "assert not {'starlette', 'uvicorn'} & set(sys.modules), 'web framework imported'\n"
-            # as enhance_edge/web/__init__.py says: service (serve's defaults) at start, app and server for serve
-            "assert 'enhance_edge.web.service' in sys.modules and not {'enhance_edge.web.app', "
-            "'enhance_edge.web.server'} & set(sys.modules), 'web modules'\n"
+            # as enhance_edge/web/__init__.py says: limits (serve's defaults) at start, the rest for serve
+            "assert 'enhance_edge.web.limits' in sys.modules and not {'enhance_edge.web.service', "
+            "'enhance_edge.web.app', 'enhance_edge.web.server'} & set(sys.modules), 'web modules'\n"
             "import enhance_edge.web.app, enhance_edge.web.server\n"
             "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
