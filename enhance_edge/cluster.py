@@ -95,16 +95,17 @@ def plan_actors(cpus: float, memory: float | None, max_memory: int, actors: int 
     if cpus <= 0:
         raise EnhanceEdgeError(f"the Ray cluster has no CPUs ({cpus:g}); enhance-edge's actors need some")
     fitting = int(memory // max_memory) if memory else None
+    known_memory = f"{memory / 2**20:.0f} MiB" if memory else "unknown"  # said where fitting is not None
     if fitting == 0:
         raise EnhanceEdgeError(f"--max-memory {max_memory / 2**20:g} MiB per actor is more than the Ray cluster's "
-                               f"memory ({memory / 2**20:.0f} MiB): lower --max-memory")
+                               f"memory ({known_memory}): lower --max-memory")
     if actors is None:
         actors = max(1, int(cpus)) if fitting is None else max(1, min(int(cpus), fitting))
     elif actors < 1:
         raise EnhanceEdgeError(f"actors must be >= 1, got {actors}")
     elif fitting is not None and actors > fitting:
         raise EnhanceEdgeError(f"{actors} actors at --max-memory {max_memory / 2**20:g} MiB each need more than the "
-                               f"Ray cluster's memory ({memory / 2**20:.0f} MiB): fewer actors or a lower --max-memory")
+                               f"Ray cluster's memory ({known_memory}): fewer actors or a lower --max-memory")
     reserve = min(1.0, cpus / 2)
     request = math.floor((cpus - reserve) / actors * 100) / 100 or 0.01
     return ActorPlan(actors, request, threads or max(1, round(cpus / actors)))

@@ -198,7 +198,7 @@ def _pillow_luma_tables() -> tuple[tuple[int, tuple[int, ...]], ...]:
         Image.new("L", (8, 8)).save(buffer, "JPEG", quality=quality)
         buffer.seek(0)
         with Image.open(buffer) as decoded:
-            tables.append((quality, tuple(decoded.quantization[0])))
+            tables.append((quality, tuple(decoded.quantization[0])))  # type: ignore[attr-defined]  # JPEG's own
     return tuple(tables)
 
 

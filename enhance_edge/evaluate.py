@@ -102,7 +102,8 @@ def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, 
     for name, paths in folder_splits(folder, seed).items():
         if splits and name not in splits:
             continue
-        hrs, outputs = [], {m: [] for m in ("model", *BASELINES, *others)}
+        hrs: list[np.ndarray] = []
+        outputs: dict[str, list[np.ndarray]] = {m: [] for m in ("model", *BASELINES, *others)}
         for index, path in enumerate(paths):
             hr, lr = condition_pair(path, index, condition, hr_size, upscaler.scale)
             hrs.append(hr)

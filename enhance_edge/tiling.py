@@ -36,6 +36,8 @@ def receptive_radius(generator_config: dict[str, Any] | None) -> int:
     the tail. The bicubic skip path reads 2 pixels around (with replicate padding at the
     edge, which a tile edge inside the image must not see either).
     """
+    if generator_config is None:
+        return FALLBACK_MARGIN
     try:
         convolutions = 2 + 2 * int(generator_config["residual_blocks"])
     except (TypeError, KeyError, ValueError):

@@ -14,7 +14,7 @@ import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 from PIL import Image
@@ -193,6 +193,7 @@ class Upscaler:
         if strength != "auto":
             return float(strength)
         estimate = self.estimate_strength(plane)
+        assert estimate is not None  # a conditioned model carries its estimator
         return estimate if jpeg_quality is None else max(estimate, jpeg_level_floor(jpeg_quality))
 
     def upscale_plane(self, plane: np.ndarray, strength: float | None = None) -> np.ndarray:
@@ -205,7 +206,7 @@ class Upscaler:
         if (strength is None) == self.info.conditioned:
             raise ModelError(f"model {self.info.path!r} {'needs' if self.info.conditioned else 'takes no'} "
                              f"a strength")
-        if self._clean is not None and strength < self.info.clean_below:
+        if self._clean is not None and strength is not None and strength < self.info.clean_below:
             return self._clean.upscale_plane(plane)
         feeds = {INPUT_NAME: plane.astype(np.float32, copy=False)[None, None]}
         if strength is not None:
@@ -250,6 +251,14 @@ class Upscaler:
             return out
         return upscale_tiled(plane, run, self.scale, tile, self.margin, progress)
 
+    @overload
+    def upscale(self, image: Image.Image, *, progress: Callable[[int], None] | None = None,
+                strength: float | str | None = None, jpeg_quality: int | None = None) -> Image.Image: ...
+
+    @overload
+    def upscale(self, image: np.ndarray, *, progress: Callable[[int], None] | None = None,
+                strength: float | str | None = None, jpeg_quality: int | None = None) -> np.ndarray: ...
+
     def upscale(self, image: Image.Image | np.ndarray, *, progress: Callable[[int], None] | None = None,
                 strength: float | str | None = None, jpeg_quality: int | None = None) -> Image.Image | np.ndarray:
         """Upscale a PIL image (any mode) or a uint8/uint16 array (H, W) or (H, W, 2|3|4).
@@ -286,9 +295,10 @@ class Upscaler:
             return Image.fromarray(_to_pixels(luma, pixels.dtype))
         alpha = np.asarray(image.getchannel("A")) if image.mode in ("LA", "RGBA") else None
         if image.mode == "LA":
+            assert alpha is not None  # LA has its alpha channel
             gray = fill_transparent(np.asarray(image)[..., :1], alpha)[..., 0]
             luma = self._upscale_luma(to_unit_float(gray), image.mode, progress, strength, jpeg_quality)
-            return Image.fromarray(np.dstack([_to_pixels(luma, np.uint8), self._upscale_alpha(alpha)]))
+            return Image.fromarray(np.dstack([_to_pixels(luma, np.dtype(np.uint8)), self._upscale_alpha(alpha)]))
         rgb = np.asarray(image.convert("RGB"))
         if alpha is not None:
             rgb = fill_transparent(rgb, alpha)

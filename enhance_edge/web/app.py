@@ -19,6 +19,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -98,7 +99,7 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     if status in CLOSES_CONNECTION:
         headers = {**(headers or {}), "connection": "close"}
     return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -246,12 +247,13 @@ async def upscale(request: Request) -> Response:
             # A client that leaves while its request waits or runs must not keep its place or the model.
             abandoned = threading.Event()
             watcher = asyncio.ensure_future(until_disconnected(request.receive))
-            watcher.add_done_callback(lambda task: task.cancelled() or service.queue.abandon(abandoned))
+            watcher.add_done_callback(lambda task: None if task.cancelled() else service.queue.abandon(abandoned))
             try:
-                # With one file allowed and that file the image, the other fields are text.
+                # With one file allowed and that file the image, the other fields are text (Starlette
+                # types them str | UploadFile: hence the ignores).
                 result = await run_in_threadpool(service.upscale_upload, upload.file, upload.filename,
-                                                 form.get("model"), form.get("precision"), form.get("job"),
-                                                 abandoned, form.get("strength"))
+                                                 form.get("model"), form.get("precision"),  # type: ignore[arg-type]
+                                                 form.get("job"), abandoned, form.get("strength"))  # type: ignore[arg-type]
             finally:
                 watcher.cancel()
     except EnhanceEdgeError as exc:
@@ -305,7 +307,7 @@ def create_app(service: UpscaleService | None = None, allowed_hosts: list[str] |
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders), Middleware(RequestGuard, allowed_hosts=allowed_hosts)],
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        exception_handlers={HTTPException: http_error, Exception: server_error},  # type: ignore[dict-item]
     )
     app.state.service = service or UpscaleService()
     app.state.http_limits = http_limits or HttpLimits()

@@ -8,6 +8,7 @@ GuardedH11Protocol adds the deadline and a connection limit that such clients ca
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import json
@@ -91,7 +92,7 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits, self.max_connections = limits, max_connections
         self.idle_since: float = 0.0
-        self.header_timer = None
+        self.header_timer: asyncio.TimerHandle | None = None
         self.refused = False
 
     def connection_made(self, transport) -> None:
@@ -168,7 +169,9 @@ def make_server(service: UpscaleService, allowed_hosts: list[str] | None = None,
     app = create_app(service, allowed_hosts=allowed_hosts, http_limits=http_limits)
     protocol = functools.partial(GuardedH11Protocol, limits=http_limits,
                                  max_connections=service.limits.max_waiting + 1 + SPARE_CONNECTIONS)
-    return uvicorn.Server(uvicorn.Config(app, http=protocol, log_level="info", server_header=False))
+    # uvicorn calls `http` as the protocol's class (its annotation allows no partial)
+    return uvicorn.Server(uvicorn.Config(app, http=protocol, log_level="info",  # type: ignore[arg-type]
+                                         server_header=False))
 
 
 def serve(service: UpscaleService, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False,
