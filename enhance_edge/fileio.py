@@ -49,6 +49,14 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
         raise
 
 
+def write_file(path: Path, data: bytes) -> None:
+    """``data`` becomes the file ``path`` whole (its folder made when missing), or nothing is
+    written; OSError when the file system refuses, for the caller to name in its own error type."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as handle:
+        handle.write(data)
+
+
 def _new_part(path: Path) -> tuple[int, Path]:
     """A new ``.NAME.XXXXXXXX.part`` beside ``path``, open for writing. It gets what any new file
     gets (0666 less the umask, applied by the system), as when another program saves it: mkstemp

@@ -32,7 +32,7 @@ from PIL import Image
 from .batch import (InputFile, Job, expand_inputs, output_extension, read_for_upscale, with_problems,
                     write_upscaled)
 from .errors import EnhanceEdgeError, ImageError, MissingExtraError
-from .fileio import PART_SUFFIX, STALE_PART_SECONDS, target_name, atomic_output
+from .fileio import PART_SUFFIX, STALE_PART_SECONDS, target_name, write_file
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, NamedBytes, format_for
 from .output_size import OutputSize
 from .upscaler import Upscaler
@@ -286,9 +286,7 @@ def write_atomically(where: Location, data: bytes) -> None:
     missing. EnhanceEdgeError naming ``where`` when the storage refuses."""
     if isinstance(where, Path):
         try:
-            where.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_output(where) as handle:
-                handle.write(data)
+            write_file(where, data)
         except OSError as exc:
             raise EnhanceEdgeError(f"{where}: cannot write ({exc})") from None
         return

@@ -21,7 +21,7 @@ import torch
 
 from enhance_edge import __version__
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.fileio import atomic_output
+from enhance_edge.fileio import write_file
 from enhance_edge.limits import PARITY_TOLERANCE
 from enhance_edge.model import (CLEAN_BELOW_KEY, CLEAN_MODEL_KEY, DISABLED_OPTIMIZERS_KEY, ESTIMATOR_KEY, FORMAT,
                                 INPUT_NAME, OUTPUT_NAME, RECEPTIVE_RADIUS_KEY, STRENGTH_NAME, WORKING_BYTES_KEY)
@@ -172,9 +172,7 @@ def write_model_file(path: str | Path, data: bytes) -> None:
     """Write a model atomically (its folder created), a failure being one ModelError naming the file."""
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path) as handle:
-            handle.write(data)
+        write_file(path, data)
     except OSError as exc:
         raise ModelError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
