@@ -138,18 +138,18 @@ class _UpscaleReport:
         click.echo(f"warning: {printable(message)}", err=True)
 
     def finished(self, result) -> None:
-        from .batch import printable
+        from .batch import Outcome, printable
 
         self.counts[result.status.value] += 1
         _clear_bar_line(self.bar)
-        if result.status.value == "failed":
+        if result.status is Outcome.FAILED:
             click.echo(f"error: {printable(result.error)}", err=True)
-        elif result.status.value == "skipped":
+        elif result.status is Outcome.SKIPPED:
             click.echo(f"{'error' if self.fail_on_skip else 'skipped'}: {printable(str(result.output))} exists "
                        f"(--overwrite replaces it)", err=True)
         if self.as_json:
             click.echo(json.dumps({"type": "file", **result.to_dict()}))
-        elif result.status.value == "done":
+        elif result.status is Outcome.DONE:
             click.echo(printable(f"{result.input} -> {result.output}"))
         if self.lines is not None:
             self.lines.advance(files=1)

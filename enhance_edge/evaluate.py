@@ -98,6 +98,7 @@ def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, 
     check_hr_size(hr_size, upscaler.scale)
     others = {f"{label} x{other.scale}^{runs}" if runs > 1 else label: (other, runs)
               for label, other in (compare or {}).items() for runs in [repeats_to_scale(other, upscaler.scale)]}
+    quality = condition_jpeg_quality(condition)
     results = {}
     for name, paths in folder_splits(folder, seed).items():
         if splits and name not in splits:
@@ -107,7 +108,6 @@ def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, 
         for index, path in enumerate(paths):
             hr, lr = condition_pair(path, index, condition, hr_size, upscaler.scale)
             hrs.append(hr)
-            quality = condition_jpeg_quality(condition)
             for method, outs in outputs.items():
                 outs.append(upscale_repeatedly(*others[method], lr, quality) if method in others
                             else upscale_with(method, lr, upscaler, quality))

@@ -18,6 +18,7 @@ from typing import Any
 import onnxruntime as ort
 
 from .errors import ModelError, ProviderError
+from .output_size import model_scale_for
 from .tiling import receptive_radius, working_bytes_per_pixel
 from .settings import PRECISIONS
 
@@ -167,6 +168,15 @@ def bundled_name(model: str | None = None, scale: int | None = None) -> str:
         raise ModelError(f"no bundled x{scale} model of {family!r} (it comes in {scales}); bundled: "
                          f"{', '.join(BUNDLED_MODELS)}")
     return chosen
+
+
+def bundled_scale_for(model: str | Path | None, factor: float) -> int | None:
+    """For the default model (None) or a bundled model's plain name, the scale of its file whose
+    scale is the smallest at or above ``factor`` (else its largest); None for a model file or a
+    name that states its scale ("default-x4"), which keep their own."""
+    if model is not None and (str(model) not in BUNDLED_MODELS or bundled_scale(str(model)) != 2):
+        return None
+    return model_scale_for(factor, bundled_scales(None if model is None else str(model)))
 
 
 def resolve_model(model: str | Path | None = None, precision: str = "auto", scale: int | None = None) -> Path:

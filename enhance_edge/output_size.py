@@ -2,7 +2,7 @@
 
 A model upscales by its fixed integer scale; other sizes are that result resized with Lanczos,
 as Real-ESRGAN's ``--outscale`` does. The model whose scale is the smallest at or above the
-factor does the upscaling (``model_scale_for``), so Lanczos only ever shrinks its output or,
+factor does the upscaling (``model_scale_for``, model.bundled_scale_for), so Lanczos only ever shrinks its output or,
 beyond the largest model, enlarges it as little as possible.
 """
 

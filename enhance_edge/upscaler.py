@@ -22,9 +22,8 @@ from PIL import Image
 from .degradation import jpeg_level_floor, jpeg_quality_of
 from .errors import EnhanceEdgeError, ImageError, ModelError
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
-from .model import (BUNDLED_MODELS, INPUT_NAME, STRENGTH_NAME, bundled_scale, bundled_scales, open_estimator,
-                    open_session, resolve_model)
-from .output_size import OutputSize, model_scale_for, resize_output
+from .model import INPUT_NAME, STRENGTH_NAME, bundled_scale_for, open_estimator, open_session, resolve_model
+from .output_size import OutputSize, resize_output
 from .processing import (fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float,
                          ycbcr_to_rgb)
 from .settings import DEFAULT_MAX_MEMORY
@@ -114,9 +113,8 @@ class Upscaler:
         if max_memory < 1:
             raise EnhanceEdgeError(f"max_memory must be > 0 bytes, got {max_memory}")
         self.output_size = OutputSize(outscale, width, height)
-        bundled = model is None or str(model) in BUNDLED_MODELS
-        if scale is None and outscale is not None and bundled and bundled_scale(str(model or "default")) == 2:
-            scale = model_scale_for(outscale, bundled_scales(None if model is None else str(model)))
+        if scale is None and outscale is not None:
+            scale = bundled_scale_for(model, outscale)
         self.session, self.info = open_session(resolve_model(model, precision, scale), provider, threads)
         if scale is not None and self.info.scale != scale:
             raise ModelError(f"model {self.info.path!r} upscales x{self.info.scale}, not the x{scale} asked for")
