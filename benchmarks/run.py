@@ -251,20 +251,23 @@ def _int8_pairs(extra_models) -> list[tuple[str, Path, Path]]:
 
 def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | None:
     """`quantize`'s gate table for an installed int8 model against its fp32 one, as results.json keeps
-    it (GateResult.to_dict): per set, the mean and the worst image's PSNR loss, int8 computed as
-    exact int8 arithmetic computes it (see export.quantize.scoring_session); None when either file
-    is missing."""
+    it (GateResult.to_dict): per set, the mean and the worst image's PSNR loss and the share of
+    images int8 runs, as precision "auto" runs them (images int8 adds less detail to than the file's
+    ``fp32_below_detail`` run in fp32), beside the table of every image in int8 ("all_int8"); int8
+    computed as exact int8 arithmetic computes it (see export.quantize.scoring_session); None when
+    either file is missing."""
     from ..export.gate import GateResult
-    from ..export.quantize import estimated_levels, gate_sets, gate_table, image_psnrs, scoring_session
+    from ..export.quantize import estimated_levels, gate_sets, gate_table, image_scores, scoring_session
 
     if not (fp32_model.is_file() and int8_model.is_file()):
         return None
     _, info = open_session(fp32_model)
     test = PairSet([f"yale test #{i}" for i in range(len(faces.hr))], np.stack(faces.hr), np.stack(faces.lr))
     gates = gate_sets(info, test, estimated_levels(info, test.lr), faces_name="yale test faces")
-    table = gate_table(image_psnrs(scoring_session(fp32_model), gates), image_psnrs(scoring_session(int8_model), gates),
-                       gates)
-    return GateResult(table).to_dict()
+    fp32, int8 = image_scores(scoring_session(fp32_model), gates), image_scores(scoring_session(int8_model), gates)
+    below = open_session(int8_model)[1].fp32_below_detail or 0.0
+    return {**GateResult(gate_table(fp32, int8, gates, below)).to_dict(), "fp32_below_detail": below,
+            "all_int8": GateResult(gate_table(fp32, int8, gates)).to_dict()}
 
 
 def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda line: None) -> dict:

@@ -54,7 +54,8 @@ class FileResult:
     output: Path
     status: Outcome
     model: str  # the model file and its content hash, as the output's provenance tag names it
-    precision: str  # of the model file that ran, "fp32" or "int8": what "auto" chose
+    # What ran: "fp32", "int8", or "int8+fp32" (tiles of both): what "auto" chose (Upscaler.last_precision)
+    precision: str
     # The degradation level the model ran at: the number asked for, or "auto" (the model estimates
     # it from each image); None for a model without the strength input.
     strength: float | str | None
@@ -73,8 +74,11 @@ class FileResult:
 
 
 def model_precision(upscaler: Upscaler) -> str:
-    """The precision of the model file an upscaler runs (what "auto" resolved to)."""
-    return upscaler.info.metadata.get("precision", "fp32")
+    """The precision an upscaler runs, as its reports name it: "fp32", "int8", or, where "auto" hands
+    images int8 adds too little detail to over to fp32, "int8 (fp32 below N levels² of detail)"."""
+    if upscaler.fp32_below_detail is None:
+        return upscaler.precision
+    return f"{upscaler.precision} (fp32 below {upscaler.fp32_below_detail:.3g} levels² of detail)"
 
 
 def failed_result(upscaler: Upscaler, job: Job, error: str, seconds: float) -> FileResult:
@@ -318,8 +322,8 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quali
         if isinstance(exc, OSError):  # the file system: the folder, the temporary file, its writing or renaming
             raise ImageError(f"{job.target}: cannot write ({exc})") from None
         raise
-    return FileResult(job.source, job.target, Outcome.DONE, model, precision, setting, input_size, output_size,
-                      time.perf_counter() - start)
+    return FileResult(job.source, job.target, Outcome.DONE, model, upscaler.last_precision, setting, input_size,
+                      output_size, time.perf_counter() - start)
 
 
 class BatchReport(Protocol):

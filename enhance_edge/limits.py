@@ -7,6 +7,10 @@ MAX_PSNR_LOSS_DB = 0.2  # largest validation PSNR loss (dB) of an int8 model aga
 # The largest PSNR loss of int8 against fp32 on any one gate image (the mean limit is the loss
 # above, on every gate set): a mean over 40 dB faces hid 1-3 dB losses on clean photos (issue 15).
 MAX_IMAGE_LOSS_DB = 0.3
+# The least share of the validation faces an int8 model must run itself at precision "auto" (which
+# reruns in fp32 the images int8 adds too little detail to): below it, "auto" would mostly pay for
+# both runs, slower than fp32 alone wherever int8 is not several times faster.
+MIN_INT8_SHARE = 0.5
 
 # Goals. Speed: ORT int8 over ORT fp32 and ORT fp32 over PyTorch eager (256x256 and 1024x1024),
 # `enhance-edge upscale` int8 over fp32 end to end, and ORT int8's share of the CPU's int8 peak.

@@ -42,6 +42,11 @@ CLEAN_BELOW_KEY = "clean_below"
 RECEPTIVE_RADIUS_KEY = "receptive_radius"
 WORKING_BYTES_KEY = "working_bytes_per_pixel"
 
+# An int8 model's least detail (processing.added_detail, 8-bit levels squared) at which its noise
+# floor stayed within the gate of `quantize`: at precision "auto" an image (or tile) the int8 model
+# adds less detail to runs again in the fp32 model it came from (beside it, NAME.onnx for NAME-int8.onnx).
+INT8_MIN_DETAIL_KEY = "int8_min_detail"
+
 # Short names accepted by --provider, beside onnxruntime's own full names.
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -67,6 +72,15 @@ def int8_model_path(fp32_path: str | Path) -> Path:
     """Where the int8 model made from an fp32 model is kept: beside it, as NAME-int8.onnx."""
     fp32_path = Path(fp32_path)
     return fp32_path.with_name(f"{fp32_path.stem}-int8{fp32_path.suffix}")
+
+
+def fp32_model_path(int8_path: str | Path) -> Path | None:
+    """The fp32 model an int8 model NAME-int8.onnx came from (NAME.onnx beside it), if there is one."""
+    int8_path = Path(int8_path)
+    if not int8_path.stem.endswith("-int8"):
+        return None
+    fp32 = int8_path.with_name(f"{int8_path.stem[:-len('-int8')]}{int8_path.suffix}")
+    return fp32 if fp32.is_file() else None
 
 
 def int8_is_exact_here(machine: str | None = None, cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -220,6 +234,9 @@ class ModelInfo:
     conditioned: bool = False  # takes a strength input (the degradation level) beside the image
     clean_model: Path | None = None  # the clean specialist's file, for a conditioned model that has one
     clean_below: float = 0.0  # strengths below this run the clean specialist
+    # An int8 model's INT8_MIN_DETAIL_KEY and the fp32 file it came from, where it states one and that file is there
+    fp32_below_detail: float | None = None
+    fp32_model: Path | None = None
 
     @property
     def disabled_optimizers(self) -> list[str]:
@@ -255,8 +272,9 @@ class ModelInfo:
             except (KeyError, ValueError):
                 raise ModelError(f"{path!r} names a clean model but no {CLEAN_BELOW_KEY!r} strength") from None
             clean_model = _clean_specialist(Path(path), metadata[CLEAN_MODEL_KEY], metadata.get("precision", "fp32"))
+        fp32_below_detail, fp32_model = _fp32_fallback(path, metadata)
         return cls(path, scale, channels, (low, high), layout, receptive, working_bytes, dict(metadata), conditioned,
-                   clean_model, clean_below)
+                   clean_model, clean_below, fp32_below_detail, fp32_model)
 
     def json_field(self, key: str) -> Any:
         """A metadata value that was stored as JSON (configs, training facts), or None."""
@@ -278,6 +296,21 @@ def _tiling_facts(path: str, metadata: dict[str, str], generator: Any) -> tuple[
         raise ModelError(f"{path!r} declares {RECEPTIVE_RADIUS_KEY}={radius} and {WORKING_BYTES_KEY}={working_bytes}; "
                          f"they must be >= 0 and >= 1")
     return radius, working_bytes
+
+
+def _fp32_fallback(path: str, metadata: dict[str, str]) -> tuple[float | None, Path | None]:
+    """(INT8_MIN_DETAIL_KEY, the fp32 file) of an int8 model that states one and has its fp32 file beside it."""
+    if INT8_MIN_DETAIL_KEY not in metadata:
+        return None, None
+    try:
+        detail = float(metadata[INT8_MIN_DETAIL_KEY])
+    except ValueError:
+        detail = -1.0
+    if not detail >= 0:
+        raise ModelError(f"{path!r} declares {INT8_MIN_DETAIL_KEY}={metadata[INT8_MIN_DETAIL_KEY]!r}; "
+                         f"it must be a number >= 0")
+    fp32 = fp32_model_path(path)
+    return (detail, fp32) if fp32 is not None else (None, None)
 
 
 def _clean_specialist(model_path: Path, name: str, precision: str) -> Path:

@@ -103,3 +103,22 @@ def resize_plane_rows(plane, size: tuple[int, int], top: int, bottom: int) -> np
     step = plane.height / height
     return np.asarray(plane.resize((width, bottom - top), Image.Resampling.BICUBIC,
                                    box=(0, top * step, plane.width, bottom * step)))
+
+
+def added_detail(plane: np.ndarray, upscaled: np.ndarray, scale: int) -> float:
+    """What a model added to a float32 (H, W) plane in [0, 1]: the mean squared difference, in 8-bit
+    levels squared, between its (scale*H, scale*W) output and the plane's bicubic upscale.
+
+    int8's activation rounding adds a near-constant noise to every output (0.2-0.6 levels²,
+    MODEL_CARD.md "int8: where the loss comes from"); it costs PSNR only where the model's own error
+    is as small, and that error follows the detail the model adds. An int8 model's metadata states
+    the least detail at which its noise stayed hidden (`quantize`); with less, the runtime reruns
+    the image in fp32.
+    """
+    from PIL import Image
+
+    size = (plane.shape[1] * scale, plane.shape[0] * scale)
+    bicubic = np.asarray(Image.fromarray(plane.astype(np.float32, copy=False), "F").resize(
+        size, Image.Resampling.BICUBIC))
+    difference = (upscaled - bicubic) * np.float32(255)
+    return float(np.mean(np.square(difference), dtype=np.float64))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, overload
@@ -24,8 +25,8 @@ from .errors import EnhanceEdgeError, ImageError, ModelError
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
 from .model import INPUT_NAME, STRENGTH_NAME, bundled_scale_for, open_estimator, open_session, resolve_model
 from .output_size import OutputSize, resize_output
-from .processing import (fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float,
-                         ycbcr_to_rgb)
+from .processing import (added_detail, fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr,
+                         to_unit_float, ycbcr_to_rgb)
 from .settings import DEFAULT_MAX_MEMORY
 from .tiling import choose_tile, half_blend, upscale_tiled
 
@@ -85,7 +86,10 @@ class Upscaler:
 
     ``model`` is a bundled model's name ("default", "fast") or an enhance-edge ONNX file;
     ``precision`` ("auto", "int8", "fp32") picks between a bundled model's files, as the CLI's
-    ``--precision`` does.
+    ``--precision`` does. "auto" runs int8 where the CPU sums int8 exactly and the int8 file is
+    installed, and reruns in fp32 each image (or tile) to which the int8 model adds less detail than
+    its metadata states its noise floor needs to stay hidden (MODEL_CARD.md, "int8"); "int8" runs
+    every image in int8. ``last_precision`` says what the last upscale on this thread ran.
 
     ``strength`` (a model conditioned on the degradation level, such as the bundled ones):
     "auto" estimates from each image how noisy or compressed it is, as the CLI does; a number
@@ -116,6 +120,11 @@ class Upscaler:
         if scale is None and outscale is not None:
             scale = bundled_scale_for(model, outscale)
         self.session, self.info = open_session(resolve_model(model, precision, scale), provider, threads)
+        self.precision = self.info.metadata.get("precision", "fp32")  # of the file opened
+        # "auto" reruns in fp32 what int8 adds too little detail to (INT8_MIN_DETAIL_KEY); asked for, int8 stays
+        self.fp32_below_detail = self.info.fp32_below_detail if precision == "auto" else None
+        self._provider, self._threads = provider, threads  # for the fp32 model, opened when first needed
+        self._last = threading.local()
         if scale is not None and self.info.scale != scale:
             raise ModelError(f"model {self.info.path!r} upscales x{self.info.scale}, not the x{scale} asked for")
         self._check_input_shape()
@@ -127,6 +136,8 @@ class Upscaler:
             if self._clean.info.conditioned or self._clean.scale != self.scale:
                 raise ModelError(f"{str(self.info.clean_model)!r} cannot be the clean model of {self.info.path!r}: "
                                  f"it must be an unconditioned x{self.scale} model")
+            if precision != "auto":  # int8 asked for: the specialist's int8 file runs every image too
+                self._clean.fp32_below_detail = None
         self.tile, self.max_memory = tile, max_memory
         self.margin, self.bytes_per_pixel = self.info.receptive_radius, self.info.working_bytes_per_pixel
 
@@ -137,6 +148,18 @@ class Upscaler:
         if not one_channel or any(isinstance(size, int) for size in shape[2:]):
             raise ModelError(f"model {self.info.path!r} takes inputs of shape {shape}; enhance-edge needs "
                              f"(batch, 1, height, width) with free height and width")
+
+    @functools.cached_property
+    def _fp32(self) -> Upscaler:
+        """The fp32 model an int8 one came from, opened on the first image int8 hands over."""
+        assert self.info.fp32_model is not None  # fp32_below_detail is set only with the file there
+        return Upscaler(self.info.fp32_model, self._provider, self._threads, tile=self.tile, max_memory=self.max_memory)
+
+    @property
+    def last_precision(self) -> str:
+        """What the last upscale on this thread ran: "fp32", "int8", or "int8+fp32" (tiles of both);
+        before any, the opened file's precision."""
+        return getattr(self._last, "precision", self.precision)
 
     @property
     def scale(self) -> int:
@@ -204,8 +227,18 @@ class Upscaler:
         if (strength is None) == self.info.conditioned:
             raise ModelError(f"model {self.info.path!r} {'needs' if self.info.conditioned else 'takes no'} "
                              f"a strength")
+        return self._run(plane, strength)[0]
+
+    def _run(self, plane: np.ndarray, strength: float | None) -> tuple[np.ndarray, str]:
+        """upscale_plane's output and the precision that made it."""
         if self._clean is not None and strength is not None and strength < self.info.clean_below:
-            return self._clean.upscale_plane(plane)
+            return self._clean._run(plane, None)
+        out = self._session_run(plane, strength)
+        if self.fp32_below_detail is not None and added_detail(plane, out, self.scale) < self.fp32_below_detail:
+            return self._fp32._run(plane, strength)
+        return out, self.precision
+
+    def _session_run(self, plane: np.ndarray, strength: float | None) -> np.ndarray:
         feeds = {INPUT_NAME: plane.astype(np.float32, copy=False)[None, None]}
         if strength is not None:
             feeds[STRENGTH_NAME] = np.full((1, 1, 1, 1), strength, np.float32)
@@ -240,14 +273,23 @@ class Upscaler:
 
     def _upscale_luma(self, plane: np.ndarray, mode: str, progress: Callable[[int], None] | None,
                       strength: float | str | None, jpeg_quality: int | None) -> np.ndarray:
-        run = functools.partial(self.upscale_plane, strength=self.strength_for(plane, strength, jpeg_quality))
+        level = self.strength_for(plane, strength, jpeg_quality)
+        ran: set[str] = set()
+
+        def run(part: np.ndarray) -> np.ndarray:
+            out, precision = self._run(part, level)
+            ran.add(precision)
+            return out
+
         tile = self.tile_for(plane.shape[1], plane.shape[0], mode)
         if tile is None:
-            out = run(plane)
+            result = run(plane)
             if progress is not None:
                 progress(plane.size)
-            return out
-        return upscale_tiled(plane, run, self.scale, tile, self.margin, progress)
+        else:
+            result = upscale_tiled(plane, run, self.scale, tile, self.margin, progress)
+        self._last.precision = "+".join(sorted(ran, reverse=True))  # int8 before fp32
+        return result
 
     @overload
     def upscale(self, image: Image.Image, *, progress: Callable[[int], None] | None = None,

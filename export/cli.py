@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from enhance_edge.cli_support import reports_errors, require_extra
-from enhance_edge.limits import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB, PARITY_TOLERANCE
+from enhance_edge.limits import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB, MIN_INT8_SHARE, PARITY_TOLERANCE
 
 
 @click.command()
@@ -102,10 +102,13 @@ def export(checkpoint, output, tolerance, score_dir, clean_model, clean_below, e
 @click.option("--max-image-loss-db", type=click.FloatRange(min=0), default=MAX_IMAGE_LOSS_DB, show_default=True,
               help="Largest PSNR loss on any one gate image (validation faces, scikit-image's astronaut and LFW "
                    "faces, synthetic gradients, high-key and low-key images; none used to calibrate).")
+@click.option("--min-int8-share", type=click.FloatRange(0, 1), default=MIN_INT8_SHARE, show_default=True,
+              help="Least share of the validation faces precision auto must run in int8 (it reruns in fp32 the "
+                   "images int8 adds too little detail to); below it, auto would mostly pay for both runs.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads for timing recipes.")
 @reports_errors
 def quantize(model, output_path, data_dir, methods, activations, weights, silu, output, calibration_sets, residual,
-             max_loss_db, max_image_loss_db, threads):
+             max_loss_db, max_image_loss_db, min_int8_share, threads):
     """Quantize an fp32 model to int8 (onnxruntime static quantization, QDQ, per-channel weights).
 
     With no recipe option, every calibration method and activation/weight type is tried
@@ -118,6 +121,12 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
     Every recipe also passes a gate image by image (--max-image-loss-db) and set by set
     (--max-loss-db), printed as a table; where this CPU's int8 kernels can saturate (x86
     without VNNI/AMX) quality is computed as exact int8 arithmetic would compute it.
+
+    int8 adds a near-constant noise that only clean, smooth images show. So the gate is
+    passed as --precision auto runs the model: images to which int8 adds less detail than
+    the least detail chosen on the calibration images (stored in the model) run in fp32,
+    and int8 must still run at least --min-int8-share of the validation faces. The table
+    also shows what every image in int8 (--precision int8) loses.
     """
     require_extra("quantization", "train")
     from enhance_edge.model import int8_model_path
@@ -134,7 +143,7 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
         raise click.BadParameter(str(exc), param_hint="--activations") from None
     output_path = output_path or int8_model_path(model)
     summary = quantize_model(model, output_path, data_dir, recipes, max_loss_db=max_loss_db,
-                             max_image_loss_db=max_image_loss_db,
+                             max_image_loss_db=max_image_loss_db, min_int8_share=min_int8_share,
                              threads=threads, report=click.echo)
     validation, test = summary["validation"], summary["test"]
     click.echo(f"kept {' '.join(f'{k}={v}' for k, v in summary['recipe'].items())}: validation PSNR "
@@ -144,6 +153,6 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
         click.echo(f"test split (reported, not used to choose): int8 {test['int8']['psnr']:.3f} dB, "
                    f"fp32 {test['fp32']['psnr']:.3f} dB")
     click.echo(f"gate of the kept recipe ({summary['scored_as']}):")
-    for line in describe_gate(summary["gate"]):
+    for line in describe_gate(summary):
         click.echo(line)
     click.echo(f"wrote {output_path} ({output_path.stat().st_size / 1024:.0f} KiB)")

@@ -19,6 +19,7 @@ import contextlib
 import io
 import itertools
 import json
+import shutil
 import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -40,13 +41,14 @@ from onnxruntime.quantization import (
 from enhance_edge.dataset import PairSet, load_pairs, trained_hr_size, trained_seed
 from enhance_edge.degradation import DegradationConfig
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.limits import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB
-from enhance_edge.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, int8_is_exact_here, open_estimator, open_session
-from enhance_edge.processing import from_unit_float, to_batch, to_unit_float
+from enhance_edge.limits import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB, MIN_INT8_SHARE
+from enhance_edge.model import (INPUT_NAME, INT8_MIN_DETAIL_KEY, STRENGTH_NAME, ModelInfo, int8_is_exact_here,
+                                open_estimator, open_session)
+from enhance_edge.processing import added_detail, from_unit_float, to_batch, to_unit_float
 from enhance_edge.protocol import psnr, score
 
 from .calibration_mix import calibration_mix, gate_images, lr_of
-from .gate import GateRow, GateTable, as_json, describe_gate, gate_failures
+from .gate import GateRow, GateTable, as_json, describe_table, gate_failures
 from .onnx_export import write_model_file
 from .timing import measure
 
@@ -216,16 +218,20 @@ def runtime_graph(model_path: str | Path, threads: int | None = None) -> onnx.Mo
         return onnx.load(options.optimized_model_filepath)
 
 
+def model_outputs(session: ort.InferenceSession, lr_faces: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+    """The model's float (N, sH, sW) outputs, not clipped, for same-sized 8-bit LR faces (at their
+    ``levels``, for a conditioned model)."""
+    return np.concatenate([
+        session.run(None, model_feeds(lr_faces[start:start + EVAL_BATCH],
+                                      None if levels is None else levels[start:start + EVAL_BATCH]))[0][:, 0]
+        for start in range(0, len(lr_faces), EVAL_BATCH)])
+
+
 def upscale_faces(session: ort.InferenceSession, lr_faces: np.ndarray,
                   levels: np.ndarray | None = None) -> list[np.ndarray]:
     """8-bit outputs for 8-bit LR faces (at their ``levels``, for a conditioned model), rounded and
     clipped as a user would save them."""
-    outputs = []
-    for start in range(0, len(lr_faces), EVAL_BATCH):
-        feeds = model_feeds(lr_faces[start:start + EVAL_BATCH],
-                            None if levels is None else levels[start:start + EVAL_BATCH])
-        outputs += list(from_unit_float(session.run(None, feeds)[0][:, 0]))
-    return outputs
+    return list(from_unit_float(model_outputs(session, lr_faces, levels)))
 
 
 def scoring_session(model_path: Path, threads: int | None = None) -> ort.InferenceSession:
@@ -242,43 +248,94 @@ def scoring_session(model_path: Path, threads: int | None = None) -> ort.Inferen
 
 
 GateSets = dict[str, tuple[list[str], np.ndarray, np.ndarray, "np.ndarray | None"]]  # name: (names, HR, LR, levels)
+VALIDATION_SET = "validation faces"  # the gate's and the routing's first set
+
+
+@dataclass(frozen=True)
+class SetScores:
+    """One model on one set of images: each image's PSNR (of the 8-bit output) and the detail the
+    model added to it (processing.added_detail, what the runtime's "auto" reads from an int8 output)."""
+
+    psnr: np.ndarray
+    detail: np.ndarray
 
 
 def gate_sets(info: ModelInfo, validation: PairSet, levels: np.ndarray | None,
-              faces_name: str = "validation faces") -> GateSets:
+              faces_name: str = VALIDATION_SET) -> GateSets:
     """The images the gate scores one by one: the validation faces (as ``faces_name``), then images
     calibration never sees (calibration_mix.gate_images), made to the validation faces' size."""
     sets = {faces_name: (list(validation.names), validation.hr, validation.lr, levels)}
     for name, hrs in gate_images(validation.hr.shape[1:3], info.scale).items():
-        lrs = lr_of(hrs, info.scale)
-        sets[name] = ([f"{name} #{index}" for index in range(len(hrs))], hrs, lrs, estimated_levels(info, lrs))
+        sets[name] = image_set(info, [f"{name} #{index}" for index in range(len(hrs))], hrs)
     return sets
 
 
-def image_psnrs(session: ort.InferenceSession, gates: GateSets) -> dict[str, np.ndarray]:
-    """PSNR of every gate image, per set."""
-    return {name: np.array([psnr(hr, out) for hr, out in zip(hrs, upscale_faces(session, lrs, levels))])
-            for name, (_, hrs, lrs, levels) in gates.items()}
+def image_set(info: ModelInfo, names: list[str], hrs: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray,
+                                                                           np.ndarray | None]:
+    """(names, HR, LR, levels) of same-sized HR images, their LR made as PROTOCOL.md makes it; for a
+    conditioned model also a degraded copy of each (with_degraded), as its robust half runs on such."""
+    pairs = with_degraded(PairSet(names, hrs, lr_of(hrs, info.scale)), info)
+    return list(pairs.names), pairs.hr, pairs.lr, estimated_levels(info, pairs.lr)
 
 
-def gate_table(fp32: dict[str, np.ndarray], int8: dict[str, np.ndarray], gates: GateSets) -> GateTable:
-    """Per set: images, fp32's mean PSNR, int8's mean and worst loss against it, the worst image."""
+def routing_sets(info: ModelInfo, validation: PairSet, levels: np.ndarray | None) -> GateSets:
+    """The images the least int8 detail (INT8_MIN_DETAIL_KEY) is chosen on, never gate images: the
+    validation faces and the calibration mix (photos, gradients, high-key, low-key, text)."""
+    sets = {VALIDATION_SET: (list(validation.names), validation.hr, validation.lr, levels)}
+    for kind, hrs in calibration_mix(validation.hr.shape[1:3]).items():
+        sets[f"calibration {kind}"] = image_set(info, [f"{kind} #{index}" for index in range(len(hrs))], hrs)
+    return sets
+
+
+def image_scores(session: ort.InferenceSession, sets: GateSets) -> dict[str, SetScores]:
+    """Every image's PSNR and added detail, per set."""
+    scores = {}
+    for name, (_, hrs, lrs, levels) in sets.items():
+        outputs = model_outputs(session, lrs, levels)
+        scale = outputs.shape[1] // lrs.shape[1]
+        scores[name] = SetScores(
+            np.array([psnr(hr, out) for hr, out in zip(hrs, from_unit_float(outputs))]),
+            np.array([added_detail(to_unit_float(lr), out, scale) for lr, out in zip(lrs, outputs)]))
+    return scores
+
+
+def gate_table(fp32: dict[str, SetScores], int8: dict[str, SetScores], gates: GateSets,
+               fp32_below_detail: float = 0.0) -> GateTable:
+    """Per set: images, fp32's mean PSNR, int8's mean and worst loss against it, the worst image and
+    the share of images int8 runs, as precision "auto" runs them: an image int8 adds less than
+    ``fp32_below_detail`` to runs in fp32 and loses nothing (0: every image in int8)."""
     table = {}
     for name, (names, *_) in gates.items():
-        loss = fp32[name] - int8[name]
-        table[name] = GateRow(len(loss), float(fp32[name].mean()), float(loss.mean()), float(loss.max()),
-                              names[int(loss.argmax())])
+        runs_int8 = int8[name].detail >= fp32_below_detail
+        loss = np.where(runs_int8, fp32[name].psnr - int8[name].psnr, 0.0)
+        table[name] = GateRow(len(loss), float(fp32[name].psnr.mean()), float(loss.mean()), float(loss.max()),
+                              names[int(loss.argmax())], float(runs_int8.mean()))
     return table
 
 
+def least_int8_detail(fp32: dict[str, SetScores], int8: dict[str, SetScores], sets: GateSets, max_loss_db: float,
+                      max_image_loss_db: float) -> float:
+    """The INT8_MIN_DETAIL_KEY of an int8 model: the least detail at which, on ``sets`` (calibration
+    images, never gate images), no image int8 runs loses more than ``max_image_loss_db`` and no set
+    more than ``max_loss_db`` on average. An int8 model's noise floor is near constant, and its cost
+    grows as the image's own error shrinks (MODEL_CARD.md): images to which the model adds little
+    detail are those it gets nearly right, where the noise shows."""
+    details = np.unique(np.concatenate([int8[name].detail for name in sets]))
+    candidates = [0.0, *np.nextafter(details, np.inf)]  # each: every image with that detail or less in fp32
+    # The last (every image in fp32) stands when none passes: only limits below 0 dB make that so.
+    return float(next((below for below in candidates if not gate_failures(
+        gate_table(fp32, int8, sets, float(below)), max_loss_db, max_image_loss_db)), candidates[-1]))
+
+
 def assess(model_path: Path, pairs: PairSet, levels: np.ndarray | None, threads: int | None,
-           timing_input: dict[str, np.ndarray], gates: GateSets | None = None) -> dict:
-    """Validation quality (and every gate image's PSNR), computed as exact int8 arithmetic computes
-    it, latency on ``timing_input`` with this CPU's kernels, and float compute left in the runtime graph."""
+           timing_input: dict[str, np.ndarray], sets: GateSets | None = None) -> dict:
+    """Validation quality (and every image's PSNR and added detail in ``sets``), computed as exact
+    int8 arithmetic computes it, latency on ``timing_input`` with this CPU's kernels, and float
+    compute left in the runtime graph."""
     session = scoring_session(model_path, threads)
     quality = score(list(pairs.hr), upscale_faces(session, pairs.lr, levels))
-    if gates is not None:
-        quality["image_psnr"] = image_psnrs(session, gates)
+    if sets is not None:
+        quality["image_scores"] = image_scores(session, sets)
     timed, _ = open_session(model_path, "cpu", threads)
     timing = measure(lambda: timed.run(None, timing_input), warmup=1, min_reps=3, min_time_s=0.5)
     return {**quality, "latency_s": timing.median_s,
@@ -351,18 +408,24 @@ def fuse_float_silu(model: onnx.ModelProto) -> int:
 
 
 def choose(candidates: list[dict], fp32_psnr: float, max_loss_db: float,
-           max_image_loss_db: float = MAX_IMAGE_LOSS_DB) -> dict:
-    """Among 8-bit recipes that lose at most ``max_loss_db`` of validation PSNR and pass their gate
-    (a candidate's "gate" table: every set's mean within ``max_loss_db``, every image within
-    ``max_image_loss_db``), those within SPEED_TIE of the fastest kernels, then the best validation
+           max_image_loss_db: float = MAX_IMAGE_LOSS_DB, min_int8_share: float = MIN_INT8_SHARE) -> dict:
+    """Among 8-bit recipes that pass their gate (a candidate's "gate" table, as precision "auto" runs
+    it: every set's mean within ``max_loss_db``, every image within ``max_image_loss_db``, and int8
+    running at least ``min_int8_share`` of the validation faces; without a gate, a validation loss
+    within ``max_loss_db``), those within SPEED_TIE of the fastest kernels, then the best validation
     PSNR. 16-bit activations are measured for reference only: onnxruntime's CPU provider has no
     16-bit convolution kernels, so they run in float between Q/DQ pairs."""
     eight_bit = [c for c in candidates if c["recipe"]["activations"] in EIGHT_BIT]
     scored = [c for c in eight_bit if "error" not in c]
 
     def failures(c):
-        return ([f"validation loses {fp32_psnr - c['psnr']:.3f} dB"] if fp32_psnr - c["psnr"] > max_loss_db else []) \
-            + gate_failures(c.get("gate", {}), max_loss_db, max_image_loss_db)
+        if "gate" not in c:
+            return [f"validation loses {fp32_psnr - c['psnr']:.3f} dB"] if fp32_psnr - c["psnr"] > max_loss_db else []
+        faces = c["gate"].get(VALIDATION_SET)  # absent where a clean specialist runs every validation face
+        share = faces.int8_share if faces else 1.0
+        return gate_failures(c["gate"], max_loss_db, max_image_loss_db) + (
+            [f"int8 runs {share:.0%} of the validation faces (at least {min_int8_share:.0%})"]
+            if share < min_int8_share else [])
 
     passing = [c for c in scored if not failures(c)]
     if not passing:
@@ -370,10 +433,7 @@ def choose(candidates: list[dict], fp32_psnr: float, max_loss_db: float,
         best = min(scored, key=lambda c: (max((r.worst_loss_db for r in c.get("gate", {}).values()), default=0),
                                           -c["psnr"]), default=None)
         if best:
-            detail = f"the best, {best['name']}, loses {fp32_psnr - best['psnr']:.3f} dB"
-            if best.get("gate"):
-                worst = max(best["gate"].values(), key=lambda r: r.worst_loss_db)
-                detail += f" (worst image: {worst.worst_image}, {worst.worst_loss_db:.3f} dB)"
+            detail = f"the best, {best['name']}, " + "; ".join(failures(best))
         elif eight_bit:
             detail = "every 8-bit recipe failed: " + "; ".join(f"{c['name']}: {c['error']}" for c in eight_bit)
         else:
@@ -404,13 +464,15 @@ def require_keepable(recipes: list[Recipe]) -> None:
 
 def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | Path,
                    recipes: list[Recipe] | None = None, *, max_loss_db: float = MAX_PSNR_LOSS_DB,
-                   max_image_loss_db: float = MAX_IMAGE_LOSS_DB, threads: int | None = None,
-                   report: Callable[[str], None] = lambda line: None) -> dict:
+                   max_image_loss_db: float = MAX_IMAGE_LOSS_DB, min_int8_share: float = MIN_INT8_SHARE,
+                   threads: int | None = None, report: Callable[[str], None] = lambda line: None) -> dict:
     """Quantize ``fp32_path`` to ``out_path`` with the best of ``recipes`` (default: one, the
     default Recipe) and return the comparison. Raises ParityError, writing nothing, when no recipe
-    stays within ``max_loss_db`` of fp32's PSNR on the validation faces and on average on every gate
-    set, and within ``max_image_loss_db`` on every gate image (gate_sets: validation faces, and
-    photos, faces and synthetic images calibration never sees); ValueError, before any work, when no
+    stays within ``max_loss_db`` of fp32's PSNR on average on every gate set and within
+    ``max_image_loss_db`` on every gate image (gate_sets: validation faces, and photos, faces and
+    synthetic images calibration never sees) as precision "auto" runs it (images to which int8 adds
+    less detail than its least_int8_detail, chosen on calibration images, run in fp32) while running
+    at least ``min_int8_share`` of the validation faces in int8; ValueError, before any work, when no
     recipe has 8-bit activations (none could be kept)."""
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     recipes = recipes or [Recipe()]
@@ -419,29 +481,32 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
     if info.metadata.get("precision", "fp32") != "fp32":
         raise ModelError(f"{str(fp32_path)!r} is already quantized ({info.metadata['precision']}); "
                          f"quantize the fp32 model it came from")
-    images = check_images(info, data_dir, mix=any(recipe.calibration_set == "mix" for recipe in recipes))
+    images = check_images(info, data_dir)
     report(f"calibrating and checking on {len(images.validation)} validation faces of {data_dir}"
            + (" (clean and degraded, at the strengths the model's estimator reads)"
               if images.levels is not None else ""))
     timing_input = {INPUT_NAME: to_batch([np.random.default_rng(0).random(TIMING_SIZE, dtype=np.float32)]),
                     **({STRENGTH_NAME: np.zeros((1, 1, 1, 1), np.float32)} if info.conditioned else {})}
     with tempfile.TemporaryDirectory(prefix="enhance-edge-quantize-") as tmp_dir:
+        if info.clean_model is not None:  # candidates open as the written file will: beside the clean model they name
+            shutil.copy(info.clean_model, Path(tmp_dir) / info.clean_model.name)
         prepared = Path(tmp_dir) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared))
-        fp32 = assess(fp32_path, images.validation, images.levels, threads, timing_input, images.gates)
+        fp32 = assess(fp32_path, images.validation, images.levels, threads, timing_input, images.scored_sets)
         report(f"fp32: validation PSNR {fp32['psnr']:.3f} dB, {fp32['latency_s'] * 1e3:.1f} ms at "
                f"{TIMING_SIZE[0]}x{TIMING_SIZE[1]}")
         candidates = []
         for index, recipe in enumerate(recipes):
             candidate = try_recipe(recipe, Path(tmp_dir) / f"candidate{index}.onnx", prepared, images, fp32, threads,
-                                   timing_input)
+                                   timing_input, (max_loss_db, max_image_loss_db))
             candidates.append(candidate)
             report(describe(candidate, fp32))
-            for line in describe_gate(candidate["gate"]) if "gate" in candidate else ():
+            for line in describe_gate(candidate) if "gate" in candidate else ():
                 report(line)
-        chosen = choose(candidates, fp32["psnr"], max_loss_db, max_image_loss_db)
+        chosen = choose(candidates, fp32["psnr"], max_loss_db, max_image_loss_db, min_int8_share)
         tested = scores_on_test(fp32_path, chosen["path"], images, threads)
-        summary = summary_record(chosen, fp32, candidates, images, tested, (max_loss_db, max_image_loss_db))
+        summary = summary_record(chosen, fp32, candidates, images, tested,
+                                 (max_loss_db, max_image_loss_db, min_int8_share))
         write_int8_model(chosen["path"], out_path, info, summary)
     return summary
 
@@ -450,42 +515,70 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
 class CheckImages:
     """What quantization calibrates on and checks with: the validation faces (and, for a conditioned
     model, a degraded copy) with the strengths the model runs them at, the test faces (reported,
-    never used to choose) and theirs, the gate sets, and the calibration mix of "mix" recipes."""
+    never used to choose) and theirs, the gate sets, and the routing sets (the validation faces and
+    the calibration mix, which "mix" recipes also calibrate on)."""
 
     validation: PairSet
     levels: np.ndarray | None
     test: PairSet
     test_levels: np.ndarray | None
     gates: GateSets
-    mix: list[tuple[np.ndarray, np.ndarray | None]]
+    routing: GateSets
+
+    @property
+    def scored_sets(self) -> GateSets:
+        """Every set whose images are scored one by one: the gate's and the routing's."""
+        return {**self.gates, **self.routing}
+
+    @property
+    def mix(self) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """The calibration mix's (LR images, levels) groups, one per kind."""
+        return [(lrs, levels) for name, (_, _, lrs, levels) in self.routing.items() if name != VALIDATION_SET]
 
 
-def check_images(info: ModelInfo, data_dir: str | Path, mix: bool) -> CheckImages:
-    """The images of a face folder (and, with ``mix``, the calibration mix) a quantization of ``info``'s model uses."""
+def check_images(info: ModelInfo, data_dir: str | Path) -> CheckImages:
+    """The images of a face folder, and the calibration mix, that a quantization of ``info``'s model uses."""
     # The training run's HR size and subject split (its seed), so that no training face is validation or test.
     pairs = load_pairs(data_dir, trained_hr_size(info), trained_seed(info), scale=info.scale)
     validation, test = with_degraded(pairs["validation"], info), pairs["test"]
     levels = estimated_levels(info, validation.lr)
-    mixed = []
-    if mix:
-        for hrs in calibration_mix(validation.hr.shape[1:3]).values():
-            lrs = lr_of(hrs, info.scale)
-            mixed.append((lrs, estimated_levels(info, lrs)))
-    return CheckImages(validation, levels, test, estimated_levels(info, test.lr), gate_sets(info, validation, levels),
-                       mixed)
+    return CheckImages(validation, levels, test, estimated_levels(info, test.lr),
+                       images_it_runs(info, gate_sets(info, validation, levels)),
+                       images_it_runs(info, routing_sets(info, validation, levels)))
+
+
+def images_it_runs(info: ModelInfo, sets: GateSets) -> GateSets:
+    """``sets`` less the images a conditioned model hands to its clean specialist (strength below
+    ``clean_below``: the specialist's own quantization answers for those), and less sets left empty.
+    Clean faces under Yale's extreme lighting, never run by the robust models, set their least
+    int8 detail high enough to keep int8 off 86% of the validation faces (`fast`)."""
+    if info.clean_model is None:
+        return sets
+    kept = {}
+    for name, (names, hrs, lrs, levels) in sets.items():
+        runs = np.flatnonzero(levels >= info.clean_below)
+        if len(runs):
+            kept[name] = ([names[i] for i in runs], hrs[runs], lrs[runs], levels[runs])
+    return kept
 
 
 def try_recipe(recipe: Recipe, path: Path, prepared: Path, images: CheckImages, fp32: dict, threads: int | None,
-               timing_input: dict[str, np.ndarray]) -> dict:
-    """``recipe``'s candidate: quantized into ``path``, assessed, and gated against ``fp32``'s
-    assessment; a recipe onnxruntime cannot quantize or run is recorded with its error, not fatal."""
+               timing_input: dict[str, np.ndarray], limits: tuple[float, float]) -> dict:
+    """``recipe``'s candidate: quantized into ``path``, assessed, its least int8 detail chosen on the
+    routing sets within ``limits`` (mean, image), and gated against ``fp32``'s assessment as "auto"
+    runs it (and as "int8" does, for the record); a recipe onnxruntime cannot quantize or run is
+    recorded with its error, not fatal."""
     candidate = {"name": recipe.name, "recipe": recipe.to_dict(), "path": path}
     ranges = path.parent / (f"ranges-{recipe.calibration}-{recipe.silu}-{recipe.output}-{recipe.calibration_set}-"
                             f"{recipe.residual}.json")
     try:
         quantize_with(recipe, prepared, path, images.validation.lr, ranges, images.levels, images.mix)
-        candidate.update(assess(path, images.validation, images.levels, threads, timing_input, images.gates))
-        candidate["gate"] = gate_table(fp32["image_psnr"], candidate.pop("image_psnr"), images.gates)
+        candidate.update(assess(path, images.validation, images.levels, threads, timing_input, images.scored_sets))
+        fp32_scores, int8_scores = fp32["image_scores"], candidate.pop("image_scores")
+        below = least_int8_detail(fp32_scores, int8_scores, images.routing, *limits)
+        candidate["fp32_below_detail"] = below
+        candidate["gate"] = gate_table(fp32_scores, int8_scores, images.gates, below)
+        candidate["gate_all_int8"] = gate_table(fp32_scores, int8_scores, images.gates)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's quantizer and sessions raise any type
         candidate["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return candidate
@@ -500,13 +593,17 @@ def scores_on_test(fp32_path: Path, int8_path: Path, images: CheckImages,
 
 
 def summary_record(chosen: dict, fp32: dict, candidates: list[dict], images: CheckImages,
-                   tested: dict[str, dict | None], limits: tuple[float, float]) -> dict:
+                   tested: dict[str, dict | None], limits: tuple[float, float, float]) -> dict:
     """The comparison `quantize` returns and stores in the int8 model: the kept recipe, the limits
-    (mean, image), its gate, validation and test scores, speed, and every candidate."""
+    (mean, image, int8 share), its least int8 detail, its gate as "auto" and as "int8" run it,
+    validation and test scores (every image in int8), speed, and every candidate."""
     return {
         "recipe": chosen["recipe"],
         "max_loss_db": limits[0],
         "max_image_loss_db": limits[1],
+        "min_int8_share": limits[2],
+        "fp32_below_detail": chosen["fp32_below_detail"],
+        "gate_all_int8": chosen["gate_all_int8"],
         # how the gate computed int8: this CPU's kernels where they are exact, else their roundings in float
         "scored_as": "int8 kernels" if int8_is_exact_here() else "exact arithmetic (QDQ in float)",
         "gate": chosen["gate"],
@@ -530,6 +627,7 @@ def write_int8_model(int8_path: Path, out_path: Path, info: ModelInfo, summary: 
         own_scores["test"] = json.dumps({**(info.json_field("test") or {}), "images": summary["test"]["faces"],
                                          **summary["test"]["int8"]})
     metadata = {**info.metadata, **own_scores, "precision": "int8",
+                INT8_MIN_DETAIL_KEY: repr(summary["fp32_below_detail"]),
                 "quantization": json.dumps(summary, default=as_json)}
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, metadata)
@@ -549,6 +647,15 @@ def with_degraded(pairs: PairSet, info: ModelInfo) -> PairSet:
                                info.scale)
     return PairSet([*pairs.names, *(f"{name} (degraded)" for name in pairs.names)],
                    np.concatenate([pairs.hr, pairs.hr]), np.concatenate([pairs.lr, degraded]))
+
+
+def describe_gate(candidate: dict) -> list[str]:
+    """A candidate's gate as precision "auto" runs it (gate.describe_table), and what every image in int8 loses."""
+    worst = max(candidate["gate_all_int8"].values(), key=lambda row: row.worst_loss_db)
+    return [f"  as precision auto runs it: fp32 for images int8 adds under {candidate['fp32_below_detail']:.3g} "
+            f"levels² of detail to",
+            *describe_table(candidate["gate"]),
+            f"  every image in int8 (precision int8): worst {worst.worst_image}, {worst.worst_loss_db:.3f} dB"]
 
 
 def describe(candidate: dict, fp32: dict) -> str:

@@ -114,3 +114,22 @@ def tiny_x4_onnx(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny-x4.onnx"
     export_generator(generator, path, {"trained_on": "nothing (test fixture)"})
     return path
+
+
+def with_int8_metadata(fp32_path, int8_path, fp32_below_detail):
+    """An "int8" stand-in for ``fp32_path`` at ``int8_path``: its weights nudged (so its outputs differ
+    from the fp32 file's) and its metadata stating int8 and the least detail it keeps."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from enhance_edge.model import INT8_MIN_DETAIL_KEY
+
+    model = onnx.load(str(fp32_path))
+    for index, tensor in enumerate(model.graph.initializer):
+        values = numpy_helper.to_array(tensor)
+        if values.dtype == np.float32 and values.ndim == 4:  # conv weights
+            model.graph.initializer[index].CopyFrom(numpy_helper.from_array(values * np.float32(1.05), tensor.name))
+    metadata = {p.key: p.value for p in model.metadata_props}
+    helper.set_model_props(model, {**metadata, "precision": "int8", INT8_MIN_DETAIL_KEY: repr(fp32_below_detail)})
+    onnx.save(model, str(int8_path))
+    return int8_path

@@ -21,10 +21,10 @@ from typing import BinaryIO, Iterator
 
 from PIL import Image
 
-from ..batch import model_precision, read_for_upscale, write_upscaled
+from ..batch import read_for_upscale, write_upscaled
 from ..errors import EnhanceEdgeError
 from ..imageio import OUTPUT_FORMATS, NamedBytes, format_for
-from ..model import BUNDLED_MODELS, BundledModel, bundled_model_path, bundled_models
+from ..model import BUNDLED_MODELS, BundledModel, bundled_models
 from ..output_size import OutputSize
 from ..upscaler import DEFAULT_MAX_MEMORY, Upscaler, parse_strength
 from .limits import Limits, MiB
@@ -132,8 +132,8 @@ class ModelCatalog:
         model, precision = self.check(model, precision)
         with self._lock:
             if (model, precision) not in self._upscalers:
-                self._upscalers[model, precision] = Upscaler(bundled_model_path(model, precision), self.provider,
-                                                             self.threads, max_memory=self.max_memory)
+                self._upscalers[model, precision] = Upscaler(model, self.provider, self.threads, precision=precision,
+                                                             max_memory=self.max_memory)
             return self._upscalers[model, precision]
 
     def release(self, model: str, precision: str) -> None:
@@ -149,7 +149,9 @@ class ModelCatalog:
         for name, precisions in self.installed.items():
             upscaler = self.upscaler(name, DEFAULT_PRECISION)
             described.append({"name": name, "scale": upscaler.scale, "precisions": precisions,
-                              "default_precision": DEFAULT_PRECISION, "auto_precision": model_precision(upscaler),
+                              "default_precision": DEFAULT_PRECISION, "auto_precision": upscaler.precision,
+                              # images int8 adds less detail to run in fp32 (Upscaler, MODEL_CARD.md "int8")
+                              "fp32_below_detail": upscaler.fp32_below_detail,
                               "conditioned": upscaler.info.conditioned,
                               "validation": upscaler.info.json_field("validation"),
                               "files": {bundled.precision: {"test_psnr": bundled.test_psnr,
@@ -334,6 +336,6 @@ class UpscaleService:
         output_size = write_upscaled(upscaler, image, source_info, encoded, image_format, name=name,
                                      strength=strength, progress=advance)
         return UpscaleResult(encoded.getvalue(), Image.MIME.get(image_format, "application/octet-stream"),
-                             _download_name(name, image_format, upscaler.scale), model, model_precision(upscaler),
+                             _download_name(name, image_format, upscaler.scale), model, upscaler.last_precision,
                              strength if upscaler.info.conditioned else None, image.size, output_size, waited,
                              time.perf_counter() - start)

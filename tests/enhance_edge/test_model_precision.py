@@ -4,13 +4,19 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from enhance_edge import model as model_module
+from enhance_edge.batch import model_precision
 from enhance_edge.cli import main
 from enhance_edge.errors import ModelError
-from enhance_edge.model import bundled_model_path, bundled_models, int8_is_exact_here, int8_model_path, resolve_model
+from enhance_edge.model import (INT8_MIN_DETAIL_KEY, bundled_model_path, bundled_models, fp32_model_path,
+                                int8_is_exact_here, int8_model_path, open_session, resolve_model)
+from enhance_edge.upscaler import Upscaler
+
+from ..conftest import with_int8_metadata
 
 
 @pytest.fixture
@@ -102,3 +108,36 @@ def test_models_lists_every_installed_file_from_its_metadata(package_models):
     table = CliRunner().invoke(main, ["models"]).output.splitlines()
     assert table[0].split()[:3] == ["name", "precision", "scale"] and len(table) == 3
     assert table[2].split()[:3] == ["default", "int8", "x2"]
+
+
+def test_an_int8_model_finds_the_fp32_one_it_came_from_beside_it(package_models):
+    assert fp32_model_path(package_models / "other-int8.onnx") is None  # no other.onnx
+    with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 2.5)
+    assert fp32_model_path(package_models / "default-int8.onnx") == package_models / "default.onnx"
+    assert fp32_model_path(package_models / "default.onnx") is None  # not an int8 file's name
+    info = open_session(package_models / "default-int8.onnx")[1]
+    assert (info.fp32_below_detail, info.fp32_model) == (2.5, package_models / "default.onnx")
+
+
+@pytest.mark.parametrize("value", ["-1.0", "nan", "lots"])
+def test_an_unreadable_least_int8_detail_is_refused_naming_it(package_models, value):
+    import onnx
+
+    int8 = with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 0.0)
+    model = onnx.load(str(int8))
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, INT8_MIN_DETAIL_KEY: value})
+    onnx.save(model, str(int8))
+    with pytest.raises(ModelError, match=f"declares int8_min_detail='{value}'; it must be a number >= 0"):
+        open_session(int8)
+
+
+def test_auto_hands_clean_images_to_fp32_but_int8_asked_for_runs_every_image(package_models, monkeypatch):
+    with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 1e9)
+    monkeypatch.setattr(model_module, "int8_is_exact_here", lambda: True)
+    auto, asked = Upscaler("default", precision="auto", threads=1), Upscaler("default", precision="int8", threads=1)
+    assert (auto.fp32_below_detail, asked.fp32_below_detail) == (1e9, None)
+    image = np.full((12, 10), 90, np.uint8)
+    auto.upscale(image)
+    asked.upscale(image)
+    assert (auto.precision, auto.last_precision, asked.last_precision) == ("int8", "fp32", "int8")
+    assert model_precision(auto) == "int8 (fp32 below 1e+09 levels² of detail)" and model_precision(asked) == "int8"

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from enhance_edge.errors import ImageError
-from enhance_edge.processing import (fill_transparent, from_unit_float, resize_plane_rows,
+from enhance_edge.processing import (added_detail, fill_transparent, from_unit_float, resize_plane_rows,
                                      rgb_to_ycbcr, to_unit_float, ycbcr_to_rgb)
 
 
@@ -75,3 +75,11 @@ def test_fill_transparent_reaches_far_holes_in_odd_sizes():
     colour[36, 52], alpha[36, 52] = 90, 7  # a single, barely visible pixel in the far corner
     filled = fill_transparent(colour, alpha)
     assert (filled == 90).all()
+
+
+def test_added_detail_is_what_an_output_differs_from_bicubic_in_levels_squared():
+    plane = np.random.default_rng(0).random((12, 10), dtype=np.float32)
+    bicubic = np.asarray(Image.fromarray(plane, "F").resize((20, 24), Image.Resampling.BICUBIC))
+    assert added_detail(plane, bicubic, 2) == 0.0
+    assert added_detail(plane, bicubic + np.float32(2 / 255), 2) == pytest.approx(4.0, rel=1e-5)
+    assert added_detail(plane, bicubic[:, ::-1], 2) > 100  # other content: much detail

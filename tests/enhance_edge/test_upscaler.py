@@ -12,6 +12,8 @@ from enhance_edge.errors import EnhanceEdgeError, ImageError, ModelError
 from enhance_edge.processing import from_unit_float, to_unit_float
 from enhance_edge.upscaler import Upscaler
 
+from ..conftest import with_int8_metadata
+
 
 @pytest.fixture(scope="module")
 def upscaler(tiny_onnx):
@@ -236,10 +238,14 @@ def test_a_model_without_the_strength_input_refuses_a_number_but_takes_auto(upsc
 
 
 def test_bundled_names_and_precisions_resolve_as_in_the_cli():
+    from enhance_edge.model import bundled_model_path
+
     assert Upscaler("fast", precision="fp32").info.path.endswith("fast.onnx")
-    assert Upscaler("fast").info.path == Upscaler("fast", precision="fp32").info.path  # no int8 file ships
-    with pytest.raises(ModelError, match="this install has no int8 'fast' model"):
-        Upscaler("fast", precision="int8")
+    assert Upscaler("fast", precision="int8").info.path.endswith("fast-int8.onnx")
+    assert Upscaler("fast").info.path == str(bundled_model_path("fast", "auto"))  # int8 where this CPU sums it exactly
+    assert Upscaler("default").info.path == Upscaler("default", precision="fp32").info.path  # no int8 file ships
+    with pytest.raises(ModelError, match="this install has no int8 'default' model"):
+        Upscaler("default", precision="int8")
     with pytest.raises(ModelError, match="no bundled model named 'nope'|does not exist"):
         Upscaler("nope")
 
@@ -313,3 +319,71 @@ def test_a_model_files_scale_is_checked_and_its_output_resized(tiny_onnx):
         Upscaler(tiny_onnx, scale=4)
     targeted = Upscaler(tiny_onnx, threads=1, width=30)
     assert targeted.scale == 2 and targeted.upscale(Image.new("RGB", (12, 10))).size == (30, 25)
+
+
+# Precision "auto" with an int8 file: images the int8 model adds too little detail to run in fp32.
+
+@pytest.fixture
+def int8_pair(tmp_path, tiny_onnx):
+    """(fp32 file, int8 file beside it keeping every image, a flat and a busy gray image, their added details)."""
+    from enhance_edge.processing import added_detail
+
+    fp32 = tmp_path / "tiny.onnx"
+    fp32.write_bytes(tiny_onnx.read_bytes())
+    int8 = with_int8_metadata(fp32, tmp_path / "tiny-int8.onnx", 0.0)
+    flat = np.full((24, 20), 128, np.uint8)
+    busy = np.random.default_rng(0).integers(0, 256, (24, 20)).astype(np.uint8)
+    keeps_all = Upscaler(int8, threads=1)
+    details = [added_detail(to_unit_float(image), keeps_all.upscale_plane(to_unit_float(image)), 2)
+               for image in (flat, busy)]
+    assert details[0] < details[1]
+    return fp32, int8, flat, busy, details
+
+
+def test_auto_reruns_in_fp32_what_int8_adds_too_little_detail_to(int8_pair):
+    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
+    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2)
+    auto = Upscaler(int8, threads=1)
+    only_fp32, only_int8 = Upscaler(fp32, threads=1), Upscaler(with_int8_metadata(fp32, int8.with_name("x-int8.onnx"),
+                                                                                   0.0), threads=1)
+    assert auto.precision == "int8" and auto.fp32_below_detail == (flat_detail + busy_detail) / 2
+    np.testing.assert_array_equal(auto.upscale(flat), only_fp32.upscale(flat))
+    assert auto.last_precision == "fp32"
+    assert not np.array_equal(only_int8.upscale(flat), only_fp32.upscale(flat))  # the stand-in differs
+    np.testing.assert_array_equal(auto.upscale(busy), only_int8.upscale(busy))
+    assert auto.last_precision == "int8"
+
+
+def test_each_tile_decides_and_the_record_names_both(int8_pair):
+    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
+    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2)
+    half_and_half = np.hstack([np.full((24, 40), 128, np.uint8), np.tile(busy, (1, 2))])
+    tiled = Upscaler(int8, threads=1, tile=40)
+    tiled.upscale(half_and_half)
+    assert tiled.last_precision == "int8+fp32"
+
+
+def test_without_its_fp32_file_an_int8_model_keeps_every_image(int8_pair, tmp_path):
+    fp32, int8, flat, *_ = int8_pair
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    lone = with_int8_metadata(fp32, alone / "tiny-int8.onnx", 1e9)
+    upscaler = Upscaler(lone, threads=1)
+    assert upscaler.fp32_below_detail is None
+    upscaler.upscale(flat)
+    assert upscaler.last_precision == "int8"
+
+
+def test_the_record_of_what_ran_is_per_thread(int8_pair):
+    import threading
+
+    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
+    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2)
+    auto = Upscaler(int8, threads=1)
+    assert auto.last_precision == "int8"  # before any upscale: the file's
+    auto.upscale(flat)
+    seen = []
+    worker = threading.Thread(target=lambda: (auto.upscale(busy), seen.append(auto.last_precision)))
+    worker.start()
+    worker.join()
+    assert seen == ["int8"] and auto.last_precision == "fp32"

@@ -12,13 +12,12 @@ from enhance_edge.cli import main
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.export.calibration_mix import GATE_SEED, SYNTHETIC, calibration_mix, gate_images, lr_of
 from enhance_edge.export.gate import GateRow
-from enhance_edge.export.quantize import (MAX_IMAGE_LOSS_DB, FaceCalibrationReader, Recipe, choose, default_search,
-                                          estimated_levels, float_compute_ops, fuse_float_silu, gate_failures,
-                                          output_layers, quantize_model, robust_search, runtime_graph, scoring_session,
-                                          search_space, upscale_faces)
-from enhance_edge.model import bundled_model_path, int8_model_path
-from enhance_edge.protocol import psnr
-from enhance_edge.model import INPUT_NAME, open_session
+from enhance_edge.export.quantize import (MAX_IMAGE_LOSS_DB, FaceCalibrationReader, Recipe, SetScores, choose,
+                                          default_search, estimated_levels, float_compute_ops, fuse_float_silu,
+                                          gate_failures, gate_table, image_scores, least_int8_detail, output_layers,
+                                          quantize_model, robust_search, runtime_graph, scoring_session, search_space)
+from enhance_edge.limits import INT8_SET_LOSS_GOAL_DB
+from enhance_edge.model import INPUT_NAME, INT8_MIN_DETAIL_KEY, bundled_model_path, int8_model_path, open_session
 
 # The tiny random-weight fixture model is not a face model: these tests check the pipeline, and
 # allow it any quality loss except where the check itself is under test.
@@ -54,6 +53,10 @@ def test_int8_model_runs_in_int8_kernels_and_keeps_the_contract(quantized, tiny_
 def test_every_recipe_is_recorded_and_a_failing_one_does_not_stop_the_search(quantized):
     out, summary = quantized
     stored = json.loads(open_session(out)[1].metadata["quantization"])
+    # within any loss, int8 keeps every image; the runtime reads that from the file's own key
+    assert summary["fp32_below_detail"] == stored["fp32_below_detail"] == 0.0
+    assert float(open_session(out)[1].metadata[INT8_MIN_DETAIL_KEY]) == 0.0
+    assert set(stored["gate_all_int8"]) == set(stored["gate"])
     assert stored["recipe"] == Recipe().to_dict() == summary["recipe"]
     first, failed = stored["candidates"]
     assert first["psnr"] > 0 and first["latency_s"] > 0 and "float_ops" in first
@@ -68,7 +71,8 @@ def test_every_recipe_is_recorded_and_a_failing_one_does_not_stop_the_search(qua
 
 def test_a_model_losing_too_much_is_refused_and_nothing_is_written(tmp_path, tiny_onnx, face_folder):
     out = tmp_path / "lossy-int8.onnx"
-    with pytest.raises(ParityError, match=r"within -1.0 dB.*loses .* dB \(worst image: .*\); nothing was written"):
+    with pytest.raises(ParityError, match=r"within -1.0 dB.*validation faces loses .* dB on average \(limit -1.0\).*; "
+                                          r"nothing was written"):
         quantize_model(tiny_onnx, out, face_folder, [Recipe()], max_loss_db=-1.0, max_image_loss_db=ANY_LOSS)
     assert list(tmp_path.iterdir()) == []
 
@@ -182,7 +186,7 @@ def test_the_kept_recipe_is_8_bit_within_the_loss_then_fast_then_accurate():
                   candidate("16-bit", "uint16", 39.50, 0.030),
                   {"name": "broken", "recipe": Recipe().to_dict(), "error": "ValueError: no"}]
     assert choose(candidates, fp32_psnr=39.5, max_loss_db=0.2)["name"] == "tie"
-    with pytest.raises(ParityError, match=r"no 8-bit recipe .* the best, slow, loses 0.050 dB"):
+    with pytest.raises(ParityError, match=r"no 8-bit recipe .* the best, slow, validation loses 0.050 dB"):
         choose(candidates, fp32_psnr=39.5, max_loss_db=0.01)
 
 
@@ -223,14 +227,49 @@ def test_an_unwritable_output_is_a_model_error(tmp_path, tiny_onnx, face_folder)
 
 
 def test_a_recipe_losing_too_much_on_one_gate_image_is_refused_naming_it(tmp_path, tiny_onnx, face_folder):
-    with pytest.raises(ParityError, match=r"and -1.0 dB on every gate image; .*\(worst image: .* dB\); nothing"):
+    with pytest.raises(ParityError,
+                       match=r"and -1.0 dB on every gate image; .* #\d+ loses .* dB \(limit -1.0\).*; nothing"):
         quantize_model(tiny_onnx, tmp_path / "x-int8.onnx", face_folder, [Recipe()], max_loss_db=ANY_LOSS,
                        max_image_loss_db=-1.0)
     assert list(tmp_path.iterdir()) == []
 
 
+def scores(fp32_psnr, int8_psnr, detail):
+    return SetScores(np.array(fp32_psnr, float), np.array(detail, float)), SetScores(np.array(int8_psnr, float),
+                                                                                     np.array(detail, float))
+
+
+def test_auto_runs_in_fp32_the_images_int8_adds_too_little_detail_to_and_loses_nothing_there():
+    (faces32, faces8), (smooth32, smooth8) = scores([40, 41, 42], [39.9, 40.8, 41.95], [12, 3, 30]), \
+        scores([55, 54], [52, 53.5], [0.2, 0.5])
+    sets = {"faces": (["a", "b", "c"], None, None, None), "smooth": (["s0", "s1"], None, None, None)}
+    fp32, int8 = {"faces": faces32, "smooth": smooth32}, {"faces": faces8, "smooth": smooth8}
+    every_image = gate_table(fp32, int8, sets)
+    assert every_image["smooth"].worst_loss_db == 3.0 and every_image["faces"].int8_share == 1.0
+    # below 5 levels²: b (3) and both smooth images in fp32
+    auto = gate_table(fp32, int8, sets, fp32_below_detail=5.0)
+    assert auto["smooth"] == GateRow(2, 54.5, 0.0, 0.0, "s0", 0.0)
+    assert auto["faces"].worst_loss_db == pytest.approx(0.1) and auto["faces"].int8_share == pytest.approx(2 / 3)
+    # the least detail: just above s1's (0.5 levels²), the most detailed image losing over the image limit
+    least = least_int8_detail(fp32, int8, sets, max_loss_db=0.15, max_image_loss_db=0.3)
+    assert 0.5 < least <= np.nextafter(0.5, 1)
+    # a tighter mean limit also sends b, then a, to fp32: the faces' mean loss 0.117, 0.05, then 0.017 dB
+    assert least_int8_detail(fp32, int8, sets, max_loss_db=0.04, max_image_loss_db=0.3) == np.nextafter(12, 13)
+    assert least_int8_detail(fp32, int8, sets, max_loss_db=5, max_image_loss_db=5) == 0.0
+
+
+def test_a_recipe_int8_would_rarely_run_is_refused():
+    table = {"validation faces": GateRow(images=10, fp32_psnr=40.0, mean_loss_db=0.01, worst_loss_db=0.1,
+                                         worst_image="a.png", int8_share=0.3)}
+    rare = {**candidate("rare", "uint8", 39.4, 0.05), "gate": table}
+    with pytest.raises(ParityError, match=r"int8 runs 30% of the validation faces \(at least 50%\)"):
+        choose([rare], fp32_psnr=39.5, max_loss_db=0.2)
+    assert choose([rare], fp32_psnr=39.5, max_loss_db=0.2, min_int8_share=0.25)["name"] == "rare"
+
+
 def test_the_gate_is_checked_per_set_mean_and_per_image():
-    table = {"faces": GateRow(images=5, fp32_psnr=40.0, mean_loss_db=0.1, worst_loss_db=0.25, worst_image="a.png"),
+    table = {"validation faces": GateRow(images=5, fp32_psnr=40.0, mean_loss_db=0.1, worst_loss_db=0.25,
+                                         worst_image="a.png"),
              "high-key": GateRow(images=8, fp32_psnr=41.0, mean_loss_db=0.2, worst_loss_db=0.4,
                                  worst_image="high-key #2")}
     assert gate_failures(table, 0.2, 0.3) == ["high-key #2 loses 0.400 dB (limit 0.3)"]
@@ -295,7 +334,8 @@ def test_bundled_int8_stays_within_the_image_limit_on_a_smooth_gradient_and_a_hi
         request.applymarker(pytest.mark.xfail(strict=True, reason="quantized before the per-image gate"))
     hrs = gradient_and_high_key()
     lrs = lr_of(hrs, 2)
-    levels = estimated_levels(open_session(fp32_path)[1], lrs)
-    fp32, int8 = (np.array([psnr(h, o) for h, o in zip(hrs, upscale_faces(scoring_session(path, 1), lrs, levels))])
-                  for path in (fp32_path, int8_path))
-    assert (fp32 - int8).max() <= MAX_IMAGE_LOSS_DB, f"losses {fp32 - int8} dB"
+    sets = {"pinned": (["gradient", "high-key"], hrs, lrs, estimated_levels(open_session(fp32_path)[1], lrs))}
+    fp32, int8 = (image_scores(scoring_session(path, 1), sets) for path in (fp32_path, int8_path))
+    # as precision auto runs it (int8 where exact: computed so here), with the file's own least detail
+    row = gate_table(fp32, int8, sets, open_session(int8_path)[1].fp32_below_detail or 0.0)["pinned"]
+    assert row.worst_loss_db <= MAX_IMAGE_LOSS_DB and row.mean_loss_db <= INT8_SET_LOSS_GOAL_DB, row

@@ -91,7 +91,9 @@
       button.type = "button";
       button.setAttribute("role", "radio");
       button.setAttribute("aria-checked", String(name === precision));
-      const words = name === "auto" ? `${model.auto_precision} here` : PRECISION_WORDS[name];
+      const words = name === "auto"
+        ? `${model.auto_precision} here${model.fp32_below_detail != null ? ", fp32 for very clean images" : ""}`
+        : PRECISION_WORDS[name];
       button.textContent = words ? `${name} · ${words}` : name;
       button.addEventListener("click", () => { precision = name; showModel(); });
       return button;

@@ -364,7 +364,7 @@ def test_a_request_abandoned_while_running_stops_at_its_next_tile(monkeypatch):
     service = UpscaleService(catalog=ModelCatalog(max_memory=130 * MiB))  # tiles for this size
     abandoned = threading.Event()
     tiles = []
-    original = Upscaler.upscale_plane
+    original = Upscaler._run  # one model run: a tile
 
     outer = service.catalog.upscaler("default", "auto")
 
@@ -374,7 +374,7 @@ def test_a_request_abandoned_while_running_stops_at_its_next_tile(monkeypatch):
             abandoned.set()  # the client leaves during the first tile
         return original(upscaler, plane, *args, **kwargs)
 
-    monkeypatch.setattr(Upscaler, "upscale_plane", counted)
+    monkeypatch.setattr(Upscaler, "_run", counted)
     assert outer.tile_for(2048, 512, "L") < 512  # several tiles
     with pytest.raises(ClientGone, match="wide.png: the client went away during the upscale"):
         service.upscale_upload(io.BytesIO(png_bytes(2048, 512)), "wide.png", abandoned=abandoned)
@@ -440,7 +440,7 @@ def test_a_model_without_the_strength_input_takes_auto_and_refuses_a_number(clie
 
 
 def test_a_conditioned_model_runs_at_the_strength_sent(make_client, monkeypatch, tiny_conditioned_onnx):
-    monkeypatch.setattr("enhance_edge.web.service.bundled_model_path", lambda name, precision: tiny_conditioned_onnx)
+    monkeypatch.setattr("enhance_edge.model.bundled_model_path", lambda name, precision: tiny_conditioned_onnx)
     client = make_client()
     assert all(model["conditioned"] for model in client.get("/api/models").json()["models"])
     image = png_bytes(24, 20, "RGB")
