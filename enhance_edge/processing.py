@@ -120,5 +120,5 @@ def added_detail(plane: np.ndarray, upscaled: np.ndarray, scale: int) -> float:
     size = (plane.shape[1] * scale, plane.shape[0] * scale)
     bicubic = np.asarray(Image.fromarray(plane.astype(np.float32, copy=False), "F").resize(
         size, Image.Resampling.BICUBIC))
-    difference = (upscaled - bicubic) * np.float32(255)
-    return float(np.mean(np.square(difference), dtype=np.float64))
+    difference = (upscaled - bicubic).ravel()  # on the runtime's hot path: one temporary, one pass to sum
+    return float(np.dot(difference, difference)) / difference.size * 255**2

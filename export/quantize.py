@@ -532,7 +532,8 @@ class CheckImages:
 
     @property
     def mix(self) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """The calibration mix's (LR images, levels) groups, one per kind."""
+        """The calibration mix's (LR images, levels) groups, one per kind, as the routing sets hold them (for a
+        conditioned model with degraded copies, and without the images its clean specialist runs)."""
         return [(lrs, levels) for name, (_, _, lrs, levels) in self.routing.items() if name != VALIDATION_SET]
 
 
