@@ -206,12 +206,15 @@ def _per_image_section(results: dict) -> list[str]:
             "image, as `enhance-edge quantize`'s gate measures it (int8 computed as exact int8 kernels compute "
             "it): the Yale test faces and images calibration never sees (scikit-image's astronaut and LFW "
             "faces, synthetic gradients, high-key and low-key images). As `--precision auto` runs the model: "
-            "images int8 adds too little detail to run in fp32 and lose nothing (`in int8`: the share int8 "
-            "runs); `all int8 worst`: the worst image with every image in int8 (`--precision int8`).", "",
-            "| model | set | images | in int8 | fp32 PSNR (dB) | mean loss (dB) | worst loss (dB) | worst image "
-            "| all int8 worst (dB) |",
-            "|---|---|---|---|---|---|---|---|---|"] + [
-        f"| {label} | {name} | {row.images} | {row.int8_share:.0%} | {row.fp32_psnr:.2f} | {row.mean_loss_db:.3f} | "
+            "images int8 adds too little detail to run in fp32 and lose nothing (`in int8`: the share whose int8 "
+            "output is kept; `twice`: the share run in int8 and then in fp32, the rest of the fp32 share going "
+            "to fp32 at once for their inputs' little fine detail); `all int8 worst`: the worst image with every "
+            "image in int8 (`--precision int8`).", "",
+            "| model | set | images | in int8 | twice | fp32 PSNR (dB) | mean loss (dB) | worst loss (dB) "
+            "| worst image | all int8 worst (dB) |",
+            "|---|---|---|---|---|---|---|---|---|---|"] + [
+        f"| {label} | {name} | {row.images} | {row.int8_share:.0%} | {row.twice_share:.0%} | {row.fp32_psnr:.2f} | "
+        f"{row.mean_loss_db:.3f} | "
         f"{row.worst_loss_db:.3f} | {row.worst_image} | {_all_int8_worst(results, label, name)} |"
         for label, result in per_image.items() for name, row in result.sets.items()]
 

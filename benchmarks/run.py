@@ -265,8 +265,10 @@ def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | N
     test = PairSet([f"yale test #{i}" for i in range(len(faces.hr))], np.stack(faces.hr), np.stack(faces.lr))
     gates = gate_sets(info, test, estimated_levels(info, test.lr), faces_name="yale test faces")
     fp32, int8 = image_scores(scoring_session(fp32_model), gates), image_scores(scoring_session(int8_model), gates)
-    below = open_session(int8_model)[1].fp32_below_detail or 0.0
-    return {**GateResult(gate_table(fp32, int8, gates, below)).to_dict(), "fp32_below_detail": below,
+    info = open_session(int8_model)[1]
+    below, input_below = info.fp32_below_detail or 0.0, info.fp32_below_input_detail
+    return {**GateResult(gate_table(fp32, int8, gates, below, input_below)).to_dict(), "fp32_below_detail": below,
+            "fp32_below_input_detail": input_below,
             "all_int8": GateResult(gate_table(fp32, int8, gates)).to_dict()}
 
 

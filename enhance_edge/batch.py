@@ -110,7 +110,7 @@ def _is_listed_image(path: Path, root: Path) -> bool:
     """Folder listings take image files by extension; hidden files (and our .part temporaries)
     never, nor the tagged outputs of earlier runs (in an output folder this run does not exclude)."""
     hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
-    return (not hidden and path.suffix.lower() in Image.registered_extensions()
+    return (not hidden and imageio.pillow_format(path.suffix.lower()) is not None
             and (path.is_file() or path.is_symlink())  # a broken link is reported, not hidden
             and not imageio.made_by_enhance_edge(path))
 

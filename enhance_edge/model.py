@@ -10,6 +10,7 @@ import base64
 import json
 import platform
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -46,6 +47,9 @@ WORKING_BYTES_KEY = "working_bytes_per_pixel"
 # floor stayed within the gate of `quantize`: at precision "auto" an image (or tile) the int8 model
 # adds less detail to runs again in the fp32 model it came from (beside it, NAME.onnx for NAME-int8.onnx).
 INT8_MIN_DETAIL_KEY = "int8_min_detail"
+# Below this detail of an input (processing.input_detail), the int8 model's own detail nearly always
+# falls under INT8_MIN_DETAIL_KEY: "auto" runs such an input in fp32 at once, not int8 and then fp32.
+INT8_MIN_INPUT_DETAIL_KEY = "int8_min_input_detail"
 
 # Short names accepted by --provider, beside onnxruntime's own full names.
 PROVIDER_ALIASES = {
@@ -237,10 +241,11 @@ class ModelInfo:
     # An int8 model's INT8_MIN_DETAIL_KEY and the fp32 file it came from, where it states one and that file is there
     fp32_below_detail: float | None = None
     fp32_model: Path | None = None
+    fp32_below_input_detail: float = 0.0  # INT8_MIN_INPUT_DETAIL_KEY (0: every input tries int8 first)
 
     @property
     def disabled_optimizers(self) -> list[str]:
-        return [name for name in self.metadata.get(DISABLED_OPTIMIZERS_KEY, "").split(",") if name]
+        return _optimizer_names(self.metadata)
 
     @classmethod
     def from_metadata(cls, path: str, metadata: dict[str, str]) -> ModelInfo:
@@ -272,9 +277,9 @@ class ModelInfo:
             except (KeyError, ValueError):
                 raise ModelError(f"{path!r} names a clean model but no {CLEAN_BELOW_KEY!r} strength") from None
             clean_model = _clean_specialist(Path(path), metadata[CLEAN_MODEL_KEY], metadata.get("precision", "fp32"))
-        fp32_below_detail, fp32_model = _fp32_fallback(path, metadata)
+        fp32_below_detail, fp32_model, fp32_below_input_detail = _fp32_fallback(path, metadata)
         return cls(path, scale, channels, (low, high), layout, receptive, working_bytes, dict(metadata), conditioned,
-                   clean_model, clean_below, fp32_below_detail, fp32_model)
+                   clean_model, clean_below, fp32_below_detail, fp32_model, fp32_below_input_detail)
 
     def json_field(self, key: str) -> Any:
         """A metadata value that was stored as JSON (configs, training facts), or None."""
@@ -298,19 +303,26 @@ def _tiling_facts(path: str, metadata: dict[str, str], generator: Any) -> tuple[
     return radius, working_bytes
 
 
-def _fp32_fallback(path: str, metadata: dict[str, str]) -> tuple[float | None, Path | None]:
-    """(INT8_MIN_DETAIL_KEY, the fp32 file) of an int8 model that states one and has its fp32 file beside it."""
+def _fp32_fallback(path: str, metadata: dict[str, str]) -> tuple[float | None, Path | None, float]:
+    """(INT8_MIN_DETAIL_KEY, the fp32 file, INT8_MIN_INPUT_DETAIL_KEY) of an int8 model that states the
+    first and has its fp32 file beside it; (None, None, 0.0) otherwise."""
     if INT8_MIN_DETAIL_KEY not in metadata:
-        return None, None
+        return None, None, 0.0
+    detail = _least_detail(path, metadata, INT8_MIN_DETAIL_KEY)
+    input_detail = _least_detail(path, metadata, INT8_MIN_INPUT_DETAIL_KEY)
+    fp32 = fp32_model_path(path)
+    return (detail, fp32, input_detail) if fp32 is not None else (None, None, 0.0)
+
+
+def _least_detail(path: str, metadata: dict[str, str], key: str) -> float:
+    """A least-detail metadata value (0.0 where absent); ModelError naming it unless a number >= 0."""
     try:
-        detail = float(metadata[INT8_MIN_DETAIL_KEY])
+        detail = float(metadata.get(key, 0.0))
     except ValueError:
         detail = -1.0
     if not detail >= 0:
-        raise ModelError(f"{path!r} declares {INT8_MIN_DETAIL_KEY}={metadata[INT8_MIN_DETAIL_KEY]!r}; "
-                         f"it must be a number >= 0")
-    fp32 = fp32_model_path(path)
-    return (detail, fp32) if fp32 is not None else (None, None)
+        raise ModelError(f"{path!r} declares {key}={metadata[key]!r}; it must be a number >= 0")
+    return detail
 
 
 def _clean_specialist(model_path: Path, name: str, precision: str) -> Path:
@@ -342,9 +354,11 @@ def open_session(model_path: str | Path, provider: str = "cpu", threads: int | N
     if threads:
         options.intra_op_num_threads = threads
     providers = [resolve_provider(provider)]
-    session = _load(path, options, providers)
+    stored = _stored_metadata(path)
+    disabled = _optimizer_names(stored) if stored is not None else []
+    session = _load(path, options, providers, disabled)
     info = ModelInfo.from_metadata(path, session.get_modelmeta().custom_metadata_map)
-    if info.disabled_optimizers:  # onnxruntime reads metadata only from a loaded model: load again
+    if info.disabled_optimizers != disabled:  # the file's protobuf was not read as onnxruntime reads it
         session = _load(path, options, providers, info.disabled_optimizers)
     inputs, outputs = session.get_inputs(), session.get_outputs()
     expected = [INPUT_NAME, STRENGTH_NAME] if info.conditioned else [INPUT_NAME]
@@ -366,6 +380,60 @@ def open_estimator(info: ModelInfo, threads: int | None = None) -> ort.Inference
     except Exception as exc:  # a corrupt key: base64's or onnxruntime's own untyped errors
         raise ModelError(f"cannot load the degradation estimator of {info.path!r}: "
                          f"{str(exc).splitlines()[0]}") from None
+
+
+def _optimizer_names(metadata: dict[str, str]) -> list[str]:
+    return [name for name in metadata.get(DISABLED_OPTIMIZERS_KEY, "").split(",") if name]
+
+
+def _stored_metadata(path: str) -> dict[str, str] | None:
+    """The file's ONNX metadata (ModelProto field 14, entries {key: 1, value: 2}) read from its protobuf,
+    or None where it does not parse as expected (onnxruntime then says what is wrong with the file).
+
+    onnxruntime shows metadata only on a built session, and a model that disables optimizers needs
+    them named when its session is built: reading them first builds it once, not twice (~25 ms of a
+    command's start for each `default` file)."""
+    try:
+        data = memoryview(Path(path).read_bytes())
+        metadata = {}
+        for number, value in _protobuf_fields(data):
+            if number == 14 and isinstance(value, memoryview):
+                entry = {n: bytes(v).decode("utf-8") for n, v in _protobuf_fields(value) if isinstance(v, memoryview)}
+                metadata[entry.get(1, "")] = entry.get(2, "")
+        return metadata
+    except (OSError, IndexError, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
+def _protobuf_fields(data: memoryview) -> Iterator[tuple[int, memoryview | int | None]]:
+    """(field number, value) of a protobuf message: an int for varints, the bytes of length-delimited
+    fields, None for fixed-width ones; IndexError or ValueError where the message is cut or malformed."""
+    position = 0
+    while position < len(data):
+        key, position = _varint(data, position)
+        value: memoryview | int | None = None
+        wire_type = key & 7
+        if wire_type == 0:
+            value, position = _varint(data, position)
+        elif wire_type == 2:
+            length, position = _varint(data, position)
+            value, position = data[position:position + length], position + length
+        elif wire_type in (1, 5):
+            position += 8 if wire_type == 1 else 4
+        else:
+            raise ValueError(f"protobuf wire type {wire_type}")
+        if position > len(data):
+            raise ValueError("protobuf message cut short")
+        yield key >> 3, value
+
+
+def _varint(data: memoryview, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[position]
+        value, position, shift = value | (byte & 0x7F) << shift, position + 1, shift + 7
+        if byte < 0x80:
+            return value, position
 
 
 def _load(path: str, options: ort.SessionOptions, providers: list[str],

@@ -122,3 +122,19 @@ def added_detail(plane: np.ndarray, upscaled: np.ndarray, scale: int) -> float:
         size, Image.Resampling.BICUBIC))
     difference = (upscaled - bicubic).ravel()  # on the runtime's hot path: one temporary, one pass to sum
     return float(np.dot(difference, difference)) / difference.size * 255**2
+
+
+def input_detail(plane: np.ndarray) -> float:
+    """The fine detail of a float32 (H, W) plane in [0, 1]: the mean square of its 4-neighbour Laplacian,
+    in 8-bit levels squared (0 for a plane under 3 pixels a side, which has no inner pixel).
+
+    What a model adds (added_detail) follows what its input holds at the finest scale (log
+    correlation 0.94-0.96 on the calibration images of `fast-clean` and `fast`): an int8 model's
+    metadata states the input detail under which the detail it would add nearly always falls
+    short, and the runtime runs such an input in fp32 without trying int8 first."""
+    if min(plane.shape) < 3:
+        return 0.0
+    inner = plane[1:-1, 1:-1]
+    laplacian = 4 * inner - plane[:-2, 1:-1] - plane[2:, 1:-1] - plane[1:-1, :-2] - plane[1:-1, 2:]
+    values = laplacian.ravel()
+    return float(np.dot(values, values)) / values.size * 255**2

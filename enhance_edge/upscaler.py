@@ -25,8 +25,8 @@ from .errors import EnhanceEdgeError, ImageError, ModelError
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
 from .model import INPUT_NAME, STRENGTH_NAME, bundled_scale_for, open_estimator, open_session, resolve_model
 from .output_size import OutputSize, resize_output
-from .processing import (added_detail, fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr,
-                         to_unit_float, ycbcr_to_rgb)
+from .processing import (added_detail, fill_transparent, from_unit_float, input_detail, resize_plane_rows,
+                         rgb_to_ycbcr, to_unit_float, ycbcr_to_rgb)
 from .settings import DEFAULT_MAX_MEMORY
 from .tiling import choose_tile, half_blend, upscale_tiled
 
@@ -88,8 +88,9 @@ class Upscaler:
     ``precision`` ("auto", "int8", "fp32") picks between a bundled model's files, as the CLI's
     ``--precision`` does. "auto" runs int8 where the CPU sums int8 exactly and the int8 file is
     installed, and reruns in fp32 each image (or tile) to which the int8 model adds less detail than
-    its metadata states its noise floor needs to stay hidden (MODEL_CARD.md, "int8"); "int8" runs
-    every image in int8. ``last_precision`` says what the last upscale on this thread ran.
+    its metadata states its noise floor needs to stay hidden (MODEL_CARD.md, "int8"), and runs in fp32 at
+    once an image whose own fine detail says int8 would be handed over; "int8" runs every image in int8.
+    ``last_precision`` says what the last upscale on this thread ran.
 
     ``strength`` (a model conditioned on the degradation level, such as the bundled ones):
     "auto" estimates from each image how noisy or compressed it is, as the CLI does; a number
@@ -233,6 +234,8 @@ class Upscaler:
         """upscale_plane's output and the precision that made it."""
         if self._clean is not None and strength is not None and strength < self.info.clean_below:
             return self._clean._run(plane, None)
+        if self.fp32_below_detail is not None and input_detail(plane) < self.info.fp32_below_input_detail:
+            return self._fp32._run(plane, strength)  # int8 would add too little detail: skip its run
         out = self._session_run(plane, strength)
         if self.fp32_below_detail is not None and added_detail(plane, out, self.scale) < self.fp32_below_detail:
             return self._fp32._run(plane, strength)

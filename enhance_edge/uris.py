@@ -27,13 +27,11 @@ import time
 from pathlib import Path
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
-from PIL import Image
-
 from .batch import (InputFile, Job, expand_inputs, output_extension, read_for_upscale, with_problems,
                     write_upscaled)
 from .errors import EnhanceEdgeError, ImageError, MissingExtraError
 from .fileio import PART_SUFFIX, STALE_PART_SECONDS, target_name, write_file
-from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, NamedBytes, format_for
+from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, NamedBytes, format_for, pillow_format
 from .output_size import OutputSize
 from .upscaler import Upscaler
 
@@ -143,7 +141,7 @@ def _list_folder(folder: str, recursive: bool, exclude: Location | None) -> list
     for info in sorted(listing, key=lambda info: info.path):
         relative = info.path[len(base):].lstrip("/")
         if (info.type == pyarrow_fs.FileType.File and not any(part.startswith(".") for part in relative.split("/"))
-                and posixpath.splitext(relative)[1].lower() in Image.registered_extensions()
+                and pillow_format(posixpath.splitext(relative)[1].lower()) is not None
                 and not (skipped and info.path.startswith(skipped))):
             found.append((InputFile(join(folder, relative), Path(relative), True), info.size))
     return found

@@ -14,8 +14,10 @@ from typing import Any
 @dataclass(frozen=True)
 class GateRow:
     """int8 against fp32 on one set: its images, fp32's mean PSNR, int8's mean and worst loss,
-    the image that lost the most, and the share of images int8 ran (precision "auto" runs the
-    others in fp32, losing nothing on them: the INT8_MIN_DETAIL_KEY of enhance_edge.model)."""
+    the image that lost the most, the share of images whose int8 output is kept (precision "auto" runs
+    the others in fp32, losing nothing on them: the INT8_MIN_DETAIL_KEY of enhance_edge.model), and
+    the share it runs twice, int8 then fp32 (those that INT8_MIN_INPUT_DETAIL_KEY does not send to
+    fp32 at once)."""
 
     images: int
     fp32_psnr: float
@@ -23,6 +25,7 @@ class GateRow:
     worst_loss_db: float
     worst_image: str
     int8_share: float = 1.0
+    twice_share: float = 0.0
 
     to_dict = asdict
 
@@ -82,9 +85,9 @@ def gate_failures(table: GateTable, max_loss_db: float, max_image_loss_db: float
 
 def describe_table(table: GateTable) -> list[str]:
     """The per-set and worst-image table, as lines."""
-    lines = [f"  {'gate set':<20} {'images':>6} {'in int8':>7} {'fp32 dB':>8} {'mean loss':>9} {'worst':>7}  "
-             f"worst image"]
+    lines = [f"  {'gate set':<20} {'images':>6} {'in int8':>7} {'twice':>6} {'fp32 dB':>8} {'mean loss':>9} "
+             f"{'worst':>7}  worst image"]
     for name, row in table.items():
-        lines.append(f"  {name:<20} {row.images:>6} {row.int8_share:>7.0%} {row.fp32_psnr:>8.2f} "
-                     f"{row.mean_loss_db:>9.3f} {row.worst_loss_db:>7.3f}  {row.worst_image}")
+        lines.append(f"  {name:<20} {row.images:>6} {row.int8_share:>7.0%} {row.twice_share:>6.0%} "
+                     f"{row.fp32_psnr:>8.2f} {row.mean_loss_db:>9.3f} {row.worst_loss_db:>7.3f}  {row.worst_image}")
     return lines

@@ -42,9 +42,9 @@ from enhance_edge.dataset import PairSet, load_pairs, trained_hr_size, trained_s
 from enhance_edge.degradation import DegradationConfig
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.limits import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB, MIN_INT8_SHARE
-from enhance_edge.model import (INPUT_NAME, INT8_MIN_DETAIL_KEY, STRENGTH_NAME, ModelInfo, int8_is_exact_here,
-                                open_estimator, open_session)
-from enhance_edge.processing import added_detail, from_unit_float, to_batch, to_unit_float
+from enhance_edge.model import (INPUT_NAME, INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY, STRENGTH_NAME, ModelInfo,
+                                int8_is_exact_here, open_estimator, open_session)
+from enhance_edge.processing import added_detail, from_unit_float, input_detail, to_batch, to_unit_float
 from enhance_edge.protocol import psnr, score
 
 from .calibration_mix import calibration_mix, gate_images, lr_of
@@ -253,11 +253,13 @@ VALIDATION_SET = "validation faces"  # the gate's and the routing's first set
 
 @dataclass(frozen=True)
 class SetScores:
-    """One model on one set of images: each image's PSNR (of the 8-bit output) and the detail the
-    model added to it (processing.added_detail, what the runtime's "auto" reads from an int8 output)."""
+    """One model on one set of images: each image's PSNR (of the 8-bit output), the detail the model
+    added to it (processing.added_detail, what the runtime's "auto" reads from an int8 output) and the
+    input's own (processing.input_detail, what "auto" reads before it)."""
 
     psnr: np.ndarray
     detail: np.ndarray
+    input_detail: np.ndarray  # processing.input_detail of each LR image, the same for every model
 
 
 def gate_sets(info: ModelInfo, validation: PairSet, levels: np.ndarray | None,
@@ -295,21 +297,25 @@ def image_scores(session: ort.InferenceSession, sets: GateSets) -> dict[str, Set
         scale = outputs.shape[1] // lrs.shape[1]
         scores[name] = SetScores(
             np.array([psnr(hr, out) for hr, out in zip(hrs, from_unit_float(outputs))]),
-            np.array([added_detail(to_unit_float(lr), out, scale) for lr, out in zip(lrs, outputs)]))
+            np.array([added_detail(to_unit_float(lr), out, scale) for lr, out in zip(lrs, outputs)]),
+            np.array([input_detail(to_unit_float(lr)) for lr in lrs]))
     return scores
 
 
 def gate_table(fp32: dict[str, SetScores], int8: dict[str, SetScores], gates: GateSets,
-               fp32_below_detail: float = 0.0) -> GateTable:
+               fp32_below_detail: float = 0.0, fp32_below_input_detail: float = 0.0) -> GateTable:
     """Per set: images, fp32's mean PSNR, int8's mean and worst loss against it, the worst image and
-    the share of images int8 runs, as precision "auto" runs them: an image int8 adds less than
-    ``fp32_below_detail`` to runs in fp32 and loses nothing (0: every image in int8)."""
+    the shares of images whose int8 output is kept and that run twice, as precision "auto" runs them:
+    an image whose input detail is under ``fp32_below_input_detail`` runs in fp32 at once, one that
+    int8 adds less than ``fp32_below_detail`` to runs in fp32 after it; neither loses anything
+    (both 0: every image in int8)."""
     table = {}
     for name, (names, *_) in gates.items():
-        runs_int8 = int8[name].detail >= fp32_below_detail
-        loss = np.where(runs_int8, fp32[name].psnr - int8[name].psnr, 0.0)
+        tries_int8 = int8[name].input_detail >= fp32_below_input_detail
+        runs_int8 = tries_int8 & (int8[name].detail >= fp32_below_detail)
+        loss, twice = np.where(runs_int8, fp32[name].psnr - int8[name].psnr, 0.0), tries_int8 & ~runs_int8
         table[name] = GateRow(len(loss), float(fp32[name].psnr.mean()), float(loss.mean()), float(loss.max()),
-                              names[int(loss.argmax())], float(runs_int8.mean()))
+                              names[int(loss.argmax())], float(runs_int8.mean()), float(twice.mean()))
     return table
 
 
@@ -325,6 +331,15 @@ def least_int8_detail(fp32: dict[str, SetScores], int8: dict[str, SetScores], se
     # The last (every image in fp32) stands when none passes: only limits below 0 dB make that so.
     return float(next((below for below in candidates if not gate_failures(
         gate_table(fp32, int8, sets, float(below)), max_loss_db, max_image_loss_db)), candidates[-1]))
+
+
+def least_input_detail(int8: dict[str, SetScores], sets: GateSets, fp32_below_detail: float) -> float:
+    """The INT8_MIN_INPUT_DETAIL_KEY of an int8 model: the least input detail of the images of ``sets``
+    (calibration images) whose int8 output "auto" keeps, so that none of them goes to fp32 at once;
+    0 (none does) when it keeps none. On `fast-clean`'s calibration and gate images this sends 62% of
+    the images int8 would hand over to fp32 without their int8 run."""
+    kept = np.concatenate([int8[name].input_detail[int8[name].detail >= fp32_below_detail] for name in sets])
+    return float(kept.min()) if len(kept) else 0.0
 
 
 def assess(model_path: Path, pairs: PairSet, levels: np.ndarray | None, threads: int | None,
@@ -577,8 +592,9 @@ def try_recipe(recipe: Recipe, path: Path, prepared: Path, images: CheckImages, 
         candidate.update(assess(path, images.validation, images.levels, threads, timing_input, images.scored_sets))
         fp32_scores, int8_scores = fp32["image_scores"], candidate.pop("image_scores")
         below = least_int8_detail(fp32_scores, int8_scores, images.routing, *limits)
-        candidate["fp32_below_detail"] = below
-        candidate["gate"] = gate_table(fp32_scores, int8_scores, images.gates, below)
+        input_below = least_input_detail(int8_scores, images.routing, below)
+        candidate["fp32_below_detail"], candidate["fp32_below_input_detail"] = below, input_below
+        candidate["gate"] = gate_table(fp32_scores, int8_scores, images.gates, below, input_below)
         candidate["gate_all_int8"] = gate_table(fp32_scores, int8_scores, images.gates)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's quantizer and sessions raise any type
         candidate["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -604,6 +620,7 @@ def summary_record(chosen: dict, fp32: dict, candidates: list[dict], images: Che
         "max_image_loss_db": limits[1],
         "min_int8_share": limits[2],
         "fp32_below_detail": chosen["fp32_below_detail"],
+        "fp32_below_input_detail": chosen["fp32_below_input_detail"],
         "gate_all_int8": chosen["gate_all_int8"],
         # how the gate computed int8: this CPU's kernels where they are exact, else their roundings in float
         "scored_as": "int8 kernels" if int8_is_exact_here() else "exact arithmetic (QDQ in float)",
@@ -629,6 +646,7 @@ def write_int8_model(int8_path: Path, out_path: Path, info: ModelInfo, summary: 
                                          **summary["test"]["int8"]})
     metadata = {**info.metadata, **own_scores, "precision": "int8",
                 INT8_MIN_DETAIL_KEY: repr(summary["fp32_below_detail"]),
+                INT8_MIN_INPUT_DETAIL_KEY: repr(summary["fp32_below_input_detail"]),
                 "quantization": json.dumps(summary, default=as_json)}
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, metadata)
@@ -653,8 +671,9 @@ def with_degraded(pairs: PairSet, info: ModelInfo) -> PairSet:
 def describe_gate(candidate: dict) -> list[str]:
     """A candidate's gate as precision "auto" runs it (gate.describe_table), and what every image in int8 loses."""
     worst = max(candidate["gate_all_int8"].values(), key=lambda row: row.worst_loss_db)
-    return [f"  as precision auto runs it: fp32 for images int8 adds under {candidate['fp32_below_detail']:.3g} "
-            f"levels² of detail to",
+    return [f"  as precision auto runs it: fp32 at once for inputs with under "
+            f"{candidate['fp32_below_input_detail']:.3g} levels² of fine detail, after int8 for images it adds "
+            f"under {candidate['fp32_below_detail']:.3g} to",
             *describe_table(candidate["gate"]),
             f"  every image in int8 (precision int8): worst {worst.worst_image}, {worst.worst_loss_db:.3f} dB"]
 

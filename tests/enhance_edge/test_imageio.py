@@ -3,6 +3,8 @@
 import io
 import os
 import signal
+import subprocess
+import sys
 import threading
 import warnings
 
@@ -403,6 +405,14 @@ def test_format_for_extensions(tmp_path):
     assert format_for(tmp_path / "a.JPG") == "JPEG" and format_for(tmp_path / "a.tif") == "TIFF"
     assert format_for(tmp_path / "a.psd") is None  # Pillow reads PSD but cannot write it
     assert format_for(tmp_path / "noextension") is None
+
+
+def test_extensions_outside_pillows_common_plugins_are_known_in_a_fresh_process():
+    # pillow_format loads Pillow's other plugins only for an extension its common ones do not know
+    code = ("from enhance_edge.imageio import pillow_format as f; "
+            "print([f(s) for s in ('.png', '.webp', '.tiff', '.psd', '.txt')])")
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert printed.strip() == "['PNG', 'WEBP', 'TIFF', 'PSD', None]"
 
 
 @settings(max_examples=30, deadline=None)

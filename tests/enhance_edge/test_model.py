@@ -5,7 +5,7 @@ import pytest
 from enhance_edge.errors import ModelError, ProviderError
 from enhance_edge.model import (BUNDLED_MODELS, DISABLED_OPTIMIZERS_KEY, RECEPTIVE_RADIUS_KEY, WORKING_BYTES_KEY,
                                 ModelInfo, bundled_model_path, bundled_name, bundled_scale, bundled_scales,
-                                open_session, resolve_model, resolve_provider)
+                                _stored_metadata, open_session, resolve_model, resolve_provider)
 
 
 def test_model_info_comes_from_the_file(tiny_onnx):
@@ -32,6 +32,37 @@ def test_the_optimizers_a_model_disables_are_left_out_of_its_session(tmp_path, t
         str(tiny_onnx), options, providers=["CPUExecutionProvider"], disabled_optimizers=["NchwcTransformer"]))
     assert ours == asked
     assert not any(domain == "com.microsoft.nchwc" for domain, _ in ours)
+
+
+def test_a_session_is_built_once_with_the_optimizers_the_file_disables(monkeypatch, tiny_onnx):
+    builds = []
+    real = ort.InferenceSession
+    monkeypatch.setattr(ort, "InferenceSession", lambda *args, **kwargs: builds.append(kwargs) or real(*args, **kwargs))
+    open_session(tiny_onnx)
+    assert [build["disabled_optimizers"] for build in builds] == [["NchwcTransformer"]]
+
+
+def test_metadata_is_read_from_the_protobuf_as_onnxruntime_reads_it(tiny_onnx):
+    session, _ = open_session(tiny_onnx)
+    assert _stored_metadata(str(tiny_onnx)) == session.get_modelmeta().custom_metadata_map
+    for name in BUNDLED_MODELS:
+        path = str(bundled_model_path(name))
+        assert _stored_metadata(path) == open_session(path)[0].get_modelmeta().custom_metadata_map
+
+
+@pytest.mark.parametrize("cut", [1, 3, 0.5])
+def test_a_file_the_protobuf_reader_cannot_read_is_left_to_onnxruntime(tmp_path, tiny_onnx, cut):
+    data = tiny_onnx.read_bytes()
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(data[:int(len(data) * cut)] if cut < 1 else data[:cut])
+    assert _stored_metadata(str(broken)) is None  # a file cut short, or cut mid-field
+    with pytest.raises(ModelError, match="cannot load model"):
+        open_session(broken)
+    text = tmp_path / "notes.onnx"
+    text.write_text("# not a model\n")
+    assert _stored_metadata(str(text)) is None  # '#' is protobuf wire type 3, which ONNX never uses
+    with pytest.raises(ModelError, match="cannot load model"):
+        open_session(text)
 
 
 def test_a_model_without_the_key_disables_nothing(tiny_onnx):

@@ -12,8 +12,8 @@ from enhance_edge import model as model_module
 from enhance_edge.batch import model_precision
 from enhance_edge.cli import main
 from enhance_edge.errors import ModelError
-from enhance_edge.model import (INT8_MIN_DETAIL_KEY, bundled_model_path, bundled_models, fp32_model_path,
-                                int8_is_exact_here, int8_model_path, open_session, resolve_model)
+from enhance_edge.model import (INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY, bundled_model_path, bundled_models,
+                                fp32_model_path, int8_is_exact_here, int8_model_path, open_session, resolve_model)
 from enhance_edge.upscaler import Upscaler
 
 from ..conftest import with_int8_metadata
@@ -119,15 +119,16 @@ def test_an_int8_model_finds_the_fp32_one_it_came_from_beside_it(package_models)
     assert (info.fp32_below_detail, info.fp32_model) == (2.5, package_models / "default.onnx")
 
 
+@pytest.mark.parametrize("key", [INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY])
 @pytest.mark.parametrize("value", ["-1.0", "nan", "lots"])
-def test_an_unreadable_least_int8_detail_is_refused_naming_it(package_models, value):
+def test_an_unreadable_least_int8_detail_is_refused_naming_it(package_models, key, value):
     import onnx
 
     int8 = with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 0.0)
     model = onnx.load(str(int8))
-    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, INT8_MIN_DETAIL_KEY: value})
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, key: value})
     onnx.save(model, str(int8))
-    with pytest.raises(ModelError, match=f"declares int8_min_detail='{value}'; it must be a number >= 0"):
+    with pytest.raises(ModelError, match=f"declares {key}='{value}'; it must be a number >= 0"):
         open_session(int8)
 
 

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from enhance_edge.errors import EnhanceEdgeError, ImageError, ModelError
-from enhance_edge.processing import from_unit_float, to_unit_float
+from enhance_edge.processing import added_detail, from_unit_float, input_detail, to_unit_float
 from enhance_edge.upscaler import Upscaler
 
 from ..conftest import with_int8_metadata
@@ -326,8 +326,6 @@ def test_a_model_files_scale_is_checked_and_its_output_resized(tiny_onnx):
 @pytest.fixture
 def int8_pair(tmp_path, tiny_onnx):
     """(fp32 file, int8 file beside it keeping every image, a flat and a busy gray image, their added details)."""
-    from enhance_edge.processing import added_detail
-
     fp32 = tmp_path / "tiny.onnx"
     fp32.write_bytes(tiny_onnx.read_bytes())
     int8 = with_int8_metadata(fp32, tmp_path / "tiny-int8.onnx", 0.0)
@@ -352,6 +350,20 @@ def test_auto_reruns_in_fp32_what_int8_adds_too_little_detail_to(int8_pair):
     assert not np.array_equal(only_int8.upscale(flat), only_fp32.upscale(flat))  # the stand-in differs
     np.testing.assert_array_equal(auto.upscale(busy), only_int8.upscale(busy))
     assert auto.last_precision == "int8"
+
+
+def test_auto_runs_an_input_with_little_fine_detail_in_fp32_without_trying_int8(int8_pair):
+    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
+    busy_input = input_detail(to_unit_float(busy))
+    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2, busy_input / 2)
+    auto, only_fp32 = Upscaler(int8, threads=1), Upscaler(fp32, threads=1)
+    int8_runs = []
+    run_int8 = auto._session_run
+    auto._session_run = lambda *args: int8_runs.append(args) or run_int8(*args)
+    np.testing.assert_array_equal(auto.upscale(flat), only_fp32.upscale(flat))
+    assert (auto.last_precision, len(int8_runs)) == ("fp32", 0)  # flat: no fine detail at all
+    auto.upscale(busy)
+    assert (auto.last_precision, len(int8_runs)) == ("int8", 1)
 
 
 def test_each_tile_decides_and_the_record_names_both(int8_pair):

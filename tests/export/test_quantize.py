@@ -14,10 +14,12 @@ from enhance_edge.export.calibration_mix import GATE_SEED, SYNTHETIC, calibratio
 from enhance_edge.export.gate import GateRow
 from enhance_edge.export.quantize import (MAX_IMAGE_LOSS_DB, FaceCalibrationReader, Recipe, SetScores, choose,
                                           default_search, estimated_levels, float_compute_ops, fuse_float_silu,
-                                          gate_failures, gate_table, image_scores, least_int8_detail, output_layers,
-                                          quantize_model, robust_search, runtime_graph, scoring_session, search_space)
+                                          gate_failures, gate_table, image_scores, least_input_detail,
+                                          least_int8_detail, output_layers, quantize_model, robust_search,
+                                          runtime_graph, scoring_session, search_space)
 from enhance_edge.limits import INT8_SET_LOSS_GOAL_DB
-from enhance_edge.model import INPUT_NAME, INT8_MIN_DETAIL_KEY, bundled_model_path, int8_model_path, open_session
+from enhance_edge.model import (INPUT_NAME, INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY, bundled_model_path,
+                                int8_model_path, open_session)
 
 # The tiny random-weight fixture model is not a face model: these tests check the pipeline, and
 # allow it any quality loss except where the check itself is under test.
@@ -56,6 +58,9 @@ def test_every_recipe_is_recorded_and_a_failing_one_does_not_stop_the_search(qua
     # within any loss, int8 keeps every image; the runtime reads that from the file's own key
     assert summary["fp32_below_detail"] == stored["fp32_below_detail"] == 0.0
     assert float(open_session(out)[1].metadata[INT8_MIN_DETAIL_KEY]) == 0.0
+    # and the least input detail of those images, under which inputs go to fp32 at once, in the file's own key
+    assert summary["fp32_below_input_detail"] == stored["fp32_below_input_detail"] > 0
+    assert float(open_session(out)[1].metadata[INT8_MIN_INPUT_DETAIL_KEY]) == summary["fp32_below_input_detail"]
     assert set(stored["gate_all_int8"]) == set(stored["gate"])
     assert stored["recipe"] == Recipe().to_dict() == summary["recipe"]
     first, failed = stored["candidates"]
@@ -234,9 +239,11 @@ def test_a_recipe_losing_too_much_on_one_gate_image_is_refused_naming_it(tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
-def scores(fp32_psnr, int8_psnr, detail):
-    return SetScores(np.array(fp32_psnr, float), np.array(detail, float)), SetScores(np.array(int8_psnr, float),
-                                                                                     np.array(detail, float))
+def scores(fp32_psnr, int8_psnr, detail, input_detail=None):
+    """fp32's and int8's SetScores, with the inputs' detail 10 times the added detail unless given."""
+    inputs = np.array(input_detail if input_detail is not None else detail, float) * (10 if input_detail is None else 1)
+    return (SetScores(np.array(fp32_psnr, float), np.array(detail, float), inputs),
+            SetScores(np.array(int8_psnr, float), np.array(detail, float), inputs))
 
 
 def test_auto_runs_in_fp32_the_images_int8_adds_too_little_detail_to_and_loses_nothing_there():
@@ -248,7 +255,7 @@ def test_auto_runs_in_fp32_the_images_int8_adds_too_little_detail_to_and_loses_n
     assert every_image["smooth"].worst_loss_db == 3.0 and every_image["faces"].int8_share == 1.0
     # below 5 levels²: b (3) and both smooth images in fp32
     auto = gate_table(fp32, int8, sets, fp32_below_detail=5.0)
-    assert auto["smooth"] == GateRow(2, 54.5, 0.0, 0.0, "s0", 0.0)
+    assert auto["smooth"] == GateRow(2, 54.5, 0.0, 0.0, "s0", 0.0, 1.0)  # both run int8, then fp32
     assert auto["faces"].worst_loss_db == pytest.approx(0.1) and auto["faces"].int8_share == pytest.approx(2 / 3)
     # the least detail: just above s1's (0.5 levels²), the most detailed image losing over the image limit
     least = least_int8_detail(fp32, int8, sets, max_loss_db=0.15, max_image_loss_db=0.3)
@@ -256,6 +263,21 @@ def test_auto_runs_in_fp32_the_images_int8_adds_too_little_detail_to_and_loses_n
     # a tighter mean limit also sends b, then a, to fp32: the faces' mean loss 0.117, 0.05, then 0.017 dB
     assert least_int8_detail(fp32, int8, sets, max_loss_db=0.04, max_image_loss_db=0.3) == np.nextafter(12, 13)
     assert least_int8_detail(fp32, int8, sets, max_loss_db=5, max_image_loss_db=5) == 0.0
+
+
+def test_inputs_with_little_fine_detail_go_to_fp32_at_once_and_only_those_not_run_twice():
+    # inputs' detail: s1 (1) and b (2) lie under 2.5, a (50) does not, though int8 adds it little detail
+    (faces32, faces8), (smooth32, smooth8) = scores([40, 41, 42], [39.9, 40.8, 41.95], [12, 3, 30], [50, 2, 300]), \
+        scores([55, 54], [52, 53.5], [0.2, 0.5], [6, 1])
+    sets = {"faces": (["a", "b", "c"], None, None, None), "smooth": (["s0", "s1"], None, None, None)}
+    fp32, int8 = {"faces": faces32, "smooth": smooth32}, {"faces": faces8, "smooth": smooth8}
+    auto = gate_table(fp32, int8, sets, fp32_below_detail=20.0, fp32_below_input_detail=2.5)
+    assert auto["faces"] == GateRow(3, 41.0, pytest.approx(0.05 / 3), pytest.approx(0.05), "c", 1 / 3, 1 / 3)
+    assert (auto["smooth"].int8_share, auto["smooth"].twice_share) == (0.0, 0.5)  # s0 twice, s1 at once
+    # the least input detail of an image whose int8 output is kept: c's alone, then b's; none kept, none at once
+    assert least_input_detail(int8, sets, fp32_below_detail=20.0) == 300.0
+    assert least_input_detail(int8, sets, fp32_below_detail=1.0) == 2.0
+    assert least_input_detail(int8, sets, fp32_below_detail=100.0) == 0.0
 
 
 def test_a_recipe_int8_would_rarely_run_is_refused():
