@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = ("default", "fast")
-PRECISIONS = ("fp32", "int8")
+# A conditioned model's strength input (the degradation level) for every face: any level runs the
+# same kernels, and the comparison is between architectures, not levels.
+STRENGTH = 0.5
 
 
 def prepare(inputs: Path) -> None:
@@ -32,29 +33,39 @@ def prepare(inputs: Path) -> None:
 
 
 def run(inputs: Path, outputs: Path, models_dir: Path) -> None:
-    """Every bundled model's unrounded outputs (values in [0, 1]) for the prepared LR faces."""
+    """The unrounded outputs (values in [0, 1]) for the prepared LR faces of every x2 model in
+    ``models_dir``: NAME-fp32 for each fp32 file, NAME-int8 (and NAME-int8-exact) for its int8 file
+    beside it, NAME-int8.onnx."""
     import onnxruntime as ort
 
     lr = np.load(inputs)["lr"].astype(np.float32)[:, None] / 255
     found = {"machine": np.array(platform.machine()), "onnxruntime": np.array(ort.__version__)}
-    for model in MODELS:
-        for precision in PRECISIONS:
-            path = models_dir / (f"{model}.onnx" if precision == "fp32" else f"{model}-{precision}.onnx")
+    for fp32 in sorted(path for path in models_dir.glob("*.onnx") if not path.stem.endswith("-int8")):
+        int8 = fp32.with_name(f"{fp32.stem}-int8.onnx")
+        for label, path in ((f"{fp32.stem}-fp32", fp32), (f"{fp32.stem}-int8", int8)):
+            if not path.is_file():
+                continue
             options = ort.SessionOptions()
             options.intra_op_num_threads = 1
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            disabled = session.get_modelmeta().custom_metadata_map.get("onnxruntime_disabled_optimizers", "")
+            metadata = session.get_modelmeta().custom_metadata_map
+            if metadata.get("scale") != "2":  # the faces' HR is twice their LR
+                break
+            disabled = metadata.get("onnxruntime_disabled_optimizers", "")
             if disabled:  # as enhance_edge.model.open_session runs it
                 session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
                                                disabled_optimizers=disabled.split(","))
-            found[f"{model}-{precision}"] = session.run(None, {"input": lr})[0][:, 0]
-            if precision == "int8":
+            feeds = {"input": lr}
+            if "strength" in {given.name for given in session.get_inputs()}:
+                feeds["strength"] = np.full((len(lr), 1, 1, 1), STRENGTH, np.float32)
+            found[label] = session.run(None, feeds)[0][:, 0]
+            if path == int8:
                 # QDQ pairs left unfused, computed in float: what exact int8 kernels compute (x86
                 # without VNNI/AMX saturates; this is what it should have computed)
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
                 exact = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
                                              disabled_optimizers=disabled.split(",") if disabled else None)
-                found[f"{model}-{precision}-exact"] = exact.run(None, {"input": lr})[0][:, 0]
+                found[f"{label}-exact"] = exact.run(None, feeds)[0][:, 0]
     np.savez(outputs, **found)
 
 
@@ -70,11 +81,12 @@ def compare(inputs: Path, first: Path, second: Path) -> str:
              f"{len(hr)} Yale test faces", "",
              f"| model | max float diff | 8-bit pixels differing | max 8-bit diff | mean PSNR {a['machine']} | "
              f"mean PSNR {b['machine']} |", "|---|---|---|---|---|---|"]
-    rows = [(key, key, key) for key in (f"{m}-{p}" for m in MODELS for p in PRECISIONS)]
+    labels = [key for key in a.files if key in b.files and key.endswith(("-fp32", "-int8"))]
+    rows = [(key, key, key) for key in labels]
     # int8 in exact arithmetic on one side against the other side's kernels
-    rows += [(f"{m}-int8 ({side} exact)", f"{m}-int8" + ("-exact" if side == a["machine"] else ""),
-              f"{m}-int8" + ("-exact" if side == b["machine"] else ""))
-             for m in MODELS for side, run in ((a["machine"], a), (b["machine"], b)) if f"{m}-int8-exact" in run]
+    rows += [(f"{key} ({side} exact)", key + ("-exact" if side == a["machine"] else ""),
+              key + ("-exact" if side == b["machine"] else ""))
+             for key in labels for side, run in ((a["machine"], a), (b["machine"], b)) if f"{key}-exact" in run]
     for label, key_a, key_b in rows:
         pixels_a, pixels_b = from_unit_float(a[key_a]), from_unit_float(b[key_b])
         levels = np.abs(pixels_a.astype(np.int16) - pixels_b)

@@ -1,9 +1,9 @@
 """The upscalers enhance-edge bench compares, behind one interface.
 
 Every backend takes 8-bit low-resolution planes (N, H, W) and gives 8-bit planes (N, 2H, 2W).
-``prepare`` does what a caller does once per image before calling the backend (to float for the
-networks, to PIL or BGR for the others); ``run`` is the backend's own call, the part that is
-timed; ``finish`` turns its result back into 8-bit planes for scoring.
+``prepare`` does what a caller does once per image before calling the backend (to float, and a
+conditioned model's strength, for the networks; to PIL or BGR for the others); ``run`` is the
+backend's own call, the part that is timed; ``finish`` turns its result back into 8-bit planes for scoring.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import onnx
 from onnx import numpy_helper
 from PIL import Image
 
-from enhance_edge.model import INPUT_NAME, open_session
-from enhance_edge.processing import from_unit_float, to_batch, to_unit_float
+from enhance_edge.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, open_session
+from enhance_edge.processing import from_unit_float
 from enhance_edge.protocol import interpolate
 
 # OpenCV dnn_superres x2 models: name -> (file in the peers folder, dnn_superres algorithm).
@@ -62,9 +62,13 @@ def onnx_metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
-def model_input(lr: np.ndarray) -> np.ndarray:
-    """The runtime's own pre-processing: 8-bit planes to a float32 NCHW batch in [0, 1]."""
-    return to_batch([to_unit_float(plane) for plane in lr])
+def network_feeds(info: ModelInfo) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """``prepare`` for a network: 8-bit planes to its inputs as the runtime makes them and, for a
+    model conditioned on the degradation level, the strength its estimator reads from each plane
+    (as strength "auto" runs it). The network alone: a clean specialist is a model of its own."""
+    from ..export.quantize import estimated_levels, model_feeds
+
+    return lambda lr: model_feeds(lr, estimated_levels(info, lr))
 
 
 def model_output(out: np.ndarray) -> np.ndarray:
@@ -75,8 +79,8 @@ def ort_backend(name: str, path: Path) -> Callable[[int], Backend]:
     def make(threads: int) -> Backend:
         if not path.is_file():
             raise Skipped(f"no model at {path}")
-        session, _ = open_session(path, "cpu", threads)
-        return Backend(name, model_input, lambda x: session.run(None, {INPUT_NAME: x})[0], model_output)
+        session, info = open_session(path, "cpu", threads)
+        return Backend(name, network_feeds(info), lambda feeds: session.run(None, feeds)[0], model_output)
     return make
 
 
@@ -112,12 +116,13 @@ def torch_backend(path: Path) -> Callable[[int], Backend]:
             raise Skipped(f"no model at {path}")
         generator = generator_from_onnx(path)
         torch.set_num_threads(threads)
+        feeds = network_feeds(open_session(path)[1])
 
-        def run(x):
+        def run(inputs):
             with torch.inference_mode():
-                return generator(x)
-        return Backend("pytorch-fp32", lambda lr: torch.from_numpy(model_input(lr)), run,
-                       lambda y: model_output(y.numpy()))
+                return generator(inputs[INPUT_NAME], inputs.get(STRENGTH_NAME))
+        return Backend("pytorch-fp32", lambda lr: {name: torch.from_numpy(value) for name, value in feeds(lr).items()},
+                       run, lambda y: model_output(y.numpy()))
     return make
 
 
@@ -146,21 +151,23 @@ def opencv_dnn_backend(name: str, path: Path) -> Callable[[int], Backend]:
         except cv2.error as exc:
             raise Skipped(f"OpenCV {cv2.__version__} cannot load {path.name}: {_cv2_reason(exc)}") from None
 
-        def run(x):
-            net.setInput(x)
+        def run(feeds):
+            for name, value in feeds.items():
+                net.setInput(value, name)
             return net.forward()
         # Guard against a silently wrong OpenCV (5.0 computes garbage with ONNX nets made after a
         # TensorFlow model was read in the same process): it must agree with onnxruntime.
-        probe = np.random.default_rng(0).random((1, 1, 12, 10), dtype=np.float32)
-        session, _ = open_session(path, "cpu", 1)
+        session, info = open_session(path, "cpu", 1)
+        feeds = network_feeds(info)
+        probe = feeds(np.random.default_rng(0).integers(0, 256, (1, 12, 10), dtype=np.uint8))
         try:
-            difference = float(np.max(np.abs(run(probe) - session.run(None, {INPUT_NAME: probe})[0])))
+            difference = float(np.max(np.abs(run(probe) - session.run(None, probe)[0])))
         except cv2.error as exc:
             raise Skipped(f"OpenCV {cv2.__version__} cannot run {path.name}: {_cv2_reason(exc)}") from None
         if not difference <= OPENCV_TOLERANCE:
             raise Skipped(f"OpenCV {cv2.__version__} disagrees with onnxruntime on {path.name} "
                           f"(max difference {difference:.3g})")
-        return Backend(name, model_input, run, model_output)
+        return Backend(name, feeds, run, model_output)
     return make
 
 

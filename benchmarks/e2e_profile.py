@@ -1,6 +1,6 @@
 """Where the time of `enhance-edge upscale` goes, per precision, on one colour PNG (896x1024 by default).
 
-    python -m enhance_edge.benchmarks.e2e_profile [--size 896x1024] [--threads 2] [--reps 3]
+    python -m enhance_edge.benchmarks.e2e_profile [--size 896x1024] [--threads 2] [--reps 3] [--model fast]
 
 Three measurements: the command as a user runs it (a fresh process, wall time, median of --reps);
 Python's start and the command's imports alone (`python -c "import enhance_edge.cli"`); and the
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="896x1024", help="WIDTHxHEIGHT of the PNG")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--model", default="default")
+    parser.add_argument("--model", default="fast", help="a bundled model installed in both precisions")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     rows = {}

@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from enhance_edge.model import INPUT_NAME, open_session
+from enhance_edge.model import INPUT_NAME, STRENGTH_NAME, open_session
 
 from ..export.timing import measure
 
@@ -116,10 +116,12 @@ def operator_profile(path: Path, size: tuple[int, int], threads: int, runs: int 
         options = ort.SessionOptions()
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(tmp) / "profile")
-        session, _ = open_session(path, "cpu", threads, options)
-        x = np.random.default_rng(0).random((1, 1, *size), dtype=np.float32)
+        session, info = open_session(path, "cpu", threads, options)
+        feeds = {INPUT_NAME: np.random.default_rng(0).random((1, 1, *size), dtype=np.float32)}
+        if info.conditioned:  # a mid level: the kernels are the same at any
+            feeds[STRENGTH_NAME] = np.full((1, 1, 1, 1), 0.5, np.float32)
         for _ in range(runs):
-            session.run(None, {INPUT_NAME: x})
+            session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())
     durations: Counter = Counter()
     for event in events:

@@ -60,6 +60,13 @@ def goals(results: dict) -> list[dict]:
         checks.append({"goal": f"{label} int8: mean PSNR loss of the worst set of the mixed set (dB)",
                        "target": f"<= {INT8_SET_LOSS_GOAL_DB}", "value": mean,
                        "met": None if mean is None else mean <= INT8_SET_LOSS_GOAL_DB})
+    labels = [label for label, _ in results["config"].get("extra_models", [])]
+    for label in labels:  # issue 15: each shipped int8 file against its own fp32, the model alone
+        if label.endswith("-int8") and f"{label[:-5]}-fp32" in labels:
+            height, width = FSRCNN_GOAL_SIZE
+            ratio_goal(f"ort-{label} vs ort-{label[:-5]}-fp32, {height}x{width}, {FSRCNN_GOAL_THREADS} threads",
+                       f"ort-{label[:-5]}-fp32", f"ort-{label}", [height, width], FSRCNN_GOAL_THREADS,
+                       INT8_SPEEDUP_GOAL)
     for label, _ in results["config"].get("extra_models", []):
         height, width = FSRCNN_GOAL_SIZE
         ratio_goal(f"ort-{label} latency vs OpenCV FSRCNN x2, {height}x{width}, {FSRCNN_GOAL_THREADS} threads",
@@ -69,7 +76,9 @@ def goals(results: dict) -> list[dict]:
                        "value": psnr, "met": None if psnr is None else psnr >= PSNR_GOAL_DB})
     runs = results.get("end_to_end", {}).get("runs", {})
     e2e = runs["fp32"]["median_s"] / runs["int8"]["median_s"] if "fp32" in runs and "int8" in runs else None
-    checks.append({"goal": f"enhance-edge upscale end to end, {results.get('end_to_end', {}).get('image', '-')}",
+    e2e_model = results.get("end_to_end", {}).get("model")
+    checks.append({"goal": f"enhance-edge upscale end to end, {results.get('end_to_end', {}).get('image', '-')}"
+                           + (f", {e2e_model}" if e2e_model else ""),
                    "target": f">= {END_TO_END_SPEEDUP_GOAL}x", "value": e2e,
                    "met": None if e2e is None else e2e >= END_TO_END_SPEEDUP_GOAL})
     int8_rows = [r for r in _rows(results, backend="ort-int8") if "peak_fraction" in r]
@@ -273,7 +282,8 @@ def _end_to_end_section(results: dict) -> list[str]:
     e2e = results.get("end_to_end")
     if not (e2e and e2e["runs"]):
         return []
-    return ["", "## End to end", "", f"`enhance-edge upscale` on a {e2e['image']}, {e2e['threads']} threads, "
+    model = f" with {e2e['model']} and its int8 file (`--precision fp32` and `int8`)" if "model" in e2e else ""
+    return ["", "## End to end", "", f"`enhance-edge upscale` on a {e2e['image']}{model}, {e2e['threads']} threads, "
             "process start and image I/O included (median of the runs):", ""] + [
         f"- {precision}: {run['median_s']:.2f} s" for precision, run in e2e["runs"].items()]
 

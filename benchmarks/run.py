@@ -27,7 +27,7 @@ from PIL import Image
 
 from enhance_edge.dataset import PairSet, face_pair
 from enhance_edge.errors import DataError, ModelError
-from enhance_edge.model import BUNDLED_MODELS, bundled_models, open_session, resolve_model
+from enhance_edge.model import BUNDLED_MODELS, bundled_models, int8_model_path, open_session, resolve_model
 from enhance_edge.protocol import REPORT_HR_SIZE, YALE_TEST_SUBJECTS, score
 
 from ..export.timing import measure
@@ -41,6 +41,7 @@ SECTIONS = ("latency", "throughput", "quality", "memory", "end_to_end", "kernels
 QUALITY_BATCH = 64
 # Benchmarked beside the main model when no other is named: the smaller bundled generator.
 DEFAULT_COMPARE = "fast"
+SPECIALIST = " clean specialist"  # a model's label, then this: its clean specialist's int8 pair
 
 
 @dataclass(frozen=True)
@@ -172,17 +173,23 @@ def upscale_command() -> list[str]:
 
 
 def end_to_end(config: BenchConfig, plane: np.ndarray, threads: int) -> dict:
-    """Wall time of ``enhance-edge upscale`` on a colour PNG, per precision, process start included."""
-    results = {"image": f"{plane.shape[1]}x{plane.shape[0]} RGB PNG", "threads": threads, "runs": {}}
+    """Wall time of ``enhance-edge upscale`` on a colour PNG, per precision, process start included: of
+    the main model, or where it has no int8 file, of the first compared model that has both."""
+    fp32_model, int8_model = next(((fp32, int8) for label, fp32, int8 in _int8_pairs(config)
+                                   if int8.is_file() and not label.endswith(SPECIALIST)),
+                                  (config.fp32_model, config.int8_model))
+    results = {"image": f"{plane.shape[1]}x{plane.shape[0]} RGB PNG", "threads": threads, "model": fp32_model.name,
+               "runs": {}}
     with tempfile.TemporaryDirectory(prefix="enhance-edge-e2e-") as tmp:
         source, target = Path(tmp) / "photo.png", Path(tmp) / "photo_x2.png"
         tint = np.linspace(0.6, 1.0, plane.shape[1], dtype=np.float32)[None, :, None] * [1.0, 0.85, 0.7]
         Image.fromarray((plane[..., None] * tint).astype(np.uint8)).save(source)
-        for precision, path in (("fp32", config.fp32_model), ("int8", config.int8_model)):
+        for precision, path in (("fp32", fp32_model), ("int8", int8_model)):
             if not path.is_file():
                 continue
+            # --precision: the int8 file runs every image in int8 ("auto" would hand smooth ones to fp32)
             command = [*upscale_command(), "upscale", str(source), "-o", str(target), "--model", str(path),
-                       "--threads", str(threads)]
+                       "--precision", precision, "--threads", str(threads)]
             times = []
             for _ in range(config.end_to_end_reps):
                 target.unlink(missing_ok=True)
@@ -242,28 +249,42 @@ def _quality(faces: Faces, outputs: dict[str, np.ndarray]) -> dict:
     return {"split": "test", "subjects": list(YALE_TEST_SUBJECTS), "faces": len(faces.hr), "scores": scores}
 
 
-def _int8_pairs(extra_models) -> list[tuple[str, Path, Path]]:
-    """(label, fp32, int8) of the extra models installed in both precisions (labels NAME-fp32, NAME-int8)."""
-    paths = dict(extra_models)
-    return [(f"ort-{label[:-5]}", path, paths[f"{label[:-5]}-int8"]) for label, path in extra_models
-            if label.endswith("-fp32") and f"{label[:-5]}-int8" in paths]
+def _int8_pairs(config: BenchConfig) -> list[tuple[str, Path, Path]]:
+    """(label, fp32, int8) of the main model and of the extra models installed in both precisions
+    (labels NAME-fp32, NAME-int8), each followed by its clean specialist's pair where it names one
+    with an int8 file ("auto" runs the clean images there)."""
+    paths = dict(config.extra_models)
+    pairs = [("ort", config.fp32_model, config.int8_model)]
+    pairs += [(f"ort-{label[:-5]}", path, paths[f"{label[:-5]}-int8"]) for label, path in config.extra_models
+              if label.endswith("-fp32") and f"{label[:-5]}-int8" in paths]
+    with_specialists = []
+    for label, fp32, int8 in pairs:
+        with_specialists.append((label, fp32, int8))
+        clean = open_session(fp32)[1].clean_model if fp32.is_file() else None
+        if clean is not None and int8_model_path(clean).is_file():
+            with_specialists.append((f"{label}{SPECIALIST}", clean, int8_model_path(clean)))
+    return with_specialists
 
 
 def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | None:
     """`quantize`'s gate table for an installed int8 model against its fp32 one, as results.json keeps
     it (GateResult.to_dict): per set, the mean and the worst image's PSNR loss and the share of
-    images int8 runs, as precision "auto" runs them (images int8 adds less detail to than the file's
-    ``fp32_below_detail`` run in fp32), beside the table of every image in int8 ("all_int8"); int8
-    computed as exact int8 arithmetic computes it (see export.quantize.scoring_session); None when
-    either file is missing."""
+    images int8 runs, as precision "auto" runs them (inputs with less fine detail than the file's
+    ``fp32_below_input_detail``, and images int8 adds less detail to than its ``fp32_below_detail``,
+    run in fp32), beside the table of every image in int8 ("all_int8"); int8 computed as exact int8
+    arithmetic computes it (see export.quantize.scoring_session); None when either file is missing."""
     from ..export.gate import GateResult
-    from ..export.quantize import estimated_levels, gate_sets, gate_table, image_scores, scoring_session
+    from ..export.quantize import (estimated_levels, gate_sets, gate_table, image_scores, images_it_runs,
+                                   scoring_session, with_degraded)
 
     if not (fp32_model.is_file() and int8_model.is_file()):
         return None
     _, info = open_session(fp32_model)
-    test = PairSet([f"yale test #{i}" for i in range(len(faces.hr))], np.stack(faces.hr), np.stack(faces.lr))
-    gates = gate_sets(info, test, estimated_levels(info, test.lr), faces_name="yale test faces")
+    # a conditioned model's faces also degraded, as quantize gates it, and only the images it runs: those
+    # "auto" gives its clean specialist are the specialist's rows
+    test = with_degraded(PairSet([f"yale test #{i}" for i in range(len(faces.hr))], np.stack(faces.hr),
+                                 np.stack(faces.lr)), info)
+    gates = images_it_runs(info, gate_sets(info, test, estimated_levels(info, test.lr), faces_name="yale test faces"))
     fp32, int8 = image_scores(scoring_session(fp32_model), gates), image_scores(scoring_session(int8_model), gates)
     info = open_session(int8_model)[1]
     below, input_below = info.fp32_below_detail or 0.0, info.fp32_below_input_detail
@@ -325,8 +346,7 @@ def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda li
         results["quality"] = _quality(faces, outputs)
         report("int8's per-image loss on a mixed set (Yale test faces, photos, LFW faces, synthetic images)")
         results["int8_per_image"] = {label: int8_per_image(fp32, int8, faces)
-                                     for label, fp32, int8 in [("ort", config.fp32_model, config.int8_model),
-                                                               *_int8_pairs(config.extra_models)]}
+                                     for label, fp32, int8 in _int8_pairs(config)}
     largest = max(config.sizes, key=lambda s: s[0] * s[1])
     if "memory" in config.sections:
         report(f"peak memory of a fresh process per backend ({largest[0]}x{largest[1]}, {most}T)")

@@ -199,17 +199,19 @@ def bundled_scale_for(model: str | Path | None, factor: float) -> int | None:
 
 def resolve_model(model: str | Path | None = None, precision: str = "auto", scale: int | None = None) -> Path:
     """A bundled model's name (at ``scale``, see bundled_name) in the given precision, or the path of
-    an ONNX file (whose precision is its own: ``precision`` must then stay "auto"; its scale is
-    checked where it is opened). None is the bundled default model."""
+    an ONNX file (whose precision is its own: ``precision`` is "auto" or that one, which for an int8
+    file means every image in int8; its scale is checked where it is opened). None is the bundled
+    default model."""
     if model is None or str(model) in BUNDLED_MODELS:
         return bundled_model_path(bundled_name(None if model is None else str(model), scale), precision)
     path = Path(model)
     if not path.is_file():
         raise ModelError(f"model {str(model)!r} does not exist: it is neither a file nor a bundled model "
                          f"({', '.join(BUNDLED_MODELS)})")
-    if precision != "auto":
-        raise ModelError(f"precision {precision!r} chooses between bundled models; "
-                         f"{str(model)!r} is a file, so pass the file of the precision you want")
+    own = (_stored_metadata(str(path)) or {}).get("precision", "fp32")
+    if precision not in ("auto", own):
+        raise ModelError(f"{str(model)!r} is an {own} model file, and --precision {precision} cannot change "
+                         f"that: pass the file of the precision you want, or a bundled model's name")
     return path
 
 

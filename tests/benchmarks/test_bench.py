@@ -9,9 +9,11 @@ import pytest
 
 from enhance_edge.benchmarks import machine, run
 from enhance_edge.benchmarks.report import CAVEAT, goals, markdown, screen_table, write_all
-from enhance_edge.benchmarks.run import BenchConfig, Faces, end_to_end, input_plane, peak_rss_mib, run_benchmark
+from enhance_edge.benchmarks.run import (BenchConfig, Faces, compare_models, end_to_end, input_plane, peak_rss_mib,
+                                         run_benchmark)
 from enhance_edge.errors import DataError, ModelError
 from enhance_edge.export.quantize import Recipe
+from enhance_edge.model import bundled_model_path
 
 YALE_TEST = Path(__file__).parent.parent / "data" / "yale_test"
 # Extra models in the run: another generator size, and the int8 model again under its own label.
@@ -173,6 +175,12 @@ def test_extra_model_goals_compare_with_fsrcnn_in_the_same_run():
     unmeasured = found["ort-fast-int8 latency vs OpenCV FSRCNN x2, 512x512, 2 threads"]
     assert unmeasured["value"] is None and unmeasured["met"] is None
     assert found["ort-fast-int8 PSNR on the Yale test subjects"]["met"] is False
+    assert found["ort-fast-int8 vs ort-fast-fp32, 512x512, 2 threads"]["value"] is None  # nor against its fp32
+    with_int8 = rows + [{"backend": "ort-fast-int8", "size": [512, 512], "threads": 2, "median_ms": 8.0}]
+    found = {g["goal"]: g for g in goals({"config": {"threads": [2], "extra_models": [
+        ["fast-fp32", "fast.onnx"], ["fast-int8", "fast-int8.onnx"]]}, "latency": with_int8})}
+    speedup = found["ort-fast-int8 vs ort-fast-fp32, 512x512, 2 threads"]
+    assert speedup["value"] == pytest.approx(2.5) and speedup["met"] is True and speedup["target"] == ">= 2.0x"
     slower = [{**r, "median_ms": 45.0} if (r["backend"], r["threads"]) == ("ort-fast-fp32", 2) else r for r in rows]
     found = {g["goal"]: g for g in goals({"config": {"threads": [2], "extra_models": [["fast-fp32", "f"]]},
                                           "latency": slower})}
@@ -230,3 +238,15 @@ def test_hand_written_sections_of_results_md_are_kept_across_runs(results, tmp_p
     write_all(results, tmp_path)
     text = (tmp_path / "RESULTS.md").read_text()
     assert "an older run" not in text and CAVEAT in text and text.endswith(f"\n{KEPT_MARKER}\n## Profile\nby hand\n")
+
+
+def test_int8_pairs_are_the_main_and_extra_models_each_with_its_clean_specialists_pair(tmp_path):
+    models = bundled_model_path("default").parent
+    config = BenchConfig(models / "fast.onnx", models / "fast-int8.onnx", peers_dir=tmp_path,
+                         extra_models=compare_models(("fast", "default")))
+    pairs = [(label, fp32.name, int8.name) for label, fp32, int8 in run._int8_pairs(config)]
+    # default has no int8 file: no pair of its own; fast (main and extra) hands clean images to fast-clean
+    assert pairs == [("ort", "fast.onnx", "fast-int8.onnx"),
+                     ("ort clean specialist", "fast-clean.onnx", "fast-clean-int8.onnx"),
+                     ("ort-fast", "fast.onnx", "fast-int8.onnx"),
+                     ("ort-fast clean specialist", "fast-clean.onnx", "fast-clean-int8.onnx")]

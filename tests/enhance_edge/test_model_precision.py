@@ -75,14 +75,26 @@ def test_upscale_precision_picks_the_bundled_model(package_models, tmp_path):
     assert Image.open(tmp_path / "face_x2.png").size == (12, 10)
 
 
-def test_precision_with_a_model_file_is_refused_in_one_line(tiny_onnx, tmp_path):
+def test_a_precision_other_than_a_model_files_own_is_refused_in_one_line(tiny_onnx, tmp_path):
     from PIL import Image
 
     Image.new("L", (6, 5), 128).save(tmp_path / "face.png")
     result = CliRunner().invoke(main, ["upscale", str(tmp_path / "face.png"), "--model", str(tiny_onnx),
                                        "--precision", "int8"])
-    assert result.exit_code == 1 and result.output.startswith("error: precision 'int8' chooses between bundled")
+    assert result.exit_code == 1 and result.output.startswith(f"error: {str(tiny_onnx)!r} is an fp32 model file, "
+                                                              f"and --precision int8 cannot change that")
     assert not (tmp_path / "face_x2.png").exists()
+
+
+def test_an_int8_file_with_precision_int8_runs_every_image_in_int8(package_models):
+    int8 = with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 1e9)
+    image = np.full((12, 10), 90, np.uint8)
+    auto, asked = Upscaler(int8, precision="auto", threads=1), Upscaler(int8, precision="int8", threads=1)
+    auto.upscale(image)
+    asked.upscale(image)
+    assert (auto.last_precision, asked.last_precision) == ("fp32", "int8")  # auto: under the least detail
+    with pytest.raises(ModelError, match=r"is an int8 model file, and --precision fp32 cannot change that"):
+        Upscaler(int8, precision="fp32")
 
 
 def test_a_model_is_named_or_given_as_a_file(package_models, tiny_onnx):
@@ -90,8 +102,9 @@ def test_a_model_is_named_or_given_as_a_file(package_models, tiny_onnx):
     assert resolve_model(str(tiny_onnx)) == tiny_onnx
     with pytest.raises(ModelError, match=r"'nothing.onnx' does not exist: it is neither a file nor a bundled model"):
         resolve_model("nothing.onnx")
-    with pytest.raises(ModelError, match=r"precision 'fp32' chooses between bundled models"):
-        resolve_model(tiny_onnx, "fp32")
+    assert resolve_model(tiny_onnx, "fp32") == tiny_onnx  # its own precision
+    with pytest.raises(ModelError, match=r"is an fp32 model file, and --precision int8 cannot change that"):
+        resolve_model(tiny_onnx, "int8")
 
 
 def test_models_lists_every_installed_file_from_its_metadata(package_models):

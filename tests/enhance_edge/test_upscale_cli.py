@@ -213,11 +213,12 @@ def test_output_options_that_cannot_be_honoured_are_one_line(tmp_path, tiny_onnx
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
-def test_precision_other_than_auto_with_a_model_file_is_refused_as_the_help_says(tmp_path, tiny_onnx):
+def test_a_precision_other_than_a_model_files_own_is_refused_as_the_help_says(tmp_path, tiny_onnx):
     rgb(12, 10).save(tmp_path / "a.png")
-    result = run(tmp_path / "a.png", "--model", tiny_onnx, "--precision", "fp32")
-    assert result.exit_code == 1 and "precision 'fp32' chooses between bundled models" in result.output
-    assert "A model file is used as it is, so with one only auto is accepted" in " ".join(run("--help").output.split())
+    result = run(tmp_path / "a.png", "--model", tiny_onnx, "--precision", "int8")
+    assert result.exit_code == 1 and "is an fp32 model file, and --precision int8 cannot change that" in result.output
+    assert run(tmp_path / "a.png", "--model", tiny_onnx, "--precision", "fp32").exit_code == 0
+    assert "A model file runs in its own precision: auto, or that one" in " ".join(run("--help").output.split())
 
 
 def test_a_jpeg_result_over_its_size_limit_fails_before_the_upscale_and_suggests_png(tmp_path, tiny_onnx):

@@ -1,0 +1,26 @@
+"""The ARM64 comparison's steps (benchmarks/arm64.sh) as they run on this machine's side: the bundled
+models on the prepared faces, compared with a run of themselves."""
+
+import platform
+
+import numpy as np
+
+from enhance_edge.benchmarks.arm64_run import compare, prepare, run
+from enhance_edge.model import bundled_model_path
+
+
+def test_every_bundled_x2_model_runs_on_the_prepared_faces_and_compares(tmp_path):
+    inputs, outputs, models = tmp_path / "inputs.npz", tmp_path / "outputs.npz", bundled_model_path("default").parent
+    prepare(inputs)
+    run(inputs, outputs, models)
+    found = np.load(outputs)
+    x2 = {path.stem for path in models.glob("*.onnx") if "-x4" not in path.stem}  # the faces' HR is x2 of their LR
+    expected = {stem if stem.endswith("-int8") else f"{stem}-fp32" for stem in x2}
+    assert {key for key in found.files if key.endswith(("-fp32", "-int8"))} == expected
+    assert {"default-fp32", "fast-int8", "fast-int8-exact"} <= set(found.files)
+    assert found["fast-int8"].shape == (12, 112, 92)
+    table = compare(inputs, outputs, outputs).splitlines()
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table[4:]}
+    # and int8 in exact arithmetic on each side against the other's kernels (here both sides are this machine)
+    assert set(rows) >= {"fast-fp32", "fast-int8", "default-fp32", f"fast-int8 ({platform.machine()} exact)"}
+    assert rows["default-fp32"][1:4] == rows["fast-int8"][1:4] == ["0.00e+00", "0.00%", "0"]  # a run against itself
