@@ -208,8 +208,8 @@ def resolve_model(model: str | Path | None = None, precision: str = "auto", scal
     if not path.is_file():
         raise ModelError(f"model {str(model)!r} does not exist: it is neither a file nor a bundled model "
                          f"({', '.join(BUNDLED_MODELS)})")
-    own = (_stored_metadata(str(path)) or {}).get("precision", "fp32")
-    if precision not in ("auto", own):
+    own = precision if precision == "auto" else (_stored_metadata(str(path)) or {}).get("precision", "fp32")
+    if precision != own:
         raise ModelError(f"{str(model)!r} is an {own} model file, and --precision {precision} cannot change "
                          f"that: pass the file of the precision you want, or a bundled model's name")
     return path

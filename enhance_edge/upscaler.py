@@ -86,10 +86,11 @@ class Upscaler:
 
     ``model`` is a bundled model's name ("default", "fast") or an enhance-edge ONNX file;
     ``precision`` ("auto", "int8", "fp32") picks between a bundled model's files, as the CLI's
-    ``--precision`` does. "auto" runs int8 where the CPU sums int8 exactly and the int8 file is
-    installed, and reruns in fp32 each image (or tile) to which the int8 model adds less detail than
-    its metadata states its noise floor needs to stay hidden (MODEL_CARD.md, "int8"), and runs in fp32 at
-    once an image whose own fine detail says int8 would be handed over; "int8" runs every image in int8.
+    ``--precision`` does (a model file takes "auto" or its own precision). "auto" runs int8 where the
+    CPU sums int8 exactly and the int8 file is installed, and reruns in fp32 each image (or tile) to
+    which the int8 model adds less detail than its metadata states its noise floor needs to stay
+    hidden (MODEL_CARD.md, "int8"), and runs in fp32 at once an image whose own fine detail says int8
+    would be handed over; "int8" runs every image in int8.
     ``last_precision`` says what the last upscale on this thread ran.
 
     ``strength`` (a model conditioned on the degradation level, such as the bundled ones):
