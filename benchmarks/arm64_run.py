@@ -3,7 +3,7 @@
 Needs only numpy and onnxruntime, so that it runs in a bare aarch64 Python under qemu-user
 (benchmarks/arm64.sh). Three steps:
 
-    python -m enhance_edge.benchmarks.arm64_run prepare inputs.npz        # x86, with enhance-edge
+    python -m enhance_edge.benchmarks.arm64_run prepare inputs.npz [FACES]   # x86, with enhance-edge
     python benchmarks/arm64_run.py run inputs.npz outputs-ARCH.npz MODELS_DIR   # each architecture
     python -m enhance_edge.benchmarks.arm64_run compare inputs.npz outputs-x86_64.npz outputs-aarch64.npz
 """
@@ -19,14 +19,18 @@ import numpy as np
 # A conditioned model's strength input (the degradation level) for every face: any level runs the
 # same kernels, and the comparison is between architectures, not levels.
 STRENGTH = 0.5
+# The 12 Yale test faces the repository keeps for its tests (tests/data/README.md), from its root.
+FACES = Path("tests/data/yale_test")
 
 
-def prepare(inputs: Path) -> None:
-    """HR/LR pairs of the 12 Yale test faces in tests/data/yale_test, made as PROTOCOL.md makes them."""
+def prepare(inputs: Path, faces_dir: Path = FACES) -> None:
+    """HR/LR pairs of the Yale test faces in ``faces_dir``, made as PROTOCOL.md makes them."""
     from enhance_edge.dataset import face_pair
     from enhance_edge.protocol import REPORT_HR_SIZE
 
-    faces = sorted((Path(__file__).resolve().parent.parent / "tests" / "data" / "yale_test").glob("*.png"))
+    faces = sorted(faces_dir.glob("*.png"))
+    if not faces:
+        sys.exit(f"no faces (*.png) in {faces_dir}: run from the repository's root, or name the folder")
     pairs = [face_pair(path, REPORT_HR_SIZE) for path in faces]
     np.savez(inputs, hr=np.stack([hr for hr, _ in pairs]), lr=np.stack([lr for _, lr in pairs]),
              names=np.array([path.name for path in faces]))
@@ -97,8 +101,8 @@ def compare(inputs: Path, first: Path, second: Path) -> str:
 
 
 def main(argv: list[str]) -> None:
-    if argv[:1] == ["prepare"] and len(argv) == 2:
-        prepare(Path(argv[1]))
+    if argv[:1] == ["prepare"] and len(argv) in (2, 3):
+        prepare(*(Path(arg) for arg in argv[1:]))
     elif argv[:1] == ["run"] and len(argv) == 4:
         run(Path(argv[1]), Path(argv[2]), Path(argv[3]))
     elif argv[:1] == ["compare"] and len(argv) == 4:

@@ -9,9 +9,9 @@ from enhance_edge.benchmarks.arm64_run import compare, prepare, run
 from enhance_edge.model import bundled_model_path
 
 
-def test_every_bundled_x2_model_runs_on_the_prepared_faces_and_compares(tmp_path):
+def test_every_bundled_x2_model_runs_on_the_prepared_faces_and_compares(tmp_path, yale_test_faces):
     inputs, outputs, models = tmp_path / "inputs.npz", tmp_path / "outputs.npz", bundled_model_path("default").parent
-    prepare(inputs)
+    prepare(inputs, yale_test_faces[0].parent)
     run(inputs, outputs, models)
     found = np.load(outputs)
     x2 = {path.stem for path in models.glob("*.onnx") if "-x4" not in path.stem}  # the faces' HR is x2 of their LR
