@@ -58,6 +58,9 @@ def test_a_file_the_protobuf_reader_cannot_read_is_left_to_onnxruntime(tmp_path,
     assert _stored_metadata(str(broken)) is None  # a file cut short, or cut mid-field
     with pytest.raises(ModelError, match="cannot load model"):
         open_session(broken)
+
+
+def test_a_text_file_is_not_read_as_a_model(tmp_path):
     text = tmp_path / "notes.onnx"
     text.write_text("# not a model\n")
     assert _stored_metadata(str(text)) is None  # '#' is protobuf wire type 3, which ONNX never uses
