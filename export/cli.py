@@ -125,8 +125,10 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
     int8 adds a near-constant noise that only clean, smooth images show. So the gate is
     passed as --precision auto runs the model: images to which int8 adds less detail than
     the least detail chosen on the calibration images (stored in the model) run in fp32,
-    and int8 must still run at least --min-int8-share of the validation faces. The table
-    also shows what every image in int8 (--precision int8) loses.
+    and int8 must still run at least --min-int8-share of the validation faces. Inputs with
+    less fine detail of their own than any calibration image int8 kept (also stored) run in
+    fp32 at once ("twice" in the table: the share run in int8, then again in fp32). The
+    table also shows what every image in int8 (--precision int8) loses.
     """
     require_extra("quantization", "train")
     from enhance_edge.model import int8_model_path
