@@ -7,14 +7,16 @@ descriptor, checked at the boundary) instead of from command-line flags.
 from __future__ import annotations
 
 import base64
+import io
 import json
+import os
 import platform
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import onnxruntime as ort
 
@@ -394,48 +396,55 @@ def _stored_metadata(path: str) -> dict[str, str] | None:
 
     onnxruntime shows metadata only on a built session, and a model that disables optimizers needs
     them named when its session is built: reading them first builds it once, not twice (~25 ms of a
-    command's start for each `default` file)."""
+    command's start for each `default` file). The graph and its weights are skipped, not read."""
     try:
-        data = memoryview(Path(path).read_bytes())
-        metadata = {}
-        for number, value in _protobuf_fields(data):
-            if number == 14 and isinstance(value, memoryview):
-                entry = {n: bytes(v).decode("utf-8") for n, v in _protobuf_fields(value) if isinstance(v, memoryview)}
-                metadata[entry.get(1, "")] = entry.get(2, "")
-        return metadata
-    except (OSError, IndexError, ValueError):  # UnicodeDecodeError is a ValueError
+        with open(path, "rb") as handle:
+            entries = _protobuf_fields(handle, os.fstat(handle.fileno()).st_size, {14})
+            metadata = {}
+            for _, entry in entries:
+                fields = dict(_protobuf_fields(io.BytesIO(entry), len(entry), {1, 2}))
+                metadata[fields.get(1, b"").decode("utf-8")] = fields.get(2, b"").decode("utf-8")
+            return metadata
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         return None
 
 
-def _protobuf_fields(data: memoryview) -> Iterator[tuple[int, memoryview | int | None]]:
-    """(field number, value) of a protobuf message: an int for varints, the bytes of length-delimited
-    fields, None for fixed-width ones; IndexError or ValueError where the message is cut or malformed."""
-    position = 0
-    while position < len(data):
-        key, position = _varint(data, position)
-        value: memoryview | int | None = None
-        wire_type = key & 7
+def _protobuf_fields(stream: BinaryIO, end: int, wanted: set[int]) -> Iterator[tuple[int, bytes]]:
+    """(field number, bytes) of the length-delimited fields numbered in ``wanted`` of the protobuf
+    message in ``stream`` up to ``end``, every other field skipped unread; ValueError where the
+    message is cut short or malformed."""
+    while stream.tell() < end:
+        key = _varint(stream)
+        number, wire_type = key >> 3, key & 7
         if wire_type == 0:
-            value, position = _varint(data, position)
-        elif wire_type == 2:
-            length, position = _varint(data, position)
-            value, position = data[position:position + length], position + length
+            _varint(stream)
+            continue
+        if wire_type == 2:
+            length = _varint(stream)
+            if number in wanted:
+                payload = stream.read(length)
+                if len(payload) < length:
+                    raise ValueError("protobuf message cut short")
+                yield number, payload
+                continue
+            stream.seek(length, os.SEEK_CUR)
         elif wire_type in (1, 5):
-            position += 8 if wire_type == 1 else 4
+            stream.seek(8 if wire_type == 1 else 4, os.SEEK_CUR)
         else:
             raise ValueError(f"protobuf wire type {wire_type}")
-        if position > len(data):
+        if stream.tell() > end:
             raise ValueError("protobuf message cut short")
-        yield key >> 3, value
 
 
-def _varint(data: memoryview, position: int) -> tuple[int, int]:
+def _varint(stream: BinaryIO) -> int:
     value = shift = 0
     while True:
-        byte = data[position]
-        value, position, shift = value | (byte & 0x7F) << shift, position + 1, shift + 7
-        if byte < 0x80:
-            return value, position
+        byte = stream.read(1)
+        if not byte:
+            raise ValueError("protobuf message cut short")
+        value, shift = value | (byte[0] & 0x7F) << shift, shift + 7
+        if byte[0] < 0x80:
+            return value
 
 
 def _load(path: str, options: ort.SessionOptions, providers: list[str],
