@@ -63,7 +63,7 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
     """Benchmark PyTorch eager, ORT fp32/int8, OpenCV DNN, OpenCV's FSRCNN/ESPCN and Pillow side by side.
 
     \b
-    The run the project publishes (bundled models, ~10 min on 2 idle cores), from the repository:
+    The run the project publishes (bundled models, ~15 min on 2 idle cores), from the repository:
       enhance-edge bench --min-reps 5 --min-time 1 --out benchmarks
     A fresh quantization of the bundled model, benchmarked:
       enhance-edge bench --calibration ../shared/data/yale_b_cropped --int8 new-int8.onnx
