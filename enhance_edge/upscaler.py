@@ -235,10 +235,12 @@ class Upscaler:
         """upscale_plane's output and the precision that made it."""
         if self._clean is not None and strength is not None and strength < self.info.clean_below:
             return self._clean._run(plane, None)
-        if self.fp32_below_detail is not None and input_detail(plane) < self.info.fp32_below_input_detail:
+        if self.fp32_below_detail is None:  # no routing: fp32, or int8 asked for
+            return self._session_run(plane, strength), self.precision
+        if input_detail(plane) < self.info.fp32_below_input_detail:
             return self._fp32._run(plane, strength)  # int8 would add too little detail: skip its run
         out = self._session_run(plane, strength)
-        if self.fp32_below_detail is not None and added_detail(plane, out, self.scale) < self.fp32_below_detail:
+        if added_detail(plane, out, self.scale) < self.fp32_below_detail:
             return self._fp32._run(plane, strength)
         return out, self.precision
 
