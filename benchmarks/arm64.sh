@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The bundled fp32 and int8 models on aarch64 (under qemu-user emulation) against x86, on the 12
-# Yale test faces of tests/data/yale_test: largest float difference, 8-bit pixels that differ, mean
-# PSNR on each architecture. ARM64's int8 kernels differ from x86's, and `--precision auto` runs
-# int8 there: rerun this after any change to the models or the quantizer, and record its table in
-# benchmarks/RESULTS.md ("ARM64").
+# A folder's fp32 and int8 models (by default the bundled ones) on aarch64 (under qemu-user
+# emulation) against x86, on the 12 Yale test faces of tests/data/yale_test: largest float
+# difference, 8-bit pixels that differ, mean PSNR on each architecture. ARM64's int8 kernels differ
+# from x86's, and `--precision auto` runs int8 there: rerun this after any change to the models or
+# the quantizer, and record its table in benchmarks/RESULTS.md ("ARM64"). No int8 file ships
+# (MODEL_CARD.md, "int8"): to check one made with `enhance-edge quantize`, put it beside its fp32
+# file in a folder and name that folder in MODELS.
 #
 #   sudo benchmarks/arm64.sh            # as root: apt-get and debootstrap; ~15 min the first time
 #
@@ -12,7 +14,7 @@
 # through qemu-aarch64-static with -L (its libraries and loader are taken from the Debian root).
 # onnxruntime for aarch64 comes from PyPI as a wheel; 1.22, because 1.32 crashed at import under
 # qemu 7.2. Settings: ARM64_ROOT (the Debian root, kept between runs), ORT_VERSION, PYTHON (x86,
-# with enhance-edge installed), WORK (where inputs and outputs go).
+# with enhance-edge installed), WORK (where inputs and outputs go), MODELS (the models' folder).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +23,7 @@ ORT_VERSION=${ORT_VERSION:-1.22.0}
 PYTHON=${PYTHON:-python3}
 WORK=${WORK:-$(mktemp -d -t enhance-edge-arm64-XXXX)}
 SITE=$ROOT/opt/enhance-edge-site
-MODELS=$REPO/enhance_edge/models
+MODELS=${MODELS:-$REPO/enhance_edge/models}
 
 if ! command -v qemu-aarch64-static >/dev/null || ! command -v debootstrap >/dev/null; then
     apt-get update

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from enhance_edge.model import int8_model_path, resolve_model
+
 from .run import upscale_command
 
 # stage -> (file fragment, function name) whose cumulative time is the stage's; the tiling is the
@@ -85,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="896x1024", help="WIDTHxHEIGHT of the PNG")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--model", default="fast", help="a bundled model installed in both precisions")
+    parser.add_argument("--model", default="fast", help="a bundled model's name or an fp32 file; its int8 "
+                                                         "file (MODEL-int8.onnx beside it) too where there is one")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     rows = {}
@@ -95,8 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         startup = {"python -c pass": wall([sys.executable, "-c", "pass"], args.reps),
                    "python -c 'import enhance_edge.cli'": wall([sys.executable, "-c", "import enhance_edge.cli"],
                                                                args.reps)}
-        for precision in ("fp32", "int8"):
-            options = ["upscale", str(source), "-o", str(target), "--model", args.model, "--precision", precision,
+        for precision, model in model_files(args.model).items():
+            options = ["upscale", str(source), "-o", str(target), "--model", model, "--precision", precision,
                        "--threads", str(args.threads), "--overwrite"]
             command = wall([*upscale_command(), *options], args.reps)
             rows[precision] = {"command (fresh process)": command, **profiled_stages(options)}
@@ -105,12 +108,22 @@ def main(argv: list[str] | None = None) -> None:
           f"run under cProfile)\n")
     for name, seconds in startup.items():
         print(f"- {name}: {seconds:.3f} s")
-    print("\n| stage | fp32 (s) | int8 (s) |\n|---|---|---|")
+    print("\n| stage | " + " | ".join(f"{precision} (s)" for precision in rows) + " |")
+    print("|---" * (len(rows) + 1) + "|")
     for stage in rows["fp32"]:
-        print(f"| {stage} | {rows['fp32'][stage]:.3f} | {rows['int8'][stage]:.3f} |")
-    ratio = rows["fp32"]["command (fresh process)"] / rows["int8"]["command (fresh process)"]
-    model_ratio = rows["fp32"]["onnxruntime runs"] / rows["int8"]["onnxruntime runs"]
-    print(f"\nint8 speed-up: {ratio:.2f}x end to end, {model_ratio:.2f}x in the onnxruntime runs alone")
+        print(f"| {stage} | " + " | ".join(f"{row[stage]:.3f}" for row in rows.values()) + " |")
+    if "int8" in rows:
+        ratio = rows["fp32"]["command (fresh process)"] / rows["int8"]["command (fresh process)"]
+        model_ratio = rows["fp32"]["onnxruntime runs"] / rows["int8"]["onnxruntime runs"]
+        print(f"\nint8 speed-up: {ratio:.2f}x end to end, {model_ratio:.2f}x in the onnxruntime runs alone")
+
+
+def model_files(model: str) -> dict[str, str]:
+    """precision -> the file `upscale --model` runs it from: ``model``'s fp32 file (a bundled name's, or
+    the file named), and its int8 file beside it where there is one (none ships: MODEL_CARD.md, "int8")."""
+    fp32 = resolve_model(model, "fp32")
+    int8 = int8_model_path(fp32)
+    return {"fp32": str(fp32), **({"int8": str(int8)} if int8.is_file() else {})}
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from enhance_edge.model import INPUT_NAME, STRENGTH_NAME, open_session
+from enhance_edge.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, open_session
 
 from ..export.timing import measure
 
@@ -117,9 +117,7 @@ def operator_profile(path: Path, size: tuple[int, int], threads: int, runs: int 
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(tmp) / "profile")
         session, info = open_session(path, "cpu", threads, options)
-        feeds = {INPUT_NAME: np.random.default_rng(0).random((1, 1, *size), dtype=np.float32)}
-        if info.conditioned:  # a mid level: the kernels are the same at any
-            feeds[STRENGTH_NAME] = np.full((1, 1, 1, 1), 0.5, np.float32)
+        feeds = profile_feeds(info, size)
         for _ in range(runs):
             session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())
@@ -133,13 +131,23 @@ def operator_profile(path: Path, size: tuple[int, int], threads: int, runs: int 
     return [{"op": op, "input_type": dtype, "share": us / total} for (op, dtype), us in durations.most_common()]
 
 
+def profile_feeds(info: ModelInfo, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """A random plane of ``size`` and, for a model conditioned on the degradation level, a mid
+    strength (its kernels are the same at any)."""
+    feeds = {INPUT_NAME: np.random.default_rng(0).random((1, 1, *size), dtype=np.float32)}
+    if info.conditioned:
+        feeds[STRENGTH_NAME] = np.full((1, 1, 1, 1), 0.5, np.float32)
+    return feeds
+
+
 _PROFILED_RUN = """
-import sys, numpy as np
+import sys
+from enhance_edge.benchmarks.machine import profile_feeds
 from enhance_edge.model import open_session
-session, _ = open_session(sys.argv[1], "cpu", 1)
-x = np.random.default_rng(0).random((1, 1, int(sys.argv[2]), int(sys.argv[3])), dtype=np.float32)
+session, info = open_session(sys.argv[1], "cpu", 1)
+feeds = profile_feeds(info, (int(sys.argv[2]), int(sys.argv[3])))
 for _ in range(int(sys.argv[4])):
-    session.run(None, {"input": x})
+    session.run(None, feeds)
 """
 
 

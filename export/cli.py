@@ -128,7 +128,10 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
     and int8 must still run at least --min-int8-share of the validation faces. Inputs with
     less fine detail of their own than any calibration image int8 kept (also stored) run in
     fp32 at once ("twice" in the table: the share run in int8, then again in fp32). The
-    table also shows what every image in int8 (--precision int8) loses.
+    row "held-out subjects" routes each validation subject's faces by the least details
+    chosen without them, as a new person's faces would be routed: a least detail that only
+    one subject's faces support fails there. The table also shows what every image in int8
+    (--precision int8) loses.
     """
     require_extra("quantization", "train")
     from enhance_edge.model import int8_model_path

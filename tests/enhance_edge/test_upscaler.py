@@ -241,11 +241,11 @@ def test_bundled_names_and_precisions_resolve_as_in_the_cli():
     from enhance_edge.model import bundled_model_path
 
     assert Upscaler("fast", precision="fp32").info.path.endswith("fast.onnx")
-    assert Upscaler("fast", precision="int8").info.path.endswith("fast-int8.onnx")
-    assert Upscaler("fast").info.path == str(bundled_model_path("fast", "auto"))  # int8 where this CPU sums it exactly
-    assert Upscaler("default").info.path == Upscaler("default", precision="fp32").info.path  # no int8 file ships
-    with pytest.raises(ModelError, match="this install has no int8 'default' model"):
-        Upscaler("default", precision="int8")
+    assert Upscaler("fast").info.path == str(bundled_model_path("fast", "auto"))
+    # no int8 file ships (MODEL_CARD.md, "int8"): "auto" is fp32, and int8 is refused, naming the way to make one
+    assert Upscaler("default").info.path == Upscaler("default", precision="fp32").info.path
+    with pytest.raises(ModelError, match="this install has no int8 'fast' model .* `enhance-edge quantize"):
+        Upscaler("fast", precision="int8")
     with pytest.raises(ModelError, match="no bundled model named 'nope'|does not exist"):
         Upscaler("nope")
 
