@@ -280,7 +280,10 @@ def _end_to_end_section(results: dict) -> list[str]:
     e2e = results.get("end_to_end")
     if not (e2e and e2e["runs"]):
         return []
-    model = f" with {e2e['model']} and its int8 file (`--precision fp32` and `int8`)" if "model" in e2e else ""
+    model = ""
+    if "model" in e2e:
+        model = (f" with {e2e['model']} and its int8 file (`--precision fp32` and `int8`)" if "int8" in e2e["runs"]
+                 else f" with {e2e['model']} (`--precision fp32`: no int8 file is installed)")
     return ["", "## End to end", "", f"`enhance-edge upscale` on a {e2e['image']}{model}, {e2e['threads']} threads, "
             "process start and image I/O included (median of the runs):", ""] + [
         f"- {precision}: {run['median_s']:.2f} s" for precision, run in e2e["runs"].items()]

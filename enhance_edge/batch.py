@@ -274,7 +274,8 @@ def write_upscaled(upscaler: Upscaler, image: Image.Image, info: SourceInfo, han
         raise type(exc)(f"{name}: {exc}") from None
     try:
         write_image(result, handle, image_format, info,
-                    provenance(upscaler.output_size.describe(upscaler.scale), upscaler.model_name), quality)
+                    provenance(upscaler.output_size.describe(upscaler.scale), upscaler.model_name), quality,
+                    upscaler.threads)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # Pillow's encoders, or the file system
         raise ImageError(f"{target or name}: cannot write ({exc})") from None
     return result.size

@@ -35,6 +35,13 @@ DEFAULT_QUALITY = 92  # JPEG and lossy WebP: Pillow's 75 visibly blurs upscaled 
 # zlib level for PNG output: OpenCV's default. Pillow's own default (6) spent 1.5 s writing a
 # 2048x2048 upscaled photo (2.49 MB) against 0.3 s at level 1 (3.24 MB): longer than the model.
 PNG_COMPRESS_LEVEL = 1
+# Bytes per pixel of the 8-bit modes whose PNG pixel data _png_pixel_data encodes (Pillow the rest).
+_PNG_BYTES_PER_PIXEL = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_DEFLATE_WINDOW = 32768  # bytes a deflate stream can refer back to: each piece is primed with them
+# Bytes of filtered rows per piece deflated on its own: a fixed size, so that the file's bytes do
+# not depend on the number of threads (the cluster's files equal the plain command's).
+_PNG_PIECE_BYTES = 1 << 20
 # --format names -> (Pillow format, extension).
 OUTPUT_FORMATS = {"png": ("PNG", ".png"), "jpeg": ("JPEG", ".jpg"), "webp": ("WEBP", ".webp"),
                   "tiff": ("TIFF", ".tif"), "bmp": ("BMP", ".bmp"), "gif": ("GIF", ".gif")}
@@ -464,10 +471,69 @@ def _exif_bytes(exif: Image.Exif, size: tuple[int, int], tags: tuple[str, str], 
 
 
 def write_image(image: Image.Image, handle: BinaryIO, image_format: str, source: SourceInfo,
-                tags: tuple[str, str], quality: int = DEFAULT_QUALITY) -> None:
-    """Encode ``image`` into ``handle`` as ``image_format`` with metadata and provenance."""
+                tags: tuple[str, str], quality: int = DEFAULT_QUALITY, threads: int | None = None) -> None:
+    """Encode ``image`` into ``handle`` as ``image_format`` with metadata and provenance; a PNG's
+    pixel data on up to ``threads`` threads (None: one per CPU)."""
     if not 1 <= quality <= 100:
         raise ImageError(f"quality must be between 1 and 100, got {quality}")
     check_size(image_format, image.size)
     image = _mode_for(image, image_format)
-    image.save(handle, format=image_format, **save_options(image_format, source, image.size, tags, quality))
+    options = save_options(image_format, source, image.size, tags, quality)
+    if image_format == "PNG" and image.mode in _PNG_BYTES_PER_PIXEL:
+        _write_png(image, handle, options, threads or os.cpu_count() or 1)
+    else:
+        image.save(handle, format=image_format, **options)
+
+
+def _write_png(image: Image.Image, handle: BinaryIO, options: dict, threads: int) -> None:
+    """The PNG Pillow writes with ``options``, its pixel data encoded faster. Pillow makes every chunk
+    but the pixel data (metadata, provenance) from a one-row stand-in of the image's mode and width,
+    whose header is given the image's height; _png_pixel_data makes the pixel data. Pillow tries five
+    filters on each row, in one thread: 0.39 s for a 1792x2048 RGB result, against 0.28 s here on one
+    thread and 0.14 s on two (2-core AMD EPYC), for the same pixels in a file 0.3% smaller."""
+    from PIL import PngImagePlugin
+
+    chunks = PngImagePlugin.getchunks(Image.new(image.mode, (image.width, 1)), **options)
+    handle.write(_PNG_SIGNATURE)
+    pixels_written = False
+    for name, data, _ in chunks:
+        if name == b"IHDR":  # width, height, then depth, colour type and methods
+            data = data[:4] + image.height.to_bytes(4, "big") + data[8:]
+        elif name == b"IDAT":  # the stand-in's, one or more chunks: ours in the first's place
+            if pixels_written:
+                continue
+            data, pixels_written = _png_pixel_data(image, threads), True
+        PngImagePlugin.putchunk(handle, name, data)
+
+
+def _png_pixel_data(image: Image.Image, threads: int) -> bytes:
+    """A PNG's zlib stream of an 8-bit image: every row Sub-filtered (its difference from the pixel to
+    its left, modulo 256: numpy does it at once), deflated at PNG_COMPRESS_LEVEL in pieces of
+    _PNG_PIECE_BYTES on ``threads`` threads, as pigz does. zlib releases the GIL while it deflates;
+    each piece but the last ends on a byte boundary (a sync flush), and each but the first is primed
+    with the 32 KiB before it, so the pieces join into one stream that compresses as well as one
+    deflate would."""
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    step = _PNG_BYTES_PER_PIXEL[image.mode]
+    pixels = np.asarray(image).reshape(image.height, image.width * step)
+    rows = np.empty((image.height, 1 + pixels.shape[1]), np.uint8)
+    rows[:, 0] = 1  # the Sub filter's type
+    rows[:, 1:1 + step] = pixels[:, :step]
+    np.subtract(pixels[:, step:], pixels[:, :-step], out=rows[:, 1 + step:])
+    data = rows.reshape(-1).data  # the rows as they are, not a copy
+    bounds = [*range(0, len(data), _PNG_PIECE_BYTES), len(data)]
+
+    def deflate(piece: int) -> bytes:
+        start, end = bounds[piece], bounds[piece + 1]
+        primer = data[max(0, start - _DEFLATE_WINDOW):start]
+        compressor = (zlib.compressobj(PNG_COMPRESS_LEVEL, zlib.DEFLATED, -15, zdict=primer) if primer
+                      else zlib.compressobj(PNG_COMPRESS_LEVEL, zlib.DEFLATED, -15))
+        last = piece == len(bounds) - 2
+        return compressor.compress(data[start:end]) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+    with ThreadPoolExecutor(threads) as pool:
+        deflated = b"".join(pool.map(deflate, range(len(bounds) - 1)))
+    # zlib's header (deflate, 32 KiB window, fastest level: 0x78 0x01) and the Adler-32 of the whole
+    return b"\x78\x01" + deflated + zlib.adler32(data).to_bytes(4, "big")

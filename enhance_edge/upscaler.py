@@ -151,6 +151,11 @@ class Upscaler:
             raise ModelError(f"model {self.info.path!r} takes inputs of shape {shape}; enhance-edge needs "
                              f"(batch, 1, height, width) with free height and width")
 
+    @property
+    def threads(self) -> int | None:
+        """The CPU threads it was asked to use (None: onnxruntime's default, one per core)."""
+        return self._threads
+
     @functools.cached_property
     def _fp32(self) -> Upscaler:
         """The fp32 model an int8 one came from, opened on the first image int8 hands over."""

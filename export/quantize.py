@@ -341,9 +341,10 @@ def held_out_subjects(fp32: dict[str, SetScores], int8: dict[str, SetScores], ro
     """The validation faces as precision "auto" runs them when each subject's faces are routed by the
     least details (least_int8_detail, least_input_detail) chosen without them: how the routing rule
     holds on people it never saw. The least detail chosen on every face sits where the one face that
-    demands it lies, so on new faces it errs as often as not (`fast-clean`: 0.27 dB at worst on the
-    validation faces it was chosen on, 0.37 on a test face); with one subject held out at a time, a
-    least detail that only one subject's faces support fails here. None under two subjects."""
+    demands it lies, and a new person's faces may demand more: of k subjects and one new one, each is
+    equally likely to be the most demanding (`fast-clean`: 0.27 dB at worst on the validation faces it
+    was chosen on, 0.37 on a test face). With one subject held out at a time, a least detail that only
+    one subject's faces support fails here. None under two subjects."""
     if VALIDATION_SET not in routing:
         return None
     names = routing[VALIDATION_SET][0]

@@ -261,3 +261,12 @@ def test_profiled_runs_feed_a_conditioned_model_its_strength(tiny_conditioned_on
     session, info = open_session(tiny_conditioned_onnx)
     (out,) = session.run(None, machine.profile_feeds(info, (8, 6)))
     assert out.shape == (1, 1, 8 * info.scale, 6 * info.scale)
+
+
+def test_the_end_to_end_section_says_whether_an_int8_file_ran():
+    from enhance_edge.benchmarks.report import _end_to_end_section
+
+    e2e = {"image": "16x12 RGB PNG", "threads": 1, "model": "default.onnx", "runs": {"fp32": {"median_s": 1.0}}}
+    assert "(`--precision fp32`: no int8 file is installed)" in "\n".join(_end_to_end_section({"end_to_end": e2e}))
+    e2e["runs"]["int8"] = {"median_s": 0.5}
+    assert "and its int8 file" in "\n".join(_end_to_end_section({"end_to_end": e2e}))

@@ -17,7 +17,8 @@ from PIL import Image, ImageCms, ImageFile
 from enhance_edge import __version__
 from enhance_edge.errors import ImageError
 from enhance_edge.imageio import (DEFAULT_QUALITY, WORKING_MODES, SourceInfo, format_for, made_by_enhance_edge,
-                                  output_format_for, probe_pixels, provenance, read_image, working_image, write_image)
+                                  output_format_for, probe_pixels, provenance, read_image, save_options, working_image,
+                                  write_image)
 
 TAGS = provenance("x2", "tiny.onnx (sha256 0123456789ab)")
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -386,6 +387,24 @@ def test_png_is_written_at_zlibs_fast_level():
     idat = data.index(b"IDAT") + 4
     # The zlib header's FLEVEL bits (top two of its second byte) say which level wrote it: 0 = fastest.
     assert data[idat] == 0x78 and data[idat + 1] >> 6 == 0
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])  # L, LA, RGB, RGBA
+def test_png_has_pillows_own_pixels_and_chunks_and_the_same_bytes_on_any_number_of_threads(channels):
+    # 1000x1100 noisy pixels: 1.1-4.4 MB of rows, deflated in 2 to 5 pieces joined into one stream
+    pixels = np.random.default_rng(channels).integers(0, 256, (1100, 1000, channels), dtype=np.uint8)
+    image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+    exif = Image.Exif()
+    exif[0x010F] = "Camera maker"
+    source = SourceInfo(icc_profile=SRGB, dpi=(150, 150), exif=exif)
+    ours, on_three_threads, pillows = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    write_image(image, ours, "PNG", source, TAGS, threads=1)
+    write_image(image, on_three_threads, "PNG", source, TAGS, threads=3)
+    assert on_three_threads.getvalue() == ours.getvalue()
+    image.save(pillows, "PNG", **save_options("PNG", source, image.size, TAGS, DEFAULT_QUALITY))
+    ours_read, pillows_read = (Image.open(io.BytesIO(buffer.getvalue())) for buffer in (ours, pillows))
+    assert ours_read.mode == image.mode and np.array_equal(np.asarray(ours_read), np.asarray(image))
+    assert ours_read.info == pillows_read.info and ours_read.getexif()[0x010F] == "Camera maker"
 
 
 @pytest.mark.parametrize("image_format, size", [("JPEG", (65_501, 1)), ("WEBP", (1, 16_384)), ("GIF", (65_536, 1))])
