@@ -1,6 +1,6 @@
 """Where an int8 model's loss comes from: per image set, per group of quantized tensors, per tensor.
 
-    python -m enhance_edge.benchmarks.int8_loss enhance_edge/models/fast.onnx enhance_edge/models/fast-int8.onnx
+    python -m enhance_edge.benchmarks.int8_loss MODEL.onnx MODEL-int8.onnx   # the int8 file from `quantize`
 
 Every activation an int8 QDQ model quantizes is a QuantizeLinear -> DequantizeLinear pair. A
 variant of the model that keeps only some pairs (the others bypassed: the float tensor flows on)
