@@ -27,10 +27,11 @@ from .limits import MAX_PSNR_LOSS_DB
 from .settings import CLUSTER_SUMMARY_NAME, DEFAULT_MAX_MEMORY, PRECISIONS
 from .web.limits import Limits as WebLimits
 
-PRECISION_HELP = (f"For a bundled model: int8 (faster, within {MAX_PSNR_LOSS_DB:g} dB of fp32 on validation faces) "
-                  "or fp32. auto: int8 where it is installed and this CPU sums int8 exactly (VNNI/AMX or ARM64), "
-                  "handing to fp32 each image int8 would add too little detail to; else fp32. A model file runs "
-                  "in its own precision: auto, or that one (int8 for an int8 file: every image in int8).")
+PRECISION_HELP = (f"For a bundled model: int8 (faster, within {MAX_PSNR_LOSS_DB:g} dB of fp32 on validation faces; "
+                  "none ships, make one with `enhance-edge quantize`) or fp32. auto: int8 where it is installed "
+                  "and this CPU sums int8 exactly (VNNI/AMX or ARM64), handing to fp32 each image int8 would add "
+                  "too little detail to; else fp32. A model file runs in its own precision: auto, or that one "
+                  "(int8 for an int8 file: every image in int8).")
 STRENGTH_HELP = ("For a model conditioned on the degradation level (the bundled ones): auto reads from each image "
                  "how noisy or JPEG-compressed it is; 0 treats it as clean (sharpest), 1 removes noise and JPEG "
                  "blocks the most, at the cost of fine detail.")

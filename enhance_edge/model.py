@@ -121,8 +121,10 @@ def bundled_model_path(name: str = "default", precision: str = "fp32") -> Path:
         raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     fp32, int8 = _bundled_file(name, "fp32"), _bundled_file(name, "int8")
     if precision == "int8" and not int8.is_file():
-        raise ModelError(f"this install has no int8 {name!r} model {str(int8)!r}; make one with "
-                         f"`enhance-edge quantize {fp32} --calibration FACES` or use --precision fp32")
+        raise ModelError(f"this install has no int8 {name!r} model {str(int8)!r}: none ships, as none holds "
+                         f"int8's quality gate on faces of people it never saw (MODEL_CARD.md, \"int8\"); use "
+                         f"--precision fp32 or auto, or make one with `enhance-edge quantize {fp32} --calibration "
+                         f"FACES` (it prints the gate's table, and --max-image-loss-db loosens it)")
     if precision == "int8" or (precision == "auto" and int8.is_file() and int8_is_exact_here()):
         return int8
     return fp32
