@@ -32,14 +32,14 @@ def receptive_radius(generator_config: dict[str, Any] | None) -> int:
     config: what the exporter writes as model.RECEPTIVE_RADIUS_KEY (and ModelInfo computes for
     files written before that key).
 
-    Every 3x3 convolution widens the view by one pixel: the head, two per residual block and
-    the tail. The bicubic skip path reads 2 pixels around (with replicate padding at the
-    edge, which a tile edge inside the image must not see either).
+    Every 3x3 convolution widens the view by one pixel: the head, two per residual block (or one
+    per convolution of the "rep" body) and the tail. The bicubic skip path reads 2 pixels around
+    (with replicate padding at the edge, which a tile edge inside the image must not see either).
     """
     if generator_config is None:
         return FALLBACK_MARGIN
     try:
-        convolutions = 2 + 2 * int(generator_config["residual_blocks"])
+        convolutions = 2 + 2 * int(generator_config["residual_blocks"]) + int(generator_config.get("rep_convs", 0))
     except (TypeError, KeyError, ValueError):
         return FALLBACK_MARGIN
     skip = 2 if generator_config.get("skip") == "bicubic" else 0

@@ -13,7 +13,8 @@ import click
 from enhance_edge.cli_support import parse_range, reports_errors, require_extra
 from enhance_edge.degradation import DegradationConfig
 
-from .config import Condition, ContentLoss, GeneratorConfig, LrSchedule, SkipPath, TrainConfig
+from .config import (BodyKind, Condition, ContentLoss, EstimatorConfig, GeneratorConfig, LrSchedule, SkipPath,
+                     TrainConfig)
 
 # The options' defaults are the configs' own: the numbers live once, in train/config.py and
 # enhance_edge/degradation.py (neither imports PyTorch).
@@ -56,6 +57,15 @@ def _range_text(pair: tuple[float, float]) -> str:
 @click.option("--channels", type=int, default=GENERATOR.channels, show_default=True, help="Generator width.")
 @click.option("--blocks", type=int, default=GENERATOR.residual_blocks, show_default=True,
               help="Generator residual blocks.")
+@click.option("--body", type=click.Choice(get_args(BodyKind)), default=GENERATOR.body, show_default=True,
+              help="'residual': the report's residual blocks (swish). 'rep': a plain chain of --rep-convs 3x3 "
+                   "convolutions with ReLU, trained with 1x1 and identity branches that fold into each 3x3 at "
+                   "export: the fast family's body.")
+@click.option("--rep-convs", type=click.IntRange(min=0), default=GENERATOR.rep_convs, show_default=True,
+              help="3x3 convolutions of the 'rep' body (with --body rep; --blocks 0).")
+@click.option("--estimator-stride", type=click.Choice(["1", "2"]), default="1", show_default=True,
+              help="Stride of the level estimator's first layer (with --condition degradation); 2 costs a "
+                   "quarter, for models that run it inside every call.")
 @click.option("--scale", type=click.IntRange(min=2), default=GENERATOR.scale, show_default=True,
               help="Upscaling factor.")
 @click.option("--hflip/--no-hflip", default=TRAIN.hflip, show_default=True, help="Random horizontal flips.")
@@ -94,9 +104,9 @@ def _range_text(pair: tuple[float, float]) -> str:
               help="Replace the run OUT holds (its last.pt, best.pt and metrics.jsonl) with a new one.")
 @reports_errors
 def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_weight, warmup_epochs, init_from,
-          content_loss, teacher, distill_weight, qat, skip, channels, blocks, scale, hflip, degrade, clean_share,
-          blur_sigma, noise_sigma, jpeg_quality, condition, extra_data, extra_crops, max_images, seed, threads,
-          checkpoint_every, resume, overwrite):
+          content_loss, teacher, distill_weight, qat, skip, channels, blocks, body, rep_convs, estimator_stride, scale,
+          hflip, degrade, clean_share, blur_sigma, noise_sigma, jpeg_quality, condition, extra_data, extra_crops,
+          max_images, seed, threads, checkpoint_every, resume, overwrite):
     """Train the generator (and discriminator) on a folder of faces.
 
     Defaults are the report's: 50 epochs, batch 64, Adam 2e-4 with betas (0.5, 0.9),
@@ -130,14 +140,15 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
     try:
         config = RunConfig(
             generator=GeneratorConfig(channels=channels, residual_blocks=blocks, skip=skip, scale=scale,
-                                      condition=condition),
+                                      condition=condition, body=body, rep_convs=rep_convs),
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
                               adversarial_weight=adversarial_weight, warmup_epochs=warmup_epochs,
                               init_from=init_from, content_loss=content_loss, teacher=teacher,
                               distill_weight=distill_weight, qat=qat, hflip=hflip, max_images=max_images,
                               extra_data=tuple(str(folder) for folder in extra_data), extra_crops=extra_crops,
                               seed=seed, threads=threads, checkpoint_every=checkpoint_every),
-            degradation=DegradationConfig(**given) if degrade else None)
+            degradation=DegradationConfig(**given) if degrade else None,
+            estimator=EstimatorConfig(first_stride=int(estimator_stride)))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     best = run_training(data_dir, out_dir, config, report=lambda line: click.echo(line, err=True), resume=resume,

@@ -15,6 +15,11 @@ SkipPath = Literal["none", "bicubic"]
 # "degradation": the generator takes a second input, the degradation level in [0, 1]
 # (enhance_edge.degradation), and a small estimator network learns to read it from the LR.
 Condition = Literal["none", "degradation"]
+# "residual": the report's body, residual blocks of two convolutions with swish between. "rep": a
+# plain chain of 3x3 convolutions with ReLU, each trained with parallel 1x1 and identity branches
+# that fold into the one 3x3 kernel at export (RepVGG, ECBSR): no adds or swish at inference, and
+# ReLU fuses into onnxruntime's convolution kernels.
+BodyKind = Literal["residual", "rep"]
 ContentLoss = Literal["mse", "l1"]  # "mse": the report's
 LrSchedule = Literal["constant", "cosine"]  # "constant": the report's
 
@@ -38,6 +43,8 @@ class GeneratorConfig:
     # so the network only learns the residual detail (the reference recipe of PROTOCOL.md).
     skip: SkipPath = "none"
     condition: Condition = "none"
+    body: BodyKind = "residual"
+    rep_convs: int = 0  # the "rep" body's 3x3 convolutions between head and tail
 
     def __post_init__(self):
         for name in ("in_channels", "channels", "scale"):
@@ -49,12 +56,30 @@ class GeneratorConfig:
             raise ValueError(f"GeneratorConfig.skip must be one of {get_args(SkipPath)}, got {self.skip!r}")
         if self.condition not in get_args(Condition):
             raise ValueError(f"GeneratorConfig.condition must be one of {get_args(Condition)}, got {self.condition!r}")
+        if self.body not in get_args(BodyKind):
+            raise ValueError(f"GeneratorConfig.body must be one of {get_args(BodyKind)}, got {self.body!r}")
+        if self.body == "rep" and (self.rep_convs < 1 or self.residual_blocks):
+            raise ValueError(f"GeneratorConfig.body 'rep' needs rep_convs >= 1 and residual_blocks 0, got "
+                             f"{self.rep_convs} and {self.residual_blocks}")
+        if self.body == "residual" and self.rep_convs:
+            raise ValueError(f"GeneratorConfig.rep_convs is for the 'rep' body, got {self.rep_convs} with 'residual'")
+
+    @property
+    def head_in_channels(self) -> int:
+        """The "rep" body hears the degradation level as one more input channel, a constant plane
+        (FFDNet's noise-level map): it folds into the head convolution, where per-layer level biases
+        would each add a pass over the feature maps and break onnxruntime's Conv+ReLU fusion."""
+        return self.in_channels + (self.body == "rep" and self.condition == "degradation")
+
+    def body_convolutions(self) -> int:
+        """3x3 convolutions between head and tail."""
+        return self.rep_convs if self.body == "rep" else 2 * self.residual_blocks
 
     def macs_per_input_pixel(self) -> int:
         """Multiply-adds per low-resolution input pixel (3x3 convolutions dominate)."""
         c, k = self.channels, 9
-        head = k * self.in_channels * c
-        body = self.residual_blocks * 2 * k * c * c
+        head = k * self.head_in_channels * c
+        body = self.body_convolutions() * k * c * c
         tail = k * c * self.in_channels * self.scale**2
         skip = bicubic_taps(self.scale) ** 2 * self.scale**2 if self.skip == "bicubic" else 0
         return head + body + tail + skip
@@ -76,10 +101,15 @@ class EstimatorConfig:
     global mean, so it reads noise and 8x8 JPEG blocking over a receptive field of ~20 pixels."""
 
     channels: int = 16
+    # 2 reads the residual at half resolution from the first layer on: a quarter of the cost, which
+    # matters once the estimator runs inside every model call (the single-file model).
+    first_stride: int = 1
 
     def __post_init__(self):
         if self.channels < 1:
             raise ValueError(f"EstimatorConfig.channels must be >= 1, got {self.channels}")
+        if self.first_stride not in (1, 2):
+            raise ValueError(f"EstimatorConfig.first_stride must be 1 or 2, got {self.first_stride}")
 
     to_dict = asdict
     from_dict = classmethod(_validated)

@@ -46,6 +46,34 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(self.act(inner))
 
 
+class RepConv(nn.Module):
+    """A 3x3 convolution trained as three parallel branches: 3x3, 1x1 and (same width) identity.
+    The extra paths ease the training of a deep plain chain (RepVGG; ECBSR for super-resolution);
+    being linear, they sum into one 3x3 kernel and bias: ``fold`` returns that convolution, whose
+    outputs equal the branches' sum."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv3 = conv3x3(in_channels, out_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 1)
+        self.identity = in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv3(x) + self.conv1(x)
+        return out + x if self.identity else out
+
+    @torch.no_grad()
+    def fold(self) -> nn.Conv2d:
+        conv = conv3x3(self.conv3.in_channels, self.conv3.out_channels).to(self.conv3.weight.device)
+        weight = self.conv3.weight + F.pad(self.conv1.weight, (1, 1, 1, 1))
+        if self.identity:
+            eye = torch.eye(self.conv3.out_channels, device=weight.device, dtype=weight.dtype)
+            weight = weight + F.pad(eye[:, :, None, None], (1, 1, 1, 1))
+        conv.weight.copy_(weight)
+        conv.bias.copy_(self.conv3.bias + self.conv1.bias)
+        return conv
+
+
 def bicubic_phase_kernels(scale: int = 2, a: float = -0.75) -> torch.Tensor:
     """Kernels that give the scale**2 sub-pixel phases of a x``scale`` bicubic upsampling.
 
@@ -77,7 +105,9 @@ def bicubic_phase_kernels(scale: int = 2, a: float = -0.75) -> torch.Tensor:
 
 
 class Generator(nn.Module):
-    """conv 1->C + swish, residual blocks, conv C->scale**2, pixel shuffle (x scale).
+    """conv 1->C + swish, residual blocks, conv C->scale**2, pixel shuffle (x scale); or, with
+    the "rep" body, conv + ReLU, ``rep_convs`` x (conv + ReLU), conv, pixel shuffle, every conv a
+    ``RepConv`` until ``fold``.
 
     The upsampler is a sub-pixel convolution (ESPCN): the last convolution runs at low
     resolution and PixelShuffle rearranges its channels into a x2 image. It is learned
@@ -90,15 +120,29 @@ class Generator(nn.Module):
         super().__init__()
         self.config = config
         c = config.channels
-        conditioned = config.condition == "degradation"
-        self.head = conv3x3(config.in_channels, c)
-        self.head_level_bias = LevelBias(c) if conditioned else None
-        self.head_act = nn.SiLU()
-        # A ModuleList, not a Sequential: conditioned blocks take the level too. (The weight
-        # names, body.N.conv1..., are the same either way.)
-        self.body = nn.ModuleList(ResidualBlock(c, conditioned) for _ in range(config.residual_blocks))
-        self.body_act = nn.SiLU()
-        self.tail = conv3x3(c, config.in_channels * config.scale**2)
+        self.conditioned = config.condition == "degradation"
+        out_channels = config.in_channels * config.scale**2
+        self.body: nn.ModuleList
+        if config.body == "rep":
+            self.head: nn.Module = RepConv(config.head_in_channels, c)
+            self.head_level_bias = None  # the level is an input channel (GeneratorConfig.head_in_channels)
+            self.head_act: nn.Module = nn.ReLU()
+            self.body = nn.ModuleList(nn.Sequential(RepConv(c, c), nn.ReLU()) for _ in range(config.rep_convs))
+            self.body_act: nn.Module = nn.Identity()
+            self.tail: nn.Module = RepConv(c, out_channels)
+            # Zero at first: with the bicubic skip the untrained network is bicubic upsampling (a
+            # random tail started 7 dB below it), and the body learns only the missing detail.
+            for parameter in self.tail.parameters():
+                nn.init.zeros_(parameter)
+        else:
+            self.head = conv3x3(config.in_channels, c)
+            self.head_level_bias = LevelBias(c) if self.conditioned else None
+            self.head_act = nn.SiLU()
+            # A ModuleList, not a Sequential: conditioned blocks take the level too. (The weight
+            # names, body.N.conv1..., are the same either way.)
+            self.body = nn.ModuleList(ResidualBlock(c, self.conditioned) for _ in range(config.residual_blocks))
+            self.body_act = nn.SiLU()
+            self.tail = conv3x3(c, out_channels)
         self.shuffle = nn.PixelShuffle(config.scale)
         if config.skip == "bicubic":
             kernels = bicubic_phase_kernels(config.scale).repeat(config.in_channels, 1, 1, 1)
@@ -107,21 +151,35 @@ class Generator(nn.Module):
     def forward(self, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
         """``x``: (N, C, H, W) in [0, 1]; ``level``: (N, 1, 1, 1) degradation levels in [0, 1],
         required by a conditioned generator and refused by another."""
-        if (level is None) != (self.head_level_bias is None):
+        if (level is None) == self.conditioned:
             raise ValueError(f"generator with condition={self.config.condition!r} called "
                              f"{'without' if level is None else 'with'} a level")
-        features = self.head(x)
-        if self.head_level_bias is not None:
-            features = self.head_level_bias(features, level)
-        features = self.head_act(features)
-        for block in self.body:
-            features = block(features, level)
+        if self.config.body == "rep":
+            head_input = x if level is None else torch.cat([x, level.expand(-1, 1, *x.shape[2:])], dim=1)
+            features = self.head_act(self.head(head_input))
+            for layer in self.body:
+                features = layer(features)
+        else:
+            features = self.head(x)
+            if self.head_level_bias is not None:
+                features = self.head_level_bias(features, level)
+            features = self.head_act(features)
+            for block in self.body:
+                features = block(features, level)
         phases = self.tail(self.body_act(features))
         if self.config.skip == "bicubic":
             reach = self.skip_kernels.shape[-1] // 2
             padded = F.pad(x, (reach, reach, reach, reach), mode="replicate")
             phases = phases + F.conv2d(padded, self.skip_kernels, groups=self.config.in_channels)
         return self.shuffle(phases)
+
+    def fold(self) -> None:
+        """Replace every ``RepConv`` by the one 3x3 convolution its branches sum to (in place; the
+        outputs stay the same up to float rounding). What export runs before tracing."""
+        for parent in (self, *self.body):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, RepConv):
+                    setattr(parent, name, child.fold())
 
 
 class DegradationEstimator(nn.Module):
@@ -145,7 +203,7 @@ class DegradationEstimator(nn.Module):
         c = config.channels
         self.local_mean = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
         self.layers = nn.Sequential(
-            conv3x3(in_channels, c), nn.SiLU(),
+            conv3x3(in_channels, c, stride=config.first_stride), nn.SiLU(),
             conv3x3(c, 2 * c, stride=2), nn.SiLU(),
             conv3x3(2 * c, 2 * c), nn.SiLU(),
             conv3x3(2 * c, 2 * c, stride=2), nn.SiLU(),

@@ -44,6 +44,11 @@ def test_unknown_keys_are_named():
     ({"channels": 0}, "channels must be >= 1, got 0"),
     ({"skip": "nearest"}, r"skip must be one of \('none', 'bicubic'\), got 'nearest'"),
     ({"condition": "noise"}, r"condition must be one of \('none', 'degradation'\), got 'noise'"),
+    ({"body": "dense"}, r"body must be one of \('residual', 'rep'\), got 'dense'"),
+    ({"body": "rep", "rep_convs": 0, "residual_blocks": 0},
+     "'rep' needs rep_convs >= 1 and residual_blocks 0, got 0 and 0"),
+    ({"body": "rep", "rep_convs": 4}, "'rep' needs rep_convs >= 1 and residual_blocks 0, got 4 and 16"),
+    ({"rep_convs": 4}, "rep_convs is for the 'rep' body, got 4 with 'residual'"),
 ])
 def test_generator_config_rejects_bad_values_showing_them(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -62,6 +67,12 @@ def test_train_config_rejects_a_choice_it_does_not_have(kwargs, message):
 def test_macs_per_input_pixel_of_the_reports_generator():
     # head 9*20 + 16 blocks * 2 * 9*20*20 + tail 9*20*4: the report's model is ~116k MACs/pixel.
     assert GeneratorConfig().macs_per_input_pixel() == 180 + 16 * 7200 + 720
+
+
+def test_macs_of_a_conditioned_rep_generator_count_its_level_plane():
+    config = GeneratorConfig(channels=16, residual_blocks=0, body="rep", rep_convs=8, skip="bicubic",
+                             condition="degradation")
+    assert config.macs_per_input_pixel() == 9 * 2 * 16 + 8 * 9 * 16 * 16 + 9 * 16 * 4 + 25 * 4
 
 
 def test_the_bicubic_skip_path_reads_five_taps_at_x2_and_x4():
