@@ -25,8 +25,8 @@ FACES = Path("tests/data/yale_test")
 
 def prepare(inputs: Path, faces_dir: Path = FACES) -> None:
     """HR/LR pairs of the Yale test faces in ``faces_dir``, made as PROTOCOL.md makes them."""
-    from enhance_edge.dataset import face_pair
-    from enhance_edge.protocol import REPORT_HR_SIZE
+    from enhance_edge.eval.dataset import face_pair
+    from enhance_edge.eval.protocol import REPORT_HR_SIZE
 
     faces = sorted(faces_dir.glob("*.png"))
     if not faces:
@@ -56,7 +56,7 @@ def run(inputs: Path, outputs: Path, models_dir: Path) -> None:
             if metadata.get("scale") != "2":  # the faces' HR is twice their LR
                 break
             disabled = metadata.get("onnxruntime_disabled_optimizers", "")
-            if disabled:  # as enhance_edge.model.open_session runs it
+            if disabled:  # as enhance_edge.core.model.open_session runs it
                 session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
                                                disabled_optimizers=disabled.split(","))
             feeds = {"input": lr}
@@ -76,8 +76,8 @@ def run(inputs: Path, outputs: Path, models_dir: Path) -> None:
 def compare(inputs: Path, first: Path, second: Path) -> str:
     """A markdown table: per model, the largest float difference, the 8-bit pixels that differ and
     by how much, and each architecture's mean PSNR on the faces."""
-    from enhance_edge.processing import from_unit_float
-    from enhance_edge.protocol import psnr
+    from enhance_edge.core.processing import from_unit_float
+    from enhance_edge.eval.protocol import psnr
 
     hr = np.load(inputs)["hr"]
     a, b = np.load(first), np.load(second)

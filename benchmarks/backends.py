@@ -18,9 +18,9 @@ import onnx
 from onnx import numpy_helper
 from PIL import Image
 
-from enhance_edge.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, open_session
-from enhance_edge.processing import from_unit_float
-from enhance_edge.protocol import interpolate
+from enhance_edge.core.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, open_session
+from enhance_edge.core.processing import from_unit_float
+from enhance_edge.eval.protocol import interpolate
 
 # OpenCV dnn_superres x2 models: name -> (file in the peers folder, dnn_superres algorithm).
 PEERS = {"fsrcnn": ("FSRCNN_x2.pb", "fsrcnn"), "fsrcnn-small": ("FSRCNN-small_x2.pb", "fsrcnn"),

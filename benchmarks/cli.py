@@ -1,4 +1,4 @@
-"""The benchmark commands: `enhance-edge bench`, loaded by the enhance-edge group (enhance_edge/cli.py)
+"""The benchmark commands: `enhance-edge bench`, loaded by the enhance-edge group (enhance_edge/apps/cli.py)
 when it runs or a help lists it, and the Pareto search of generator sizes
 (`python -m enhance_edge.benchmarks.pareto`). Nothing measured is imported at start: a help needs
 no onnxruntime. Both write into the current folder unless told where (--out): an installed
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import click
 
-from enhance_edge.cli_support import CONTEXT_SETTINGS, parse_sizes, parse_threads, reports_errors, require_extra
-from enhance_edge.limits import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS, MAX_PSNR_LOSS_DB
+from enhance_edge.apps.cli_support import CONTEXT_SETTINGS, parse_sizes, parse_threads, reports_errors, require_extra
+from enhance_edge.core.gates import MAX_PSNR_LOSS_DB
 
 from ..export.cli import quantize
+from .goals import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS
 
 
 @click.command()
@@ -71,7 +72,7 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
     between runs and machines: compare ratios. Needs:  pip install "enhance-edge[bench]"
     """
     require_extra("benchmarking", "bench", ("onnx", "skimage"))
-    from enhance_edge.model import bundled_model_path, int8_model_path
+    from enhance_edge.core.model import bundled_model_path, int8_model_path
 
     from .report import screen_table, write_all
     from .run import DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, SECTIONS, BenchConfig, compare_models, run_benchmark

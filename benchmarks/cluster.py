@@ -3,7 +3,7 @@
     python -m enhance_edge.benchmarks.cluster --faces 2000 --photos 40 --model fast
 
 Synthetic inputs (colour JPEGs: face crops of 92x112 and ~2-megapixel photos of 1632x1224) are
-upscaled by `enhance-edge upscale` in a subprocess and by enhance_edge.cluster on a local Ray
+upscaled by `enhance-edge upscale` in a subprocess and by enhance_edge.apps.cluster on a local Ray
 with ``--cpus`` CPUs, for each actor count of ``--actors``. Steady-state throughput is files per
 second once started: the files over the run's time less the same engine's time for one
 16x16 image (the CLI's model loading, the pool's actor start-up), which is shown beside it.
@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from enhance_edge.benchmarks.machine import cpu_info
-from enhance_edge.cluster import Status, plan_actors, upscale_on_cluster
+from enhance_edge.apps.cluster import Status, plan_actors, upscale_on_cluster
 
 FACE_SIZE = (92, 112)  # width, height: the HR Yale faces
 PHOTO_SIZE = (1632, 1224)  # 2.0 megapixels
@@ -77,7 +77,7 @@ def workloads(faces: int, photos: int) -> list[tuple[str, str, int, tuple[int, i
 
 def run_cli(inputs: Path, output: Path, model: str) -> float:
     """Seconds `enhance-edge upscale INPUTS -o OUTPUT` takes, run as a user runs it."""
-    command = [sys.executable, "-c", "from enhance_edge.cli import main; main()", "upscale", str(inputs), "-o",
+    command = [sys.executable, "-c", "from enhance_edge.apps.cli import main; main()", "upscale", str(inputs), "-o",
                str(output), "--model", model]
     start = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True)
@@ -88,7 +88,7 @@ def run_cli(inputs: Path, output: Path, model: str) -> float:
 
 
 def run_cluster(inputs: Path, output: Path, model: str, actors: int) -> tuple[float, float, str]:
-    """Seconds enhance_edge.cluster takes on the running local Ray, the CPU seconds this driver
+    """Seconds enhance_edge.apps.cluster takes on the running local Ray, the CPU seconds this driver
     process spent meanwhile (planning, bundling, Ray Data's executor, reporting), and the pool."""
     start, cpu = time.monotonic(), time.process_time()
     result = upscale_on_cluster([inputs], output, cluster="local", model=model, actors=actors)

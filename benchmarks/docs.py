@@ -34,7 +34,7 @@ from pathlib import Path
 import click
 
 from enhance_edge.errors import DocsError
-from enhance_edge.fileio import atomic_output
+from enhance_edge.io.fileio import atomic_output
 
 from . import report
 

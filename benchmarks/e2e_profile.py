@@ -3,7 +3,7 @@
     python -m enhance_edge.benchmarks.e2e_profile [--size 896x1024] [--threads 2] [--reps 3] [--model fast]
 
 Three measurements: the command as a user runs it (a fresh process, wall time, median of --reps);
-Python's start and the command's imports alone (`python -c "import enhance_edge.cli"`); and the
+Python's start and the command's imports alone (`python -c "import enhance_edge.apps.cli"`); and the
 same command run in-process under cProfile, whose cumulative times are grouped into the stages a
 file goes through (decode, colour conversion, session creation, model runs and tiling, chroma,
 encode and write). cProfile's own overhead is small here: the time is in a few native calls.
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from enhance_edge.model import int8_model_path, resolve_model
+from enhance_edge.core.model import int8_model_path, resolve_model
 
 from .run import upscale_command
 
@@ -62,7 +62,7 @@ def wall(command: list[str], reps: int) -> float:
 
 def profiled_stages(args: list[str]) -> dict[str, float]:
     """Cumulative seconds per stage of one in-process run of the command."""
-    from enhance_edge.cli import main
+    from enhance_edge.apps.cli import main
 
     profile = cProfile.Profile()
     started = time.perf_counter()
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         source, target = Path(tmp) / "photo.png", Path(tmp) / "photo_x2.png"
         photo(width, height).save(source)
         startup = {"python -c pass": wall([sys.executable, "-c", "pass"], args.reps),
-                   "python -c 'import enhance_edge.cli'": wall([sys.executable, "-c", "import enhance_edge.cli"],
-                                                               args.reps)}
+                   "python -c 'import enhance_edge.apps.cli'": wall(
+                       [sys.executable, "-c", "import enhance_edge.apps.cli"], args.reps)}
         for precision, model in model_files(args.model).items():
             options = ["upscale", str(source), "-o", str(target), "--model", model, "--precision", precision,
                        "--threads", str(args.threads), "--overwrite"]

@@ -23,9 +23,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from enhance_edge.dataset import load_pairs, trained_hr_size, trained_seed
-from enhance_edge.model import open_session
-from enhance_edge.protocol import psnr
+from enhance_edge.eval.dataset import load_pairs, trained_hr_size, trained_seed
+from enhance_edge.core.model import open_session
+from enhance_edge.eval.protocol import psnr
 
 from ..export.calibration_mix import gate_images, lr_of
 from ..export.quantize import estimated_levels, model_feeds

@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from enhance_edge.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, open_session
+from enhance_edge.core.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, open_session
 
 from ..export.timing import measure
 
@@ -143,7 +143,7 @@ def profile_feeds(info: ModelInfo, size: tuple[int, int]) -> dict[str, np.ndarra
 _PROFILED_RUN = """
 import sys
 from enhance_edge.benchmarks.machine import profile_feeds
-from enhance_edge.model import open_session
+from enhance_edge.core.model import open_session
 session, info = open_session(sys.argv[1], "cpu", 1)
 feeds = profile_feeds(info, (int(sys.argv[2]), int(sys.argv[3])))
 for _ in range(int(sys.argv[4])):

@@ -21,15 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from enhance_edge.dataset import PairSet, load_pairs
+from enhance_edge.eval.dataset import PairSet, load_pairs
 from enhance_edge.errors import DataError, MissingExtraError, ModelError
-from enhance_edge.fileio import atomic_output
-from enhance_edge.protocol import REPORT_HR_SIZE, score
+from enhance_edge.io.fileio import atomic_output
+from enhance_edge.eval.protocol import REPORT_HR_SIZE, score
 
 from ..export.timing import Timing, measure
 from . import machine
 from .backends import Backend, Skipped, onnx_metadata, ort_backend, peer_backend
-from .report import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS, PSNR_GOAL_DB
+from .goals import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS, PSNR_GOAL_DB
 from .run import DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, input_plane, upscale_all
 
 PEERS_PLOTTED = {"fsrcnn": "OpenCV FSRCNN x2", "espcn": "OpenCV ESPCN x2"}

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from enhance_edge.fileio import atomic_output
-from enhance_edge.limits import (END_TO_END_SPEEDUP_GOAL, FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS, INT8_PEAK_SHARE_GOAL,
-                                 INT8_SET_LOSS_GOAL_DB, INT8_SPEEDUP_GOAL, MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB,
-                                 ORT_SPEEDUP_GOAL, PSNR_GOAL_DB)
+from enhance_edge.io.fileio import atomic_output
+from enhance_edge.core.gates import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB
 
 from ..export.gate import GateResult, table_from_dict
+from .goals import (END_TO_END_SPEEDUP_GOAL, FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS, INT8_PEAK_SHARE_GOAL,
+                    INT8_SET_LOSS_GOAL_DB, INT8_SPEEDUP_GOAL, ORT_SPEEDUP_GOAL, PSNR_GOAL_DB)
 
 CAVEAT = ("Figures vary between runs and between machines (CPU model, frequency scaling, other load, "
           "library versions): compare the ratios between backends measured in the same run, not the "

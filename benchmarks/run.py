@@ -25,10 +25,10 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from enhance_edge.dataset import PairSet, face_pair
+from enhance_edge.eval.dataset import PairSet, face_pair
 from enhance_edge.errors import DataError, ModelError
-from enhance_edge.model import BUNDLED_MODELS, bundled_models, int8_model_path, open_session, resolve_model
-from enhance_edge.protocol import REPORT_HR_SIZE, YALE_TEST_SUBJECTS, score
+from enhance_edge.core.model import BUNDLED_MODELS, bundled_models, int8_model_path, open_session, resolve_model
+from enhance_edge.eval.protocol import REPORT_HR_SIZE, YALE_TEST_SUBJECTS, score
 
 from ..export.timing import measure
 from . import machine
@@ -169,7 +169,7 @@ def peak_rss_mib(config: BenchConfig, name: str, plane: np.ndarray, threads: int
 def upscale_command() -> list[str]:
     """The user's command: the installed console script, else the same entry point through Python."""
     script = shutil.which("enhance-edge")
-    return [script] if script else [sys.executable, "-c", "from enhance_edge.cli import main; main()"]
+    return [script] if script else [sys.executable, "-c", "from enhance_edge.apps.cli import main; main()"]
 
 
 def end_to_end(config: BenchConfig, plane: np.ndarray, threads: int) -> dict:

@@ -12,16 +12,16 @@ __version__ = "0.1.0"
 
 # The public names that need onnxruntime (or numpy and Pillow), imported on first use: the command
 # line imports this package, and its help and its start load no model runtime.
-_LAZY = {"FileResult": "batch", "Outcome": "batch", "ModelInfo": "model", "Upscaler": "upscaler",
+_LAZY = {"FileResult": "core.batch", "Outcome": "core.batch", "ModelInfo": "core.model", "Upscaler": "core.upscaler",
          # The reader of `enhance-edge upscale`: upright (EXIF orientation applied), in a working mode, with
          # what an output inherits (format, ICC profile, DPI, EXIF) as a SourceInfo; bombs refused.
-         "SourceInfo": "imageio", "read_image": "imageio"}
+         "SourceInfo": "io.imageio", "read_image": "io.imageio"}
 
 if TYPE_CHECKING:
-    from .batch import FileResult, Outcome
-    from .imageio import SourceInfo, read_image
-    from .model import ModelInfo
-    from .upscaler import Upscaler
+    from .core.batch import FileResult, Outcome
+    from .core.model import ModelInfo
+    from .core.upscaler import Upscaler
+    from .io.imageio import SourceInfo, read_image
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from enhance_edge.protocol import luma, make_hr, make_lr
+from enhance_edge.eval.protocol import luma, make_hr, make_lr
 
 # scikit-image's bundled images whose docstrings state CC0 or the public domain. Never the
 # astronaut nor the LFW subset: those are gate images.

@@ -1,6 +1,6 @@
 """The export commands, `enhance-edge export` and `enhance-edge quantize`, loaded by the enhance-edge
-group (enhance_edge/cli.py) when they run or a help lists them. Their defaults come from the runtime's
-enhance_edge.limits, so this module imports neither PyTorch nor onnx at start.
+group (enhance_edge/apps/cli.py) when they run or a help lists them. Their defaults come from the runtime's
+enhance_edge.core.gates, so this module imports neither PyTorch nor onnx at start.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from enhance_edge.cli_support import reports_errors, require_extra
-from enhance_edge.limits import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB, MIN_INT8_SHARE, PARITY_TOLERANCE
+from enhance_edge.apps.cli_support import reports_errors, require_extra
+from enhance_edge.core.gates import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB, MIN_INT8_SHARE, PARITY_TOLERANCE
 
 
 @click.command()
@@ -134,7 +134,7 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
     (--precision int8) loses.
     """
     require_extra("quantization", "train")
-    from enhance_edge.model import int8_model_path
+    from enhance_edge.core.model import int8_model_path
 
     from .quantize import default_search, describe_gate, quantize_model, require_keepable, search_space
 

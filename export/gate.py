@@ -15,7 +15,7 @@ from typing import Any
 class GateRow:
     """int8 against fp32 on one set: its images, fp32's mean PSNR, int8's mean and worst loss,
     the image that lost the most, the share of images whose int8 output is kept (precision "auto" runs
-    the others in fp32, losing nothing on them: the INT8_MIN_DETAIL_KEY of enhance_edge.model), and
+    the others in fp32, losing nothing on them: the INT8_MIN_DETAIL_KEY of enhance_edge.core.model), and
     the share it runs twice, int8 then fp32 (those that INT8_MIN_INPUT_DETAIL_KEY does not send to
     fp32 at once)."""
 

@@ -21,11 +21,11 @@ import torch
 
 from enhance_edge import __version__
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.fileio import write_file
-from enhance_edge.limits import PARITY_TOLERANCE
-from enhance_edge.model import (CLEAN_BELOW_KEY, CLEAN_MODEL_KEY, DISABLED_OPTIMIZERS_KEY, ESTIMATOR_KEY, FORMAT,
-                                INPUT_NAME, OUTPUT_NAME, RECEPTIVE_RADIUS_KEY, STRENGTH_NAME, WORKING_BYTES_KEY)
-from enhance_edge.tiling import receptive_radius, working_bytes_per_pixel
+from enhance_edge.io.fileio import write_file
+from enhance_edge.core.gates import PARITY_TOLERANCE
+from enhance_edge.core.model import (CLEAN_BELOW_KEY, CLEAN_MODEL_KEY, DISABLED_OPTIMIZERS_KEY, ESTIMATOR_KEY, FORMAT,
+                                     INPUT_NAME, OUTPUT_NAME, RECEPTIVE_RADIUS_KEY, STRENGTH_NAME, WORKING_BYTES_KEY)
+from enhance_edge.core.tiling import receptive_radius, working_bytes_per_pixel
 
 from ..train.checkpoint import load, load_generator, run_config
 from ..train.networks import DegradationEstimator, Generator
@@ -232,9 +232,9 @@ def record_test_scores(model_path: str | Path, data_dir: str | Path,
     has succeeded. Test scores are written into the model for users to read; nothing in
     training or export looks at them to choose anything.
     """
-    from enhance_edge.dataset import trained_hr_size, trained_seed
-    from enhance_edge.evaluate import evaluate_folder, finite_or_none
-    from enhance_edge.upscaler import Upscaler
+    from enhance_edge.eval.dataset import trained_hr_size, trained_seed
+    from enhance_edge.eval.evaluate import evaluate_folder, finite_or_none
+    from enhance_edge.core.upscaler import Upscaler
 
     upscaler = Upscaler(model_path)
     results = evaluate_folder(data_dir, upscaler, trained_hr_size(upscaler.info), splits=("test",),

@@ -38,14 +38,14 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from enhance_edge.dataset import PairSet, load_pairs, trained_hr_size, trained_seed
-from enhance_edge.degradation import DegradationConfig
+from enhance_edge.eval.dataset import PairSet, load_pairs, trained_hr_size, trained_seed
+from enhance_edge.eval.degradation import DegradationConfig
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.limits import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB, MIN_INT8_SHARE
-from enhance_edge.model import (INPUT_NAME, INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY, STRENGTH_NAME, ModelInfo,
-                                int8_is_exact_here, open_estimator, open_session)
-from enhance_edge.processing import added_detail, from_unit_float, input_detail, to_batch, to_unit_float
-from enhance_edge.protocol import psnr, score
+from enhance_edge.core.gates import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB, MIN_INT8_SHARE
+from enhance_edge.core.model import (INPUT_NAME, INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY, STRENGTH_NAME,
+                                     ModelInfo, int8_is_exact_here, open_estimator, open_session)
+from enhance_edge.core.processing import added_detail, from_unit_float, input_detail, to_batch, to_unit_float
+from enhance_edge.eval.protocol import psnr, score
 
 from .calibration_mix import calibration_mix, gate_images, lr_of
 from .gate import GateRow, GateTable, as_json, describe_table, gate_failures

@@ -123,7 +123,7 @@ def with_int8_metadata(fp32_path, int8_path, fp32_below_detail, fp32_below_input
     import onnx
     from onnx import helper, numpy_helper
 
-    from enhance_edge.model import INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY
+    from enhance_edge.core.model import INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY
 
     model = onnx.load(str(fp32_path))
     for index, tensor in enumerate(model.graph.initializer):

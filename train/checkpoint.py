@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from enhance_edge.errors import CheckpointError
-from enhance_edge.fileio import atomic_output
+from enhance_edge.io.fileio import atomic_output
 
 from . import qat
 from .config import RunConfig

@@ -1,5 +1,5 @@
 """The training commands, `enhance-edge train` and `enhance-edge plots`, loaded by the enhance-edge
-group (enhance_edge/cli.py) when they run or a help lists them. Importing this module needs no
+group (enhance_edge/apps/cli.py) when they run or a help lists them. Importing this module needs no
 PyTorch: a runtime-only install lists the commands and, when one runs, says which extra to install.
 """
 
@@ -10,14 +10,14 @@ from typing import get_args
 
 import click
 
-from enhance_edge.cli_support import parse_range, reports_errors, require_extra
-from enhance_edge.degradation import DegradationConfig
+from enhance_edge.apps.cli_support import parse_range, reports_errors, require_extra
+from enhance_edge.eval.degradation import DegradationConfig
 
 from .config import (BodyKind, Condition, ContentLoss, EstimatorConfig, GeneratorConfig, LrSchedule, SkipPath,
                      TrainConfig)
 
 # The options' defaults are the configs' own: the numbers live once, in train/config.py and
-# enhance_edge/degradation.py (neither imports PyTorch).
+# enhance_edge/eval/degradation.py (neither imports PyTorch).
 GENERATOR, TRAIN, DEGRADATION = GeneratorConfig(), TrainConfig(), DegradationConfig()
 
 
@@ -172,8 +172,8 @@ def plots(runs, out_dir, model, faces, before):
     """Draw the report's figures: losses, validation PSNR, discriminator scores, the face grid and,
     with --before, the real-photo comparison."""
     require_extra("plotting", "train")
-    from enhance_edge.model import BUNDLED_MODELS, resolve_model
-    from enhance_edge.upscaler import Upscaler
+    from enhance_edge.core.model import BUNDLED_MODELS, resolve_model
+    from enhance_edge.core.upscaler import Upscaler
 
     from .plots import draw_all, plot_real_photos
 

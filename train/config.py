@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, get_args
 
-from enhance_edge.degradation import DegradationConfig
+from enhance_edge.eval.degradation import DegradationConfig
 
 SkipPath = Literal["none", "bicubic"]
 # "degradation": the generator takes a second input, the degradation level in [0, 1]
-# (enhance_edge.degradation), and a small estimator network learns to read it from the LR.
+# (enhance_edge.eval.degradation), and a small estimator network learns to read it from the LR.
 Condition = Literal["none", "degradation"]
 # "residual": the report's body, residual blocks of two convolutions with swish between. "rep": a
 # plain chain of 3x3 convolutions with ReLU, each trained with parallel 1x1 and identity branches

@@ -1,7 +1,7 @@
-"""Training data as torch tensors; reading and splitting face folders is enhance_edge.dataset's.
+"""Training data as torch tensors; reading and splitting face folders is enhance_edge.eval.dataset's.
 
 With a degradation config every training LR is drawn afresh from its HR in each epoch
-(enhance_edge.degradation), from a random generator seeded by (seed, epoch, image): the same
+(enhance_edge.eval.degradation), from a random generator seeded by (seed, epoch, image): the same
 run gives the same pairs whichever process or batch an image lands in, and after a resume.
 """
 
@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from enhance_edge.dataset import PairSet, image_files, read_face
-from enhance_edge.degradation import DegradationConfig, degrade
+from enhance_edge.eval.dataset import PairSet, image_files, read_face
+from enhance_edge.eval.degradation import DegradationConfig, degrade
 from enhance_edge.errors import DataError, ModelError
-from enhance_edge.model import BUNDLED_MODELS, INPUT_NAME, STRENGTH_NAME, open_session, resolve_model
-from enhance_edge.processing import to_unit_float
-from enhance_edge.protocol import luma_image
+from enhance_edge.core.model import BUNDLED_MODELS, INPUT_NAME, STRENGTH_NAME, open_session, resolve_model
+from enhance_edge.core.processing import to_unit_float
+from enhance_edge.eval.protocol import luma_image
 
 TEACHER_BATCH = 64
 # Extra photos are shrunk by a random factor in this range before a crop is taken: more of a

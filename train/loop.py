@@ -37,11 +37,11 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from enhance_edge.dataset import PairSet, load_pairs
-from enhance_edge.degradation import DegradationConfig
+from enhance_edge.eval.dataset import PairSet, load_pairs
+from enhance_edge.eval.degradation import DegradationConfig
 from enhance_edge.errors import CheckpointError, DataError
-from enhance_edge.processing import from_unit_float, to_unit_float
-from enhance_edge.protocol import interpolate, score
+from enhance_edge.core.processing import from_unit_float, to_unit_float
+from enhance_edge.eval.protocol import interpolate, score
 
 from . import checkpoint, distributed, qat
 from .config import RunConfig, TrainConfig

@@ -183,7 +183,7 @@ class Generator(nn.Module):
 
 
 class DegradationEstimator(nn.Module):
-    """The degradation level of an LR, as ``enhance_edge.degradation.level_of`` measures it,
+    """The degradation level of an LR, as ``enhance_edge.eval.degradation.level_of`` measures it,
     read from the pixels alone: (N, 1, H, W) -> (N, 1, 1, 1) in [0, 1].
 
     It looks at the image's high-pass residual (the image minus its 3x3 mean), amplified: noise and

@@ -23,11 +23,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from enhance_edge.dataset import face_pair  # noqa: E402
-from enhance_edge.degradation import downscale, gaussian_noise, jpeg, jpeg_quality_of  # noqa: E402
+from enhance_edge.eval.dataset import face_pair  # noqa: E402
+from enhance_edge.eval.degradation import downscale, gaussian_noise, jpeg  # noqa: E402
+from enhance_edge.io.imageio import jpeg_quality_of  # noqa: E402
 from enhance_edge.errors import DataError, ImageError  # noqa: E402
-from enhance_edge.protocol import REPORT_HR_SIZE, interpolate, luma_image, make_hr, make_lr, psnr  # noqa: E402
-from enhance_edge.upscaler import Upscaler  # noqa: E402
+from enhance_edge.eval.protocol import REPORT_HR_SIZE, interpolate, luma_image, make_hr, make_lr, psnr  # noqa: E402
+from enhance_edge.core.upscaler import Upscaler  # noqa: E402
 
 
 def read_metrics(path: str | Path) -> list[dict]:

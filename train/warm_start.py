@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from enhance_edge.errors import CheckpointError, ModelError
-from enhance_edge.model import BUNDLED_MODELS, ESTIMATOR_KEY, resolve_model
+from enhance_edge.core.model import BUNDLED_MODELS, ESTIMATOR_KEY, resolve_model
 
 from .checkpoint import load, load_generator
 from .config import GeneratorConfig

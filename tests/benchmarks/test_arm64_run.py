@@ -6,7 +6,7 @@ import platform
 import numpy as np
 
 from enhance_edge.benchmarks.arm64_run import compare, prepare, run
-from enhance_edge.model import bundled_model_path
+from enhance_edge.core.model import bundled_model_path
 
 
 def test_every_bundled_x2_model_runs_on_the_prepared_faces_and_compares(tmp_path, yale_test_faces):

@@ -5,8 +5,8 @@ import pytest
 from enhance_edge import Upscaler
 from enhance_edge.benchmarks.backends import Skipped, opencv_dnn_backend, ort_backend, torch_backend
 from enhance_edge.export.quantize import fuse_float_silu
-from enhance_edge.model import STRENGTH_NAME
-from enhance_edge.processing import to_unit_float
+from enhance_edge.core.model import STRENGTH_NAME
+from enhance_edge.core.processing import to_unit_float
 
 
 def test_a_file_opencv_cannot_load_is_skipped_with_opencvs_reason(tmp_path, tiny_onnx):

@@ -12,9 +12,9 @@ from enhance_edge.benchmarks.report import CAVEAT, goals, markdown, screen_table
 from enhance_edge.benchmarks.run import (BenchConfig, Faces, compare_models, end_to_end, input_plane, peak_rss_mib,
                                          run_benchmark)
 from enhance_edge.errors import DataError, ModelError
-from enhance_edge.model import open_session
+from enhance_edge.core.model import open_session
 from enhance_edge.export.quantize import Recipe
-from enhance_edge.model import bundled_model_path
+from enhance_edge.core.model import bundled_model_path
 
 YALE_TEST = Path(__file__).parent.parent / "data" / "yale_test"
 # Extra models in the run: another generator size, and the int8 model again under its own label.

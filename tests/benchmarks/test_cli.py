@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from enhance_edge.benchmarks import run
 from enhance_edge.benchmarks.cli import pareto
-from enhance_edge.cli import main
-from enhance_edge.model import int8_model_path
+from enhance_edge.apps.cli import main
+from enhance_edge.core.model import int8_model_path
 
 YALE_TEST = Path(__file__).parent.parent / "data" / "yale_test"
 

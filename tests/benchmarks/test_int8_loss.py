@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 
 from enhance_edge.benchmarks.int8_loss import activation_pairs, keep_only, simulated, tensor_range
-from enhance_edge.model import INPUT_NAME, open_session
+from enhance_edge.core.model import INPUT_NAME, open_session
 
 
 def test_bypassing_pairs_leaves_only_the_kept_activations_quantized(models):

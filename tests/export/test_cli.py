@@ -8,11 +8,11 @@ import numpy as np
 import onnxruntime as ort
 from click.testing import CliRunner
 
-from enhance_edge.cli import main
+from enhance_edge.apps.cli import main
 from enhance_edge.export.cli import export, quantize
 from enhance_edge.export.quantize import quantize_model
-from enhance_edge.limits import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB
-from enhance_edge.model import open_session
+from enhance_edge.core.gates import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB
+from enhance_edge.core.model import open_session
 
 ANY_LOSS = 100.0  # dB: accept any recipe (these tests check the command, not the quality)
 

@@ -9,10 +9,10 @@ import torch
 
 from click.testing import CliRunner
 
-from enhance_edge.cli import main
+from enhance_edge.apps.cli import main
 from enhance_edge.errors import CheckpointError, ModelError, ParityError
 from enhance_edge.export.onnx_export import export_checkpoint, export_generator, model_metadata, parity, to_onnx_bytes
-from enhance_edge.model import DISABLED_OPTIMIZERS_KEY, open_session
+from enhance_edge.core.model import DISABLED_OPTIMIZERS_KEY, open_session
 from enhance_edge.train import checkpoint
 from enhance_edge.train.config import GeneratorConfig, RunConfig
 from enhance_edge.train.networks import Generator
@@ -89,9 +89,9 @@ def seed1_checkpoint(tmp_path_factory, tiny_generator):
 def test_score_on_scores_the_subjects_training_held_out_at_its_hr_size(tmp_path, seed1_checkpoint, eight_subjects):
     from click.testing import CliRunner
 
-    from enhance_edge.cli import main
-    from enhance_edge.evaluate import evaluate_folder
-    from enhance_edge.upscaler import Upscaler
+    from enhance_edge.apps.cli import main
+    from enhance_edge.eval.evaluate import evaluate_folder
+    from enhance_edge.core.upscaler import Upscaler
 
     out = tmp_path / "model.onnx"
     result = CliRunner().invoke(main, ["export", str(seed1_checkpoint), "-o", str(out),
@@ -107,7 +107,7 @@ def test_score_on_scores_the_subjects_training_held_out_at_its_hr_size(tmp_path,
 def test_a_failed_score_on_leaves_no_model_behind(tmp_path, seed1_checkpoint, eight_subjects):
     from click.testing import CliRunner
 
-    from enhance_edge.cli import main
+    from enhance_edge.apps.cli import main
 
     few = tmp_path / "few"  # two subjects: no test split
     for subject in ("person0", "person1"):

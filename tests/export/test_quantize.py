@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from enhance_edge.cli import main
+from enhance_edge.apps.cli import main
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.export.calibration_mix import GATE_SEED, SYNTHETIC, calibration_mix, gate_images, lr_of
 from enhance_edge.export.gate import GateRow
@@ -18,9 +18,9 @@ from enhance_edge.export.quantize import (HELD_OUT_SET, MAX_IMAGE_LOSS_DB, VALID
                                           held_out_subjects, image_scores, least_input_detail, least_int8_detail,
                                           output_layers, quantize_model, robust_search, runtime_graph,
                                           scoring_session, search_space, subject_of_face)
-from enhance_edge.limits import INT8_SET_LOSS_GOAL_DB
-from enhance_edge.model import (INPUT_NAME, INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY, bundled_model_path,
-                                open_session)
+from enhance_edge.benchmarks.goals import INT8_SET_LOSS_GOAL_DB
+from enhance_edge.core.model import (INPUT_NAME, INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY, bundled_model_path,
+                                     open_session)
 
 # The tiny random-weight fixture model is not a face model: these tests check the pipeline, and
 # allow it any quality loss except where the check itself is under test.
@@ -328,7 +328,7 @@ def test_the_gate_is_checked_per_set_mean_and_per_image():
 
 def with_degradation_config(path, folder):
     """A copy of a conditioned model that states the degradations it was trained on, as a trained one does."""
-    from enhance_edge.degradation import DegradationConfig
+    from enhance_edge.eval.degradation import DegradationConfig
 
     model = onnx.load(str(path))
     onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},

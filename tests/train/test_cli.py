@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from enhance_edge.cli import main
+from enhance_edge.apps.cli import main
 from enhance_edge.train import checkpoint
 from enhance_edge.train.config import GeneratorConfig, RunConfig
 

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from enhance_edge.degradation import DegradationConfig
+from enhance_edge.eval.degradation import DegradationConfig
 from enhance_edge.train.config import (DiscriminatorConfig, EstimatorConfig, GeneratorConfig, RunConfig, TrainConfig,
                                        bicubic_taps)
 

@@ -4,11 +4,11 @@ import torch
 
 from PIL import Image
 
-from enhance_edge.degradation import DegradationConfig
+from enhance_edge.eval.degradation import DegradationConfig
 from enhance_edge.errors import DataError, ModelError
 from enhance_edge.export.onnx_export import export_generator
-from enhance_edge.model import bundled_model_path, open_session
-from enhance_edge.protocol import make_lr
+from enhance_edge.core.model import bundled_model_path, open_session
+from enhance_edge.eval.protocol import make_lr
 from enhance_edge.train.config import GeneratorConfig
 from enhance_edge.train.data import (Teacher, TrainingImages, degraded_lrs, extra_images, random_crop,
                                      teacher_path)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from enhance_edge.cli import main
+from enhance_edge.apps.cli import main
 from enhance_edge.errors import EnhanceEdgeError
 from enhance_edge.train import checkpoint, distributed
 from enhance_edge.train.distributed import Processes

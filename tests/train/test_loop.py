@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from enhance_edge.dataset import load_pairs
+from enhance_edge.eval.dataset import load_pairs
 from enhance_edge.errors import CheckpointError
 from enhance_edge.train import checkpoint
 from enhance_edge.train.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig

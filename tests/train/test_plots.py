@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from enhance_edge.cli import main
+from enhance_edge.apps.cli import main
 from enhance_edge.train import plots
 
 DOCS_RUNS = Path(__file__).parents[2] / "docs" / "runs"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from enhance_edge.cli import main
+from enhance_edge.apps.cli import main
 from enhance_edge.train import checkpoint
 
 # 6 training images in global batches of 2: 3 steps per epoch, a step checkpoint every 2 steps
@@ -26,7 +26,7 @@ TRAINED = ("generator", "discriminator", "optimizer_g", "optimizer_d", "schedule
 KILLED_RUN = """
 import os, signal, sys
 import torch
-from enhance_edge.cli import main
+from enhance_edge.apps.cli import main
 from enhance_edge.train import checkpoint
 
 name, epoch, step, moment = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from enhance_edge.errors import CheckpointError
-from enhance_edge.model import bundled_model_path
+from enhance_edge.core.model import bundled_model_path
 from enhance_edge.train.config import GeneratorConfig
 from enhance_edge.train.warm_start import load_warm_start
 

@@ -1,0 +1,458 @@
+"""Loading an enhance-edge ONNX model and reading its contract from the file's metadata.
+
+The runtime learns scale, channels, value range and layout from the model itself (a typed
+descriptor, checked at the boundary) instead of from command-line flags.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import platform
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import onnxruntime as ort
+
+from ..errors import ModelError, ProviderError
+from .output_size import model_scale_for
+from .tiling import receptive_radius, working_bytes_per_pixel
+from .settings import PRECISIONS
+
+FORMAT = "enhance-edge-onnx/1"
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+# A model conditioned on the degradation level (generator_config "condition": "degradation") takes
+# a second input, (N, 1, 1, 1) levels in [0, 1], and carries the network that estimates the level
+# from an image: a small fp32 ONNX model, base64-encoded in this metadata key.
+STRENGTH_NAME = "strength"
+ESTIMATOR_KEY = "degradation_estimator"
+# A conditioned model may name a clean specialist: an unconditioned model file beside it (the same
+# name with -int8 for an int8 model, where that file is there) that runs instead of it on images whose
+# strength is below CLEAN_BELOW_KEY. Fine-tuning for noise and JPEG costs a network some of its clean
+# sharpness; the specialist keeps it where the estimator finds nothing to clean up.
+CLEAN_MODEL_KEY = "clean_model"
+CLEAN_BELOW_KEY = "clean_below"
+# What tiling needs to know of a model, written by the exporter from the generator's structure:
+# how many input pixels around an output pixel it reads (the tiles' context margin) and its peak
+# working memory per input pixel (what sizes tiles under a memory budget).
+RECEPTIVE_RADIUS_KEY = "receptive_radius"
+WORKING_BYTES_KEY = "working_bytes_per_pixel"
+
+# An int8 model's least detail (processing.added_detail, 8-bit levels squared) at which its noise
+# floor stayed within the gate of `quantize`: at precision "auto" an image (or tile) the int8 model
+# adds less detail to runs again in the fp32 model it came from (beside it, NAME.onnx for NAME-int8.onnx).
+INT8_MIN_DETAIL_KEY = "int8_min_detail"
+# Below this detail of an input (processing.input_detail), the int8 model's own detail nearly always
+# falls under INT8_MIN_DETAIL_KEY: "auto" runs such an input in fp32 at once, not int8 and then fp32.
+INT8_MIN_INPUT_DETAIL_KEY = "int8_min_input_detail"
+
+# Short names accepted by --provider, beside onnxruntime's own full names.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+}
+
+# Metadata key: onnxruntime graph optimizers that slow this model down, comma-separated names
+# for InferenceSession(disabled_optimizers=...). The exporter decides (export/onnx_export.py).
+DISABLED_OPTIMIZERS_KEY = "onnxruntime_disabled_optimizers"
+
+BUNDLED_MODELS = ("default", "fast", "default-x4")
+# x86 features with which onnxruntime's uint8 x int8 kernels accumulate straight into 32 bits.
+# Without them (plain AVX2 or AVX-512) products are summed in pairs into saturating 16-bit
+# values, so an int8 model checked on one machine could lose quality on another.
+EXACT_INT8_X86_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_model_path(fp32_path: str | Path) -> Path:
+    """Where the int8 model made from an fp32 model is kept: beside it, as NAME-int8.onnx."""
+    fp32_path = Path(fp32_path)
+    return fp32_path.with_name(f"{fp32_path.stem}-int8{fp32_path.suffix}")
+
+
+def fp32_model_path(int8_path: str | Path) -> Path | None:
+    """The fp32 model an int8 model NAME-int8.onnx came from (NAME.onnx beside it), if there is one."""
+    int8_path = Path(int8_path)
+    if not int8_path.stem.endswith("-int8"):
+        return None
+    fp32 = int8_path.with_name(f"{int8_path.stem[:-len('-int8')]}{int8_path.suffix}")
+    return fp32 if fp32.is_file() else None
+
+
+def int8_is_exact_here(machine: str | None = None, cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True where onnxruntime's int8 kernels cannot saturate: ARM64, or x86 with VNNI/AMX (read
+    from /proc/cpuinfo; where it cannot be read the answer is a cautious False)."""
+    machine = (machine or platform.machine()).lower()
+    if machine in ("arm64", "aarch64"):
+        return True
+    try:
+        flags = set(re.findall(r"^flags\s*:\s*(.*)$", cpuinfo.read_text(), re.M)[0].split())
+    except (OSError, IndexError):
+        return False
+    return any(flag in flags for flag in EXACT_INT8_X86_FLAGS)
+
+
+def _bundled_file(name: str, precision: str) -> Path:
+    """Where the package keeps a bundled model's file of one precision (fp32 or int8)."""
+    fp32 = Path(str(resources.files("enhance_edge") / "models" / f"{name}.onnx"))
+    return fp32 if precision == "fp32" else int8_model_path(fp32)
+
+
+def bundled_model_path(name: str = "default", precision: str = "fp32") -> Path:
+    """Path of a model shipped inside the package, in the given precision.
+
+    "auto" is int8 where this install has an int8 model and the CPU runs it exactly (it is then
+    about 2x faster or more, within 0.2 dB of fp32 on validation faces, as `enhance-edge quantize`
+    checked), else fp32.
+    """
+    if name not in BUNDLED_MODELS:
+        raise ModelError(f"no bundled model named {name!r}; bundled: {', '.join(BUNDLED_MODELS)}")
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    fp32, int8 = _bundled_file(name, "fp32"), _bundled_file(name, "int8")
+    if precision == "int8" and not int8.is_file():
+        raise ModelError(f"this install has no int8 {name!r} model {str(int8)!r}: none ships, as none holds "
+                         f"int8's quality gate on faces of people it never saw (MODEL_CARD.md, \"int8\"); use "
+                         f"--precision fp32 or auto, or make one with `enhance-edge quantize {fp32} --calibration "
+                         f"FACES` (it prints the gate's table, and --max-image-loss-db loosens it)")
+    if precision == "int8" or (precision == "auto" and int8.is_file() and int8_is_exact_here()):
+        return int8
+    return fp32
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """One model file shipped inside the package, as `enhance-edge models` lists it."""
+
+    name: str
+    precision: str
+    scale: int
+    macs_per_input_pixel: int | None
+    file_bytes: int
+    test_psnr: float | None  # PROTOCOL.md, Yale test subjects, as stored in the file at release
+    path: str
+
+    to_dict = asdict
+
+
+def bundled_models() -> list[BundledModel]:
+    """Every bundled model file this install has, each described from its own metadata."""
+    found = []
+    for name in BUNDLED_MODELS:
+        for precision in ("fp32", "int8"):
+            path = _bundled_file(name, precision)
+            if not path.is_file():
+                continue
+            _, info = open_session(path, "cpu", 1)
+            macs, test = info.metadata.get("macs_per_input_pixel"), info.json_field("test") or {}
+            found.append(BundledModel(name, precision, info.scale, int(macs) if macs else None,
+                                      path.stat().st_size, test.get("psnr"), str(path)))
+    return found
+
+
+def bundled_scale(name: str) -> int:
+    """The scale a bundled model's name carries: "NAME-xS" is xS, a plain name x2."""
+    found = re.fullmatch(r".+-x(\d+)", name)
+    return int(found.group(1)) if found else 2
+
+
+def bundled_scales(model: str | None = None) -> tuple[int, ...]:
+    """The scales the bundled models of one name ("default", "fast") come in, ascending."""
+    family = _family(model or BUNDLED_MODELS[0])
+    return tuple(sorted(bundled_scale(name) for name in BUNDLED_MODELS if _family(name) == family))
+
+
+def _family(name: str) -> str:
+    """"default-x4" -> "default": the name without its scale."""
+    return re.sub(r"-x\d+$", "", name)
+
+
+def bundled_name(model: str | None = None, scale: int | None = None) -> str:
+    """The bundled model a name and a scale choose: ("default", 4) is "default-x4"; no scale
+    keeps the name's own. ModelError when that name has no model of that scale."""
+    name = model or BUNDLED_MODELS[0]
+    if scale is None or bundled_scale(name) == scale:
+        return name
+    family = _family(name)
+    chosen = family if scale == 2 else f"{family}-x{scale}"
+    if chosen not in BUNDLED_MODELS:
+        scales = ", ".join(f"x{s}" for s in bundled_scales(family)) or "none"
+        raise ModelError(f"no bundled x{scale} model of {family!r} (it comes in {scales}); bundled: "
+                         f"{', '.join(BUNDLED_MODELS)}")
+    return chosen
+
+
+def bundled_scale_for(model: str | Path | None, factor: float) -> int | None:
+    """For the default model (None) or a bundled model's plain name, the scale of its file whose
+    scale is the smallest at or above ``factor`` (else its largest); None for a model file or a
+    name that states its scale ("default-x4"), which keep their own."""
+    if model is not None and (str(model) not in BUNDLED_MODELS or bundled_scale(str(model)) != 2):
+        return None
+    return model_scale_for(factor, bundled_scales(None if model is None else str(model)))
+
+
+def resolve_model(model: str | Path | None = None, precision: str = "auto", scale: int | None = None) -> Path:
+    """A bundled model's name (at ``scale``, see bundled_name) in the given precision, or the path of
+    an ONNX file (whose precision is its own: ``precision`` is "auto" or that one, which for an int8
+    file means every image in int8; its scale is checked where it is opened). None is the bundled
+    default model."""
+    if model is None or str(model) in BUNDLED_MODELS:
+        return bundled_model_path(bundled_name(None if model is None else str(model), scale), precision)
+    path = Path(model)
+    if not path.is_file():
+        raise ModelError(f"model {str(model)!r} does not exist: it is neither a file nor a bundled model "
+                         f"({', '.join(BUNDLED_MODELS)})")
+    own = precision if precision == "auto" else (_stored_metadata(str(path)) or {}).get("precision", "fp32")
+    if precision != own:
+        raise ModelError(f"{str(model)!r} is an {own} model file, and --precision {precision} cannot change "
+                         f"that: pass the file of the precision you want, or a bundled model's name")
+    return path
+
+
+def resolve_provider(name: str) -> str:
+    """'cpu' -> 'CPUExecutionProvider'; unknown or unavailable names list what is available."""
+    full = PROVIDER_ALIASES.get(name.lower(), name)
+    available = ort.get_available_providers()
+    if full not in available:
+        raise ProviderError(f"execution provider {name!r} is not available in this onnxruntime; "
+                            f"available: {', '.join(available)}")
+    return full
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the runtime needs to know about a model, read from its ONNX metadata."""
+
+    path: str
+    scale: int
+    channels: int
+    value_range: tuple[float, float]
+    layout: str
+    receptive_radius: int  # RECEPTIVE_RADIUS_KEY
+    working_bytes_per_pixel: int  # WORKING_BYTES_KEY
+    metadata: dict[str, str] = field(repr=False)
+    conditioned: bool = False  # takes a strength input (the degradation level) beside the image
+    clean_model: Path | None = None  # the clean specialist's file, for a conditioned model that has one
+    clean_below: float = 0.0  # strengths below this run the clean specialist
+    # An int8 model's INT8_MIN_DETAIL_KEY and the fp32 file it came from, where it states one and that file is there
+    fp32_below_detail: float | None = None
+    fp32_model: Path | None = None
+    fp32_below_input_detail: float = 0.0  # INT8_MIN_INPUT_DETAIL_KEY (0: every input tries int8 first)
+
+    @property
+    def disabled_optimizers(self) -> list[str]:
+        return _optimizer_names(self.metadata)
+
+    @classmethod
+    def from_metadata(cls, path: str, metadata: dict[str, str]) -> ModelInfo:
+        if metadata.get("format") != FORMAT:
+            raise ModelError(f"{path!r} is not an enhance-edge model: metadata format is "
+                             f"{metadata.get('format')!r}, expected {FORMAT!r}")
+        try:
+            scale, channels = int(metadata["scale"]), int(metadata["channels"])
+            low, high = (float(v) for v in metadata["value_range"].split(","))
+            layout = metadata["layout"]
+        except (KeyError, ValueError) as exc:
+            raise ModelError(f"{path!r} has unreadable metadata ({exc!r})") from None
+        if scale < 1 or channels != 1 or layout != "NCHW" or (low, high) != (0.0, 1.0):
+            raise ModelError(f"{path!r} declares scale={scale}, channels={channels}, layout={layout}, "
+                             f"range=({low}, {high}); this runtime supports channels=1, NCHW, range (0, 1)")
+        try:
+            generator = json.loads(metadata.get("generator_config", "{}"))
+        except ValueError:
+            generator = {}
+        receptive, working_bytes = _tiling_facts(path, metadata, generator)
+        conditioned = isinstance(generator, dict) and generator.get("condition") == "degradation"
+        if conditioned and ESTIMATOR_KEY not in metadata:
+            raise ModelError(f"{path!r} is conditioned on the degradation level but carries no estimator "
+                             f"({ESTIMATOR_KEY!r} metadata)")
+        clean_model, clean_below = None, 0.0
+        if CLEAN_MODEL_KEY in metadata:
+            try:
+                clean_below = float(metadata[CLEAN_BELOW_KEY])
+            except (KeyError, ValueError):
+                raise ModelError(f"{path!r} names a clean model but no {CLEAN_BELOW_KEY!r} strength") from None
+            clean_model = _clean_specialist(Path(path), metadata[CLEAN_MODEL_KEY], metadata.get("precision", "fp32"))
+        fp32_below_detail, fp32_model, fp32_below_input_detail = _fp32_fallback(path, metadata)
+        return cls(path, scale, channels, (low, high), layout, receptive, working_bytes, dict(metadata), conditioned,
+                   clean_model, clean_below, fp32_below_detail, fp32_model, fp32_below_input_detail)
+
+    def json_field(self, key: str) -> Any:
+        """A metadata value that was stored as JSON (configs, training facts), or None."""
+        value = self.metadata.get(key)
+        return json.loads(value) if value is not None else None
+
+
+def _tiling_facts(path: str, metadata: dict[str, str], generator: Any) -> tuple[int, int]:
+    """(receptive radius, working bytes per pixel) as the file states them; for a file written
+    before those keys, what the exporter would have written from its generator config."""
+    try:
+        radius = (int(metadata[RECEPTIVE_RADIUS_KEY]) if RECEPTIVE_RADIUS_KEY in metadata
+                  else receptive_radius(generator))
+        working_bytes = (int(metadata[WORKING_BYTES_KEY]) if WORKING_BYTES_KEY in metadata
+                         else working_bytes_per_pixel(generator))
+    except ValueError as exc:
+        raise ModelError(f"{path!r} has unreadable metadata ({exc!r})") from None
+    if radius < 0 or working_bytes < 1:
+        raise ModelError(f"{path!r} declares {RECEPTIVE_RADIUS_KEY}={radius} and {WORKING_BYTES_KEY}={working_bytes}; "
+                         f"they must be >= 0 and >= 1")
+    return radius, working_bytes
+
+
+def _fp32_fallback(path: str, metadata: dict[str, str]) -> tuple[float | None, Path | None, float]:
+    """(INT8_MIN_DETAIL_KEY, the fp32 file, INT8_MIN_INPUT_DETAIL_KEY) of an int8 model that states the
+    first and has its fp32 file beside it; (None, None, 0.0) otherwise."""
+    if INT8_MIN_DETAIL_KEY not in metadata:
+        return None, None, 0.0
+    detail = _least_detail(path, metadata, INT8_MIN_DETAIL_KEY)
+    input_detail = _least_detail(path, metadata, INT8_MIN_INPUT_DETAIL_KEY)
+    fp32 = fp32_model_path(path)
+    return (detail, fp32, input_detail) if fp32 is not None else (None, None, 0.0)
+
+
+def _least_detail(path: str, metadata: dict[str, str], key: str) -> float:
+    """A least-detail metadata value (0.0 where absent); ModelError naming it unless a number >= 0."""
+    try:
+        detail = float(metadata.get(key, 0.0))
+    except ValueError:
+        detail = -1.0
+    if not detail >= 0:
+        raise ModelError(f"{path!r} declares {key}={metadata[key]!r}; it must be a number >= 0")
+    return detail
+
+
+def _clean_specialist(model_path: Path, name: str, precision: str) -> Path:
+    """The clean specialist's file beside ``model_path``: its int8 file for an int8 model where one is there."""
+    fp32 = model_path.parent / Path(name).name  # a name, never a path elsewhere
+    chosen = int8_model_path(fp32) if precision == "int8" and int8_model_path(fp32).is_file() else fp32
+    if not chosen.is_file():
+        raise ModelError(f"{str(model_path)!r} runs clean images with {str(chosen)!r}, which is missing")
+    return chosen
+
+
+def open_session(model_path: str | Path, provider: str = "cpu", threads: int | None = None,
+                 options: ort.SessionOptions | None = None) -> tuple[ort.InferenceSession, ModelInfo]:
+    """An onnxruntime session for the model, as its metadata asks to be run, and its checked descriptor.
+
+    ``options`` (for profiling, say) are used as given, with ``threads`` applied on top.
+    """
+    path = str(model_path)
+    if not Path(path).is_file():
+        raise ModelError(f"model file {path!r} does not exist")
+    if threads is not None and threads < 1:
+        raise ModelError(f"threads must be >= 1, got {threads}")
+    if options is None:
+        options = ort.SessionOptions()
+        # The memory pattern plans one block per input shape for a whole run; ours change shape
+        # with every image and tile. Without it the arena reuses freed buffers: peak memory of
+        # a 1024x1024 run went 789 -> 471 MB (int8) and 644 -> 368 MB (fp32) at the same speed.
+        options.enable_mem_pattern = False
+    if threads:
+        options.intra_op_num_threads = threads
+    providers = [resolve_provider(provider)]
+    stored = _stored_metadata(path)
+    disabled = _optimizer_names(stored) if stored is not None else []
+    session = _load(path, options, providers, disabled)
+    info = ModelInfo.from_metadata(path, session.get_modelmeta().custom_metadata_map)
+    if info.disabled_optimizers != disabled:  # the file's protobuf was not read as onnxruntime reads it
+        session = _load(path, options, providers, info.disabled_optimizers)
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    expected = [INPUT_NAME, STRENGTH_NAME] if info.conditioned else [INPUT_NAME]
+    if [i.name for i in inputs] != expected or [o.name for o in outputs] != [OUTPUT_NAME]:
+        raise ModelError(f"{path!r} must have the inputs {expected} and one output {OUTPUT_NAME!r}, "
+                         f"has {[i.name for i in inputs]} -> {[o.name for o in outputs]}")
+    return session, info
+
+
+def open_estimator(info: ModelInfo, threads: int | None = None) -> ort.InferenceSession:
+    """An onnxruntime session of a conditioned model's degradation estimator (always fp32, on CPU:
+    it reads a few crops of each image, a small share of the work)."""
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(base64.b64decode(info.metadata[ESTIMATOR_KEY]), sess_options=options,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as exc:  # a corrupt key: base64's or onnxruntime's own untyped errors
+        raise ModelError(f"cannot load the degradation estimator of {info.path!r}: "
+                         f"{str(exc).splitlines()[0]}") from None
+
+
+def _optimizer_names(metadata: dict[str, str]) -> list[str]:
+    return [name for name in metadata.get(DISABLED_OPTIMIZERS_KEY, "").split(",") if name]
+
+
+def _stored_metadata(path: str) -> dict[str, str] | None:
+    """The file's ONNX metadata (ModelProto field 14, entries {key: 1, value: 2}) read from its protobuf,
+    or None where it does not parse as expected (onnxruntime then says what is wrong with the file).
+
+    onnxruntime shows metadata only on a built session, and a model that disables optimizers needs
+    them named when its session is built: reading them first builds it once, not twice (~25 ms of a
+    command's start for each `default` file). The graph and its weights are skipped, not read."""
+    try:
+        with open(path, "rb") as handle:
+            entries = _protobuf_fields(handle, os.fstat(handle.fileno()).st_size, {14})
+            metadata = {}
+            for _, entry in entries:
+                fields = dict(_protobuf_fields(io.BytesIO(entry), len(entry), {1, 2}))
+                metadata[fields.get(1, b"").decode("utf-8")] = fields.get(2, b"").decode("utf-8")
+            return metadata
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
+def _protobuf_fields(stream: BinaryIO, end: int, wanted: set[int]) -> Iterator[tuple[int, bytes]]:
+    """(field number, bytes) of the length-delimited fields numbered in ``wanted`` of the protobuf
+    message in ``stream`` up to ``end``, every other field skipped unread; ValueError where the
+    message is cut short or malformed."""
+    while stream.tell() < end:
+        key = _varint(stream)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            _varint(stream)
+            continue
+        if wire_type == 2:
+            length = _varint(stream)
+            if number in wanted:
+                payload = stream.read(length)
+                if len(payload) < length:
+                    raise ValueError("protobuf message cut short")
+                yield number, payload
+                continue
+            stream.seek(length, os.SEEK_CUR)
+        elif wire_type in (1, 5):
+            stream.seek(8 if wire_type == 1 else 4, os.SEEK_CUR)
+        else:
+            raise ValueError(f"protobuf wire type {wire_type}")
+        if stream.tell() > end:
+            raise ValueError("protobuf message cut short")
+
+
+def _varint(stream: BinaryIO) -> int:
+    value = shift = 0
+    while True:
+        byte = stream.read(1)
+        if not byte:
+            raise ValueError("protobuf message cut short")
+        value, shift = value | (byte[0] & 0x7F) << shift, shift + 7
+        if byte[0] < 0x80:
+            return value
+
+
+def _load(path: str, options: ort.SessionOptions, providers: list[str],
+          disabled_optimizers: list[str] | None = None) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(path, sess_options=options, providers=providers,
+                                    disabled_optimizers=disabled_optimizers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise ModelError(f"cannot load model {path!r}: {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,392 @@
+"""The runtime API: ``Upscaler`` turns a PIL image or numpy array into one ``scale`` times larger.
+
+The model sees one plane: gray images directly, colour images through their luma (Y of
+YCbCr) while chroma is upscaled bicubically, as OpenCV's ESPCN/FSRCNN and the PyTorch ->
+ONNX Runtime super-resolution tutorial do. Alpha is upscaled bicubically on its own, after
+the colour under fully transparent pixels has been filled from their visible neighbours.
+Large images run through the model in tiles chosen from a memory budget, and the colour
+conversions run in strips, so peak memory stays near the budget.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import overload
+
+import numpy as np
+from PIL import Image
+
+from ..errors import EnhanceEdgeError, ImageError, ModelError
+from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, jpeg_quality_of, working_image
+from .batch import FileResult, plan_jobs, upscale_file
+from .model import INPUT_NAME, STRENGTH_NAME, bundled_scale_for, open_estimator, open_session, resolve_model
+from .output_size import OutputSize, resize_output
+from .processing import (added_detail, fill_transparent, from_unit_float, input_detail, resize_plane_rows,
+                         rgb_to_ycbcr, to_unit_float, ycbcr_to_rgb)
+from .settings import DEFAULT_MAX_MEMORY
+from .strength import jpeg_level_floor, parse_strength
+from .tiling import choose_tile, half_blend, upscale_tiled
+
+# Memory outside the model run: the interpreter, onnxruntime and the model (measured ~70 MiB).
+_BASE_BYTES = 128 << 20
+# Image buffers per input pixel held while the model runs and after (input, planes, the
+# scale**2 larger float luma and output pixels), by working mode; estimated for scale 2.
+_IMAGE_BYTES_PER_PIXEL = {"L": 32, "I;16": 40, "LA": 48, "RGB": 64, "RGBA": 96}
+_STRIP_ROWS = 256  # output rows converted at a time
+# The degradation estimator reads an image whole up to this many input pixels, else a grid of
+# crops spread over it: noise and JPEG blocking are everywhere, so a share of the image tells.
+_ESTIMATE_WHOLE_PIXELS = 512 * 512
+_ESTIMATE_CROP = 128
+_ESTIMATE_GRID = 4  # crops per side
+
+
+def _fixed_bytes(width: int, height: int, mode: str) -> int:
+    """Memory an upscale needs however it is tiled: the runtime and the whole-image buffers."""
+    return _BASE_BYTES + _IMAGE_BYTES_PER_PIXEL.get(mode, 96) * width * height
+
+
+def _strips(height: int) -> Iterator[tuple[int, int]]:
+    for top in range(0, height, _STRIP_ROWS):
+        yield top, min(top + _STRIP_ROWS, height)
+
+
+def _to_pixels(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """from_unit_float strip by strip, so its temporaries stay small."""
+    pixels = np.empty(values.shape, dtype=dtype)
+    for top, bottom in _strips(values.shape[0]):
+        pixels[top:bottom] = from_unit_float(values[top:bottom], dtype)
+    return pixels
+
+
+class Upscaler:
+    """Upscale images with an enhance-edge ONNX model on onnxruntime.
+
+    >>> from enhance_edge import Upscaler
+    >>> big = Upscaler().upscale(Image.open("face.png"))    # bundled default model
+
+    ``model`` is a bundled model's name ("default", "fast") or an enhance-edge ONNX file;
+    ``precision`` ("auto", "int8", "fp32") picks between a bundled model's files, as the CLI's
+    ``--precision`` does (a model file takes "auto" or its own precision). "auto" runs int8 where the
+    CPU sums int8 exactly and the int8 file is installed, and reruns in fp32 each image (or tile) to
+    which the int8 model adds less detail than its metadata states its noise floor needs to stay
+    hidden (MODEL_CARD.md, "int8"), and runs in fp32 at once an image whose own fine detail says int8
+    would be handed over; "int8" runs every image in int8.
+    ``last_precision`` says what the last upscale on this thread ran.
+
+    ``strength`` (a model conditioned on the degradation level, such as the bundled ones):
+    "auto" estimates from each image how noisy or compressed it is, as the CLI does; a number
+    from 0 (treat it as clean: sharpest) to 1 (strongest clean-up of noise and JPEG blocks)
+    sets it for every image. ``upscale(..., strength=...)`` overrides it per call.
+
+    ``scale`` (2, 4) picks a bundled model's file of that scale (``Upscaler("default", scale=4)``
+    runs "default-x4") and checks a model file's own. ``outscale`` (any factor > 0), or ``width``
+    and/or ``height`` in pixels (one alone keeps the aspect ratio), resize the model's result
+    with Lanczos to that size, as Real-ESRGAN's ``--outscale`` does; with ``outscale`` and a
+    bundled model's plain name, the model is the one whose scale is the smallest at or above it.
+
+    ``tile`` forces tiles of that many input pixels a side; otherwise images whose model
+    run would not fit ``max_memory`` bytes (an estimate of the whole upscale's peak) are
+    tiled automatically. Tiles overlap by the model's receptive field, so the result equals
+    the untiled one.
+    """
+
+    def __init__(self, model: str | Path | None = None, provider: str = "cpu", threads: int | None = None, *,
+                 precision: str = "auto", strength: float | str = "auto", tile: int | None = None,
+                 max_memory: int = DEFAULT_MAX_MEMORY, scale: int | None = None, outscale: float | None = None,
+                 width: int | None = None, height: int | None = None):
+        if tile is not None and tile < 1:
+            raise EnhanceEdgeError(f"tile must be >= 1 pixel, got {tile}")
+        if max_memory < 1:
+            raise EnhanceEdgeError(f"max_memory must be > 0 bytes, got {max_memory}")
+        self.output_size = OutputSize(outscale, width, height)
+        if scale is None and outscale is not None:
+            scale = bundled_scale_for(model, outscale)
+        self.session, self.info = open_session(resolve_model(model, precision, scale), provider, threads)
+        self.precision = self.info.metadata.get("precision", "fp32")  # of the file opened
+        # "auto" reruns in fp32 what int8 adds too little detail to (INT8_MIN_DETAIL_KEY); asked for, int8 stays
+        self.fp32_below_detail = self.info.fp32_below_detail if precision == "auto" else None
+        self._provider, self._threads = provider, threads  # for the fp32 model, opened when first needed
+        self._last = threading.local()
+        if scale is not None and self.info.scale != scale:
+            raise ModelError(f"model {self.info.path!r} upscales x{self.info.scale}, not the x{scale} asked for")
+        self._check_input_shape()
+        self.strength = self._checked_strength(strength)
+        self._estimator = open_estimator(self.info, threads) if self.info.conditioned else None
+        self._clean = None  # the clean specialist (model.CLEAN_MODEL_KEY), if the model names one
+        if self.info.clean_model is not None:
+            self._clean = Upscaler(self.info.clean_model, provider, threads, tile=tile, max_memory=max_memory)
+            if self._clean.info.conditioned or self._clean.scale != self.scale:
+                raise ModelError(f"{str(self.info.clean_model)!r} cannot be the clean model of {self.info.path!r}: "
+                                 f"it must be an unconditioned x{self.scale} model")
+            if precision != "auto":  # int8 asked for: the specialist's int8 file runs every image too
+                self._clean.fp32_below_detail = None
+        self.tile, self.max_memory = tile, max_memory
+        self.margin, self.bytes_per_pixel = self.info.receptive_radius, self.info.working_bytes_per_pixel
+
+    def _check_input_shape(self) -> None:
+        """Refuse, at load time, a model that cannot take (N, 1, H, W) for any H and W."""
+        shape = self.session.get_inputs()[0].shape  # ints for fixed sizes, names or None for free ones
+        one_channel = len(shape) == 4 and (shape[1] == 1 or not isinstance(shape[1], int))
+        if not one_channel or any(isinstance(size, int) for size in shape[2:]):
+            raise ModelError(f"model {self.info.path!r} takes inputs of shape {shape}; enhance-edge needs "
+                             f"(batch, 1, height, width) with free height and width")
+
+    @property
+    def threads(self) -> int | None:
+        """The CPU threads it was asked to use (None: onnxruntime's default, one per core)."""
+        return self._threads
+
+    @functools.cached_property
+    def _fp32(self) -> Upscaler:
+        """The fp32 model an int8 one came from, opened on the first image int8 hands over."""
+        assert self.info.fp32_model is not None  # fp32_below_detail is set only with the file there
+        return Upscaler(self.info.fp32_model, self._provider, self._threads, tile=self.tile, max_memory=self.max_memory)
+
+    @property
+    def last_precision(self) -> str:
+        """What the last upscale on this thread ran: "fp32", "int8", or "int8+fp32" (tiles of both);
+        before any, the opened file's precision."""
+        return getattr(self._last, "precision", self.precision)
+
+    @property
+    def scale(self) -> int:
+        """The model's own factor; ``output_dimensions`` gives the size an upscale returns."""
+        return self.info.scale
+
+    def output_dimensions(self, width: int, height: int) -> tuple[int, int]:
+        """The (width, height) ``upscale`` returns for a width x height input."""
+        return self.output_size.for_input(width, height, self.scale)
+
+    @functools.cached_property
+    def model_name(self) -> str:
+        """File name and content hash: what an output's provenance tag names."""
+        digest = hashlib.sha256(Path(self.info.path).read_bytes()).hexdigest()[:12]
+        return f"{Path(self.info.path).name} (sha256 {digest})"
+
+    def _checked_strength(self, strength: float | str | None) -> float | str:
+        """parse_strength's "auto" or float; a number for a model without the strength input is refused."""
+        value = parse_strength(strength)
+        if value != "auto" and not self.info.conditioned:
+            raise ModelError(f"model {self.info.path!r} has no strength control (it is not conditioned on the "
+                             f"degradation level); leave strength at 'auto'")
+        return value
+
+    def estimate_strength(self, plane: np.ndarray) -> float | None:
+        """The degradation level the model's estimator reads from a float32 (H, W) luma plane in
+        [0, 1]: 0 clean, 1 heavy noise or JPEG blocking. None for a model without the strength input."""
+        if self._estimator is None:
+            return None
+        height, width = plane.shape
+        if height * width <= _ESTIMATE_WHOLE_PIXELS:
+            batch = plane[None, None]
+        else:
+            crop_h, crop_w = min(_ESTIMATE_CROP, height), min(_ESTIMATE_CROP, width)
+            tops = np.linspace(0, height - crop_h, _ESTIMATE_GRID).astype(int)
+            lefts = np.linspace(0, width - crop_w, _ESTIMATE_GRID).astype(int)
+            batch = np.stack([plane[t:t + crop_h, x:x + crop_w] for t in tops for x in lefts])[:, None]
+        levels = self._estimator.run(None, {INPUT_NAME: batch.astype(np.float32, copy=False)})[0]
+        return float(np.mean(levels))
+
+    def strength_for(self, plane: np.ndarray, strength: float | str | None = None,
+                     jpeg_quality: int | None = None) -> float | None:
+        """The strength an upscale of this luma plane runs at: ``strength`` (None: the Upscaler's own),
+        estimated when "auto"; None for a model without the strength input.
+
+        "auto" for a JPEG (``jpeg_quality``, from its quantization table) is at least the level 90% of
+        images of that quality carry (strength.jpeg_level_floor): the estimator, trained on small
+        crops, can miss the blocking of a photo at its own scale; the file's table cannot."""
+        strength = self.strength if strength is None else self._checked_strength(strength)
+        if not self.info.conditioned:
+            return None
+        if strength != "auto":
+            return float(strength)
+        estimate = self.estimate_strength(plane)
+        assert estimate is not None  # a conditioned model carries its estimator
+        return estimate if jpeg_quality is None else max(estimate, jpeg_level_floor(jpeg_quality))
+
+    def upscale_plane(self, plane: np.ndarray, strength: float | None = None) -> np.ndarray:
+        """One float32 (H, W) plane in [0, 1] -> (scale*H, scale*W), not clipped, in one model run.
+
+        ``strength``: the degradation level to run a conditioned model at (required for one, and
+        refused for a model without the strength input)."""
+        if plane.ndim != 2 or min(plane.shape) < 1:
+            raise ImageError(f"expected a non-empty 2-D plane, got shape {plane.shape}")
+        if (strength is None) == self.info.conditioned:
+            raise ModelError(f"model {self.info.path!r} {'needs' if self.info.conditioned else 'takes no'} "
+                             f"a strength")
+        return self._run(plane, strength)[0]
+
+    def _run(self, plane: np.ndarray, strength: float | None) -> tuple[np.ndarray, str]:
+        """upscale_plane's output and the precision that made it."""
+        if self._clean is not None and strength is not None and strength < self.info.clean_below:
+            return self._clean._run(plane, None)
+        if self.fp32_below_detail is None:  # no routing: fp32, or int8 asked for
+            return self._session_run(plane, strength), self.precision
+        if input_detail(plane) < self.info.fp32_below_input_detail:
+            return self._fp32._run(plane, strength)  # int8 would add too little detail: skip its run
+        out = self._session_run(plane, strength)
+        if added_detail(plane, out, self.scale) < self.fp32_below_detail:
+            return self._fp32._run(plane, strength)
+        return out, self.precision
+
+    def _session_run(self, plane: np.ndarray, strength: float | None) -> np.ndarray:
+        feeds = {INPUT_NAME: plane.astype(np.float32, copy=False)[None, None]}
+        if strength is not None:
+            feeds[STRENGTH_NAME] = np.full((1, 1, 1, 1), strength, np.float32)
+        try:
+            out = self.session.run(None, feeds)[0]
+        except Exception as exc:  # onnxruntime's own errors are untyped
+            raise ModelError(f"model {self.info.path!r} failed on a {plane.shape[1]}x{plane.shape[0]} "
+                             f"input: {str(exc).splitlines()[0]}") from None
+        expected = (1, 1, plane.shape[0] * self.scale, plane.shape[1] * self.scale)
+        if out.shape != expected:
+            raise ModelError(f"model {self.info.path!r} returned shape {out.shape}, expected {expected}")
+        return out[0, 0]
+
+    def tile_for(self, width: int, height: int, mode: str = "RGB") -> int | None:
+        """The tile side used for a width x height image in a working mode (None: untiled)."""
+        if self.tile is not None:
+            return self.tile if max(width, height) > self.tile else None
+        budget = self.max_memory - _fixed_bytes(width, height, mode)
+        return choose_tile(width, height, budget, self.bytes_per_pixel, self.margin)
+
+    def peak_memory(self, width: int, height: int, mode: str = "RGB") -> int:
+        """Estimated peak bytes of upscaling a width x height image in a working mode, in the
+        tiles tile_for picks. Tiles bound only the model run, so this exceeds ``max_memory``
+        when the whole-image buffers alone do not fit."""
+        tile = self.tile_for(width, height, mode)
+        if tile is None:
+            run_pixels = width * height
+        else:  # the largest tile's model run: the tile with its context margins and blend bands
+            side = tile + 2 * (self.margin + half_blend(tile))
+            run_pixels = min(side, width) * min(side, height)
+        return _fixed_bytes(width, height, mode) + self.bytes_per_pixel * run_pixels
+
+    def _upscale_luma(self, plane: np.ndarray, mode: str, progress: Callable[[int], None] | None,
+                      strength: float | str | None, jpeg_quality: int | None) -> np.ndarray:
+        level = self.strength_for(plane, strength, jpeg_quality)
+        ran: set[str] = set()
+
+        def run(part: np.ndarray) -> np.ndarray:
+            out, precision = self._run(part, level)
+            ran.add(precision)
+            return out
+
+        tile = self.tile_for(plane.shape[1], plane.shape[0], mode)
+        if tile is None:
+            result = run(plane)
+            if progress is not None:
+                progress(plane.size)
+        else:
+            result = upscale_tiled(plane, run, self.scale, tile, self.margin, progress)
+        self._last.precision = "+".join(sorted(ran, reverse=True))  # int8 before fp32
+        return result
+
+    @overload
+    def upscale(self, image: Image.Image, *, progress: Callable[[int], None] | None = None,
+                strength: float | str | None = None, jpeg_quality: int | None = None) -> Image.Image: ...
+
+    @overload
+    def upscale(self, image: np.ndarray, *, progress: Callable[[int], None] | None = None,
+                strength: float | str | None = None, jpeg_quality: int | None = None) -> np.ndarray: ...
+
+    def upscale(self, image: Image.Image | np.ndarray, *, progress: Callable[[int], None] | None = None,
+                strength: float | str | None = None, jpeg_quality: int | None = None) -> Image.Image | np.ndarray:
+        """Upscale a PIL image (any mode) or a uint8/uint16 array (H, W) or (H, W, 2|3|4).
+
+        Gray (L, 16-bit I;16) stays gray at its bit depth, alpha is kept, palette, CMYK and
+        other modes become RGB(A). ``progress`` is called with counts of input pixels done.
+        ``strength`` overrides the Upscaler's own for this image (see the class). The result
+        has ``output_dimensions`` of the input's size.
+        """
+        if isinstance(image, np.ndarray):
+            if image.dtype not in (np.uint8, np.uint16) or image.ndim not in (2, 3):
+                raise ImageError(f"expected a uint8/uint16 array of shape (H, W) or (H, W, C), "
+                                 f"got {image.dtype} {image.shape}")
+            try:
+                pil_image = Image.fromarray(image)
+            except (TypeError, ValueError) as exc:
+                raise ImageError(f"cannot use a {image.dtype} array of shape {image.shape}: {exc}") from None
+            return np.asarray(self.upscale(pil_image, progress=progress, strength=strength, jpeg_quality=jpeg_quality))
+        if not isinstance(image, Image.Image):
+            raise ImageError(f"expected a PIL image or numpy array, got {type(image).__name__}")
+        if min(image.size) < 1:
+            raise ImageError(f"image has no pixels: {image.size[0]}x{image.size[1]}")
+        if jpeg_quality is None and image.format in ("JPEG", "MPO"):  # opened from a JPEG: its own tables
+            jpeg_quality = jpeg_quality_of(getattr(image, "quantization", None))
+        result = self._upscale_by_model(working_image(image), progress, strength, jpeg_quality)
+        return resize_output(result, self.output_dimensions(*image.size))
+
+    def _upscale_by_model(self, image: Image.Image, progress: Callable[[int], None] | None,
+                          strength: float | str | None, jpeg_quality: int | None) -> Image.Image:
+        """A working-mode image upscaled by the model's own scale."""
+        if image.mode in ("L", "I;16"):
+            pixels = np.asarray(image)
+            luma = self._upscale_luma(to_unit_float(pixels), image.mode, progress, strength, jpeg_quality)
+            return Image.fromarray(_to_pixels(luma, pixels.dtype))
+        alpha = np.asarray(image.getchannel("A")) if image.mode in ("LA", "RGBA") else None
+        if image.mode == "LA":
+            assert alpha is not None  # LA has its alpha channel
+            gray = fill_transparent(np.asarray(image)[..., :1], alpha)[..., 0]
+            luma = self._upscale_luma(to_unit_float(gray), image.mode, progress, strength, jpeg_quality)
+            return Image.fromarray(np.dstack([_to_pixels(luma, np.dtype(np.uint8)), self._upscale_alpha(alpha)]))
+        rgb = np.asarray(image.convert("RGB"))
+        if alpha is not None:
+            rgb = fill_transparent(rgb, alpha)
+        return Image.fromarray(self._upscale_colour(rgb, alpha, progress, strength, jpeg_quality))
+
+    def upscale_file(self, source: str | Path, target: str | Path | None = None, *, format: str | None = None,
+                     suffix: str | None = None, quality: int = DEFAULT_QUALITY, overwrite: bool = False,
+                     max_pixels: int = DEFAULT_MAX_PIXELS, strength: float | str | None = None,
+                     progress: Callable[[int], None] | None = None,
+                     warn: Callable[[str], None] | None = None) -> FileResult:
+        """Upscale one image file as `enhance-edge upscale SOURCE [-o TARGET]` does, through the
+        command's own code: EXIF orientation applied, ICC profile, DPI and EXIF carried over,
+        provenance tags written, written atomically, an existing output kept unless ``overwrite``.
+
+        ``target``: the output file, or a folder for SOURCE's name; None writes NAME_xS.EXT beside
+        the input (S: the scale, or the Upscaler's outscale or target). ``format`` ("png", "jpeg",
+        "webp", "tiff", "bmp", "gif"), ``suffix``, ``quality`` and ``max_pixels`` are the command's
+        options; ``strength`` overrides the Upscaler's own.
+        Returns a FileResult (status, sizes, model, precision, strength, seconds); raises
+        EnhanceEdgeError subclasses naming the file, and writes nothing then.
+        """
+        source = Path(source)
+        one_file = f"{source}: upscale_file takes one image file, not a folder or a pattern"
+        if source.is_dir():
+            raise ImageError(one_file)
+        jobs = plan_jobs([source], None if target is None else Path(target), scale=self.scale, suffix=suffix,
+                         output_format=format, output_size=self.output_size)
+        if len(jobs) != 1 or jobs[0].source != source:  # a pattern that matched files
+            raise ImageError(one_file)
+        return upscale_file(self, jobs[0], overwrite=overwrite, quality=quality, max_pixels=max_pixels,
+                            strength=strength, progress=progress, warn=warn)
+
+    def _upscale_alpha(self, alpha: np.ndarray) -> np.ndarray:
+        size = (alpha.shape[1] * self.scale, alpha.shape[0] * self.scale)
+        return np.asarray(Image.fromarray(alpha).resize(size, Image.Resampling.BICUBIC))
+
+    def _upscale_colour(self, rgb: np.ndarray, alpha: np.ndarray | None, progress: Callable[[int], None] | None,
+                        strength: float | str | None, jpeg_quality: int | None) -> np.ndarray:
+        """(H, W, 3) uint8 -> (sH, sW, 3 or 4) uint8: model on luma, bicubic chroma and alpha."""
+        height, width = rgb.shape[:2]
+        luma, chroma = np.empty((height, width), np.float32), np.empty((2, height, width), np.float32)
+        for top, bottom in _strips(height):
+            ycbcr = rgb_to_ycbcr(to_unit_float(rgb[top:bottom]))
+            luma[top:bottom], chroma[:, top:bottom] = ycbcr[..., 0], np.moveaxis(ycbcr[..., 1:], -1, 0)
+        cb, cr = (Image.fromarray(plane) for plane in chroma)
+        del chroma
+        luma = self._upscale_luma(luma, "RGB" if alpha is None else "RGBA", progress, strength, jpeg_quality)
+        size = (width * self.scale, height * self.scale)
+        out = np.empty((size[1], size[0], 3 if alpha is None else 4), np.uint8)
+        for top, bottom in _strips(size[1]):
+            ycbcr = np.stack([luma[top:bottom], resize_plane_rows(cb, size, top, bottom),
+                              resize_plane_rows(cr, size, top, bottom)], axis=-1)
+            out[top:bottom, :, :3] = from_unit_float(ycbcr_to_rgb(ycbcr))
+        if alpha is not None:
+            out[..., 3] = self._upscale_alpha(alpha)
+        return out

@@ -1,0 +1,237 @@
+"""Degraded low-resolution inputs: PROTOCOL.md's named conditions and the random training pipeline.
+
+Real low-resolution images were blurred by a lens or a resampler, carry sensor noise and were
+JPEG-compressed. A model trained only on clean bicubic halves sharpens JPEG blocks and noise
+into visible patterns. Training therefore draws each LR through :func:`degrade`, a seeded
+pipeline in the spirit of Real-ESRGAN's and BSRGAN's degradation models, cut down to what a x2
+face model meets: optional blur before the down-scale (isotropic or anisotropic Gaussian), a
+random down-scaling kernel, then Gaussian or Poisson noise and JPEG in a random order, with a
+share of clean pairs. Blur and the kernel vary only in pairs that are also noisy or compressed:
+a pair at level 0 is always PROTOCOL.md's clean bicubic half, so a conditioned model at strength
+0 keeps the sharpness of one trained on clean pairs. (With blur and kernels at level 0 too, the
+`fast` model's clean validation PSNR at strength 0 fell from 38.76 to 37.70 dB in 6 epochs.)
+
+Each degraded LR carries its *level*: how far noise and compression moved its pixels from the
+clean down-scale, as RMS in 8-bit levels over :data:`LEVEL_UNIT`, clipped to [0, 1]. A
+conditioned model takes this level as its strength input (0: a clean image, sharpen; 1: heavy
+noise or blocking, clean up). Blur is not in the level: it is lost detail that the model
+restores at every strength, not an artefact to remove.
+
+numpy and Pillow only: the runtime's ``evaluate`` makes PROTOCOL.md's conditions here too.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, get_args
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from ..errors import DataError
+
+DownscaleKernel = Literal["bicubic", "bilinear", "area", "lanczos"]
+_RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+               "area": Image.Resampling.BOX, "lanczos": Image.Resampling.LANCZOS}
+
+# RMS change of the LR, in 8-bit levels, that is strength 1 (JPEG quality 40 on a textured crop,
+# or Gaussian noise of sigma 8). Noise sigma 3 on a face is ~0.37; JPEG 75 on a Yale face ~0.2.
+LEVEL_UNIT = 8.0
+
+# PROTOCOL.md, "Degraded inputs": name -> the steps after the HR, applied in this order.
+CONDITIONS: dict[str, tuple[tuple[str, float], ...]] = {
+    "clean": (),
+    "jpeg75": (("jpeg", 75),),
+    "noise3": (("noise", 3.0),),
+    "blur": (("blur", 0.8),),
+    "camera": (("blur", 0.8), ("noise", 3.0), ("jpeg", 75)),
+}
+
+
+def _ordered_pair(name: str, value: Any, low_bound: float, high_bound: float) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"DegradationConfig.{name} must be a (low, high) pair, got {value!r}") from None
+    if not low_bound <= low <= high <= high_bound:
+        raise ValueError(f"DegradationConfig.{name} must satisfy {low_bound:g} <= low <= high <= {high_bound:g}, "
+                         f"got ({low:g}, {high:g})")
+    return low, high
+
+
+@dataclass(frozen=True)
+class DegradationConfig:
+    """The ranges training draws degradations from; saved in checkpoints and the ONNX metadata.
+
+    Defaults cover PROTOCOL.md's range (blur sigma up to 1.2, JPEG quality 50-95, noise sigma
+    up to 5, any order after the down-scale) with a margin.
+    """
+
+    clean_share: float = 0.3  # pairs left exactly as PROTOCOL.md's clean bicubic half
+    blur_probability: float = 0.5  # of the noisy or compressed pairs, as the kernel's variety
+    blur_sigma: tuple[float, float] = (0.3, 1.5)  # Gaussian blur of the HR, in HR pixels
+    anisotropic_share: float = 0.3  # of the blurred pairs: two sigmas from the range and a random angle
+    downscale_kernels: tuple[DownscaleKernel, ...] = ("bicubic", "bilinear", "area")
+    noise_probability: float = 0.6
+    noise_sigma: tuple[float, float] = (0.5, 6.0)  # in 8-bit levels (Poisson: at mid-gray)
+    poisson_share: float = 0.3  # of the noisy pairs: signal-dependent (shot) noise instead of Gaussian
+    jpeg_probability: float = 0.7
+    jpeg_quality: tuple[int, int] = (40, 95)
+
+    def __post_init__(self):
+        for name in ("clean_share", "blur_probability", "anisotropic_share", "noise_probability",
+                     "poisson_share", "jpeg_probability"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"DegradationConfig.{name} must be between 0 and 1, got {value!r}")
+        object.__setattr__(self, "blur_sigma", _ordered_pair("blur_sigma", self.blur_sigma, 0.0, 5.0))
+        object.__setattr__(self, "noise_sigma", _ordered_pair("noise_sigma", self.noise_sigma, 0.0, 50.0))
+        low, high = _ordered_pair("jpeg_quality", self.jpeg_quality, 1, 100)
+        if low != int(low) or high != int(high):
+            raise ValueError(f"DegradationConfig.jpeg_quality must be whole qualities, got {self.jpeg_quality!r}")
+        object.__setattr__(self, "jpeg_quality", (int(low), int(high)))
+        kernels = tuple(self.downscale_kernels)
+        unknown = [k for k in kernels if k not in _RESAMPLING]
+        if not kernels or unknown:
+            raise ValueError(f"DegradationConfig.downscale_kernels must be some of {list(get_args(DownscaleKernel))}, "
+                             f"got {list(kernels)}")
+        object.__setattr__(self, "downscale_kernels", kernels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DegradationConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown DegradationConfig keys {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+# ---- the steps, each on 8-bit PIL images ("L" or "RGB"), each returning 8-bit ----
+
+def gaussian_blur(image: Image.Image, sigma: float) -> Image.Image:
+    """Pillow's Gaussian blur (PROTOCOL.md's), sigma in pixels."""
+    return image.filter(ImageFilter.GaussianBlur(sigma)) if sigma > 0 else image
+
+
+def anisotropic_blur(image: Image.Image, sigma_x: float, sigma_y: float, angle: float) -> Image.Image:
+    """A Gaussian with sigmas along axes rotated by ``angle`` (radians); edges replicated."""
+    radius = max(1, int(np.ceil(3 * max(sigma_x, sigma_y))))
+    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float64)
+    cos, sin = np.cos(angle), np.sin(angle)
+    u, v = cos * x + sin * y, -sin * x + cos * y
+    kernel = np.exp(-0.5 * ((u / max(sigma_x, 1e-3)) ** 2 + (v / max(sigma_y, 1e-3)) ** 2))
+    kernel /= kernel.sum()
+    pixels = np.asarray(image, dtype=np.float64)
+    planes = pixels[..., None] if pixels.ndim == 2 else pixels
+    padded = np.pad(planes, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, kernel.shape, axis=(0, 1))
+    blurred = np.einsum("hwcyx,yx->hwc", windows, kernel)
+    return _from_levels(blurred[..., 0] if pixels.ndim == 2 else blurred, image.mode)
+
+
+def downscale(image: Image.Image, scale: int, kernel: str = "bicubic") -> Image.Image:
+    """1/scale of the size with one of Pillow's filters (which anti-alias when they shrink)."""
+    return image.resize((image.width // scale, image.height // scale), _RESAMPLING[kernel])
+
+
+def gaussian_noise(image: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
+    """Add N(0, sigma) in 8-bit levels to every channel, then round and clip (PROTOCOL.md)."""
+    pixels = np.asarray(image, dtype=np.float64)
+    return _from_levels(pixels + rng.normal(0.0, sigma, pixels.shape), image.mode)
+
+
+def poisson_noise(image: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
+    """Shot noise whose standard deviation is ``sigma`` levels at mid-gray (128) and grows with
+    the square root of the signal, as a sensor's photon noise does."""
+    pixels = np.asarray(image, dtype=np.float64)
+    photons_per_level = 128.0 / max(sigma, 1e-3) ** 2
+    return _from_levels(rng.poisson(pixels * photons_per_level) / photons_per_level, image.mode)
+
+
+def jpeg(image: Image.Image, quality: int) -> Image.Image:
+    """Encode as JPEG at ``quality`` with Pillow's defaults and decode again."""
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=int(quality))
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return decoded.convert(image.mode)
+
+
+def _from_levels(values: np.ndarray, mode: str) -> Image.Image:
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode)
+
+
+def level_of(degraded: Image.Image, reference: Image.Image) -> float:
+    """The degradation level of an LR: RMS difference from ``reference`` (the same LR before noise
+    and compression) in 8-bit levels over LEVEL_UNIT, clipped to [0, 1]."""
+    difference = np.asarray(degraded, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
+    return float(min(1.0, np.sqrt(np.mean(difference ** 2)) / LEVEL_UNIT))
+
+
+# ---- PROTOCOL.md's named conditions ----
+
+def condition_jpeg_quality(condition: str) -> int | None:
+    """The quality of a named condition's last JPEG step, which its LR file would carry; None without one."""
+    qualities = [int(value) for step, value in CONDITIONS[condition] if step == "jpeg"]
+    return qualities[-1] if qualities else None
+
+
+def condition_lr(hr: Image.Image, condition: str, rng: np.random.Generator, scale: int = 2) -> Image.Image:
+    """The LR that one of PROTOCOL.md's named conditions makes from an HR image.
+
+    ``rng`` draws the noise (seed it per image for reproducible scores)."""
+    if condition not in CONDITIONS:
+        raise DataError(f"unknown condition {condition!r}; PROTOCOL.md's are {', '.join(CONDITIONS)}")
+    image = hr
+    steps = CONDITIONS[condition]
+    for step, value in steps:
+        if step == "blur":
+            image = gaussian_blur(image, value)
+    image = downscale(image, scale, "bicubic")
+    for step, value in steps:
+        if step == "noise":
+            image = gaussian_noise(image, value, rng)
+        elif step == "jpeg":
+            image = jpeg(image, int(value))
+    return image
+
+
+# ---- the random training pipeline ----
+
+def degrade(hr: Image.Image, config: DegradationConfig, rng: np.random.Generator,
+            scale: int = 2) -> tuple[Image.Image, float]:
+    """A randomly degraded LR of ``hr`` and its level (0 for the clean share).
+
+    Everything is drawn from ``rng``: seed it per image and epoch for a reproducible,
+    resumable run, whichever process or batch the image lands in."""
+    clean = downscale(hr, scale, "bicubic")
+    if rng.random() < config.clean_share:
+        return clean, 0.0
+    steps = []
+    if rng.random() < config.noise_probability:
+        steps.append("noise")
+    if rng.random() < config.jpeg_probability:
+        steps.append("jpeg")
+    if not steps:  # nothing that raises the level: the clean pair, not a blurred one at level 0
+        return clean, 0.0
+    image = hr
+    if rng.random() < config.blur_probability:
+        low, high = config.blur_sigma
+        if rng.random() < config.anisotropic_share:
+            image = anisotropic_blur(image, rng.uniform(low, high), rng.uniform(low, high), rng.uniform(0, np.pi))
+        else:
+            image = gaussian_blur(image, rng.uniform(low, high))
+    image = downscale(image, scale, config.downscale_kernels[rng.integers(len(config.downscale_kernels))])
+    reference = image
+    for step in rng.permutation(steps):
+        if step == "noise":
+            sigma = rng.uniform(*config.noise_sigma)
+            noise = poisson_noise if rng.random() < config.poisson_share else gaussian_noise
+            image = noise(image, sigma, rng)
+        else:
+            image = jpeg(image, int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)))
+    return image, level_of(image, reference)

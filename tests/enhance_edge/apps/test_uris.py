@@ -1,0 +1,195 @@
+"""Inputs and outputs named by URIs, without a network: pyarrow's in-memory filesystem stands for
+an object store (mock://BUCKET/...), file:// URIs for a local disk opened through pyarrow."""
+
+import io
+import os
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from enhance_edge.apps import uris
+from enhance_edge.core.batch import Job, upscale_file
+from enhance_edge.errors import EnhanceEdgeError, ImageError, MissingExtraError
+from enhance_edge.core.upscaler import Upscaler
+
+pytest.importorskip("pyarrow", reason='pyarrow comes with the cluster extra (pip install "enhance-edge[cluster]")')
+
+
+@pytest.fixture
+def store(monkeypatch):
+    """mock://BUCKET/KEY opens one in-memory filesystem (the bucket in the path, as S3's), whose
+    clock is an hour back: a temporary written there is long abandoned."""
+    from pyarrow import fs
+
+    memory = fs._MockFileSystem(current_time=datetime.now(timezone.utc) - timedelta(hours=1))
+    opened = uris._filesystem
+    monkeypatch.setattr(uris, "_filesystem", lambda scheme, netloc, query: (
+        (memory, netloc) if scheme == "mock" else opened(scheme, netloc, query)))
+    return memory
+
+
+def put(store, path: str, data: bytes) -> None:
+    store.create_dir(path.rpartition("/")[0], recursive=True)
+    with store.open_output_stream(path) as stream:
+        stream.write(data)
+
+
+def png(seed: int) -> bytes:
+    """A 20x24 colour PNG of noise."""
+    encoded = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(encoded, "PNG")
+    return encoded.getvalue()
+
+
+@pytest.fixture(scope="module")
+def upscaler():
+    return Upscaler("fast", precision="fp32", threads=1)
+
+
+def test_a_folder_uri_is_listed_as_the_command_lists_a_folder(store):
+    names = ("in/a b.png", "in/what?.jpg", "in/sub/c.png", "in/.hidden.png", "in/notes.txt", "in/out/old.png")
+    for name in names:
+        put(store, f"bucket/{name}", name.encode())  # the content's size tells them apart
+    jobs, sizes = uris.plan_jobs(["mock://bucket/in/"], "mock://bucket/in/out", scale=2, recursive=True)
+    assert jobs == [Job("mock://bucket/in/a%20b.png", "mock://bucket/in/out/a%20b.png"),
+                    Job("mock://bucket/in/sub/c.png", "mock://bucket/in/out/sub/c.png"),
+                    Job("mock://bucket/in/what%3F.jpg", "mock://bucket/in/out/what%3F.jpg")]
+    assert sizes == {"mock://bucket/in/a%20b.png": len("in/a b.png"), "mock://bucket/in/sub/c.png": len("in/sub/c.png"),
+                     "mock://bucket/in/what%3F.jpg": len("in/what?.jpg")}
+
+    # No -o: beside the inputs, with the scale's suffix; an earlier run's output is not an input.
+    put(store, "bucket/in/a b_x2.webp", b"earlier output")
+    jobs, _ = uris.plan_jobs(["mock://bucket/in"], None, scale=2, output_format="webp")
+    assert jobs == [Job("mock://bucket/in/a%20b.png", "mock://bucket/in/a%20b_x2.webp"),
+                    Job("mock://bucket/in/what%3F.jpg", "mock://bucket/in/what%3F_x2.webp")]
+
+
+def test_a_uri_file_a_missing_uri_and_a_local_folder_mix(store, tmp_path):
+    put(store, "bucket/one.png", b"12345")
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "face.png").write_bytes(png(0))
+    jobs, sizes = uris.plan_jobs(["mock://bucket/one.png", "mock://bucket/gone.png", tmp_path / "local"],
+                                 "mock://bucket/out/", scale=2)
+    assert jobs == [Job("mock://bucket/one.png", "mock://bucket/out/one.png"),
+                    Job("mock://bucket/gone.png", "mock://bucket/out/gone.png"),  # fails when read, as a path does
+                    Job(tmp_path / "local" / "face.png", "mock://bucket/out/face.png")]
+    assert sizes == {"mock://bucket/one.png": 5, "mock://bucket/gone.png": 0}
+
+
+def test_minus_o_is_a_folder_and_an_unknown_scheme_is_one_line(store):
+    put(store, "bucket/in/a.png", b"x")
+    with pytest.raises(EnhanceEdgeError, match="-o 'mock://bucket/out/big.png': with URIs, -o names a folder"):
+        uris.plan_jobs(["mock://bucket/in"], "mock://bucket/out/big.png", scale=2)
+    with pytest.raises(EnhanceEdgeError, match=r"^nope://host/: pyarrow cannot open it \(Unrecognized filesystem"):
+        uris.plan_jobs(["nope://host/photos/"], None, scale=2)
+
+
+def test_a_uri_job_writes_the_bytes_upscale_file_writes(store, tmp_path, upscaler):
+    data = png(1)
+    put(store, "bucket/in/face.png", data)
+    (tmp_path / "face.png").write_bytes(data)
+    upscale_file(upscaler, Job(tmp_path / "face.png", tmp_path / "plain.png"))
+    uris.upscale_job(upscaler, Job("mock://bucket/in/face.png", "mock://bucket/out/face.png"))
+    with store.open_input_stream("bucket/out/face.png") as stream:
+        assert stream.read() == (tmp_path / "plain.png").read_bytes()
+    # Across: a URI to a local file, a local file to a URI (folders made as needed)
+    uris.upscale_job(upscaler, Job("mock://bucket/in/face.png", tmp_path / "new" / "face.png"))
+    uris.upscale_job(upscaler, Job(tmp_path / "face.png", (tmp_path / "made" / "face.png").as_uri()))
+    for written in (tmp_path / "new" / "face.png", tmp_path / "made" / "face.png"):
+        assert written.read_bytes() == (tmp_path / "plain.png").read_bytes()
+    assert [info.base_name for info in store.get_file_info(uris_selector("bucket/out"))] == ["face.png"]
+
+
+def uris_selector(path: str):
+    from pyarrow.fs import FileSelector
+
+    return FileSelector(path, recursive=True)
+
+
+def test_a_bad_uri_input_fails_naming_it_and_writes_nothing(store, upscaler):
+    put(store, "bucket/in/corrupt.png", png(2)[:80] + bytes(100))
+    with pytest.raises(ImageError, match=r"^mock://bucket/in/corrupt.png: corrupt or truncated image"):
+        uris.upscale_job(upscaler, Job("mock://bucket/in/corrupt.png", "mock://bucket/out/corrupt.png"))
+    with pytest.raises(ImageError, match=r"^mock://bucket/in/gone.png: no such file$"):
+        uris.upscale_job(upscaler, Job("mock://bucket/in/gone.png", "mock://bucket/out/gone.png"))
+    assert [info.path for info in store.get_file_info(uris_selector("bucket"))] == ["bucket/in",
+                                                                                    "bucket/in/corrupt.png"]
+
+
+def test_an_existing_target_is_kept_and_abandoned_temporaries_are_deleted(store, tmp_path, upscaler):
+    put(store, "bucket/in/face.png", png(3))
+    put(store, "bucket/out/face.png", b"an earlier run's output")
+    put(store, "bucket/out/.other.png.0123abcd.part", b"half an image")  # a killed writer's, an hour old
+    put(store, "bucket/out/.unrelated.txt.0123abcd.part", b"not ours")
+    uris.upscale_job(upscaler, Job("mock://bucket/in/face.png", "mock://bucket/out/face.png"))
+    with store.open_input_stream("bucket/out/face.png") as stream:
+        assert stream.read() == b"an earlier run's output"  # not overwritten without overwrite
+
+    existing, removed = uris.existing_and_stale(["mock://bucket/out/face.png", "mock://bucket/out/other.png",
+                                                 "mock://bucket/nowhere/x.png"])
+    assert (existing, removed) == ({"mock://bucket/out/face.png"}, ["mock://bucket/out/.other.png.0123abcd.part"])
+    assert sorted(info.base_name for info in store.get_file_info(uris_selector("bucket/out"))) == [
+        ".unrelated.txt.0123abcd.part", "face.png"]
+
+    # A temporary written just now may belong to a writer still at work: kept.
+    (tmp_path / ".face.png.89abcdef.part").write_bytes(b"being written")
+    assert uris.existing_and_stale([(tmp_path / "face.png").as_uri()]) == (set(), [])
+    os.utime(tmp_path / ".face.png.89abcdef.part", (time.time() - 60, time.time() - 60))
+    assert uris.existing_and_stale([(tmp_path / "face.png").as_uri()]) == (
+        set(), [(tmp_path / ".face.png.89abcdef.part").as_uri()])
+
+
+def test_a_write_the_storage_refuses_leaves_neither_target_nor_temporary(store, tmp_path):
+    (tmp_path / "file").write_bytes(b"a file where the folder would be")
+    with pytest.raises(EnhanceEdgeError, match=r"file/out.png: cannot write \("):
+        uris.write_atomically((tmp_path / "file" / "out.png").as_uri(), b"data")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file"]
+    # Refused at the last step, moving the written temporary into place (a folder has the name):
+    store.create_dir("bucket/out/taken.png/inner", recursive=True)
+    with pytest.raises(EnhanceEdgeError, match=r"^mock://bucket/out/taken.png: cannot write \(Cannot replace"):
+        uris.write_atomically("mock://bucket/out/taken.png", b"data")
+    assert [info.path for info in store.get_file_info(uris_selector("bucket/out"))] == [
+        "bucket/out/taken.png", "bucket/out/taken.png/inner"]
+    uris.write_atomically((tmp_path / "sub" / "out.png").as_uri(), b"data")
+    assert [path.name for path in (tmp_path / "sub").iterdir()] == ["out.png"]
+    assert (tmp_path / "sub" / "out.png").read_bytes() == b"data"
+
+
+def test_an_input_list_names_paths_and_uris(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("list.txt").write_text("# the archive\nmock://bucket/in/\n\n  photos/a b.png  \n/abs/x.png\n")
+    put(store, "bucket/lists/more.txt", b"mock://bucket/more.png\n")
+    assert uris.expand_lists([Path("@list.txt"), "@mock://bucket/lists/more.txt", Path("plain.png")]) == [
+        "mock://bucket/in/", Path("photos/a b.png"), Path("/abs/x.png"), "mock://bucket/more.png", Path("plain.png")]
+    with pytest.raises(EnhanceEdgeError, match=r"^@gone.txt: cannot read the input list \(no such file\)$"):
+        uris.expand_lists([Path("@gone.txt")])
+    with pytest.raises(EnhanceEdgeError,
+                       match=r"^@mock://bucket/gone.txt: cannot read the input list \(no such file\)$"):
+        uris.expand_lists(["@mock://bucket/gone.txt"])
+    Path("latin1.txt").write_bytes("caf\xe9.png\n".encode("latin-1"))
+    with pytest.raises(EnhanceEdgeError, match=r"^@latin1.txt: cannot read the input list \('utf-8' codec"):
+        uris.expand_lists([Path("@latin1.txt")])
+
+
+def test_without_the_extra_a_uri_is_one_line_naming_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow.fs", None)  # what an install without the extra sees
+    uris._filesystem.cache_clear()
+    with pytest.raises(MissingExtraError, match=r"^a URI needs the 'cluster' extra \(pyarrow is not installed\)"):
+        uris.plan_jobs(["s3://bucket/photos/"], None, scale=2)
+    uris._filesystem.cache_clear()
+
+
+def test_locations_and_their_common_folder():
+    assert uris.location("s3://bucket/a//b.png") == "s3://bucket/a//b.png"  # as typed: Path would fold //
+    assert uris.location("photos/a.png") == Path("photos/a.png")
+    assert uris.location("C:/photos/a.png") == Path("C:/photos/a.png")
+    assert uris.join("gs://bucket/out/", "sub/a b#1.png") == "gs://bucket/out/sub/a%20b%231.png"
+    assert uris.file_name("gs://bucket/out/a%20b.png") == Path("a b.png")
+    assert uris.common_folder(["s3://b/out/x/1.png", "s3://b/out/2.png"]) == "s3://b/out"
+    assert uris.common_folder(["s3://b/out/1.png", "s3://c/out/2.png"]) is None
+    assert uris.common_folder(["s3://b/out/1.png", Path("out/2.png")]) is None

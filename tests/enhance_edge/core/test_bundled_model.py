@@ -1,0 +1,103 @@
+"""The models that ship inside the package: each loads, keeps the ONNX contract any onnxruntime
+binding relies on, describes itself, and beats interpolation on faces it never saw."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from enhance_edge import Upscaler
+from enhance_edge.core.model import BUNDLED_MODELS, bundled_model_path, bundled_models, bundled_scale
+from enhance_edge.eval.protocol import interpolate, make_hr, make_lr, psnr
+from enhance_edge.core.tiling import receptive_radius, working_bytes_per_pixel
+
+SHIPPED = bundled_models()
+
+
+def test_every_bundled_name_ships_an_fp32_file():
+    assert {m.name for m in SHIPPED if m.precision == "fp32"} == set(BUNDLED_MODELS) == {"default", "fast",
+                                                                                          "default-x4"}
+
+
+@pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
+def test_plain_onnxruntime_contract(shipped):
+    """What README's "ONNX contract" promises, read with onnxruntime alone."""
+    session = ort.InferenceSession(shipped.path, providers=["CPUExecutionProvider"])
+    [model_input, strength], [model_output] = session.get_inputs(), session.get_outputs()
+    assert (model_input.name, model_input.type, model_output.name, model_output.type) == (
+        "input", "tensor(float)", "output", "tensor(float)")
+    # The bundled models are conditioned on the degradation level: (N, 1, 1, 1) strengths in [0, 1].
+    assert (strength.name, strength.type, strength.shape[1:]) == ("strength", "tensor(float)", [1, 1, 1])
+    batch, channels, height, width = model_input.shape
+    assert channels == 1 and all(isinstance(d, str) for d in (batch, height, width))  # dynamic N, H, W
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert {k: metadata[k] for k in ("format", "scale", "channels", "value_range", "layout", "dtype", "colour",
+                                     "precision")} == {
+        "format": "enhance-edge-onnx/1", "scale": str(bundled_scale(shipped.name)), "channels": "1",
+        "value_range": "0,1", "layout": "NCHW", "dtype": "float32", "colour": "luma", "precision": shipped.precision}
+    x = np.random.default_rng(0).random((3, 1, 9, 14), dtype=np.float32)  # dynamic N, H, W
+    levels = np.array([0.0, 0.5, 1.0], np.float32).reshape(3, 1, 1, 1)
+    scale = bundled_scale(shipped.name)
+    assert session.run(None, {"input": x, "strength": levels})[0].shape == (3, 1, 9 * scale, 14 * scale)
+
+
+@pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
+def test_bundled_model_is_small_and_self_describing(shipped):
+    # The report's generator is ~0.47 MB in float32; the degradation estimator adds ~0.13 MB (base64).
+    assert shipped.file_bytes < 700 * 1024
+    info = Upscaler(shipped.path).info
+    trained_on = info.json_field("trained_on")
+    assert trained_on["folder"] == "yale_b_cropped" and trained_on["images"]["train"] == 1710
+    # PROTOCOL.md's test faces: Lanczos scores 37.50 dB at x2 and 31.17 at x4
+    assert shipped.test_psnr == info.json_field("test")["psnr"] > {2: 38.5, 4: 33.0}[shipped.scale]
+    assert json.loads(info.metadata["generator_config"])["channels"] > 0
+    # What tiling needs, stated in the file (added to the files shipped before the exporter wrote it).
+    config = info.json_field("generator_config")
+    assert (info.receptive_radius, info.working_bytes_per_pixel) == (
+        int(info.metadata["receptive_radius"]), int(info.metadata["working_bytes_per_pixel"])) == (
+        receptive_radius(config), working_bytes_per_pixel(config))
+    assert shipped.macs_per_input_pixel == int(info.metadata["macs_per_input_pixel"])
+
+
+def test_the_fast_model_costs_a_fraction_of_the_default():
+    cost = {m.name: m.macs_per_input_pixel for m in SHIPPED if m.precision == "fp32"}
+    assert cost["fast"] * 4 < cost["default"]
+
+
+def _mean_psnr(upscaler: Upscaler, hrs: list[Image.Image]) -> dict[str, float]:
+    scores = {"model": [], "bicubic": [], "lanczos": []}
+    for hr in hrs:
+        lr, hr_pixels = make_lr(hr, upscaler.scale), np.asarray(hr)
+        scores["model"].append(psnr(hr_pixels, np.asarray(upscaler.upscale(lr))))
+        for method in ("bicubic", "lanczos"):
+            scores[method].append(psnr(hr_pixels, np.asarray(interpolate(lr, method, upscaler.scale))))
+    return {method: float(np.mean(values)) for method, values in scores.items()}
+
+
+@pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
+def test_bundled_model_beats_bicubic_and_lanczos_on_unseen_yale_faces(shipped, yale_test_faces):
+    assert len(yale_test_faces) == 12
+    hrs = []
+    for path in yale_test_faces:
+        with Image.open(path) as image:
+            hrs.append(make_hr(image.convert("L"), scale=shipped.scale))
+    mean = _mean_psnr(Upscaler(shipped.path), hrs)
+    assert mean["model"] > mean["lanczos"] + 1.0 and mean["lanczos"] > mean["bicubic"], mean
+
+
+@pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
+def test_bundled_model_beats_lanczos_on_faces_of_another_data_set(shipped):
+    """scikit-image's bundled LFW subset (faces in the wild, 25x25): never used in training or
+    to choose anything. HR: each face cropped to 24x24; LR: its bicubic half, as PROTOCOL.md."""
+    from skimage.data import lfw_subset
+
+    faces = lfw_subset()[:100]  # the first 100 are faces, the rest are not
+    hrs = [Image.fromarray((face[:24, :24] * 255).round().astype(np.uint8)) for face in faces]
+    mean = _mean_psnr(Upscaler(shipped.path), hrs)
+    assert mean["model"] > mean["lanczos"] > mean["bicubic"], mean
+
+
+def test_the_default_is_the_default_models_fp32_file():
+    assert Upscaler().info.path == str(bundled_model_path("default", "fp32"))

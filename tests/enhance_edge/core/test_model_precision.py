@@ -1,0 +1,157 @@
+"""Bundled models: listing them, naming them, and choosing between fp32 and int8 (`--precision`)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from enhance_edge.core import model as model_module
+from enhance_edge.core.batch import model_precision
+from enhance_edge.apps.cli import main
+from enhance_edge.errors import ModelError
+from enhance_edge.core.model import (INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY, bundled_model_path, bundled_models,
+                                     fp32_model_path, int8_is_exact_here, int8_model_path, open_session, resolve_model)
+from enhance_edge.core.upscaler import Upscaler
+
+from ...conftest import with_int8_metadata
+
+
+@pytest.fixture
+def package_models(tmp_path, monkeypatch, tiny_onnx):
+    """A stand-in for the installed package's models/ folder, holding only default.onnx."""
+    (tmp_path / "models").mkdir()
+    shutil.copy(tiny_onnx, tmp_path / "models" / "default.onnx")
+    monkeypatch.setattr(model_module.resources, "files", lambda package: tmp_path)
+    return tmp_path / "models"
+
+
+def test_the_int8_model_lives_beside_the_fp32_one():
+    assert int8_model_path(Path("models/default.onnx")) == Path("models/default-int8.onnx")
+
+
+def test_without_an_int8_model_auto_is_fp32_and_int8_is_an_error(package_models):
+    fp32 = package_models / "default.onnx"
+    assert bundled_model_path(precision="fp32") == bundled_model_path(precision="auto") == fp32
+    with pytest.raises(ModelError, match=r"no int8 .default. model .*default-int8.onnx.*enhance-edge quantize"):
+        bundled_model_path(precision="int8")
+    with pytest.raises(ModelError, match="precision must be one of auto, int8, fp32, got 'fp16'"):
+        bundled_model_path(precision="fp16")
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_auto_takes_int8_only_where_the_cpu_sums_it_exactly(package_models, monkeypatch, exact):
+    shutil.copy(package_models / "default.onnx", package_models / "default-int8.onnx")
+    monkeypatch.setattr(model_module, "int8_is_exact_here", lambda: exact)
+    assert bundled_model_path(precision="auto").name == ("default-int8.onnx" if exact else "default.onnx")
+    assert bundled_model_path(precision="int8").name == "default-int8.onnx"
+
+
+@pytest.mark.parametrize("machine, flags, exact", [
+    ("aarch64", None, True),
+    ("x86_64", "fpu avx2 avx512f avx512_vnni", True),
+    ("x86_64", "fpu avx2 avx_vnni", True),
+    ("x86_64", "fpu avx2 avx512f avx512bw", False),  # AVX-512 without VNNI: 16-bit saturating pairs
+    ("x86_64", None, False),  # no /proc/cpuinfo: cautious
+])
+def test_exact_int8_needs_vnni_amx_or_arm(tmp_path, machine, flags, exact):
+    cpuinfo = tmp_path / "cpuinfo"
+    if flags is not None:
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert int8_is_exact_here(machine, cpuinfo) is exact
+
+
+def test_upscale_precision_picks_the_bundled_model(package_models, tmp_path):
+    from PIL import Image
+
+    Image.new("L", (6, 5), 128).save(tmp_path / "face.png")
+    result = CliRunner().invoke(main, ["upscale", str(tmp_path / "face.png"), "--precision", "int8"])
+    assert result.exit_code == 1 and "no int8 'default' model" in result.output
+    assert not (tmp_path / "face_x2.png").exists()
+    result = CliRunner().invoke(main, ["upscale", str(tmp_path / "face.png"), "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "face_x2.png").size == (12, 10)
+
+
+def test_a_precision_other_than_a_model_files_own_is_refused_in_one_line(tiny_onnx, tmp_path):
+    from PIL import Image
+
+    Image.new("L", (6, 5), 128).save(tmp_path / "face.png")
+    result = CliRunner().invoke(main, ["upscale", str(tmp_path / "face.png"), "--model", str(tiny_onnx),
+                                       "--precision", "int8"])
+    assert result.exit_code == 1 and result.output.startswith(f"error: {str(tiny_onnx)!r} is an fp32 model file, "
+                                                              f"and --precision int8 cannot change that")
+    assert not (tmp_path / "face_x2.png").exists()
+
+
+def test_an_int8_file_with_precision_int8_runs_every_image_in_int8(package_models):
+    int8 = with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 1e9)
+    image = np.full((12, 10), 90, np.uint8)
+    auto, asked = Upscaler(int8, precision="auto", threads=1), Upscaler(int8, precision="int8", threads=1)
+    auto.upscale(image)
+    asked.upscale(image)
+    assert (auto.last_precision, asked.last_precision) == ("fp32", "int8")  # auto: under the least detail
+    with pytest.raises(ModelError, match=r"is an int8 model file, and --precision fp32 cannot change that"):
+        Upscaler(int8, precision="fp32")
+
+
+def test_a_model_is_named_or_given_as_a_file(package_models, tiny_onnx):
+    assert resolve_model() == resolve_model("default") == package_models / "default.onnx"
+    assert resolve_model(str(tiny_onnx)) == tiny_onnx
+    with pytest.raises(ModelError, match=r"'nothing.onnx' does not exist: it is neither a file nor a bundled model"):
+        resolve_model("nothing.onnx")
+    assert resolve_model(tiny_onnx, "fp32") == tiny_onnx  # its own precision
+    with pytest.raises(ModelError, match=r"is an fp32 model file, and --precision int8 cannot change that"):
+        resolve_model(tiny_onnx, "int8")
+
+
+def test_models_lists_every_installed_file_from_its_metadata(package_models):
+    shutil.copy(package_models / "default.onnx", package_models / "default-int8.onnx")
+    listed = bundled_models()
+    assert [(m.name, m.precision) for m in listed] == [("default", "fp32"), ("default", "int8")]
+    fp32 = listed[0]
+    assert (fp32.scale, fp32.path, fp32.test_psnr) == (2, str(package_models / "default.onnx"), None)
+    assert fp32.macs_per_input_pixel > 0 and fp32.file_bytes == (package_models / "default.onnx").stat().st_size
+
+    result = CliRunner().invoke(main, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [m.to_dict() for m in listed]
+    table = CliRunner().invoke(main, ["models"]).output.splitlines()
+    assert table[0].split()[:3] == ["name", "precision", "scale"] and len(table) == 3
+    assert table[2].split()[:3] == ["default", "int8", "x2"]
+
+
+def test_an_int8_model_finds_the_fp32_one_it_came_from_beside_it(package_models):
+    assert fp32_model_path(package_models / "other-int8.onnx") is None  # no other.onnx
+    with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 2.5)
+    assert fp32_model_path(package_models / "default-int8.onnx") == package_models / "default.onnx"
+    assert fp32_model_path(package_models / "default.onnx") is None  # not an int8 file's name
+    info = open_session(package_models / "default-int8.onnx")[1]
+    assert (info.fp32_below_detail, info.fp32_model) == (2.5, package_models / "default.onnx")
+
+
+@pytest.mark.parametrize("key", [INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY])
+@pytest.mark.parametrize("value", ["-1.0", "nan", "lots"])
+def test_an_unreadable_least_int8_detail_is_refused_naming_it(package_models, key, value):
+    import onnx
+
+    int8 = with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 0.0)
+    model = onnx.load(str(int8))
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, key: value})
+    onnx.save(model, str(int8))
+    with pytest.raises(ModelError, match=f"declares {key}='{value}'; it must be a number >= 0"):
+        open_session(int8)
+
+
+def test_auto_hands_clean_images_to_fp32_but_int8_asked_for_runs_every_image(package_models, monkeypatch):
+    with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 1e9)
+    monkeypatch.setattr(model_module, "int8_is_exact_here", lambda: True)
+    auto, asked = Upscaler("default", precision="auto", threads=1), Upscaler("default", precision="int8", threads=1)
+    assert (auto.fp32_below_detail, asked.fp32_below_detail) == (1e9, None)
+    image = np.full((12, 10), 90, np.uint8)
+    auto.upscale(image)
+    asked.upscale(image)
+    assert (auto.precision, auto.last_precision, asked.last_precision) == ("int8", "fp32", "int8")
+    assert model_precision(auto) == "int8 (fp32 below 1e+09 levels² of detail)" and model_precision(asked) == "int8"

@@ -1,0 +1,93 @@
+"""numpy pre/post-processing: pixel scaling, YCbCr, strip-wise resizing and transparent fill."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from enhance_edge.errors import ImageError
+from enhance_edge.core.processing import (added_detail, fill_transparent, from_unit_float, input_detail,
+                                          resize_plane_rows, rgb_to_ycbcr, to_unit_float, ycbcr_to_rgb)
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint8, 255), (np.uint16, 65535)])
+def test_unit_float_round_trip_is_exact(dtype, top):
+    pixels = np.array([[0, 1, top // 2, top]], dtype=dtype)
+    assert np.array_equal(from_unit_float(to_unit_float(pixels), dtype), pixels)
+    assert to_unit_float(pixels).max() == 1.0
+
+
+def test_from_unit_float_rounds_and_clips():
+    assert from_unit_float(np.array([-0.5, 0.6 / 255, 1.4 / 255, 1.7])).tolist() == [0, 1, 1, 255]
+
+
+def test_unsupported_pixel_types_are_named():
+    with pytest.raises(ImageError, match="float64"):
+        to_unit_float(np.zeros(3))
+
+
+def test_ycbcr_round_trip_and_pillow_agreement():
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 9, 3), dtype=np.uint8)
+    ycbcr = rgb_to_ycbcr(to_unit_float(rgb))
+    np.testing.assert_allclose(ycbcr_to_rgb(ycbcr), to_unit_float(rgb), atol=1e-5)
+    pillow = np.asarray(Image.fromarray(rgb).convert("YCbCr")).astype(np.float32)
+    assert np.abs(ycbcr * 255 - pillow).max() <= 1.0  # Pillow's is the same BT.601, in integers
+
+
+def test_resize_plane_rows_equals_slices_of_the_whole_resize():
+    plane = np.random.default_rng(0).random((23, 31), dtype=np.float32)
+    size = (62, 46)
+    image = Image.fromarray(plane)
+    whole = np.asarray(image.resize(size, Image.Resampling.BICUBIC))
+    strips = [resize_plane_rows(image, size, top, min(top + 7, 46)) for top in range(0, 46, 7)]
+    np.testing.assert_allclose(np.concatenate(strips), whole, atol=1e-6)
+
+
+def test_fill_transparent_takes_the_colour_of_the_visible_neighbours():
+    colour = np.zeros((16, 16, 3), np.uint8)
+    colour[:, :8] = (200, 100, 50)  # left half visible and orange, right half transparent black
+    alpha = np.zeros((16, 16), np.uint8)
+    alpha[:, :8] = 255
+    filled = fill_transparent(colour, alpha)
+    assert np.array_equal(filled[:, :8], colour[:, :8])  # visible pixels untouched
+    assert np.array_equal(filled[:, 8:], np.broadcast_to((200, 100, 50), (16, 8, 3)))
+    assert colour[:, 8:].max() == 0  # the input is not modified
+
+
+def test_fill_transparent_blends_between_differently_coloured_regions():
+    colour = np.zeros((1, 9, 1), np.uint8)
+    colour[0, 0], colour[0, 8] = 0, 240
+    alpha = np.zeros((1, 9), np.uint8)
+    alpha[0, [0, 8]] = 255
+    filled = fill_transparent(colour, alpha)[0, :, 0]
+    assert filled[0] == 0 and filled[8] == 240
+    assert 0 <= filled[1:8].min() and filled[1:8].max() <= 240  # no new extremes
+
+
+@pytest.mark.parametrize("alpha_value", [0, 255])
+def test_fill_transparent_leaves_uniform_alpha_alone(alpha_value):
+    colour = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    assert np.array_equal(fill_transparent(colour, np.full((5, 7), alpha_value, np.uint8)), colour)
+
+
+def test_fill_transparent_reaches_far_holes_in_odd_sizes():
+    colour = np.zeros((37, 53, 1), np.uint8)
+    alpha = np.zeros((37, 53), np.uint8)
+    colour[36, 52], alpha[36, 52] = 90, 7  # a single, barely visible pixel in the far corner
+    filled = fill_transparent(colour, alpha)
+    assert (filled == 90).all()
+
+
+def test_added_detail_is_what_an_output_differs_from_bicubic_in_levels_squared():
+    plane = np.random.default_rng(0).random((12, 10), dtype=np.float32)
+    bicubic = np.asarray(Image.fromarray(plane, "F").resize((20, 24), Image.Resampling.BICUBIC))
+    assert added_detail(plane, bicubic, 2) == 0.0
+    assert added_detail(plane, bicubic + np.float32(2 / 255), 2) == pytest.approx(4.0, rel=1e-5)
+    assert added_detail(plane, bicubic[:, ::-1], 2) > 100  # other content: much detail
+
+
+def test_input_detail_is_the_mean_square_of_the_laplacian_in_levels_squared():
+    ramp = np.add.outer(np.arange(6), np.arange(5)).astype(np.float32) / 255
+    assert input_detail(ramp) == pytest.approx(0.0, abs=1e-6)  # a plane's Laplacian is 0: no fine detail
+    checks = (np.indices((6, 5)).sum(axis=0) % 2).astype(np.float32) * np.float32(1 / 255)  # 0 / 1 level
+    assert input_detail(checks) == pytest.approx(16.0, rel=1e-5)  # each inner pixel's Laplacian is +-4 levels
+    assert input_detail(np.zeros((2, 9), np.float32)) == 0.0  # no inner pixel

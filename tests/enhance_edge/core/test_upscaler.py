@@ -1,0 +1,401 @@
+"""The Upscaler API: every mode in, the right mode out, alpha without fringes, tiles, bad models."""
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+from PIL import Image
+
+from enhance_edge.errors import EnhanceEdgeError, ImageError, ModelError
+from enhance_edge.core.processing import added_detail, from_unit_float, input_detail, to_unit_float
+from enhance_edge.core.upscaler import Upscaler
+
+from ...conftest import with_int8_metadata
+
+
+@pytest.fixture(scope="module")
+def upscaler(tiny_onnx):
+    return Upscaler(tiny_onnx, threads=1)
+
+
+def photo(width=40, height=30, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    base = np.stack([0.6 + 0.3 * np.sin(5 * x), 0.4 + 0.3 * np.cos(4 * y), 0.3 + 0.2 * x * y], -1)
+    return (np.clip(base + 0.03 * rng.random((height, width, 3)), 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("L", "L"), ("LA", "LA"), ("RGB", "RGB"), ("RGBA", "RGBA"), ("P", "RGB"), ("CMYK", "RGB"), ("1", "L"),
+])
+def test_modes_in_and_out(upscaler, mode, expected):
+    result = upscaler.upscale(Image.fromarray(photo()).convert(mode))
+    assert result.mode == expected and result.size == (80, 60)
+
+
+def test_gray_runs_the_model_directly(upscaler):
+    pixels = photo()[..., 0]
+    expected = from_unit_float(upscaler.upscale_plane(to_unit_float(pixels)))
+    assert np.array_equal(np.asarray(upscaler.upscale(Image.fromarray(pixels))), expected)
+
+
+def test_sixteen_bit_gray_keeps_sixteen_bit_precision(upscaler):
+    pixels = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 61 + 1000)
+    result = upscaler.upscale(Image.fromarray(pixels))
+    assert result.mode == "I;16"
+    values = np.asarray(result)
+    assert np.array_equal(values, from_unit_float(upscaler.upscale_plane(to_unit_float(pixels)), np.uint16))
+    assert len(np.unique(values)) > 256 and (values % 257 != 0).any()  # not 8-bit in disguise
+
+
+def test_colour_keeps_its_chroma(upscaler):
+    flat = np.zeros((40, 40, 3), np.uint8)
+    flat[...] = (200, 80, 30)
+    out = np.asarray(upscaler.upscale(Image.fromarray(flat))).astype(int)
+    centre = out[20:60, 20:60].reshape(-1, 3)  # away from the zero-padded border
+    # Whatever the (random test) model does to luma, red stays well above green above blue.
+    assert (centre[:, 0] > centre[:, 1] + 60).all() and (centre[:, 1] > centre[:, 2] + 20).all()
+
+
+def test_alpha_is_upscaled_bicubically_and_kept(upscaler):
+    rgba = np.dstack([photo(), np.tile(np.linspace(0, 255, 40, dtype=np.uint8), (30, 1))])
+    out = np.asarray(upscaler.upscale(Image.fromarray(rgba)))
+    expected = np.asarray(Image.fromarray(rgba[..., 3]).resize((80, 60), Image.Resampling.BICUBIC))
+    assert np.array_equal(out[..., 3], expected)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_no_dark_fringe_where_transparent_pixels_are_black(upscaler, mode):
+    size = 64
+    y, x = np.mgrid[0:size, 0:size]
+    inside = (y - 32) ** 2 + (x - 32) ** 2 < 18 ** 2
+    rgba = np.zeros((size, size, 4), np.uint8)
+    rgba[inside] = (230, 200, 90, 255)  # a light disc; the transparent rest is black, as editors leave it
+    out = np.asarray(upscaler.upscale(Image.fromarray(rgba).convert(mode)).convert("RGBA")).astype(float)
+    edge = (out[..., 3] > 30) & (out[..., 3] < 225)
+    core = out[..., 3] == 255
+    assert edge.sum() > 50
+    edge_luma, core_luma = out[edge][:, :3].mean(), out[core][:, :3].mean()
+    assert abs(edge_luma - core_luma) < 10  # without the fill the edge is some 40% darker
+
+
+def test_arrays_in_arrays_out(upscaler):
+    assert upscaler.upscale(photo()).shape == (60, 80, 3)
+    assert upscaler.upscale(photo()[..., 0]).dtype == np.uint8
+    assert upscaler.upscale(np.zeros((5, 7), np.uint16)).dtype == np.uint16
+    assert upscaler.upscale(np.zeros((5, 7, 4), np.uint8)).shape == (10, 14, 4)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((5, 7), np.float32), "expected a uint8/uint16 array"),
+    (np.zeros((5, 7, 3), np.uint16), "cannot use a uint16 array of shape"),
+    ("face.png", "expected a PIL image or numpy array, got str"),
+    (Image.new("L", (0, 5)), "image has no pixels: 0x5"),
+])
+def test_unusable_inputs_are_named(upscaler, bad, message):
+    with pytest.raises(ImageError, match=message):
+        upscaler.upscale(bad)
+
+
+def test_forced_tiles_equal_the_whole_image(tiny_onnx, upscaler):
+    image = Image.fromarray(photo(90, 70))
+    tiled = Upscaler(tiny_onnx, threads=1, tile=16)
+    assert tiled.tile_for(90, 70) == 16 and tiled.tile_for(16, 10) is None
+    difference = np.abs(np.asarray(tiled.upscale(image), int) - np.asarray(upscaler.upscale(image), int))
+    assert difference.max() <= 1  # float rounding at most
+
+
+def test_a_small_memory_budget_tiles_automatically(tiny_onnx, upscaler):
+    frugal = Upscaler(tiny_onnx, threads=1, max_memory=(128 << 20) + 600_000)  # just above the fixed base
+    assert frugal.tile_for(90, 70) is not None and upscaler.tile_for(90, 70) is None
+    image = Image.fromarray(photo(90, 70))
+    assert np.abs(np.asarray(frugal.upscale(image), int) - np.asarray(upscaler.upscale(image), int)).max() <= 1
+
+
+def test_default_budget_tiles_a_12_megapixel_photo(upscaler):
+    assert upscaler.tile_for(4000, 3000) is not None and upscaler.tile_for(1000, 800) is None
+
+
+def test_the_peak_memory_estimate_keeps_to_the_budget_only_while_tiles_can(tiny_onnx, upscaler):
+    budget = upscaler.max_memory
+    assert upscaler.tile_for(1000, 800) is None and upscaler.peak_memory(1000, 800) <= budget
+    assert upscaler.tile_for(4000, 3000) is not None and upscaler.peak_memory(4000, 3000) <= budget
+    assert upscaler.peak_memory(8000, 6000) > budget  # 48 megapixels: the whole-image buffers alone are over 1 GiB
+    assert upscaler.peak_memory(400, 300, "RGBA") > upscaler.peak_memory(400, 300, "L")
+    forced = Upscaler(tiny_onnx, threads=1, tile=16)
+    assert forced.peak_memory(4000, 3000) < upscaler.peak_memory(4000, 3000)  # smaller tiles, smaller model runs
+
+
+def test_progress_counts_every_input_pixel(tiny_onnx, upscaler):
+    for instance in (upscaler, Upscaler(tiny_onnx, threads=1, tile=16)):
+        done = []
+        instance.upscale(Image.fromarray(photo(50, 35)), progress=done.append)
+        assert sum(done) == 50 * 35
+
+
+@pytest.mark.parametrize("options, message", [({"tile": 0}, "tile must be >= 1"),
+                                              ({"max_memory": 0}, "max_memory must be > 0")])
+def test_bad_settings_are_named(tiny_onnx, options, message):
+    with pytest.raises(EnhanceEdgeError, match=message):
+        Upscaler(tiny_onnx, **options)
+
+
+def test_model_name_has_file_and_hash(upscaler, tiny_onnx):
+    name = upscaler.model_name
+    assert name.startswith(f"{tiny_onnx.name} (sha256 ") and len(name.split("sha256 ")[1]) == 13
+
+
+def _model_with_input_shape(tiny_onnx, tmp_path, shape):
+    """A model with our metadata whose input is ``shape`` (Identity to the output)."""
+    metadata = {p.key: p.value for p in onnx.load(str(tiny_onnx)).metadata_props}
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, metadata)
+    path = tmp_path / "odd.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("shape", [["n", 3, "h", "w"], [1, 1, 64, 64], ["h", "w"]])
+def test_models_whose_inputs_do_not_fit_are_refused_at_load(tiny_onnx, tmp_path, shape):
+    path = _model_with_input_shape(tiny_onnx, tmp_path, shape)
+    with pytest.raises(ModelError, match=r"takes inputs of shape .*needs \(batch, 1, height, width\)"):
+        Upscaler(path)
+
+
+def test_a_model_with_the_wrong_output_size_fails_per_image(tiny_onnx, tmp_path):
+    identity = Upscaler(_model_with_input_shape(tiny_onnx, tmp_path, ["n", 1, "h", "w"]))
+    with pytest.raises(ModelError, match=r"returned shape \(1, 1, 5, 7\), expected \(1, 1, 10, 14\)"):
+        identity.upscale(np.zeros((5, 7), np.uint8))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(width=st.integers(1, 30), height=st.integers(1, 30),
+       mode=st.sampled_from(["1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr"]),
+       seed=st.integers(0, 1000))
+def test_any_size_and_mode_is_upscaled(upscaler, width, height, mode, seed):
+    rgb = Image.fromarray(photo(width, height, seed))
+    if mode in ("I;16", "I", "F"):
+        image = Image.fromarray((np.asarray(rgb)[..., 0].astype(np.uint16) * 257)).convert(mode)
+    else:
+        image = rgb.convert("RGBA").convert(mode) if mode in ("LA", "PA") else rgb.convert(mode)
+    result = upscaler.upscale(image)
+    assert result.size == (2 * width, 2 * height)
+    assert result.mode == {"1": "L", "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "I": "I;16", "F": "I;16",
+                           "YCbCr": "RGB"}.get(mode, mode)
+
+
+@pytest.fixture(scope="module")
+def conditioned(tiny_conditioned_onnx):
+    return Upscaler(tiny_conditioned_onnx, threads=1)
+
+
+def test_strength_trades_sharpness_for_clean_up_and_auto_reads_it_from_the_image(conditioned):
+    pixels = photo()[..., 0]
+    plane = to_unit_float(pixels)
+    soft, hard = (np.asarray(conditioned.upscale(pixels, strength=s), np.int16) for s in (0.0, 1.0))
+    assert np.abs(soft - hard).max() > 0
+    estimated = conditioned.estimate_strength(plane)
+    assert 0.0 <= estimated <= 1.0 and conditioned.strength_for(plane) == estimated
+    np.testing.assert_array_equal(conditioned.upscale(pixels), conditioned.upscale(pixels, strength=estimated))
+    fixed = Upscaler(conditioned.info.path, threads=1, strength=0.0)
+    np.testing.assert_array_equal(fixed.upscale(pixels), soft)
+
+
+def test_a_tiled_image_runs_every_tile_at_the_whole_images_strength(tiny_conditioned_onnx, conditioned):
+    pixels = photo(width=90, height=70)[..., 0]
+    tiled = Upscaler(tiny_conditioned_onnx, threads=1, tile=32)
+    np.testing.assert_array_equal(tiled.upscale(pixels), conditioned.upscale(pixels))
+
+
+def test_a_large_image_is_estimated_from_crops_spread_over_it(conditioned):
+    plane = np.zeros((1200, 1000), np.float32)
+    plane[::2] = 1.0  # stripes everywhere: every crop sees the same
+    striped = conditioned.estimate_strength(plane)
+    assert striped == pytest.approx(conditioned.estimate_strength(plane[:128, :128]), abs=1e-5)
+
+
+@pytest.mark.parametrize("strength, message", [
+    (1.5, r"expected auto or a number from 0 to 1, got 1.5"),
+    ("high", r"expected auto or a number from 0 to 1, got 'high'"),
+])
+def test_bad_strengths_are_named(conditioned, strength, message):
+    with pytest.raises(EnhanceEdgeError, match=message):
+        conditioned.upscale(photo(), strength=strength)
+
+
+def test_a_model_without_the_strength_input_refuses_a_number_but_takes_auto(upscaler, tiny_onnx):
+    assert upscaler.estimate_strength(to_unit_float(photo()[..., 0])) is None
+    with pytest.raises(ModelError, match="has no strength control"):
+        Upscaler(tiny_onnx, strength=0.5)
+    with pytest.raises(ModelError, match="has no strength control"):
+        upscaler.upscale(photo(), strength=0.5)
+
+
+def test_bundled_names_and_precisions_resolve_as_in_the_cli():
+    from enhance_edge.core.model import bundled_model_path
+
+    assert Upscaler("fast", precision="fp32").info.path.endswith("fast.onnx")
+    assert Upscaler("fast").info.path == str(bundled_model_path("fast", "auto"))
+    # no int8 file ships (MODEL_CARD.md, "int8"): "auto" is fp32, and int8 is refused, naming the way to make one
+    assert Upscaler("default").info.path == Upscaler("default", precision="fp32").info.path
+    with pytest.raises(ModelError, match="this install has no int8 'fast' model .* `enhance-edge quantize"):
+        Upscaler("fast", precision="int8")
+    with pytest.raises(ModelError, match="no bundled model named 'nope'|does not exist"):
+        Upscaler("nope")
+
+
+@pytest.fixture(scope="module")
+def with_clean_model(tmp_path_factory, tiny_conditioned, tiny_onnx):
+    """The tiny conditioned model exported with tiny_onnx beside it as its clean specialist below 0.5."""
+    import shutil
+
+    from enhance_edge.export.onnx_export import export_generator
+    from enhance_edge.core.model import CLEAN_BELOW_KEY, CLEAN_MODEL_KEY
+
+    folder = tmp_path_factory.mktemp("pair")
+    shutil.copy2(tiny_onnx, folder / "clean.onnx")
+    generator, estimator = tiny_conditioned
+    export_generator(generator, folder / "robust.onnx", {CLEAN_MODEL_KEY: "clean.onnx", CLEAN_BELOW_KEY: "0.5"},
+                     estimator=estimator)
+    return folder
+
+
+def test_strengths_below_the_threshold_run_the_clean_specialist(with_clean_model, tiny_conditioned_onnx):
+    pixels = photo()[..., 0]
+    robust = Upscaler(with_clean_model / "robust.onnx", threads=1)
+    clean = Upscaler(with_clean_model / "clean.onnx", threads=1)
+    conditioned = Upscaler(tiny_conditioned_onnx, threads=1)
+    np.testing.assert_array_equal(robust.upscale(pixels, strength=0.2), clean.upscale(pixels))
+    np.testing.assert_array_equal(robust.upscale(pixels, strength=0.8), conditioned.upscale(pixels, strength=0.8))
+
+
+def test_a_missing_clean_specialist_is_one_clear_error(with_clean_model, tmp_path):
+    import shutil
+
+    shutil.copy2(with_clean_model / "robust.onnx", tmp_path / "robust.onnx")
+    with pytest.raises(ModelError, match=r"runs clean images with .*clean.onnx', which is missing"):
+        Upscaler(tmp_path / "robust.onnx")
+
+
+def test_auto_strength_of_a_jpeg_is_at_least_what_its_quality_implies(conditioned):
+    import io
+
+    from enhance_edge.core.strength import jpeg_level_floor
+
+    pixels = photo()[..., 0]
+    plane = to_unit_float(pixels)
+    assert conditioned.strength_for(plane, jpeg_quality=30) >= jpeg_level_floor(30) > 0.5
+    assert conditioned.strength_for(plane, jpeg_quality=100) == conditioned.strength_for(plane)
+    assert conditioned.strength_for(plane, 0.1, jpeg_quality=30) == 0.1  # a number is taken as given
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=30)
+    with Image.open(buffer) as opened:  # a JPEG opened with Pillow carries its own tables
+        from_file = np.asarray(conditioned.upscale(opened))
+        decoded = np.asarray(opened)
+    expected = conditioned.upscale(decoded, strength=max(conditioned.estimate_strength(to_unit_float(decoded)),
+                                                         jpeg_level_floor(30)))
+    np.testing.assert_array_equal(from_file, expected)
+
+
+def test_scale_and_outscale_choose_the_bundled_model_of_that_scale():
+    assert Upscaler(scale=4, threads=1).info.path.endswith("default-x4.onnx")
+    larger = Upscaler(outscale=3, threads=1)  # x4, then Lanczos down to x3
+    assert larger.scale == 4 and larger.output_dimensions(10, 8) == (30, 24)
+    smaller = Upscaler(outscale=1.5, threads=1)
+    assert smaller.scale == 2 and smaller.info.path.endswith("default.onnx")
+    face = Image.fromarray(np.random.default_rng(0).integers(0, 256, (14, 12), dtype=np.uint8))
+    assert larger.upscale(face).size == (36, 42)
+    assert np.asarray(larger.upscale(np.asarray(face))).shape == (42, 36)
+
+
+def test_a_model_files_scale_is_checked_and_its_output_resized(tiny_onnx):
+    with pytest.raises(ModelError, match="upscales x2, not the x4 asked for"):
+        Upscaler(tiny_onnx, scale=4)
+    targeted = Upscaler(tiny_onnx, threads=1, width=30)
+    assert targeted.scale == 2 and targeted.upscale(Image.new("RGB", (12, 10))).size == (30, 25)
+
+
+# Precision "auto" with an int8 file: images the int8 model adds too little detail to run in fp32.
+
+@pytest.fixture
+def int8_pair(tmp_path, tiny_onnx):
+    """(fp32 file, int8 file beside it keeping every image, a flat and a busy gray image, their added details)."""
+    fp32 = tmp_path / "tiny.onnx"
+    fp32.write_bytes(tiny_onnx.read_bytes())
+    int8 = with_int8_metadata(fp32, tmp_path / "tiny-int8.onnx", 0.0)
+    flat = np.full((24, 20), 128, np.uint8)
+    busy = np.random.default_rng(0).integers(0, 256, (24, 20)).astype(np.uint8)
+    keeps_all = Upscaler(int8, threads=1)
+    details = [added_detail(to_unit_float(image), keeps_all.upscale_plane(to_unit_float(image)), 2)
+               for image in (flat, busy)]
+    assert details[0] < details[1]
+    return fp32, int8, flat, busy, details
+
+
+def test_auto_reruns_in_fp32_what_int8_adds_too_little_detail_to(int8_pair):
+    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
+    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2)
+    auto = Upscaler(int8, threads=1)
+    only_fp32, only_int8 = Upscaler(fp32, threads=1), Upscaler(with_int8_metadata(fp32, int8.with_name("x-int8.onnx"),
+                                                                                   0.0), threads=1)
+    assert auto.precision == "int8" and auto.fp32_below_detail == (flat_detail + busy_detail) / 2
+    np.testing.assert_array_equal(auto.upscale(flat), only_fp32.upscale(flat))
+    assert auto.last_precision == "fp32"
+    assert not np.array_equal(only_int8.upscale(flat), only_fp32.upscale(flat))  # the stand-in differs
+    np.testing.assert_array_equal(auto.upscale(busy), only_int8.upscale(busy))
+    assert auto.last_precision == "int8"
+
+
+def test_auto_runs_an_input_with_little_fine_detail_in_fp32_without_trying_int8(int8_pair):
+    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
+    busy_input = input_detail(to_unit_float(busy))
+    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2, busy_input / 2)
+    auto, only_fp32 = Upscaler(int8, threads=1), Upscaler(fp32, threads=1)
+    int8_runs = []
+    run_int8 = auto._session_run
+    auto._session_run = lambda *args: int8_runs.append(args) or run_int8(*args)
+    np.testing.assert_array_equal(auto.upscale(flat), only_fp32.upscale(flat))
+    assert (auto.last_precision, len(int8_runs)) == ("fp32", 0)  # flat: no fine detail at all
+    auto.upscale(busy)
+    assert (auto.last_precision, len(int8_runs)) == ("int8", 1)
+
+
+def test_each_tile_decides_and_the_record_names_both(int8_pair):
+    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
+    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2)
+    half_and_half = np.hstack([np.full((24, 40), 128, np.uint8), np.tile(busy, (1, 2))])
+    tiled = Upscaler(int8, threads=1, tile=40)
+    tiled.upscale(half_and_half)
+    assert tiled.last_precision == "int8+fp32"
+
+
+def test_without_its_fp32_file_an_int8_model_keeps_every_image(int8_pair, tmp_path):
+    fp32, int8, flat, *_ = int8_pair
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    lone = with_int8_metadata(fp32, alone / "tiny-int8.onnx", 1e9)
+    upscaler = Upscaler(lone, threads=1)
+    assert upscaler.fp32_below_detail is None
+    upscaler.upscale(flat)
+    assert upscaler.last_precision == "int8"
+
+
+def test_the_record_of_what_ran_is_per_thread(int8_pair):
+    import threading
+
+    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
+    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2)
+    auto = Upscaler(int8, threads=1)
+    assert auto.last_precision == "int8"  # before any upscale: the file's
+    auto.upscale(flat)
+    seen = []
+    worker = threading.Thread(target=lambda: (auto.upscale(busy), seen.append(auto.last_precision)))
+    worker.start()
+    worker.join()
+    assert seen == ["int8"] and auto.last_precision == "fp32"

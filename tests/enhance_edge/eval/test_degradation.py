@@ -1,0 +1,172 @@
+import io
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from enhance_edge.apps.cli import main
+from enhance_edge.core.strength import jpeg_level_floor
+from enhance_edge.eval.degradation import (CONDITIONS, LEVEL_UNIT, DegradationConfig, anisotropic_blur,
+                                           condition_jpeg_quality, condition_lr, degrade, downscale, gaussian_blur,
+                                           gaussian_noise, jpeg, level_of, poisson_noise)
+from enhance_edge.io.imageio import jpeg_quality_of
+from enhance_edge.errors import DataError
+from enhance_edge.eval.protocol import make_lr
+
+from ...conftest import smooth_image
+
+
+@pytest.fixture
+def hr() -> Image.Image:
+    return Image.fromarray(smooth_image(np.random.default_rng(0), 40, 48))
+
+
+def test_the_same_seed_draws_the_same_lr_and_level_and_another_seed_another(hr):
+    config = DegradationConfig(clean_share=0.0, noise_probability=1.0, jpeg_probability=1.0)
+    first, level = degrade(hr, config, np.random.default_rng(7))
+    again, same_level = degrade(hr, config, np.random.default_rng(7))
+    other, _ = degrade(hr, config, np.random.default_rng(8))
+    assert first.size == (20, 24) and first.mode == "L"
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(again))
+    assert level == same_level and 0 < level <= 1
+    assert not np.array_equal(np.asarray(first), np.asarray(other))
+
+
+def test_every_step_is_reproducible_from_its_generator(hr):
+    for step in (lambda rng: gaussian_noise(hr, 3.0, rng), lambda rng: poisson_noise(hr, 3.0, rng)):
+        np.testing.assert_array_equal(np.asarray(step(np.random.default_rng(1))),
+                                      np.asarray(step(np.random.default_rng(1))))
+    np.testing.assert_array_equal(np.asarray(jpeg(hr, 60)), np.asarray(jpeg(hr, 60)))
+
+
+def test_the_clean_share_is_protocol_md_clean_bicubic_half_at_level_zero(hr):
+    lr, level = degrade(hr, DegradationConfig(clean_share=1.0), np.random.default_rng(0))
+    np.testing.assert_array_equal(np.asarray(lr), np.asarray(make_lr(hr)))
+    assert level == 0.0
+
+
+def test_both_orders_of_noise_and_jpeg_occur(hr):
+    # With both steps always on, the order is the only thing left to chance: JPEG last leaves a
+    # decoded JPEG (re-encoding it at the same quality changes little), noise last does not.
+    config = DegradationConfig(clean_share=0.0, blur_probability=0.0, downscale_kernels=("bicubic",),
+                               noise_probability=1.0, poisson_share=0.0, noise_sigma=(4.0, 4.0),
+                               jpeg_probability=1.0, jpeg_quality=(50, 50))
+    changes = []
+    for seed in range(12):
+        lr, _ = degrade(hr, config, np.random.default_rng(seed))
+        pixels = np.asarray(lr, np.float64)
+        changes.append(np.abs(np.asarray(jpeg(lr, 50), np.float64) - pixels).mean())
+    assert min(changes) < 0.5 * max(changes)
+
+
+def test_the_level_is_the_rms_change_in_units_of_level_unit():
+    flat = Image.new("L", (64, 64), 128)
+    noisy = gaussian_noise(flat, 4.0, np.random.default_rng(0))
+    assert level_of(noisy, flat) == pytest.approx(4.0 / LEVEL_UNIT, rel=0.05)
+    assert level_of(flat, flat) == 0.0
+    loud = gaussian_noise(flat, 40.0, np.random.default_rng(0))
+    assert level_of(loud, flat) == 1.0  # clipped
+
+
+def test_poisson_noise_grows_with_the_signal():
+    dark, bright = Image.new("L", (64, 64), 16), Image.new("L", (64, 64), 200)
+    rng = np.random.default_rng(0)
+    dark_sigma = np.asarray(poisson_noise(dark, 3.0, rng), np.float64).std()
+    bright_sigma = np.asarray(poisson_noise(bright, 3.0, rng), np.float64).std()
+    assert bright_sigma == pytest.approx(3.0 * np.sqrt(200 / 128), rel=0.1)
+    assert dark_sigma < 0.5 * bright_sigma
+
+
+def test_an_anisotropic_blur_with_equal_sigmas_is_a_gaussian_blur_and_keeps_the_mean(hr):
+    round_blur = np.asarray(anisotropic_blur(hr, 1.2, 1.2, 0.7), np.float64)
+    np.testing.assert_allclose(round_blur, np.asarray(gaussian_blur(hr, 1.2), np.float64), atol=3)
+    stretched = anisotropic_blur(hr, 2.0, 0.3, 0.0)
+    assert abs(np.asarray(stretched, np.float64).mean() - np.asarray(hr, np.float64).mean()) < 1.0
+    # Blurred along x only: rows lose detail, columns keep theirs.
+    pixels, original = np.asarray(stretched, np.float64), np.asarray(hr, np.float64)
+    assert np.abs(np.diff(pixels, axis=1)).mean() < np.abs(np.diff(pixels, axis=0)).mean() * (
+        np.abs(np.diff(original, axis=1)).mean() / np.abs(np.diff(original, axis=0)).mean())
+
+
+def test_named_conditions_follow_protocol_md(hr):
+    rng = np.random.default_rng
+    np.testing.assert_array_equal(np.asarray(condition_lr(hr, "clean", rng(0))), np.asarray(make_lr(hr)))
+    np.testing.assert_array_equal(np.asarray(condition_lr(hr, "jpeg75", rng(0))), np.asarray(jpeg(make_lr(hr), 75)))
+    np.testing.assert_array_equal(np.asarray(condition_lr(hr, "noise3", rng(5))),
+                                  np.asarray(gaussian_noise(make_lr(hr), 3.0, rng(5))))
+    np.testing.assert_array_equal(np.asarray(condition_lr(hr, "blur", rng(0))),
+                                  np.asarray(downscale(gaussian_blur(hr, 0.8), 2)))
+    camera = jpeg(gaussian_noise(downscale(gaussian_blur(hr, 0.8), 2), 3.0, rng(3)), 75)
+    np.testing.assert_array_equal(np.asarray(condition_lr(hr, "camera", rng(3))), np.asarray(camera))
+    colour = Image.merge("RGB", [hr, hr.transpose(Image.Transpose.FLIP_LEFT_RIGHT), hr])
+    assert condition_lr(colour, "camera", rng(0)).mode == "RGB"  # noise on every channel, colour JPEG
+    with pytest.raises(DataError, match="unknown condition 'fog'; PROTOCOL.md's are clean, jpeg75"):
+        condition_lr(hr, "fog", rng(0))
+
+
+def test_the_default_ranges_cover_protocol_md_range():
+    config = DegradationConfig()
+    assert config.blur_sigma[1] >= 1.2 and config.noise_sigma[1] >= 5.0
+    assert config.jpeg_quality[0] <= 50 and config.jpeg_quality[1] >= 95
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"clean_share": 1.5}, r"clean_share must be between 0 and 1, got 1.5"),
+    ({"blur_sigma": (1.5, 0.5)}, r"blur_sigma must satisfy 0 <= low <= high <= 5, got \(1.5, 0.5\)"),
+    ({"noise_sigma": (-1, 2)}, r"noise_sigma must satisfy 0 <= low <= high <= 50, got \(-1, 2\)"),
+    ({"jpeg_quality": (40, 101)}, r"jpeg_quality must satisfy 1 <= low <= high <= 100, got \(40, 101\)"),
+    ({"jpeg_quality": (40.5, 90)}, r"jpeg_quality must be whole qualities"),
+    ({"noise_sigma": 3}, r"noise_sigma must be a \(low, high\) pair, got 3"),
+    ({"downscale_kernels": ("bicubic", "sinc")}, r"downscale_kernels must be some of .*got \['bicubic', 'sinc'\]"),
+])
+def test_bad_ranges_are_refused_showing_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DegradationConfig(**kwargs)
+
+
+def test_configs_round_trip_and_unknown_keys_are_named():
+    config = DegradationConfig(jpeg_quality=(30, 90), downscale_kernels=("area",))
+    assert DegradationConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match=r"unknown DegradationConfig keys \['fog'\]"):
+        DegradationConfig.from_dict({"fog": 1})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--degrade", "--blur-sigma", "2,1"], "blur_sigma must satisfy 0 <= low <= high <= 5, got (2, 1)"),
+    (["--degrade", "--jpeg-quality", "fifty,90"], "expected LOW,HIGH (two int numbers), got 'fifty,90'"),
+    (["--noise-sigma", "1,2"], "--noise-sigma sets a range of --degrade: add --degrade"),
+])
+def test_a_bad_range_on_the_command_line_is_one_line(face_folder, tmp_path, args, message):
+    result = CliRunner().invoke(main, ["train", "--data", str(face_folder), "--out", str(tmp_path / "run"), *args])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_pair_without_noise_or_jpeg_is_the_clean_half_however_blur_and_kernels_are_drawn(hr):
+    config = DegradationConfig(clean_share=0.0, blur_probability=1.0, downscale_kernels=("area",),
+                               noise_probability=0.0, jpeg_probability=0.0)
+    lr, level = degrade(hr, config, np.random.default_rng(0))
+    np.testing.assert_array_equal(np.asarray(lr), np.asarray(make_lr(hr)))
+    assert level == 0.0
+
+
+@pytest.mark.parametrize("quality", [20, 75, 95])
+def test_a_jpegs_quality_is_read_back_from_its_quantization_table(hr, quality):
+    buffer = io.BytesIO()
+    hr.convert("RGB").save(buffer, "JPEG", quality=quality)
+    with Image.open(buffer) as decoded:
+        assert jpeg_quality_of(decoded.quantization) == quality
+    assert jpeg_quality_of(None) is None and jpeg_quality_of({}) is None
+
+
+def test_the_jpeg_level_floor_falls_with_quality_and_sits_below_what_the_pipeline_measures(hr):
+    floors = [jpeg_level_floor(q) for q in (30, 50, 75, 90, 100)]
+    assert floors == sorted(floors, reverse=True) and floors[-1] == 0.0
+    lr = make_lr(hr)
+    assert level_of(jpeg(lr, 40), lr) > jpeg_level_floor(95)
+
+
+def test_conditions_name_the_quality_their_lr_file_would_carry():
+    assert [condition_jpeg_quality(name) for name in CONDITIONS] == [None, 75, None, None, 75]
