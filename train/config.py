@@ -24,6 +24,24 @@ ContentLoss = Literal["mse", "l1"]  # "mse": the report's
 LrSchedule = Literal["constant", "cosine"]  # "constant": the report's
 
 
+# Upper bounds of a network's size, far above any design trained here (20 channels, 16 blocks, x4) and
+# checked before any module is built: a checkpoint or model file declaring 10^6 blocks would otherwise
+# spend minutes and gigabytes building them before its weights are found not to fit.
+MAX_CHANNELS = 1024  # any layer's width
+MAX_IN_CHANNELS = 4  # gray or luma, RGB, RGBA
+MAX_RESIDUAL_BLOCKS = 256  # EDSR has 32, RCAN 200
+MAX_REP_CONVS = 2 * MAX_RESIDUAL_BLOCKS  # as many 3x3 convolutions as the residual body's limit
+MAX_SCALE = 16
+MAX_DISCRIMINATOR_LAYERS = 16
+
+
+def _check_count(config: Any, name: str, low: int, high: int) -> None:
+    """ValueError, showing the value, unless ``config.name`` is a whole number from ``low`` to ``high``."""
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{type(config).__name__}.{name} must be a whole number from {low} to {high}, got {value!r}")
+
+
 def _validated(cls, values: dict[str, Any]):
     """Build a config from a dict (a checkpoint, ONNX metadata), naming unknown keys."""
     known = {f.name for f in fields(cls)}
@@ -47,11 +65,10 @@ class GeneratorConfig:
     rep_convs: int = 0  # the "rep" body's 3x3 convolutions between head and tail
 
     def __post_init__(self):
-        for name in ("in_channels", "channels", "scale"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"GeneratorConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.residual_blocks < 0:
-            raise ValueError(f"GeneratorConfig.residual_blocks must be >= 0, got {self.residual_blocks}")
+        for name, low, high in (("in_channels", 1, MAX_IN_CHANNELS), ("channels", 1, MAX_CHANNELS),
+                                ("scale", 1, MAX_SCALE), ("residual_blocks", 0, MAX_RESIDUAL_BLOCKS),
+                                ("rep_convs", 0, MAX_REP_CONVS)):
+            _check_count(self, name, low, high)
         if self.skip not in get_args(SkipPath):
             raise ValueError(f"GeneratorConfig.skip must be one of {get_args(SkipPath)}, got {self.skip!r}")
         if self.condition not in get_args(Condition):
@@ -106,8 +123,7 @@ class EstimatorConfig:
     first_stride: int = 1
 
     def __post_init__(self):
-        if self.channels < 1:
-            raise ValueError(f"EstimatorConfig.channels must be >= 1, got {self.channels}")
+        _check_count(self, "channels", 1, MAX_CHANNELS // 2)  # its inner layers are twice as wide
         if self.first_stride not in (1, 2):
             raise ValueError(f"EstimatorConfig.first_stride must be 1 or 2, got {self.first_stride}")
 
@@ -123,10 +139,20 @@ class DiscriminatorConfig:
     conv_layers: int = 8
 
     def __post_init__(self):
-        if self.conv_layers < 2 or self.conv_layers % 2:
-            raise ValueError(f"DiscriminatorConfig.conv_layers must be even and >= 2, got {self.conv_layers}")
-        if self.base_channels < 1:
-            raise ValueError(f"DiscriminatorConfig.base_channels must be >= 1, got {self.base_channels}")
+        _check_count(self, "in_channels", 1, MAX_IN_CHANNELS)
+        _check_count(self, "conv_layers", 2, MAX_DISCRIMINATOR_LAYERS)
+        if self.conv_layers % 2:
+            raise ValueError(f"DiscriminatorConfig.conv_layers must be even, got {self.conv_layers}")
+        _check_count(self, "base_channels", 1, MAX_CHANNELS)
+        if self.widest_channels > MAX_CHANNELS:
+            raise ValueError(f"DiscriminatorConfig's last layers would be {self.widest_channels} channels wide "
+                             f"(base_channels {self.base_channels} x 2^{self.conv_layers // 2 - 1}); at most "
+                             f"{MAX_CHANNELS}")
+
+    @property
+    def widest_channels(self) -> int:
+        """The width of the last pair of layers."""
+        return self.base_channels * 2 ** (self.conv_layers // 2 - 1)
 
     to_dict = asdict
     from_dict = classmethod(_validated)

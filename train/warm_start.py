@@ -37,11 +37,13 @@ def _onnx_weights(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor],
     except Exception as exc:  # protobuf's decode errors are untyped for our purpose
         raise CheckpointError(f"cannot start from {str(path)!r}: not a readable ONNX file ({exc})") from None
     metadata = {p.key: p.value for p in model.metadata_props}
+    if "generator_config" not in metadata:
+        raise CheckpointError(f"cannot start from {str(path)!r}: no enhance-edge generator config in its metadata")
     try:
         config = GeneratorConfig.from_dict(json.loads(metadata["generator_config"]))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"cannot start from {str(path)!r}: no enhance-edge generator config in its "
-                              f"metadata ({exc!r})") from None
+    except (ValueError, TypeError) as exc:  # JSON's errors are ValueErrors; a number or null is a TypeError
+        raise CheckpointError(f"cannot start from {str(path)!r}: its metadata holds an unusable generator config: "
+                              f"{exc}") from None
     if metadata.get("precision", "fp32") != "fp32":
         raise CheckpointError(f"cannot start from {str(path)!r}: it is an {metadata['precision']} model; "
                               f"start from its fp32 file")

@@ -120,7 +120,7 @@ def generator_checkpoint(path, **changes):
     ({"config": {"generator": {}, "discriminator": {}, "train": {"epochs": 2, "wings": 1}}},
      r"holds an unusable config: unknown TrainConfig keys \['wings'\]"),
     ({"config": {"generator": {"channels": 0}, "discriminator": {}, "train": {}}},
-     r"holds an unusable config: GeneratorConfig.channels must be >= 1, got 0"),
+     r"holds an unusable config: GeneratorConfig.channels must be a whole number from 1 to 1024, got 0"),
     ({"generator": None}, "holds no generator weights"),
     ({"generator": Generator(GeneratorConfig(channels=8, residual_blocks=1)).state_dict()},
      r"holds generator weights that do not fit its config: size mismatch for head.weight: .* \(and \d+ more\)$"),
@@ -156,12 +156,43 @@ def test_a_torch_error_without_a_message_still_says_what_happened(tmp_path):
         checkpoint.load(cut)
 
 
-def test_a_config_asking_for_a_huge_network_is_refused_before_anything_is_allocated(tmp_path):
-    huge = RunConfig(GeneratorConfig(channels=1_000_000, residual_blocks=1)).to_dict()  # 36 TB of weights
-    path = generator_checkpoint(tmp_path / "huge.pt", config=huge)
-    with pytest.raises(CheckpointError, match=r"holds generator weights that do not fit its config: size mismatch "
-                                              r"for head.weight: .*torch.Size\(\[1000000, 1, 3, 3\]\)"):
-        checkpoint.load_generator(path)
+def huge_config(section: str, **changes) -> dict:
+    """A tiny run's config dict with ``changes`` to one section (past the dataclasses' checks)."""
+    config = RunConfig(GeneratorConfig(channels=4, residual_blocks=1)).to_dict()
+    return {**config, section: {**config[section], **changes}}
+
+
+@pytest.mark.parametrize("config, cause", [
+    (huge_config("generator", channels=1_000_000), "GeneratorConfig.channels must be a whole number from 1 to 1024, "
+                                                   "got 1000000"),  # 36 TB of weights
+    (huge_config("generator", residual_blocks=10**6), "GeneratorConfig.residual_blocks must be a whole number from 0 "
+                                                      "to 256, got 1000000"),  # minutes to build on the meta device
+    (huge_config("generator", body="rep", residual_blocks=0, rep_convs=10**6),
+     "GeneratorConfig.rep_convs must be a whole number from 0 to 512, got 1000000"),
+    (huge_config("generator", scale=10**6), "GeneratorConfig.scale must be a whole number from 1 to 16, got 1000000"),
+    (huge_config("generator", channels=20.5), "GeneratorConfig.channels must be a whole number from 1 to 1024, "
+                                              "got 20.5"),
+    (huge_config("discriminator", conv_layers=10**18), "DiscriminatorConfig.conv_layers must be a whole number from 2 "
+                                                       "to 16, got 1000000000000000000"),
+    (huge_config("estimator", channels=10**6), "EstimatorConfig.channels must be a whole number from 1 to 512, "
+                                               "got 1000000"),
+])
+def test_a_config_asking_for_a_huge_network_is_refused_before_any_module_is_built(tmp_path, monkeypatch, config,
+                                                                                   cause):
+    path = tmp_path / "huge.pt"
+    checkpoint.save(path, {**resumable_state(RunConfig(GeneratorConfig(channels=4, residual_blocks=1))),
+                           "config": config})
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network was built")
+
+    for network in ("Generator", "Discriminator"):
+        monkeypatch.setattr(checkpoint, network, no_network)
+    message = f"^'{re.escape(str(path))}' holds an unusable config: {re.escape(cause)}$"
+    for load in (checkpoint.load_generator, lambda p: load_warm_start(p, GeneratorConfig(channels=4)),
+                 lambda p: checkpoint.load_for_resume(p, RunConfig(), DATA)):
+        with pytest.raises(CheckpointError, match=message):
+            load(path)
 
 
 def test_resume_refuses_weights_that_do_not_fit_their_config(tmp_path):

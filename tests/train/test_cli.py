@@ -2,8 +2,10 @@
 line, before training; the figures plots draws."""
 
 import json
+import time
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from click.testing import CliRunner
@@ -68,6 +70,36 @@ def test_init_from_a_checkpoint_with_an_unknown_config_is_one_clear_line(face_fo
     assert result.exit_code == 1 and "Traceback" not in result.output
     error = result.output.splitlines()[-1]  # after the data line
     assert error.startswith(f"error: '{newer}' holds an unusable config: unknown TrainConfig keys ['wings']")
+
+
+def test_a_checkpoint_asking_for_a_million_blocks_is_one_line_at_once_in_export_and_init_from(face_folder, tmp_path):
+    huge = tmp_path / "huge.pt"
+    config = RunConfig(GeneratorConfig(channels=4, residual_blocks=1)).to_dict()
+    checkpoint.save(huge, {"config": {**config, "generator": {**config["generator"], "residual_blocks": 10**6}},
+                           "generator": {}})  # building the blocks to check the weights took minutes and 8 GB
+    expected = (f"error: '{huge}' holds an unusable config: GeneratorConfig.residual_blocks must be a whole number "
+                f"from 0 to 256, got 1000000")
+    started = time.monotonic()
+    exported = CliRunner().invoke(main, ["export", str(huge), "-o", str(tmp_path / "m.onnx")])
+    trained = run(face_folder, tmp_path / "run", *TINY, "--init-from", str(huge))
+    assert time.monotonic() - started < 30
+    for result in (exported, trained):
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.output.splitlines()[-1] == expected  # init-from: after the data line
+
+
+def test_init_from_a_model_file_declaring_a_huge_generator_is_one_line(face_folder, tmp_path, tiny_onnx):
+    model = onnx.load(str(tiny_onnx))
+    metadata = {prop.key: prop for prop in model.metadata_props}
+    declared = {**json.loads(metadata["generator_config"].value), "channels": 10**6}
+    metadata["generator_config"].value = json.dumps(declared)
+    huge = tmp_path / "huge.onnx"
+    onnx.save(model, str(huge))
+    result = run(face_folder, tmp_path / "run", *TINY, "--init-from", str(huge))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.splitlines()[-1] == (f"error: cannot start from '{huge}': its metadata holds an unusable "
+                                              f"generator config: GeneratorConfig.channels must be a whole number "
+                                              f"from 1 to 1024, got 1000000")
 
 
 def test_plots_draws_the_reports_figures(tmp_path, tiny_onnx):

@@ -41,7 +41,16 @@ def test_unknown_keys_are_named():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"channels": 0}, "channels must be >= 1, got 0"),
+    ({"channels": 0}, "channels must be a whole number from 1 to 1024, got 0"),
+    ({"channels": 1025}, "channels must be a whole number from 1 to 1024, got 1025"),
+    ({"channels": True}, "channels must be a whole number from 1 to 1024, got True"),
+    ({"in_channels": 5}, "in_channels must be a whole number from 1 to 4, got 5"),
+    ({"residual_blocks": 257}, "residual_blocks must be a whole number from 0 to 256, got 257"),
+    ({"residual_blocks": -1}, "residual_blocks must be a whole number from 0 to 256, got -1"),
+    ({"body": "rep", "rep_convs": 513, "residual_blocks": 0},
+     "rep_convs must be a whole number from 0 to 512, got 513"),
+    ({"scale": 17}, "scale must be a whole number from 1 to 16, got 17"),
+    ({"scale": "2"}, "scale must be a whole number from 1 to 16, got '2'"),
     ({"skip": "nearest"}, r"skip must be one of \('none', 'bicubic'\), got 'nearest'"),
     ({"condition": "noise"}, r"condition must be one of \('none', 'degradation'\), got 'noise'"),
     ({"body": "dense"}, r"body must be one of \('residual', 'rep'\), got 'dense'"),
@@ -53,6 +62,26 @@ def test_unknown_keys_are_named():
 def test_generator_config_rejects_bad_values_showing_them(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GeneratorConfig(**kwargs)
+
+
+def test_the_largest_networks_allowed_are_accepted():
+    GeneratorConfig(in_channels=4, channels=1024, residual_blocks=256, scale=16)
+    GeneratorConfig(channels=1024, residual_blocks=0, body="rep", rep_convs=512)
+    EstimatorConfig(channels=512)
+    DiscriminatorConfig(in_channels=4, base_channels=8, conv_layers=16)  # last layers 8 x 2^7 = 1024 wide
+
+
+@pytest.mark.parametrize("config, kwargs, message", [
+    (EstimatorConfig, {"channels": 513}, "EstimatorConfig.channels must be a whole number from 1 to 512, got 513"),
+    (DiscriminatorConfig, {"conv_layers": 18}, "conv_layers must be a whole number from 2 to 16, got 18"),
+    (DiscriminatorConfig, {"conv_layers": 7}, "DiscriminatorConfig.conv_layers must be even, got 7"),
+    (DiscriminatorConfig, {"base_channels": 0}, "base_channels must be a whole number from 1 to 1024, got 0"),
+    (DiscriminatorConfig, {"base_channels": 256}, "DiscriminatorConfig's last layers would be 2048 channels wide "
+                                                  "(base_channels 256 x 2^3); at most 1024"),
+])
+def test_estimator_and_discriminator_sizes_are_bounded_showing_the_value(config, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config(**kwargs)
 
 
 @pytest.mark.parametrize("kwargs, message", [
