@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from PIL import Image, ImageCms, ImageFile
 
 from enhance_edge import __version__
 from enhance_edge.errors import ImageError
+from enhance_edge.io import imageio
 from enhance_edge.io.imageio import (DEFAULT_QUALITY, WORKING_MODES, SourceInfo, format_for, made_by_enhance_edge,
                                      output_format_for, probe_pixels, provenance, read_image, save_options,
                                      working_image, write_image)
@@ -405,6 +407,35 @@ def test_png_has_pillows_own_pixels_and_chunks_and_the_same_bytes_on_any_number_
     ours_read, pillows_read = (Image.open(io.BytesIO(buffer.getvalue())) for buffer in (ours, pillows))
     assert ours_read.mode == image.mode and np.array_equal(np.asarray(ours_read), np.asarray(image))
     assert ours_read.info == pillows_read.info and ours_read.getexif()[0x010F] == "Camera maker"
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, int]]:
+    """(type, length) of each chunk of a PNG file, each chunk's CRC checked."""
+    chunks, at = [], len(b"\x89PNG\r\n\x1a\n")
+    while at < len(data):
+        length, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]
+        body = data[at + 8:at + 8 + length]
+        assert int.from_bytes(data[at + 8 + length:at + 12 + length], "big") == zlib.crc32(body, zlib.crc32(kind))
+        chunks.append((kind, length))
+        at += 12 + length
+    return chunks
+
+
+def test_png_pixel_data_over_the_chunk_limit_is_split_into_idat_chunks():
+    # The limit is 1 GiB, under the 2^31 - 1 bytes a chunk's length can say; a small one shows the split.
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 40, 3), dtype=np.uint8))
+    split, whole = io.BytesIO(), io.BytesIO()
+    options = save_options("PNG", SourceInfo(), image.size, TAGS, DEFAULT_QUALITY)
+    imageio._write_png(image, split, options, threads=1, idat_bytes=1000)
+    write_image(image, whole, "PNG", SourceInfo(), TAGS, threads=1)
+    chunks = png_chunks(split.getvalue())
+    idat = [length for kind, length in chunks if kind == b"IDAT"]
+    assert len(idat) > 5 and max(idat) == 1000 and idat[-1] <= 1000
+    kinds = [kind for kind, _ in chunks]
+    assert kinds[kinds.index(b"IDAT"):kinds.index(b"IDAT") + len(idat)] == [b"IDAT"] * len(idat)  # consecutive
+    assert [length for kind, length in png_chunks(whole.getvalue()) if kind == b"IDAT"] == [sum(idat)]  # one below
+    with Image.open(split) as read:
+        assert np.array_equal(np.asarray(read), np.asarray(image))
 
 
 @pytest.mark.parametrize("image_format, size", [("JPEG", (65_501, 1)), ("WEBP", (1, 16_384)), ("GIF", (65_536, 1))])
