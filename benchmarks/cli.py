@@ -12,9 +12,9 @@ from pathlib import Path
 import click
 
 from enhance_edge.apps.cli_support import CONTEXT_SETTINGS, parse_sizes, parse_threads, reports_errors, require_extra
-from enhance_edge.core.gates import MAX_PSNR_LOSS_DB
 
 from ..export.cli import quantize
+from ..export.gate import MAX_MEAN_LOSS_DB
 from .goals import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS
 
 
@@ -27,14 +27,14 @@ from .goals import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS
               default=None, help="First (re)make the int8 model with `quantize`'s full recipe search on this "
                                  "face folder, then benchmark it (name it with --int8 when the model is a "
                                  "bundled one: the bundled int8 file is not overwritten).")
-@click.option("--max-loss-db", type=click.FloatRange(min=0), default=MAX_PSNR_LOSS_DB, show_default=True,
-              help="With --calibration: the quantization's largest validation PSNR loss (see `quantize`).")
+@click.option("--max-loss-db", type=click.FloatRange(min=0), default=MAX_MEAN_LOSS_DB, show_default=True,
+              help="With --calibration: the quantization's largest mean loss on a natural gate set (see `quantize`).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="Face folder whose Yale test subjects (yaleB34..39) give quality and inputs "
-                   "(default: ../shared/data/yale_b_cropped beside the repository).")
+                   "(default: data/yale_b_cropped, as `enhance-edge data yale --to data/yale_b_cropped` makes it).")
 @click.option("--peers", "peers_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder of OpenCV's FSRCNN/ESPCN x2 weights (default: ../shared/peers beside the repository); "
-                   "peers that are not there are skipped and listed.")
+              help="Folder of OpenCV's FSRCNN/ESPCN x2 weights (default: peers; docs/benchmarks.md says where they "
+                   "come from); peers that are not there are skipped and listed.")
 @click.option("--sizes", default="56x46,256x256,512x512,1024x1024", show_default=True, callback=parse_sizes,
               help="Input sizes, HEIGHTxWIDTH, comma-separated (56x46: the report's faces; 512x512 at 2 threads: "
                    "where other models' latency is checked against FSRCNN x2).")
@@ -61,13 +61,13 @@ from .goals import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS
 @reports_errors
 def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_dir, sizes, thread_counts, batch,
           min_time, min_reps, peak_size, sections, out_dir, compare):
-    """Benchmark PyTorch eager, ORT fp32/int8, OpenCV DNN, OpenCV's FSRCNN/ESPCN and Pillow side by side.
+    """Benchmark PyTorch eager, onnxruntime fp32/int8, OpenCV DNN, OpenCV's FSRCNN/ESPCN and Pillow side by side.
 
     \b
     The run the project publishes (bundled models, ~15 min on 2 idle cores), from the repository:
       enhance-edge bench --min-reps 5 --min-time 1 --out benchmarks
     A fresh quantization of the bundled model, benchmarked:
-      enhance-edge bench --calibration ../shared/data/yale_b_cropped --int8 new-int8.onnx
+      enhance-edge bench --calibration data/yale_b_cropped --int8 new-int8.onnx
     Prints a table and writes results.json, RESULTS.md and latency.png. Figures vary
     between runs and machines: compare ratios. Needs:  pip install "enhance-edge[bench]"
     """
@@ -106,8 +106,8 @@ def _one_size(ctx, param, value):
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
-              help="Face folder whose validation subjects score the peers (default: ../shared/data/yale_b_cropped "
-                   "beside the repository); without it the peers are timed but not plotted.")
+              help="Face folder whose validation subjects score the peers (default: data/yale_b_cropped); "
+                   "without it the peers are timed but not plotted.")
 @click.option("--peers", "peers_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of OpenCV's FSRCNN/ESPCN x2 weights; peers that are not there are skipped and listed.")
 @click.option("--size", default="x".join(map(str, FSRCNN_GOAL_SIZE)), show_default=True, callback=_one_size,

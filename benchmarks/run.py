@@ -1,7 +1,7 @@
 """enhance-edge bench: every backend side by side, in one run, on one machine.
 
 Latency (median and p90 after warm-up) per input size and thread count, throughput on a batch
-of report-size faces, quality on the Yale test subjects (PROTOCOL.md), achieved GFLOP/s against
+of report-size faces, quality on the Yale test subjects (docs/evaluation.md), achieved GFLOP/s against
 this machine's measured matrix-product peaks, which kernels onnxruntime ran, model file sizes,
 peak memory of a fresh process per backend, and ``enhance-edge upscale`` end to end (process
 start and image I/O included). Backends that cannot run here are listed with the reason.
@@ -35,8 +35,10 @@ from . import machine
 from .backends import PEERS, Backend, BackendSpec, Skipped, backend_specs, onnx_metadata
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = REPO.parent / "shared" / "data" / "yale_b_cropped"
-DEFAULT_PEERS_DIR = REPO.parent / "shared" / "peers"
+# From the current folder (a checkout's root): where `enhance-edge data yale --to data/yale_b_cropped`
+# puts the faces, and a folder of OpenCV's FSRCNN/ESPCN weights (docs/benchmarks.md, "Peers").
+DEFAULT_DATA_DIR = Path("data") / "yale_b_cropped"
+DEFAULT_PEERS_DIR = Path("peers")
 SECTIONS = ("latency", "throughput", "quality", "memory", "end_to_end", "kernels")
 QUALITY_BATCH = 64
 # Benchmarked beside the main model when no other is named: the smaller bundled generator.
@@ -48,7 +50,7 @@ SPECIALIST = " clean specialist"  # a model's label, then this: its clean specia
 class BenchConfig:
     fp32_model: Path
     int8_model: Path
-    # Folder whose Yale test-subject faces (yaleB34..39, PROTOCOL.md) give quality and realistic inputs.
+    # Folder whose Yale test-subject faces (yaleB34..39, docs/evaluation.md) give quality and realistic inputs.
     data_dir: Path | None = DEFAULT_DATA_DIR
     peers_dir: Path = DEFAULT_PEERS_DIR
     # 512x512 at 2 threads is where issue #7 compares a model's latency with OpenCV's FSRCNN x2.
@@ -116,7 +118,7 @@ def _installed_files(name: str) -> list[tuple[str, Path]]:
 
 @dataclass
 class Faces:
-    """The Yale test-subject faces of a folder, as PROTOCOL.md's HR/LR pairs."""
+    """The Yale test-subject faces of a folder, as docs/evaluation.md's HR/LR pairs."""
 
     hr: list[np.ndarray]
     lr: list[np.ndarray]
@@ -124,7 +126,8 @@ class Faces:
     @classmethod
     def load(cls, data_dir: Path | None) -> Faces:
         if data_dir is None or not data_dir.is_dir():
-            raise DataError(f"no face folder at {data_dir}")
+            raise DataError(f"no face folder at {str(data_dir)!r}: make one with `enhance-edge data yale --to "
+                            f"{DEFAULT_DATA_DIR}`, or name one with --data")
         extensions = Image.registered_extensions()
         files = sorted(p for p in data_dir.rglob("*") if p.is_file() and p.suffix.lower() in extensions
                        and p.name.split("_")[0] in YALE_TEST_SUBJECTS)
@@ -187,7 +190,7 @@ def end_to_end(config: BenchConfig, plane: np.ndarray, threads: int) -> dict:
         for precision, path in (("fp32", fp32_model), ("int8", int8_model)):
             if not path.is_file():
                 continue
-            # --precision: the int8 file runs every image in int8 ("auto" would hand smooth ones to fp32)
+            # --precision: each file as it is, whatever "auto" would choose on this CPU
             command = [*upscale_command(), "upscale", str(source), "-o", str(target), "--model", str(path),
                        "--precision", precision, "--threads", str(threads)]
             times = []
@@ -238,7 +241,7 @@ def upscale_all(backend: Backend, lr: np.ndarray) -> np.ndarray:
 
 
 def _quality(faces: Faces, outputs: dict[str, np.ndarray]) -> dict:
-    """PROTOCOL.md scores on the test faces, and each network's largest 8-bit difference from ORT fp32
+    """docs/evaluation.md scores on the test faces, and each network's largest 8-bit difference from ORT fp32
     (PyTorch and OpenCV run the same weights, so it shows they compute the same thing)."""
     scores = {name: score(faces.hr, list(out)) for name, out in outputs.items()}
     reference = outputs.get("ort-fp32")
@@ -268,14 +271,15 @@ def _int8_pairs(config: BenchConfig) -> list[tuple[str, Path, Path]]:
 
 def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | None:
     """`quantize`'s gate table for an installed int8 model against its fp32 one, as results.json keeps
-    it (GateResult.to_dict): per set, the mean and the worst image's PSNR loss and the share of
-    images int8 runs, as precision "auto" runs them (inputs with less fine detail than the file's
-    ``fp32_below_input_detail``, and images int8 adds less detail to than its ``fp32_below_detail``,
-    run in fp32), beside the table of every image in int8 ("all_int8"); int8 computed as exact int8
-    arithmetic computes it (see export.quantize.scoring_session); None when either file is missing."""
+    it (GateResult.to_dict): per set, int8's output against fp32's (the lowest image PSNR) and both
+    against the ground truth (mean and worst loss), on the Yale test faces and the images calibration
+    never sees; int8 computed as exact int8 arithmetic computes it (see export.quantize.scoring_session),
+    every image in int8 as `--precision auto` runs it wherever it chooses int8; None when either file
+    is missing."""
     from ..export.gate import GateResult
-    from ..export.quantize import (estimated_levels, gate_sets, gate_table, image_scores, images_it_runs,
-                                   scoring_session, with_degraded)
+    from ..export.calibration_mix import NATURAL_GATE_SETS
+    from ..export.quantize import (estimated_levels, gate_sets, gate_table, images_it_runs, scoring_session,
+                                   set_outputs, with_degraded)
 
     if not (fp32_model.is_file() and int8_model.is_file()):
         return None
@@ -285,12 +289,8 @@ def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | N
     test = with_degraded(PairSet([f"yale test #{i}" for i in range(len(faces.hr))], np.stack(faces.hr),
                                  np.stack(faces.lr)), info)
     gates = images_it_runs(info, gate_sets(info, test, estimated_levels(info, test.lr), faces_name="yale test faces"))
-    fp32, int8 = image_scores(scoring_session(fp32_model), gates), image_scores(scoring_session(int8_model), gates)
-    info = open_session(int8_model)[1]
-    below, input_below = info.fp32_below_detail or 0.0, info.fp32_below_input_detail
-    return {**GateResult(gate_table(fp32, int8, gates, below, input_below)).to_dict(), "fp32_below_detail": below,
-            "fp32_below_input_detail": input_below,
-            "all_int8": GateResult(gate_table(fp32, int8, gates)).to_dict()}
+    fp32, int8 = set_outputs(scoring_session(fp32_model), gates), set_outputs(scoring_session(int8_model), gates)
+    return GateResult(gate_table(fp32, int8, gates, ("yale test faces", *NATURAL_GATE_SETS))).to_dict()
 
 
 def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda line: None) -> dict:

@@ -6,7 +6,7 @@ does. The calibration mix adds natural images (scikit-image's bundled CC0 / publ
 and textures) and synthetic content (smooth gradients, high-key, low-key, text). The gate sets
 are images calibration never sees: scikit-image's astronaut portrait and its LFW face subset,
 and synthetic images drawn with another seed. Everything here is luma (8-bit gray), HR side;
-the LR inputs are made from it as PROTOCOL.md makes them (bicubic).
+the LR inputs are made from it as docs/evaluation.md makes them (bicubic).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ GATE_PHOTOS = ("astronaut",)
 SYNTHETIC_KINDS = ("gradient", "high_key", "low_key", "text")
 CALIBRATION_SEED = 0
 GATE_SEED = 1  # another draw of the synthetic kinds: gate images are never calibration images
+# The gate sets of natural content (beside the validation faces), whose mean loss against the ground
+# truth the gate limits; on the synthetic ones only each image's difference from fp32 is gated.
+NATURAL_GATE_SETS = ("astronaut", "lfw faces")
 LFW_GATE_FACES = 16
 
 
@@ -118,8 +121,8 @@ def gate_images(hr_shape: tuple[int, int], scale: int, per_kind: int = 4,
                 seed: int = GATE_SEED) -> dict[str, np.ndarray]:
     """HR luma images that calibration never sees, by set, each set of one size: "astronaut" (the
     whole portrait and crops of it), "lfw faces" (scikit-image's LFW subset made to ``hr_shape`` as
-    PROTOCOL.md makes HR faces), and ``per_kind`` synthetic gradients, high-key and low-key images
-    drawn with another seed than calibration's."""
+    docs/evaluation.md makes HR faces), and ``per_kind`` synthetic gradients, high-key, low-key and text
+    images drawn with another seed than calibration's."""
     import skimage.data
 
     rng = np.random.default_rng(seed)
@@ -132,11 +135,11 @@ def gate_images(hr_shape: tuple[int, int], scale: int, per_kind: int = 4,
     faces = (skimage.data.lfw_subset()[:LFW_GATE_FACES] * 255).round().astype(np.uint8)
     lfw = np.stack([np.asarray(make_hr(Image.fromarray(face), (width, height), scale)) for face in faces])
     gates = {"astronaut": astronaut, "lfw faces": lfw}
-    for kind in ("gradient", "high_key", "low_key"):
+    for kind in ("gradient", "high_key", "low_key", "text"):
         gates[kind.replace("_", "-")] = np.stack([SYNTHETIC[kind](rng, height, width) for _ in range(per_kind)])
     return gates
 
 
 def lr_of(hrs: np.ndarray, scale: int) -> np.ndarray:
-    """The LR inputs of same-sized HR images, made as PROTOCOL.md makes them."""
+    """The LR inputs of same-sized HR images, made as docs/evaluation.md makes them."""
     return np.stack([np.asarray(make_lr(Image.fromarray(hr), scale)) for hr in hrs])

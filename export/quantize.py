@@ -1,10 +1,13 @@
 """fp32 enhance-edge ONNX model -> int8 QDQ model (onnxruntime static quantization), quality-checked.
 
 The pipeline: onnxruntime's quantization pre-processing (symbolic shape inference and graph
-clean-up), calibration on the validation faces of a face folder (PROTOCOL.md's split: yaleB29..33
+clean-up), calibration on the validation faces of a face folder (docs/evaluation.md's split: yaleB29..33
 for the Yale faces) fed through the runtime's own pre-processing, QDQ quantization with
-per-channel weights, then a check: the int8 model may lose at most ``max_loss_db`` of validation
-PSNR against the fp32 model it came from, or nothing is written.
+per-channel weights, then the gate (gate.py): on every gate image the int8 output stays within
+``min_psnr_vs_fp32_db`` PSNR of the fp32 model's output, and on the natural sets (faces, photos) int8
+loses at most ``max_loss_db`` of fp32's PSNR against the ground truth on average, or nothing is
+written. Both are computed with exact int8 arithmetic (the QDQ model run in float), the same on
+every machine.
 
 Several recipes (calibration method, activation and weight types, SiLU in int8 or in float, the
 image-space output layers in int8 or in float) can be tried. Each is scored on validation PSNR and
@@ -41,14 +44,13 @@ from onnxruntime.quantization import (
 from enhance_edge.eval.dataset import PairSet, load_pairs, trained_hr_size, trained_seed
 from enhance_edge.eval.degradation import DegradationConfig
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.core.gates import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB, MIN_INT8_SHARE
-from enhance_edge.core.model import (INPUT_NAME, INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY, STRENGTH_NAME,
-                                     ModelInfo, int8_is_exact_here, open_estimator, open_session)
-from enhance_edge.core.processing import added_detail, from_unit_float, input_detail, to_batch, to_unit_float
+from enhance_edge.core.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, open_estimator, open_session
+from enhance_edge.core.processing import from_unit_float, to_batch, to_unit_float
 from enhance_edge.eval.protocol import psnr, score
 
-from .calibration_mix import calibration_mix, gate_images, lr_of
-from .gate import GateRow, GateTable, as_json, describe_table, gate_failures
+from .calibration_mix import NATURAL_GATE_SETS, calibration_mix, gate_images, lr_of
+from .gate import (IDENTICAL_PSNR_DB, MAX_MEAN_LOSS_DB, MIN_PSNR_VS_FP32_DB, GateRow, GateTable, as_json,
+                   describe_table, gate_failures)
 from .onnx_export import write_model_file
 from .timing import measure
 
@@ -235,37 +237,20 @@ def upscale_faces(session: ort.InferenceSession, lr_faces: np.ndarray,
 
 
 def scoring_session(model_path: Path, threads: int | None = None) -> ort.InferenceSession:
-    """A session that computes what a CPU with exact int8 sums outputs (the CPUs `--precision auto`
-    runs int8 on). Elsewhere (x86 without VNNI/AMX, whose u8 x s8 kernels saturate pairs of
-    products: high-key images lost 9 dB there, 0.5 dB in exact arithmetic), onnxruntime's basic
-    optimization level, which leaves QuantizeLinear/DequantizeLinear pairs unfused: the same
-    roundings, computed in float."""
+    """A session that computes what exact int8 arithmetic computes, on every machine: onnxruntime's
+    basic optimization level leaves the QuantizeLinear/DequantizeLinear pairs unfused, so the int8
+    model's roundings are computed in float (no kernel of any CPU: x86 without VNNI/AMX sums pairs of
+    u8 x s8 products into saturating 16 bits, and high-key images lost 9 dB there). An fp32 model
+    computes the same at any level."""
     options = ort.SessionOptions()
     options.enable_mem_pattern = False
-    if not int8_is_exact_here():
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     return open_session(model_path, "cpu", threads, options)[0]
 
 
 GateSets = dict[str, tuple[list[str], np.ndarray, np.ndarray, "np.ndarray | None"]]  # name: (names, HR, LR, levels)
-VALIDATION_SET = "validation faces"  # the gate's and the routing's first set
-HELD_OUT_SET = "held-out subjects"  # the gate's row for the validation faces routed without their subject's
+VALIDATION_SET = "validation faces"  # the gate's first set: faces of people training never saw
 DEGRADED_SUFFIX = " (degraded)"  # of a degraded copy's name (with_degraded)
-
-
-@dataclass(frozen=True)
-class SetScores:
-    """One model on one set of images: each image's PSNR (of the 8-bit output), the detail the model
-    added to it (processing.added_detail, what the runtime's "auto" reads from an int8 output) and the
-    input's own (processing.input_detail, what "auto" reads before it)."""
-
-    psnr: np.ndarray
-    detail: np.ndarray
-    input_detail: np.ndarray  # processing.input_detail of each LR image, the same for every model
-
-    def take(self, indices: np.ndarray) -> SetScores:
-        """The scores of the images at ``indices``."""
-        return SetScores(self.psnr[indices], self.detail[indices], self.input_detail[indices])
 
 
 def gate_sets(info: ModelInfo, validation: PairSet, levels: np.ndarray | None,
@@ -280,132 +265,55 @@ def gate_sets(info: ModelInfo, validation: PairSet, levels: np.ndarray | None,
 
 def image_set(info: ModelInfo, names: list[str], hrs: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray,
                                                                            np.ndarray | None]:
-    """(names, HR, LR, levels) of same-sized HR images, their LR made as PROTOCOL.md makes it; for a
+    """(names, HR, LR, levels) of same-sized HR images, their LR made as docs/evaluation.md makes it; for a
     conditioned model also a degraded copy of each (with_degraded), as its robust half runs on such."""
     pairs = with_degraded(PairSet(names, hrs, lr_of(hrs, info.scale)), info)
     return list(pairs.names), pairs.hr, pairs.lr, estimated_levels(info, pairs.lr)
 
 
-def routing_sets(info: ModelInfo, validation: PairSet, levels: np.ndarray | None) -> GateSets:
-    """The images the least int8 detail (INT8_MIN_DETAIL_KEY) is chosen on, never gate images: the
-    validation faces and the calibration mix (photos, gradients, high-key, low-key, text)."""
-    sets = {VALIDATION_SET: (list(validation.names), validation.hr, validation.lr, levels)}
-    for kind, hrs in calibration_mix(validation.hr.shape[1:3]).items():
-        sets[f"calibration {kind}"] = image_set(info, [f"{kind} #{index}" for index in range(len(hrs))], hrs)
-    return sets
+def set_outputs(session: ort.InferenceSession, sets: GateSets) -> dict[str, np.ndarray]:
+    """Every image's 8-bit output (N, sH, sW), per set, rounded and clipped as a user saves it."""
+    return {name: from_unit_float(model_outputs(session, lrs, levels)) for name, (_, _, lrs, levels) in sets.items()}
 
 
-def image_scores(session: ort.InferenceSession, sets: GateSets) -> dict[str, SetScores]:
-    """Every image's PSNR and added detail, per set."""
-    scores = {}
-    for name, (_, hrs, lrs, levels) in sets.items():
-        outputs = model_outputs(session, lrs, levels)
-        scale = outputs.shape[1] // lrs.shape[1]
-        scores[name] = SetScores(
-            np.array([psnr(hr, out) for hr, out in zip(hrs, from_unit_float(outputs))]),
-            np.array([added_detail(to_unit_float(lr), out, scale) for lr, out in zip(lrs, outputs)]),
-            np.array([input_detail(to_unit_float(lr)) for lr in lrs]))
-    return scores
+def gate_table(fp32: dict[str, np.ndarray], int8: dict[str, np.ndarray], gates: GateSets,
+               natural: Iterable[str] = (VALIDATION_SET, *NATURAL_GATE_SETS)) -> GateTable:
+    """Per set, from both models' 8-bit outputs (set_outputs): int8 against fp32's output and both
+    against the ground truth (gate_row); the sets named in ``natural`` (faces, photos) marked as such."""
+    natural = set(natural)
+    return {name: gate_row(names, hrs, fp32[name], int8[name], name in natural)
+            for name, (names, hrs, *_) in gates.items()}
 
 
-def gate_table(fp32: dict[str, SetScores], int8: dict[str, SetScores], gates: GateSets,
-               fp32_below_detail: float = 0.0, fp32_below_input_detail: float = 0.0) -> GateTable:
-    """Per set: images, fp32's mean PSNR, int8's mean and worst loss against it, the worst image and
-    the shares of images whose int8 output is kept and that run twice, as precision "auto" runs them:
-    an image whose input detail is under ``fp32_below_input_detail`` runs in fp32 at once, one that
-    int8 adds less than ``fp32_below_detail`` to runs in fp32 after it; neither loses anything
-    (both 0: every image in int8)."""
-    return {name: gate_row(names, fp32[name].psnr, *auto_losses(fp32[name], int8[name], fp32_below_detail,
-                                                                 fp32_below_input_detail))
-            for name, (names, *_) in gates.items()}
-
-
-def auto_losses(fp32: SetScores, int8: SetScores, fp32_below_detail: float,
-                fp32_below_input_detail: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each image's loss as precision "auto" runs it (gate_table), whether its int8 output is kept, and
-    whether it runs twice (int8, then fp32)."""
-    tries_int8 = int8.input_detail >= fp32_below_input_detail
-    runs_int8 = tries_int8 & (int8.detail >= fp32_below_detail)
-    return np.where(runs_int8, fp32.psnr - int8.psnr, 0.0), runs_int8, tries_int8 & ~runs_int8
-
-
-def gate_row(names: list[str], fp32_psnr: np.ndarray, loss: np.ndarray, runs_int8: np.ndarray,
-             twice: np.ndarray) -> GateRow:
-    """One set's row of a gate table, from its images' names, fp32 PSNR and auto_losses."""
+def gate_row(names: list[str], hrs: np.ndarray, fp32: np.ndarray, int8: np.ndarray, natural: bool) -> GateRow:
+    """One set's row of a gate table: against fp32's output, the set's PSNR (of its mean squared
+    difference) and its lowest image's; against the ground truth, fp32's mean PSNR and int8's mean and
+    worst loss. Identical outputs count as IDENTICAL_PSNR_DB."""
+    difference = np.array([np.mean((a.astype(np.float64) - b) ** 2) for a, b in zip(int8, fp32)])
+    vs_fp32 = psnr_of_mse(difference)
+    fp32_psnr = np.array([psnr(hr, out) for hr, out in zip(hrs, fp32)])
+    loss = fp32_psnr - np.array([psnr(hr, out) for hr, out in zip(hrs, int8)])
     return GateRow(len(loss), float(fp32_psnr.mean()), float(loss.mean()), float(loss.max()),
-                   names[int(loss.argmax())], float(runs_int8.mean()), float(twice.mean()))
+                   names[int(loss.argmax())], float(psnr_of_mse(difference.mean())), float(vs_fp32.min()),
+                   names[int(vs_fp32.argmin())], natural)
 
 
-def held_out_subjects(fp32: dict[str, SetScores], int8: dict[str, SetScores], routing: GateSets, max_loss_db: float,
-                      max_image_loss_db: float) -> GateRow | None:
-    """The validation faces as precision "auto" runs them when each subject's faces are routed by the
-    least details (least_int8_detail, least_input_detail) chosen without them: how the routing rule
-    holds on people it never saw. The least detail chosen on every face sits where the one face that
-    demands it lies, and a new person's faces may demand more: of k subjects and one new one, each is
-    equally likely to be the most demanding (`fast-clean`: 0.27 dB at worst on the validation faces it
-    was chosen on, 0.37 on a test face). With one subject held out at a time, a least detail that only
-    one subject's faces support fails here. None under two subjects."""
-    if VALIDATION_SET not in routing:
-        return None
-    names = routing[VALIDATION_SET][0]
-    subjects = np.array([subject_of_face(name) for name in names])
-    if len(set(subjects)) < 2:
-        return None
-    order, parts = [], []
-    for subject in sorted(set(subjects)):
-        held, kept = np.flatnonzero(subjects == subject), np.flatnonzero(subjects != subject)
-        others = {**routing, VALIDATION_SET: ([names[i] for i in kept], *(None,) * 3)}
-        fp32_others = {**fp32, VALIDATION_SET: fp32[VALIDATION_SET].take(kept)}
-        int8_others = {**int8, VALIDATION_SET: int8[VALIDATION_SET].take(kept)}
-        below = least_int8_detail(fp32_others, int8_others, others, max_loss_db, max_image_loss_db)
-        input_below = least_input_detail(int8_others, others, below)
-        order.append(held)
-        parts.append(auto_losses(fp32[VALIDATION_SET].take(held), int8[VALIDATION_SET].take(held), below,
-                                 input_below))
-    held_order = np.concatenate(order)
-    loss, runs_int8, twice = (np.concatenate(column) for column in zip(*parts))
-    return gate_row([names[i] for i in held_order], fp32[VALIDATION_SET].psnr[held_order], loss, runs_int8, twice)
-
-
-def subject_of_face(name: str) -> str:
-    """The subject of a validation face named as load_pairs names it ("yaleB29/yaleB29_P00A+000E+00.png",
-    a degraded copy's with " (degraded)"): its folder; a face in no folder is its own subject, as
-    dataset.subject_of makes it."""
-    return name.split("/", 1)[0] if "/" in name else name.removesuffix(DEGRADED_SUFFIX)
-
-
-def least_int8_detail(fp32: dict[str, SetScores], int8: dict[str, SetScores], sets: GateSets, max_loss_db: float,
-                      max_image_loss_db: float) -> float:
-    """The INT8_MIN_DETAIL_KEY of an int8 model: the least detail at which, on ``sets`` (calibration
-    images, never gate images), no image int8 runs loses more than ``max_image_loss_db`` and no set
-    more than ``max_loss_db`` on average. An int8 model's noise floor is near constant, and its cost
-    grows as the image's own error shrinks (MODEL_CARD.md): images to which the model adds little
-    detail are those it gets nearly right, where the noise shows."""
-    details = np.unique(np.concatenate([int8[name].detail for name in sets]))
-    candidates = [0.0, *np.nextafter(details, np.inf)]  # each: every image with that detail or less in fp32
-    # The last (every image in fp32) stands when none passes: only limits below 0 dB make that so.
-    return float(next((below for below in candidates if not gate_failures(
-        gate_table(fp32, int8, sets, float(below)), max_loss_db, max_image_loss_db)), candidates[-1]))
-
-
-def least_input_detail(int8: dict[str, SetScores], sets: GateSets, fp32_below_detail: float) -> float:
-    """The INT8_MIN_INPUT_DETAIL_KEY of an int8 model: the least input detail of the images of ``sets``
-    (calibration images) whose int8 output "auto" keeps, so that none of them goes to fp32 at once;
-    0 (none does) when it keeps none. On `fast-clean`'s calibration and gate images this sends 62% of
-    the images int8 would hand over to fp32 without their int8 run."""
-    kept = np.concatenate([int8[name].input_detail[int8[name].detail >= fp32_below_detail] for name in sets])
-    return float(kept.min()) if len(kept) else 0.0
+def psnr_of_mse(mse: np.ndarray | float) -> np.ndarray:
+    """PSNR (dB, 8-bit peak) of mean squared differences; 0 is IDENTICAL_PSNR_DB."""
+    mse = np.asarray(mse, np.float64)
+    with np.errstate(divide="ignore"):
+        return np.minimum(10 * np.log10(255.0**2 / mse), IDENTICAL_PSNR_DB)
 
 
 def assess(model_path: Path, pairs: PairSet, levels: np.ndarray | None, threads: int | None,
            timing_input: dict[str, np.ndarray], sets: GateSets | None = None) -> dict:
-    """Validation quality (and every image's PSNR and added detail in ``sets``), computed as exact
-    int8 arithmetic computes it, latency on ``timing_input`` with this CPU's kernels, and float
+    """Validation quality (and every image's 8-bit output in ``sets``, under "outputs"), computed as
+    exact int8 arithmetic computes it, latency on ``timing_input`` with this CPU's kernels, and float
     compute left in the runtime graph."""
     session = scoring_session(model_path, threads)
     quality = score(list(pairs.hr), upscale_faces(session, pairs.lr, levels))
     if sets is not None:
-        quality["image_scores"] = image_scores(session, sets)
+        quality["outputs"] = set_outputs(session, sets)
     timed, _ = open_session(model_path, "cpu", threads)
     timing = measure(lambda: timed.run(None, timing_input), warmup=1, min_reps=3, min_time_s=0.5)
     return {**quality, "latency_s": timing.median_s,
@@ -477,42 +385,37 @@ def fuse_float_silu(model: onnx.ModelProto) -> int:
     return len(fused)
 
 
-def choose(candidates: list[dict], fp32_psnr: float, max_loss_db: float,
-           max_image_loss_db: float = MAX_IMAGE_LOSS_DB, min_int8_share: float = MIN_INT8_SHARE) -> dict:
-    """Among 8-bit recipes that pass their gate (a candidate's "gate" table, as precision "auto" runs
-    it: every set's mean within ``max_loss_db``, every image within ``max_image_loss_db``, and int8
-    running at least ``min_int8_share`` of the validation faces; without a gate, a validation loss
-    within ``max_loss_db``), those within SPEED_TIE of the fastest kernels, then the best validation
-    PSNR. 16-bit activations are measured for reference only: onnxruntime's CPU provider has no
-    16-bit convolution kernels, so they run in float between Q/DQ pairs."""
+def choose(candidates: list[dict], fp32_psnr: float, max_loss_db: float = MAX_MEAN_LOSS_DB,
+           min_psnr_vs_fp32_db: float = MIN_PSNR_VS_FP32_DB) -> dict:
+    """Among 8-bit recipes that pass their gate (a candidate's "gate" table: every image within
+    ``min_psnr_vs_fp32_db`` of fp32's output, every natural set's mean loss within ``max_loss_db``;
+    without a gate, a validation loss within ``max_loss_db``), those within SPEED_TIE of the fastest
+    kernels, then the best validation PSNR. 16-bit activations are measured for reference only:
+    onnxruntime's CPU provider has no 16-bit convolution kernels, so they run in float between Q/DQ pairs."""
     eight_bit = [c for c in candidates if c["recipe"]["activations"] in EIGHT_BIT]
     scored = [c for c in eight_bit if "error" not in c]
 
     def failures(c):
         if "gate" not in c:
             return [f"validation loses {fp32_psnr - c['psnr']:.3f} dB"] if fp32_psnr - c["psnr"] > max_loss_db else []
-        faces = c["gate"].get(VALIDATION_SET)  # absent where a clean specialist runs every validation face
-        share = faces.int8_share if faces else 1.0
-        return gate_failures(c["gate"], max_loss_db, max_image_loss_db) + (
-            [f"int8 runs {share:.0%} of the validation faces (at least {min_int8_share:.0%})"]
-            if share < min_int8_share else [])
+        return gate_failures(c["gate"], min_psnr_vs_fp32_db, max_loss_db)
 
     passing = [c for c in scored if not failures(c)]
     if not passing:
-        # the best: the least worst-image loss where there are gates, else the best validation PSNR
-        best = min(scored, key=lambda c: (max((r.worst_loss_db for r in c.get("gate", {}).values()), default=0),
-                                          -c["psnr"]), default=None)
+        # the best: the highest lowest-PSNR against fp32 where there are gates, else the best validation PSNR
+        best = max(scored, key=lambda c: (min((r.vs_fp32_min_psnr for r in c.get("gate", {}).values()), default=0),
+                                          c["psnr"]), default=None)
         if best:
-            detail = f"the best, {best['name']}, " + "; ".join(failures(best))
+            detail = f"the best, {best['name']}: " + "; ".join(failures(best))
         elif eight_bit:
             detail = "every 8-bit recipe failed: " + "; ".join(f"{c['name']}: {c['error']}" for c in eight_bit)
         else:
             detail = "none was tried"
         if len(eight_bit) < len(candidates):
             detail += "; 16-bit recipes are measured for reference only"
-        raise ParityError(f"no 8-bit recipe stays within {max_loss_db} dB of fp32's validation PSNR "
-                          f"({fp32_psnr:.2f} dB) and {max_image_loss_db} dB on every gate image; {detail}; "
-                          f"nothing was written")
+        raise ParityError(f"no 8-bit recipe passes the gate (every gate image within {min_psnr_vs_fp32_db:g} dB PSNR "
+                          f"of fp32's output, natural sets losing at most {max_loss_db:g} dB on average; fp32's "
+                          f"validation PSNR {fp32_psnr:.2f} dB); {detail}; nothing was written")
     # Recipes that run the same kernels (types, and the same ops left in float) have the same speed
     # whatever one timing on a shared machine says: each counts at its group's best time.
     def kernels(c):
@@ -533,17 +436,15 @@ def require_keepable(recipes: list[Recipe]) -> None:
 
 
 def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | Path,
-                   recipes: list[Recipe] | None = None, *, max_loss_db: float = MAX_PSNR_LOSS_DB,
-                   max_image_loss_db: float = MAX_IMAGE_LOSS_DB, min_int8_share: float = MIN_INT8_SHARE,
-                   threads: int | None = None, report: Callable[[str], None] = lambda line: None) -> dict:
+                   recipes: list[Recipe] | None = None, *, max_loss_db: float = MAX_MEAN_LOSS_DB,
+                   min_psnr_vs_fp32_db: float = MIN_PSNR_VS_FP32_DB, threads: int | None = None,
+                   report: Callable[[str], None] = lambda line: None) -> dict:
     """Quantize ``fp32_path`` to ``out_path`` with the best of ``recipes`` (default: one, the
     default Recipe) and return the comparison. Raises ParityError, writing nothing, when no recipe
-    stays within ``max_loss_db`` of fp32's PSNR on average on every gate set and within
-    ``max_image_loss_db`` on every gate image (gate_sets: validation faces, and photos, faces and
-    synthetic images calibration never sees) as precision "auto" runs it (images to which int8 adds
-    less detail than its least_int8_detail, chosen on calibration images, run in fp32) while running
-    at least ``min_int8_share`` of the validation faces in int8; ValueError, before any work, when no
-    recipe has 8-bit activations (none could be kept)."""
+    passes the gate (gate_sets: validation faces, and photos, faces and synthetic images calibration
+    never sees): every image's int8 output within ``min_psnr_vs_fp32_db`` PSNR of fp32's, and every
+    natural set losing at most ``max_loss_db`` of fp32's PSNR against the ground truth on average;
+    ValueError, before any work, when no recipe has 8-bit activations (none could be kept)."""
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     recipes = recipes or [Recipe()]
     require_keepable(recipes)
@@ -562,21 +463,20 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
             shutil.copy(info.clean_model, Path(tmp_dir) / info.clean_model.name)
         prepared = Path(tmp_dir) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared))
-        fp32 = assess(fp32_path, images.validation, images.levels, threads, timing_input, images.scored_sets)
+        fp32 = assess(fp32_path, images.validation, images.levels, threads, timing_input, images.gates)
         report(f"fp32: validation PSNR {fp32['psnr']:.3f} dB, {fp32['latency_s'] * 1e3:.1f} ms at "
                f"{TIMING_SIZE[0]}x{TIMING_SIZE[1]}")
         candidates = []
         for index, recipe in enumerate(recipes):
             candidate = try_recipe(recipe, Path(tmp_dir) / f"candidate{index}.onnx", prepared, images, fp32, threads,
-                                   timing_input, (max_loss_db, max_image_loss_db))
+                                   timing_input)
             candidates.append(candidate)
             report(describe(candidate, fp32))
             for line in describe_gate(candidate) if "gate" in candidate else ():
                 report(line)
-        chosen = choose(candidates, fp32["psnr"], max_loss_db, max_image_loss_db, min_int8_share)
+        chosen = choose(candidates, fp32["psnr"], max_loss_db, min_psnr_vs_fp32_db)
         tested = scores_on_test(fp32_path, chosen["path"], images, threads)
-        summary = summary_record(chosen, fp32, candidates, images, tested,
-                                 (max_loss_db, max_image_loss_db, min_int8_share))
+        summary = summary_record(chosen, fp32, candidates, images, tested, (min_psnr_vs_fp32_db, max_loss_db))
         write_int8_model(chosen["path"], out_path, info, summary)
     return summary
 
@@ -585,26 +485,15 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
 class CheckImages:
     """What quantization calibrates on and checks with: the validation faces (and, for a conditioned
     model, a degraded copy) with the strengths the model runs them at, the test faces (reported,
-    never used to choose) and theirs, the gate sets, and the routing sets (the validation faces and
-    the calibration mix, which "mix" recipes also calibrate on)."""
+    never used to choose) and theirs, the gate sets, and the calibration mix's (LR images, levels)
+    groups, one per kind, which "mix" recipes also calibrate on (never gate images)."""
 
     validation: PairSet
     levels: np.ndarray | None
     test: PairSet
     test_levels: np.ndarray | None
     gates: GateSets
-    routing: GateSets
-
-    @property
-    def scored_sets(self) -> GateSets:
-        """Every set whose images are scored one by one: the gate's and the routing's."""
-        return {**self.gates, **self.routing}
-
-    @property
-    def mix(self) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """The calibration mix's (LR images, levels) groups, one per kind, as the routing sets hold them (for a
-        conditioned model with degraded copies, and without the images its clean specialist runs)."""
-        return [(lrs, levels) for name, (_, _, lrs, levels) in self.routing.items() if name != VALIDATION_SET]
+    mix: list[tuple[np.ndarray, np.ndarray | None]]
 
 
 def check_images(info: ModelInfo, data_dir: str | Path) -> CheckImages:
@@ -613,16 +502,18 @@ def check_images(info: ModelInfo, data_dir: str | Path) -> CheckImages:
     pairs = load_pairs(data_dir, trained_hr_size(info), trained_seed(info), scale=info.scale)
     validation, test = with_degraded(pairs["validation"], info), pairs["test"]
     levels = estimated_levels(info, validation.lr)
+    mix = {f"calibration {kind}": image_set(info, [f"{kind} #{index}" for index in range(len(hrs))], hrs)
+           for kind, hrs in calibration_mix(validation.hr.shape[1:3]).items()}
     return CheckImages(validation, levels, test, estimated_levels(info, test.lr),
                        images_it_runs(info, gate_sets(info, validation, levels)),
-                       images_it_runs(info, routing_sets(info, validation, levels)))
+                       [(lrs, lv) for _, _, lrs, lv in images_it_runs(info, mix).values()])
 
 
 def images_it_runs(info: ModelInfo, sets: GateSets) -> GateSets:
     """``sets`` less the images a conditioned model hands to its clean specialist (strength below
     ``clean_below``: the specialist's own quantization answers for those), and less sets left empty.
     Clean faces under Yale's extreme lighting, never run by the robust models, set their least
-    int8 detail high enough to keep int8 off 86% of the validation faces (`fast`)."""
+    int8 detail high enough to keep int8 off 86% of the validation faces (`fast`, under the per-image routing)."""
     if info.clean_model is None:
         return sets
     kept = {}
@@ -634,29 +525,31 @@ def images_it_runs(info: ModelInfo, sets: GateSets) -> GateSets:
 
 
 def try_recipe(recipe: Recipe, path: Path, prepared: Path, images: CheckImages, fp32: dict, threads: int | None,
-               timing_input: dict[str, np.ndarray], limits: tuple[float, float]) -> dict:
-    """``recipe``'s candidate: quantized into ``path``, assessed, its least int8 detail chosen on the
-    routing sets within ``limits`` (mean, image), and gated against ``fp32``'s assessment as "auto"
-    runs it (and as "int8" does, for the record); a recipe onnxruntime cannot quantize or run is
-    recorded with its error, not fatal."""
+               timing_input: dict[str, np.ndarray]) -> dict:
+    """``recipe``'s candidate: quantized into ``path``, assessed, and gated against ``fp32``'s
+    assessment (its outputs on the gate sets); a recipe onnxruntime cannot quantize or run is recorded
+    with its error, not fatal."""
     candidate = {"name": recipe.name, "recipe": recipe.to_dict(), "path": path}
     ranges = path.parent / (f"ranges-{recipe.calibration}-{recipe.silu}-{recipe.output}-{recipe.calibration_set}-"
                             f"{recipe.residual}.json")
     try:
         quantize_with(recipe, prepared, path, images.validation.lr, ranges, images.levels, images.mix)
-        candidate.update(assess(path, images.validation, images.levels, threads, timing_input, images.scored_sets))
-        fp32_scores, int8_scores = fp32["image_scores"], candidate.pop("image_scores")
-        below = least_int8_detail(fp32_scores, int8_scores, images.routing, *limits)
-        input_below = least_input_detail(int8_scores, images.routing, below)
-        candidate["fp32_below_detail"], candidate["fp32_below_input_detail"] = below, input_below
-        candidate["gate"] = gate_table(fp32_scores, int8_scores, images.gates, below, input_below)
-        held_out = held_out_subjects(fp32_scores, int8_scores, images.routing, *limits)
-        if held_out is not None:
-            candidate["gate"][HELD_OUT_SET] = held_out
-        candidate["gate_all_int8"] = gate_table(fp32_scores, int8_scores, images.gates)
+        candidate.update(assess(path, images.validation, images.levels, threads, timing_input, images.gates))
+        candidate["gate"] = gate_table(fp32["outputs"], candidate.pop("outputs"), images.gates)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's quantizer and sessions raise any type
         candidate["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return candidate
+
+
+def check_int8_file(fp32_path: str | Path, int8_path: str | Path, data_dir: str | Path,
+                    threads: int | None = None) -> GateTable:
+    """The gate's table of an int8 file made from ``fp32_path`` however it was made (`quantize`, QAT,
+    another tool), on the gate images of ``data_dir`` as `quantize` makes them; gate.gate_failures
+    says what it breaks."""
+    info = open_session(fp32_path, "cpu", threads)[1]
+    gates = check_images(info, data_dir).gates
+    return gate_table(*(set_outputs(scoring_session(Path(path), threads), gates) for path in (fp32_path, int8_path)),
+                      gates)
 
 
 def scores_on_test(fp32_path: Path, int8_path: Path, images: CheckImages,
@@ -668,20 +561,16 @@ def scores_on_test(fp32_path: Path, int8_path: Path, images: CheckImages,
 
 
 def summary_record(chosen: dict, fp32: dict, candidates: list[dict], images: CheckImages,
-                   tested: dict[str, dict | None], limits: tuple[float, float, float]) -> dict:
-    """The comparison `quantize` returns and stores in the int8 model: the kept recipe, the limits
-    (mean, image, int8 share), its least int8 detail, its gate as "auto" and as "int8" run it,
-    validation and test scores (every image in int8), speed, and every candidate."""
+                   tested: dict[str, dict | None], limits: tuple[float, float]) -> dict:
+    """The comparison `quantize` returns and stores in the int8 model: the kept recipe, the gate's
+    limits (PSNR against fp32, mean loss) and its table, validation and test scores, speed, and every
+    candidate."""
     return {
         "recipe": chosen["recipe"],
-        "max_loss_db": limits[0],
-        "max_image_loss_db": limits[1],
-        "min_int8_share": limits[2],
-        "fp32_below_detail": chosen["fp32_below_detail"],
-        "fp32_below_input_detail": chosen["fp32_below_input_detail"],
-        "gate_all_int8": chosen["gate_all_int8"],
-        # how the gate computed int8: this CPU's kernels where they are exact, else their roundings in float
-        "scored_as": "int8 kernels" if int8_is_exact_here() else "exact arithmetic (QDQ in float)",
+        "min_psnr_vs_fp32_db": limits[0],
+        "max_loss_db": limits[1],
+        # how the gate computed int8: the same on every machine
+        "scored_as": "exact int8 arithmetic (QDQ in float)",
         "gate": chosen["gate"],
         "validation": {"faces": len(images.validation), "fp32": {k: fp32[k] for k in ("psnr", "ssim")},
                        "int8": {k: chosen[k] for k in ("psnr", "ssim")}},
@@ -703,8 +592,6 @@ def write_int8_model(int8_path: Path, out_path: Path, info: ModelInfo, summary: 
         own_scores["test"] = json.dumps({**(info.json_field("test") or {}), "images": summary["test"]["faces"],
                                          **summary["test"]["int8"]})
     metadata = {**info.metadata, **own_scores, "precision": "int8",
-                INT8_MIN_DETAIL_KEY: repr(summary["fp32_below_detail"]),
-                INT8_MIN_INPUT_DETAIL_KEY: repr(summary["fp32_below_input_detail"]),
                 "quantization": json.dumps(summary, default=as_json)}
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, metadata)
@@ -727,13 +614,8 @@ def with_degraded(pairs: PairSet, info: ModelInfo) -> PairSet:
 
 
 def describe_gate(candidate: dict) -> list[str]:
-    """A candidate's gate as precision "auto" runs it (gate.describe_table), and what every image in int8 loses."""
-    worst = max(candidate["gate_all_int8"].values(), key=lambda row: row.worst_loss_db)
-    return [f"  as precision auto runs it: fp32 at once for inputs with under "
-            f"{candidate['fp32_below_input_detail']:.3g} levels² of fine detail, after int8 for images it adds "
-            f"under {candidate['fp32_below_detail']:.3g} to",
-            *describe_table(candidate["gate"]),
-            f"  every image in int8 (precision int8): worst {worst.worst_image}, {worst.worst_loss_db:.3f} dB"]
+    """A candidate's gate table (gate.describe_table)."""
+    return describe_table(candidate["gate"])
 
 
 def describe(candidate: dict, fp32: dict) -> str:

@@ -14,7 +14,7 @@ def models(tmp_path_factory, tiny_onnx, face_folder):
     fp32 = folder / "tiny.onnx"
     shutil.copy(tiny_onnx, fp32)
     quantize_model(fp32, folder / "tiny-int8.onnx", face_folder, [Recipe()], max_loss_db=100.0,
-                   max_image_loss_db=100.0)
+                   min_psnr_vs_fp32_db=0.0)
     return fp32, folder / "tiny-int8.onnx"
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from enhance_edge.apps.cli import main
 from enhance_edge.export.cli import export, quantize
 from enhance_edge.export.quantize import quantize_model
-from enhance_edge.core.gates import MAX_IMAGE_LOSS_DB, MAX_PSNR_LOSS_DB
+from enhance_edge.export.gate import MAX_MEAN_LOSS_DB, MIN_PSNR_VS_FP32_DB
 from enhance_edge.core.model import open_session
 
 ANY_LOSS = 100.0  # dB: accept any recipe (these tests check the command, not the quality)
@@ -53,12 +53,15 @@ def test_quantize_command_writes_beside_the_model_by_default(tmp_path, tiny_onnx
     shutil.copy(tiny_onnx, model)
     result = CliRunner().invoke(main, ["quantize", str(model), "--calibration", str(face_folder), "--method", "minmax",
                                        "--activations", "uint8", "--weights", "int8", "--silu", "int8",
-                                       "--max-loss-db", str(ANY_LOSS), "--max-image-loss-db", str(ANY_LOSS),
+                                       "--max-loss-db", str(ANY_LOSS), "--min-psnr-vs-fp32", "0",
                                        "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert "minmax a:uint8 w:int8 silu:int8 out:float" in result.output
     assert "kept calibration=minmax activations=uint8 weights=int8 silu=int8 output=float" in result.output
     assert (tmp_path / "face-int8.onnx").is_file()
+    # the gate's table: two rows per set, against fp32's output and against the ground truth
+    assert "validation faces        3  fp32 output (PSNR dB)" in result.output
+    assert "truth (gated, loss dB)" in result.output and "truth (shown, loss dB)" in result.output
     assert open_session(tmp_path / "face-int8.onnx")[1].metadata["precision"] == "int8"
 
 
@@ -69,9 +72,9 @@ def test_the_commands_defaults_are_the_librarys_constants():
                 for param in command.params}
     assert defaults["export", "tolerance"] == PARITY_TOLERANCE == inspect.signature(export_checkpoint).parameters[
         "tolerance"].default
-    assert defaults["quantize", "max_loss_db"] == MAX_PSNR_LOSS_DB == inspect.signature(quantize_model).parameters[
+    assert defaults["quantize", "max_loss_db"] == MAX_MEAN_LOSS_DB == inspect.signature(quantize_model).parameters[
         "max_loss_db"].default
-    assert defaults["quantize", "max_image_loss_db"] == MAX_IMAGE_LOSS_DB == inspect.signature(
-        quantize_model).parameters["max_image_loss_db"].default
+    assert defaults["quantize", "min_psnr_vs_fp32_db"] == MIN_PSNR_VS_FP32_DB == inspect.signature(
+        quantize_model).parameters["min_psnr_vs_fp32_db"].default
     help_text = " ".join(CliRunner().invoke(main, ["quantize", "--help"]).output.split())
-    assert f"[default: {MAX_IMAGE_LOSS_DB};" in help_text
+    assert f"[default: {MIN_PSNR_VS_FP32_DB}]" in help_text and f"[default: {MAX_MEAN_LOSS_DB};" in help_text
