@@ -4,10 +4,10 @@ The published archive (CroppedYale.zip) holds ``CroppedYale/yaleBNN/yaleBNN_P00A
 (38 subjects, 168x192 grayscale), one "Ambient" image per subject (lights off) and a few
 images its authors marked bad (``*.pgm.bad``). `enhance-edge data yale` keeps the lit faces
 only, converted losslessly to PNG: ``DIR/yaleBNN/yaleBNN_P00A{az}E{el}.png``, the layout of
-``../shared/data/yale_b_cropped`` that PROTOCOL.md's split and every figure use.
+the folder that docs/evaluation.md's split and every figure use.
 
 Free for research use; cite Georghiades, Belhumeur & Kriegman (TPAMI 2001) and Lee, Ho &
-Kriegman (TPAMI 2005) (README.md, "Data").
+Kriegman (TPAMI 2005) (docs/evaluation.md, "The faces").
 """
 
 from __future__ import annotations
@@ -15,17 +15,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import lzma
 import re
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from PIL import Image
+from PIL import PpmImagePlugin
 
 from ..errors import DataError
 
@@ -36,6 +38,12 @@ YALE_SHA256: str | None = None
 # A lit face; the Ambient images (yaleBNN_P00_Ambient.pgm) and the *.pgm.bad ones do not match.
 FACE_NAME = re.compile(r"(yaleB\d{2})_P00A[+-]\d{3}E[+-]\d{2}\.pgm")
 _CHUNK = 1 << 20
+# A face member is read to this many bytes at most: thirty times a published face (168x192, 32 KiB),
+# and a bound on the memory one member can take whatever its entry declares.
+MAX_MEMBER_BYTES = 1 << 20
+_ENCRYPTED = 0x1  # a zip entry's general-purpose flag bit
+_READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
+                     zipfile.ZIP_LZMA: "lzma"}
 _DOWNLOAD_TIMEOUT_S = 60
 
 
@@ -90,22 +98,12 @@ def unpack(archive: Path, folder: Path) -> tuple[int, int, int]:
     try:
         with zipfile.ZipFile(archive) as bundle:
             for member in bundle.infolist():
-                if member.is_dir():
-                    continue
-                name = PurePosixPath(member.filename).name
-                match = FACE_NAME.fullmatch(name)
+                match = None if member.is_dir() else FACE_NAME.fullmatch(PurePosixPath(member.filename).name)
                 if match is None:
-                    left_out += 1
+                    left_out += not member.is_dir()
                     continue
-                try:
-                    with Image.open(io.BytesIO(bundle.read(member))) as image:
-                        image.load()
-                        if image.mode != "L":  # the published faces are 8-bit gray
-                            raise DataError(f"{archive}: {member.filename} is a {image.mode} image, not 8-bit gray")
-                        (folder / match[1]).mkdir(exist_ok=True)
-                        image.save(folder / match[1] / f"{name[:-len('.pgm')]}.png")  # PNG: lossless
-                except (OSError, SyntaxError) as exc:
-                    raise DataError(f"{archive}: {member.filename} is not a readable PGM image ({exc})") from None
+                _write_face(archive, member.filename, _read_member(archive, bundle, member),
+                            folder / match[1] / f"{match[0][:-len('.pgm')]}.png")
                 faces += 1
                 subjects.add(match[1])
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
@@ -114,6 +112,50 @@ def unpack(archive: Path, folder: Path) -> tuple[int, int, int]:
         raise DataError(f"{archive}: holds no Yale face images (yaleBNN/yaleBNN_P00A...E....pgm); is it "
                         f"CroppedYale.zip?")
     return faces, len(subjects), left_out
+
+
+def _read_member(archive: Path, bundle: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
+    """A face member's bytes, read no further than MAX_MEMBER_BYTES whatever its entry declares (a
+    small deflated member can expand to gigabytes); DataError naming it if it is larger, encrypted,
+    compressed in a way zipfile cannot read, or corrupt."""
+    where = f"{archive}: {member.filename}"
+    if member.flag_bits & _ENCRYPTED:
+        raise DataError(f"{where} is encrypted; the published archive is not: give an unencrypted copy")
+    if member.compress_type not in _READABLE_METHODS:
+        raise DataError(f"{where} uses zip compression method {member.compress_type}, which Python's zipfile "
+                        f"cannot read (it reads {', '.join(_READABLE_METHODS.values())}); repack the archive")
+    too_large = (f"{where} is over {MAX_MEMBER_BYTES:,} bytes uncompressed, the most a face is read to "
+                 f"(a published face is 32 KiB)")
+    if member.file_size > MAX_MEMBER_BYTES:
+        raise DataError(f"{too_large}: its entry declares {member.file_size:,}")
+    try:
+        with bundle.open(member) as stream:
+            data = stream.read(MAX_MEMBER_BYTES + 1)
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError) as exc:
+        raise DataError(f"{where} cannot be read from the archive ({exc})") from None
+    if len(data) > MAX_MEMBER_BYTES:
+        raise DataError(too_large)
+    return data
+
+
+def _write_face(archive: Path, name: str, data: bytes, target: Path) -> None:
+    """Convert one face member's PGM bytes to a PNG at ``target``; DataError naming it if they are
+    not an 8-bit gray PGM whose declared size its bytes can hold."""
+    where = f"{archive}: {name}"
+    try:
+        # The PGM plugin itself, not Image.open: a header declaring a huge image is then this function's
+        # refusal (below) rather than Pillow's bomb error or a warning, whatever its process-wide limit.
+        with PpmImagePlugin.PpmImageFile(io.BytesIO(data)) as image:
+            if image.mode != "L":  # the published faces are 8-bit gray
+                raise DataError(f"{where} is a {image.mode} image, not 8-bit gray")
+            if image.width * image.height > len(data):  # a gray PGM's pixels take a byte each at least
+                raise DataError(f"{where} declares {image.width}x{image.height} pixels, more than its "
+                                f"{len(data):,} bytes hold")
+            image.load()
+            target.parent.mkdir(exist_ok=True)
+            image.save(target)  # PNG: lossless
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{where} is not a readable PGM image ({exc})") from None
 
 
 def fetch_yale(to: Path, archive: Path | None = None, sha256: str | None = None, url: str = YALE_URL,

@@ -2,6 +2,8 @@
 
 import hashlib
 import io
+import re
+import tracemalloc
 import urllib.error
 import zipfile
 
@@ -13,7 +15,7 @@ from PIL import Image
 from enhance_edge.apps.cli import main
 from enhance_edge.eval.dataset import image_files, split_files
 from enhance_edge.errors import DataError
-from enhance_edge.eval.yale import YALE_URL, fetch_yale
+from enhance_edge.eval.yale import MAX_MEMBER_BYTES, YALE_URL, fetch_yale
 
 FACES = ["yaleB01/yaleB01_P00A+000E+00.pgm", "yaleB01/yaleB01_P00A-005E-10.pgm",
          "yaleB02/yaleB02_P00A+000E+00.pgm", "yaleB34/yaleB34_P00A+110E+65.pgm"]
@@ -108,6 +110,71 @@ def test_an_archive_that_is_not_the_yale_one_says_so(tmp_path):
     broken.write_bytes(b"PK\x03\x04 not really")
     assert f"error: {broken}: not a readable zip archive" in run("--to", tmp_path / "b", "--from", broken).stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+
+def face_zip(path, data, *, flag=0, method=None, name=f"CroppedYale/{FACES[0]}"):
+    """A one-face archive holding ``data``, its entry's flag bits or compression method patched in
+    (zipfile writes neither encrypted nor deflate64 entries)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr(name, data)
+    raw = bytearray(buffer.getvalue())
+    for signature, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        at = raw.index(signature)
+        raw[at + flag_at] |= flag
+        if method is not None:
+            raw[at + method_at:at + method_at + 2] = method.to_bytes(2, "little")
+    path.write_bytes(raw)
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda path: face_zip(path, b"P5\n20000 20000\n255\n" + b"\0" * 100),
+     "declares 20000x20000 pixels, more than its 119 bytes hold"),
+    (lambda path: face_zip(path, pgm(0), flag=1),
+     "is encrypted; the published archive is not: give an unencrypted copy"),
+    (lambda path: face_zip(path, pgm(0), method=9),
+     "uses zip compression method 9, which Python's zipfile cannot read (it reads stored, deflate, bzip2, lzma); "
+     "repack the archive"),
+    (lambda path: face_zip(path, b"P5\n168 192\n255\n" + b"\0" * (MAX_MEMBER_BYTES + 1)),
+     f"is over {MAX_MEMBER_BYTES:,} bytes uncompressed, the most a face is read to (a published face is 32 KiB): "
+     f"its entry declares {MAX_MEMBER_BYTES + 16:,}"),
+    (lambda path: face_zip(path, b"P6\n2 2\n255\n" + b"\0" * 12), "is a RGB image, not 8-bit gray"),
+])
+def test_a_hostile_member_is_one_line_naming_it_and_nothing_is_written(tmp_path, make, message):
+    archive = make(tmp_path / "CroppedYale.zip")
+    result = run("--to", tmp_path / "faces", "--from", archive)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1] == f"error: {archive}: CroppedYale/{FACES[0]} {message}"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["CroppedYale.zip"]
+
+
+@pytest.mark.parametrize("declared", [None, 32 << 10])
+def test_a_zip_bomb_is_refused_in_bounded_memory(tmp_path, declared):
+    """64 MiB of zeros deflate to 64 KiB: refused from the size its entry declares, or, where the entry
+    understates it, cut off there (zipfile reads no further than the entry says) and found corrupt."""
+    archive = tmp_path / "bomb.zip"
+    name = f"CroppedYale/{FACES[0]}"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle, bundle.open(name, "w") as member:
+        for _ in range(64):
+            member.write(bytes(1 << 20))
+    if declared is not None:
+        raw = bytearray(archive.read_bytes())
+        for signature, size_at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+            at = raw.index(signature) + size_at
+            raw[at:at + 4] = declared.to_bytes(4, "little")
+        archive.write_bytes(raw)
+    cause = (f"is over {MAX_MEMBER_BYTES:,} bytes uncompressed, the most a face is read to (a published face is "
+             f"32 KiB): its entry declares {64 << 20:,}" if declared is None else "cannot be read from the archive")
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=f"^{re.escape(f'{archive}: {name} {cause}')}"):
+            fetch_yale(tmp_path / "faces", archive)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MAX_MEMBER_BYTES
 
 
 def test_it_downloads_the_published_archive(tmp_path, archive, monkeypatch):
