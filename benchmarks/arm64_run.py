@@ -24,7 +24,7 @@ FACES = Path("tests/data/yale_test")
 
 
 def prepare(inputs: Path, faces_dir: Path = FACES) -> None:
-    """HR/LR pairs of the Yale test faces in ``faces_dir``, made as PROTOCOL.md makes them."""
+    """HR/LR pairs of the Yale test faces in ``faces_dir``, made as docs/evaluation.md makes them."""
     from enhance_edge.eval.dataset import face_pair
     from enhance_edge.eval.protocol import REPORT_HR_SIZE
 

@@ -1,10 +1,10 @@
-"""The measured tables of README.md, MODEL_CARD.md and benchmarks/RESULTS.md, rendered from the
+"""The measured tables of README.md, docs/evaluation.md, MODEL_CARD.md and benchmarks/RESULTS.md, rendered from the
 files that hold the measurements, so that a rerun that changes a number changes the docs with it.
 
 The sources, all in the repository:
 
 - ``docs/results/evaluate-MODEL.json``: what ``enhance-edge evaluate --data
-  ../shared/data/yale_b_cropped --split test --condition all --model MODEL --json`` prints, for
+  data/yale_b_cropped --split test --condition all --model MODEL --json`` prints, for
   MODEL ``default`` and ``fast``, ``default-clean`` (``--model enhance_edge/models/default-clean.onnx``)
   and ``default-x4`` (``--model default-x4 --compare default``);
 - ``benchmarks/results.json``: what ``enhance-edge bench`` writes; RESULTS.md above its
@@ -16,7 +16,7 @@ The sources, all in the repository:
 - ``docs/runs/*.metrics.jsonl``: the training runs' validation scores, a line per epoch;
 - the bundled model files, for their sizes.
 
-In README.md and MODEL_CARD.md a table sits between the lines ``<!-- generated: NAME -->`` and
+In README.md, docs/evaluation.md and MODEL_CARD.md a table sits between the lines ``<!-- generated: NAME -->`` and
 ``<!-- /generated -->`` (NAME one of TABLES), a blank line from each.
 ``python -m enhance_edge.benchmarks.docs`` rewrites every such table and RESULTS.md from the
 sources; ``--check`` only lists what differs (tests/benchmarks/test_docs.py runs that check on
@@ -38,7 +38,7 @@ from enhance_edge.io.fileio import atomic_output
 
 from . import report
 
-MARKED_DOCUMENTS = ("README.md", "MODEL_CARD.md")
+MARKED_DOCUMENTS = ("README.md", "docs/evaluation.md", "MODEL_CARD.md")
 RESULTS_MD = "benchmarks/RESULTS.md"
 START = re.compile(r"<!-- generated: ([\w-]+) -->\n")
 MARKED = re.compile(r"(?P<start><!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(?P<end><!-- /generated -->)",
@@ -166,7 +166,7 @@ def results_by_condition(sources: Sources) -> str:
 
 
 def clean_faces(sources: Sources) -> str:
-    """README's table: the bundled models and their peers on the clean Yale test faces."""
+    """docs/evaluation.md's table: the bundled models and their peers on the clean Yale test faces."""
     default, fast = sources.evaluation("default", "clean"), sources.evaluation("fast", "clean")
     bench = sources.bench()
     return table(["method", "PSNR (dB)", "SSIM"], [
@@ -300,7 +300,7 @@ def x4_goal_cell(condition: str, scores: dict) -> str:
 
 
 def x4_by_condition(sources: Sources) -> str:
-    """README's x4 table: `default-x4` against Lanczos and the x2 `default` run twice, per condition."""
+    """docs/evaluation.md's x4 table: `default-x4` against Lanczos and the x2 `default` run twice, per condition."""
     rows = []
     for condition in sources.conditions("default-x4"):
         scores = sources.evaluation("default-x4", condition)
@@ -373,7 +373,7 @@ def refresh(root: Path, write: bool) -> list[str]:
 @click.option("--check", is_flag=True, help="Change nothing: list the tables that differ from their sources, "
                                             "and exit with 1 if any does.")
 def main(root: Path, check: bool) -> None:
-    """Render README.md's, MODEL_CARD.md's and benchmarks/RESULTS.md's measured tables from their sources."""
+    """Render the measured tables of README.md, docs/evaluation.md, MODEL_CARD.md and benchmarks/RESULTS.md."""
     try:
         stale = refresh(root, write=not check)
     except DocsError as error:

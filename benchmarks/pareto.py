@@ -5,7 +5,7 @@ are timed in one process, one after the other, on one input size and thread coun
 512x512, 2 threads), so that their latencies compare. A candidate's quality is the validation
 PSNR stored in its file (export: the checkpoint's; int8: what `enhance-edge quantize` measured),
 so the test subjects stay unseen while a size is chosen; the peers, which store none, are scored
-on the validation faces of a data folder (PROTOCOL.md's validation subjects).
+on the validation faces of a data folder (docs/evaluation.md's validation subjects).
 
     python -m enhance_edge.benchmarks.pareto small.onnx small-int8.onnx big.onnx ... --out docs/pareto.png
 

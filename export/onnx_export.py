@@ -224,7 +224,7 @@ def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path, toleran
 
 def record_test_scores(model_path: str | Path, data_dir: str | Path,
                        out_path: str | Path | None = None) -> dict[str, Any]:
-    """Score the written model on the test split (PROTOCOL.md) and store the scores in its metadata.
+    """Score the written model on the test split (docs/evaluation.md) and store the scores in its metadata.
 
     The split is drawn with the seed the model was trained with and the faces are made at its
     training HR size (both from its metadata), so no training subject is scored as test. The

@@ -71,7 +71,7 @@ def _range_text(pair: tuple[float, float]) -> str:
 @click.option("--hflip/--no-hflip", default=TRAIN.hflip, show_default=True, help="Random horizontal flips.")
 @click.option("--degrade", is_flag=True,
               help="Draw each training LR through random blur, down-scaling kernel, noise and JPEG (ranges below; "
-                   "defaults cover PROTOCOL.md's range) instead of the clean bicubic half.")
+                   "defaults cover docs/evaluation.md's range) instead of the clean bicubic half.")
 @click.option("--clean-share", type=float, default=None,
               help=f"With --degrade: share of clean pairs [default: {DEGRADATION.clean_share:g}].")
 @click.option("--blur-sigma", default=None, metavar="LOW,HIGH", callback=lambda c, p, v: parse_range(c, p, v, float),

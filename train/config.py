@@ -58,7 +58,7 @@ class GeneratorConfig:
     residual_blocks: int = 16
     scale: int = 2
     # "none": the report's network. "bicubic": add a fixed bicubic upsampling of the input,
-    # so the network only learns the residual detail (the reference recipe of PROTOCOL.md).
+    # so the network only learns the residual detail (the reference recipe of docs/evaluation.md).
     skip: SkipPath = "none"
     condition: Condition = "none"
     body: BodyKind = "residual"
@@ -232,7 +232,7 @@ class RunConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    # None: training LRs are PROTOCOL.md's clean bicubic halves (the report's setting).
+    # None: training LRs are docs/evaluation.md's clean bicubic halves (the report's setting).
     degradation: DegradationConfig | None = None
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
 

@@ -56,7 +56,7 @@ LOSS_SUMS = ("g_loss", "content", "distill", "adversarial", "d_loss", "estimator
 # The estimator learns from scratch while a warm-started generator fine-tunes: its own, larger rate
 # (3e-3 took its level error from 0.23 to 0.06 in 800 steps).
 ESTIMATOR_LR = 3e-3
-# Training pairs without a degradation config: PROTOCOL.md's clean bicubic halves.
+# Training pairs without a degradation config: docs/evaluation.md's clean bicubic halves.
 CLEAN = DegradationConfig(clean_share=1.0)
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")  # what a training run writes into OUT
 

@@ -107,7 +107,7 @@ def plot_discriminator(runs: dict[str, list[dict]], out: Path) -> Path | None:
 
 
 def plot_grid(upscaler: Upscaler, faces: list[tuple[str, Image.Image]], out: Path) -> Path:
-    """One row per face: LR | generated | Lanczos | HR, PSNR (PROTOCOL.md) under each output."""
+    """One row per face: LR | generated | Lanczos | HR, PSNR (docs/evaluation.md) under each output."""
     fig, axes = plt.subplots(len(faces), 4, figsize=(8, 2.6 * len(faces)), squeeze=False)
     for row, (name, hr) in zip(axes, faces):
         lr = make_lr(hr, upscaler.scale)
@@ -127,7 +127,7 @@ def plot_grid(upscaler: Upscaler, faces: list[tuple[str, Image.Image]], out: Pat
 
 def grid_faces(paths: list[Path], outsider: Image.Image | None) -> list[tuple[str, Image.Image]]:
     """Yale faces at the report's size, plus one face unlike Yale cropped to even size, each as
-    PROTOCOL.md's HR (the luma of a colour face)."""
+    docs/evaluation.md's HR (the luma of a colour face)."""
     faces = [(path.stem, Image.fromarray(face_pair(path, REPORT_HR_SIZE)[0])) for path in paths]
     if outsider is not None:
         faces.append(("not Yale", make_hr(luma_image(outsider.convert("RGB")), hr_size=None)))

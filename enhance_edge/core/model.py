@@ -139,7 +139,7 @@ class BundledModel:
     scale: int
     macs_per_input_pixel: int | None
     file_bytes: int
-    test_psnr: float | None  # PROTOCOL.md, Yale test subjects, as stored in the file at release
+    test_psnr: float | None  # docs/evaluation.md, Yale test subjects, as stored in the file at release
     path: str
 
     to_dict = asdict

@@ -2,8 +2,8 @@
 
 A folder is read once, recursively, in any format Pillow reads, through the runtime's own
 image reading (EXIF orientation applied, 16-bit scaled to 8-bit), as luma. Pairs are made
-exactly as PROTOCOL.md says (enhance_edge.eval.protocol); `evaluate` makes its pairs here too.
-With one sub-folder per subject the split is subject-disjoint: PROTOCOL.md's own for the
+exactly as docs/evaluation.md says (enhance_edge.eval.protocol); `evaluate` makes its pairs here too.
+With one sub-folder per subject the split is subject-disjoint: docs/evaluation.md's own for the
 Yale faces, a seeded one otherwise (the training seed, which models record in their metadata).
 """
 
@@ -64,7 +64,7 @@ def subject_of(path: Path, folder: Path) -> str:
 
 
 def split_subjects(subjects: list[str], seed: int) -> dict[str, str]:
-    """subject -> split. PROTOCOL.md's split when the Yale subjects are there, else seeded ~70/15/15."""
+    """subject -> split. docs/evaluation.md's split when the Yale subjects are there, else seeded ~70/15/15."""
     if set(YALE_VALIDATION_SUBJECTS + YALE_TEST_SUBJECTS) <= set(subjects):
         return {s: "validation" if s in YALE_VALIDATION_SUBJECTS else "test" if s in YALE_TEST_SUBJECTS
                 else "train" for s in subjects}
@@ -140,7 +140,7 @@ def read_face(path: Path) -> Image.Image:
 
 def face_pair(path: Path, hr_size: tuple[int, int] | None, scale: int = 2,
               colour: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(HR, LR) uint8 arrays of one face file, made as PROTOCOL.md says: luma (H, W), or with
+    """(HR, LR) uint8 arrays of one face file, made as docs/evaluation.md says: luma (H, W), or with
     ``colour`` a colour face stays RGB (H, W, 3)."""
     face = read_face(path)
     if not colour:

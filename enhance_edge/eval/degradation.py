@@ -1,4 +1,4 @@
-"""Degraded low-resolution inputs: PROTOCOL.md's named conditions and the random training pipeline.
+"""Degraded low-resolution inputs: docs/evaluation.md's named conditions and the random training pipeline.
 
 Real low-resolution images were blurred by a lens or a resampler, carry sensor noise and were
 JPEG-compressed. A model trained only on clean bicubic halves sharpens JPEG blocks and noise
@@ -7,7 +7,7 @@ pipeline in the spirit of Real-ESRGAN's and BSRGAN's degradation models, cut dow
 face model meets: optional blur before the down-scale (isotropic or anisotropic Gaussian), a
 random down-scaling kernel, then Gaussian or Poisson noise and JPEG in a random order, with a
 share of clean pairs. Blur and the kernel vary only in pairs that are also noisy or compressed:
-a pair at level 0 is always PROTOCOL.md's clean bicubic half, so a conditioned model at strength
+a pair at level 0 is always docs/evaluation.md's clean bicubic half, so a conditioned model at strength
 0 keeps the sharpness of one trained on clean pairs. (With blur and kernels at level 0 too, the
 `fast` model's clean validation PSNR at strength 0 fell from 38.76 to 37.70 dB in 6 epochs.)
 
@@ -17,7 +17,7 @@ conditioned model takes this level as its strength input (0: a clean image, shar
 noise or blocking, clean up). Blur is not in the level: it is lost detail that the model
 restores at every strength, not an artefact to remove.
 
-numpy and Pillow only: the runtime's ``evaluate`` makes PROTOCOL.md's conditions here too.
+numpy and Pillow only: the runtime's ``evaluate`` makes docs/evaluation.md's conditions here too.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ _RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling
 # or Gaussian noise of sigma 8). Noise sigma 3 on a face is ~0.37; JPEG 75 on a Yale face ~0.2.
 LEVEL_UNIT = 8.0
 
-# PROTOCOL.md, "Degraded inputs": name -> the steps after the HR, applied in this order.
+# docs/evaluation.md, "Degraded inputs": name -> the steps after the HR, applied in this order.
 CONDITIONS: dict[str, tuple[tuple[str, float], ...]] = {
     "clean": (),
     "jpeg75": (("jpeg", 75),),
@@ -64,11 +64,11 @@ def _ordered_pair(name: str, value: Any, low_bound: float, high_bound: float) ->
 class DegradationConfig:
     """The ranges training draws degradations from; saved in checkpoints and the ONNX metadata.
 
-    Defaults cover PROTOCOL.md's range (blur sigma up to 1.2, JPEG quality 50-95, noise sigma
+    Defaults cover docs/evaluation.md's range (blur sigma up to 1.2, JPEG quality 50-95, noise sigma
     up to 5, any order after the down-scale) with a margin.
     """
 
-    clean_share: float = 0.3  # pairs left exactly as PROTOCOL.md's clean bicubic half
+    clean_share: float = 0.3  # pairs left exactly as docs/evaluation.md's clean bicubic half
     blur_probability: float = 0.5  # of the noisy or compressed pairs, as the kernel's variety
     blur_sigma: tuple[float, float] = (0.3, 1.5)  # Gaussian blur of the HR, in HR pixels
     anisotropic_share: float = 0.3  # of the blurred pairs: two sigmas from the range and a random angle
@@ -113,7 +113,7 @@ class DegradationConfig:
 # ---- the steps, each on 8-bit PIL images ("L" or "RGB"), each returning 8-bit ----
 
 def gaussian_blur(image: Image.Image, sigma: float) -> Image.Image:
-    """Pillow's Gaussian blur (PROTOCOL.md's), sigma in pixels."""
+    """Pillow's Gaussian blur (docs/evaluation.md's), sigma in pixels."""
     return image.filter(ImageFilter.GaussianBlur(sigma)) if sigma > 0 else image
 
 
@@ -139,7 +139,7 @@ def downscale(image: Image.Image, scale: int, kernel: str = "bicubic") -> Image.
 
 
 def gaussian_noise(image: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
-    """Add N(0, sigma) in 8-bit levels to every channel, then round and clip (PROTOCOL.md)."""
+    """Add N(0, sigma) in 8-bit levels to every channel, then round and clip (docs/evaluation.md)."""
     pixels = np.asarray(image, dtype=np.float64)
     return _from_levels(pixels + rng.normal(0.0, sigma, pixels.shape), image.mode)
 
@@ -172,7 +172,7 @@ def level_of(degraded: Image.Image, reference: Image.Image) -> float:
     return float(min(1.0, np.sqrt(np.mean(difference ** 2)) / LEVEL_UNIT))
 
 
-# ---- PROTOCOL.md's named conditions ----
+# ---- docs/evaluation.md's named conditions ----
 
 def condition_jpeg_quality(condition: str) -> int | None:
     """The quality of a named condition's last JPEG step, which its LR file would carry; None without one."""
@@ -181,11 +181,12 @@ def condition_jpeg_quality(condition: str) -> int | None:
 
 
 def condition_lr(hr: Image.Image, condition: str, rng: np.random.Generator, scale: int = 2) -> Image.Image:
-    """The LR that one of PROTOCOL.md's named conditions makes from an HR image.
+    """The LR that one of docs/evaluation.md's named conditions makes from an HR image.
 
     ``rng`` draws the noise (seed it per image for reproducible scores)."""
     if condition not in CONDITIONS:
-        raise DataError(f"unknown condition {condition!r}; PROTOCOL.md's are {', '.join(CONDITIONS)}")
+        raise DataError(f"unknown condition {condition!r}; the protocol's (docs/evaluation.md) are "
+                        f"{', '.join(CONDITIONS)}")
     image = hr
     steps = CONDITIONS[condition]
     for step, value in steps:

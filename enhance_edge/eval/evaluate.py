@@ -1,4 +1,4 @@
-"""PROTOCOL.md scores of a model against classical interpolation on any folder of faces."""
+"""docs/evaluation.md scores of a model against classical interpolation on any folder of faces."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ BASELINES = ("bicubic", "lanczos", "skimage-order3")
 
 
 def skimage_order3(lr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """scikit-image ``transform.resize(order=3)``, one of PROTOCOL.md's baselines."""
+    """scikit-image ``transform.resize(order=3)``, one of docs/evaluation.md's baselines."""
     try:
         from skimage.transform import resize
     except ImportError as exc:
@@ -72,7 +72,7 @@ def folder_splits(folder: Path, seed: int = 0) -> dict[str, list[Path]]:
 
 def condition_pair(path: Path, index: int, condition: str, hr_size: tuple[int, int] | None,
                    scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """(HR, LR) of one face under one of PROTOCOL.md's conditions; the noise of image ``index`` (its
+    """(HR, LR) of one face under one of docs/evaluation.md's conditions; the noise of image ``index`` (its
     place in its sorted split) is drawn from ``numpy.random.default_rng(index)``."""
     hr, lr = face_pair(path, hr_size, scale, colour=True)
     if condition != "clean":
@@ -86,14 +86,15 @@ def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, 
     """{split: {method: {"psnr", "ssim"}, "images": n}} for the model and each baseline.
 
     Colour faces are upscaled in colour and scored on their luma, with "rgb_psnr" beside
-    (PROTOCOL.md). ``seed`` picks the subject split of folders other than the Yale faces.
-    ``condition``: the LR is made by that PROTOCOL.md condition ("clean", "jpeg75", "noise3",
+    (docs/evaluation.md). ``seed`` picks the subject split of folders other than the Yale faces.
+    ``condition``: the LR is made by that docs/evaluation.md condition ("clean", "jpeg75", "noise3",
     "blur", "camera") and every method, baselines included, upscales the same degraded LR;
     all are scored against the clean HR. ``compare``: other models by label, each run as many
     times as reach the model's scale (a x2 model twice beside a x4 one), scored as "LABEL xS^N".
     """
     if condition not in CONDITIONS:
-        raise DataError(f"unknown condition {condition!r}; PROTOCOL.md's are {', '.join(CONDITIONS)}")
+        raise DataError(f"unknown condition {condition!r}; the protocol's (docs/evaluation.md) are "
+                        f"{', '.join(CONDITIONS)}")
     folder = Path(folder)
     check_hr_size(hr_size, upscaler.scale)
     others = {f"{label} x{other.scale}^{runs}" if runs > 1 else label: (other, runs)

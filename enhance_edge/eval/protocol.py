@@ -1,4 +1,4 @@
-"""PROTOCOL.md in code: how HR/LR pairs are made and how PSNR/SSIM are scored.
+"""docs/evaluation.md in code: how HR/LR pairs are made and how PSNR/SSIM are scored.
 
 Every quality figure enhance-edge reports (training, evaluate, benchmarks, tests) comes
 through these functions, so numbers stay comparable across runs and models.
@@ -14,7 +14,7 @@ from ..errors import MissingExtraError
 # The report's setting: 168x192 Yale faces become 92x112 HR and 46x56 LR (width x height).
 REPORT_HR_SIZE = (92, 112)
 
-# Subject-disjoint split of the Extended Yale B cropped faces (PROTOCOL.md).
+# Subject-disjoint split of the Extended Yale B cropped faces (docs/evaluation.md).
 YALE_VALIDATION_SUBJECTS = ("yaleB29", "yaleB30", "yaleB31", "yaleB32", "yaleB33")
 YALE_TEST_SUBJECTS = ("yaleB34", "yaleB35", "yaleB36", "yaleB37", "yaleB38", "yaleB39")
 
@@ -78,7 +78,7 @@ def luma(pixels: np.ndarray) -> np.ndarray:
 
 
 def score(hrs: list[np.ndarray], outs: list[np.ndarray]) -> dict[str, float]:
-    """Mean PSNR and SSIM over images, each computed per image (PROTOCOL.md).
+    """Mean PSNR and SSIM over images, each computed per image (docs/evaluation.md).
 
     Gray images are scored as they are, colour (RGB) ones on their luma; where there are
     colour images, "rgb_psnr" is their mean RGB PSNR as well.

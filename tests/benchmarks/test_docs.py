@@ -33,7 +33,8 @@ def evaluation(model_psnr: dict[str, float], lanczos_psnr: float = 30.0) -> dict
 @pytest.fixture
 def root(tmp_path):
     """A repository of the docs' sources: made-up evaluations, the real bench run and RESULTS.md as
-    that run wrote it, a README with one marked table (out of date) and a MODEL_CARD.md with none."""
+    that run wrote it, a README with one marked table (out of date), and docs/evaluation.md and
+    MODEL_CARD.md with none."""
     results = tmp_path / "docs" / "results"
     results.mkdir(parents=True)
     # default meets every goal; fast misses the jpeg75 one (+0.1 against +0.2).
@@ -48,6 +49,7 @@ def root(tmp_path):
     (tmp_path / "README.md").write_text("# Title\n\nBefore.\n\n<!-- generated: results-by-condition -->\n\n"
                                         "| old | table |\n|---|---|\n\n<!-- /generated -->\n\nAfter.\n")
     (tmp_path / "MODEL_CARD.md").write_text("# Model card\n")
+    (tmp_path / "docs" / "evaluation.md").write_text("# Evaluation protocol\n")
     return tmp_path
 
 

@@ -50,7 +50,7 @@ def test_bundled_model_is_small_and_self_describing(shipped):
     info = Upscaler(shipped.path).info
     trained_on = info.json_field("trained_on")
     assert trained_on["folder"] == "yale_b_cropped" and trained_on["images"]["train"] == 1710
-    # PROTOCOL.md's test faces: Lanczos scores 37.50 dB at x2 and 31.17 at x4
+    # docs/evaluation.md's test faces: Lanczos scores 37.50 dB at x2 and 31.17 at x4
     assert shipped.test_psnr == info.json_field("test")["psnr"] > {2: 38.5, 4: 33.0}[shipped.scale]
     assert json.loads(info.metadata["generator_config"])["channels"] > 0
     # What tiling needs, stated in the file (added to the files shipped before the exporter wrote it).
@@ -90,7 +90,7 @@ def test_bundled_model_beats_bicubic_and_lanczos_on_unseen_yale_faces(shipped, y
 @pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
 def test_bundled_model_beats_lanczos_on_faces_of_another_data_set(shipped):
     """scikit-image's bundled LFW subset (faces in the wild, 25x25): never used in training or
-    to choose anything. HR: each face cropped to 24x24; LR: its bicubic half, as PROTOCOL.md."""
+    to choose anything. HR: each face cropped to 24x24; LR: its bicubic half, as docs/evaluation.md."""
     from skimage.data import lfw_subset
 
     faces = lfw_subset()[:100]  # the first 100 are faces, the rest are not

@@ -101,7 +101,8 @@ def test_named_conditions_follow_protocol_md(hr):
     np.testing.assert_array_equal(np.asarray(condition_lr(hr, "camera", rng(3))), np.asarray(camera))
     colour = Image.merge("RGB", [hr, hr.transpose(Image.Transpose.FLIP_LEFT_RIGHT), hr])
     assert condition_lr(colour, "camera", rng(0)).mode == "RGB"  # noise on every channel, colour JPEG
-    with pytest.raises(DataError, match="unknown condition 'fog'; PROTOCOL.md's are clean, jpeg75"):
+    with pytest.raises(DataError, match=r"unknown condition 'fog'; the protocol's \(docs/evaluation.md\) are clean, "
+                                        "jpeg75"):
         condition_lr(hr, "fog", rng(0))
 
 
