@@ -35,7 +35,7 @@ PRECISION_HELP = (f"For a bundled model: int8 (faster, within {MAX_PSNR_LOSS_DB:
 STRENGTH_HELP = ("For a model conditioned on the degradation level (the bundled ones): auto reads from each image "
                  "how noisy or JPEG-compressed it is; 0 treats it as clean (sharpest), 1 removes noise and JPEG "
                  "blocks the most, at the cost of fine detail.")
-CONDITION_NAMES = tuple(CONDITIONS)  # PROTOCOL.md's named degraded-input conditions
+CONDITION_NAMES = tuple(CONDITIONS)  # docs/evaluation.md's named degraded-input conditions
 
 
 def _parse_strength(ctx, param, value):
@@ -412,7 +412,7 @@ def models(as_json):
     \b
     Use one by name:  enhance-edge upscale face.png --model fast --precision int8
     Each file is a plain ONNX model usable from any onnxruntime binding, without
-    enhance-edge: see README.md, "The ONNX contract".
+    enhance-edge: see docs/onnx-contract.md.
     """
     from ..core.model import bundled_models
 
@@ -453,7 +453,7 @@ def yale(folder, archive, sha256):
     the Ambient images left out):
       enhance-edge data yale --to data/yale_b_cropped
       enhance-edge evaluate --data data/yale_b_cropped --split test
-    Free for research use; publications must cite the two papers named in README.md ("Data").
+    Free for research use; publications must cite the two papers named in docs/evaluation.md.
     """
     from ..eval.yale import fetch_yale
 
@@ -496,7 +496,7 @@ def _parse_hr_size(ctx, param, value):
               help=PRECISION_HELP)
 @click.option("--condition", "conditions", multiple=True, type=click.Choice([*CONDITION_NAMES, "all"]),
               default=("clean",), show_default=True,
-              help="How the LR is made (PROTOCOL.md, 'Degraded inputs'); repeatable; 'all' scores every one.")
+              help="How the LR is made (docs/evaluation.md, 'Degraded inputs'); repeatable; 'all' scores every one.")
 @click.option("--strength", default="auto", show_default=True, callback=_parse_strength, metavar="auto|0..1",
               help=STRENGTH_HELP)
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None, callback=lambda c, p, v: v and int(v),
@@ -508,7 +508,7 @@ def _parse_hr_size(ctx, param, value):
 @reports_errors
 def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, conditions, strength, scale, compared,
              as_json):
-    """Score the model against interpolation on a folder of faces (PROTOCOL.md).
+    """Score the model against interpolation on a folder of faces (the protocol of docs/evaluation.md).
 
     HR is each face resized with Lanczos (or cropped to even size), LR its bicubic half, or
     with --condition a degraded one (JPEG, noise, blur, camera) that every method upscales
@@ -517,7 +517,7 @@ def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, conditi
     luma (Y of YCbCr), with RGB PSNR beside.
 
     \b
-    Every condition in one table (README's and MODEL_CARD.md's results):
+    Every condition in one table (the results in README.md and MODEL_CARD.md):
       enhance-edge evaluate --data yale_b_cropped --split test --condition all
     """
     import json
