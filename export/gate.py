@@ -10,9 +10,9 @@ every machine gates the same:
 
 `quantize` refuses every recipe whose table breaks a limit (``gate_failures``) and stores the kept
 recipe's table in the int8 model's metadata; `enhance-edge bench` measures an installed int8
-model the same way (``GateResult``). The benchmark report reads both back from their JSON. This
-module imports nothing beyond the standard library: the command line shows its limits as defaults
-on a runtime-only install.
+model the same way (``GateResult``). The benchmark report reads both back from their JSON. The
+limits live in the runtime package (enhance_edge.core.gates), like the other quality bars, so that
+the command line shows them as its defaults on a runtime-only install.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-MIN_PSNR_VS_FP32_DB = 45.0  # every gate image: int8 output against fp32 output (rms <= 1.43 levels)
-MAX_MEAN_LOSS_DB = 0.1  # every natural set: mean PSNR loss against the ground truth, int8 vs fp32
+from enhance_edge.core.gates import MAX_MEAN_LOSS_DB, MIN_PSNR_VS_FP32_DB
+
 IDENTICAL_PSNR_DB = 100.0  # what the PSNR of two identical 8-bit outputs is recorded as (not infinity)
 
 

@@ -116,14 +116,11 @@ def tiny_x4_onnx(tmp_path_factory) -> Path:
     return path
 
 
-def with_int8_metadata(fp32_path, int8_path, fp32_below_detail, fp32_below_input_detail=None):
+def with_int8_metadata(fp32_path, int8_path):
     """An "int8" stand-in for ``fp32_path`` at ``int8_path``: its weights nudged (so its outputs differ
-    from the fp32 file's) and its metadata stating int8, the least detail it keeps and, if given, the
-    least input detail it tries."""
+    from the fp32 file's) and its metadata stating int8."""
     import onnx
     from onnx import helper, numpy_helper
-
-    from enhance_edge.core.model import INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY
 
     model = onnx.load(str(fp32_path))
     for index, tensor in enumerate(model.graph.initializer):
@@ -131,9 +128,7 @@ def with_int8_metadata(fp32_path, int8_path, fp32_below_detail, fp32_below_input
         if values.dtype == np.float32 and values.ndim == 4:  # conv weights
             model.graph.initializer[index].CopyFrom(numpy_helper.from_array(values * np.float32(1.05), tensor.name))
     metadata = {p.key: p.value for p in model.metadata_props}
-    metadata.update({"precision": "int8", INT8_MIN_DETAIL_KEY: repr(fp32_below_detail)})
-    if fp32_below_input_detail is not None:
-        metadata[INT8_MIN_INPUT_DETAIL_KEY] = repr(fp32_below_input_detail)
+    metadata["precision"] = "int8"
     helper.set_model_props(model, metadata)
     onnx.save(model, str(int8_path))
     return int8_path

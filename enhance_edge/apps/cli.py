@@ -23,15 +23,15 @@ from .cli_support import CONTEXT_SETTINGS, LazyGroup, Quantity, reports_errors
 from ..eval.degradation import CONDITIONS
 from ..errors import EnhanceEdgeError, MissingExtraError
 from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
-from ..core.gates import MAX_PSNR_LOSS_DB
+from ..core.gates import MIN_PSNR_VS_FP32_DB
 from ..core.settings import CLUSTER_SUMMARY_NAME, DEFAULT_MAX_MEMORY, PRECISIONS
 from .web.limits import Limits as WebLimits
 
-PRECISION_HELP = (f"For a bundled model: int8 (faster, within {MAX_PSNR_LOSS_DB:g} dB of fp32 on validation faces; "
-                  "none ships, make one with `enhance-edge quantize`) or fp32. auto: int8 where it is installed "
-                  "and this CPU sums int8 exactly (VNNI/AMX or ARM64), handing to fp32 each image int8 would add "
-                  "too little detail to; else fp32. A model file runs in its own precision: auto, or that one "
-                  "(int8 for an int8 file: every image in int8).")
+PRECISION_HELP = ("For a bundled model: int8 (faster where the CPU has VNNI, AMX or ARM64 dot product; its output "
+                  f"within {MIN_PSNR_VS_FP32_DB:g} dB PSNR of fp32's on every image `enhance-edge quantize` checked; "
+                  "installed only where an int8 file is) or fp32. auto: int8 where its file is installed and this "
+                  "CPU has those instructions (`enhance-edge models` says which), else fp32. A model file runs in "
+                  "its own precision: auto, or that one.")
 STRENGTH_HELP = ("For a model conditioned on the degradation level (the bundled ones): auto reads from each image "
                  "how noisy or JPEG-compressed it is; 0 treats it as clean (sharpest), 1 removes noise and JPEG "
                  "blocks the most, at the cost of fine detail.")
@@ -414,7 +414,7 @@ def models(as_json):
     Each file is a plain ONNX model usable from any onnxruntime binding, without
     enhance-edge: see docs/onnx-contract.md.
     """
-    from ..core.model import bundled_models
+    from ..core.model import bundled_models, int8_instructions
 
     found = bundled_models()
     if as_json:
@@ -428,6 +428,10 @@ def models(as_json):
         psnr = f"{m.test_psnr:.2f} dB" if m.test_psnr is not None else "-"
         click.echo(f"{m.name:<{name_width}}{m.precision:<11}{'x' + str(m.scale):>5}{macs:>12}"
                    f"{m.file_bytes / 1024:>10.0f}{psnr:>11}  {m.path}")
+    instructions = int8_instructions()
+    click.echo(f"--precision auto on this CPU: int8 where an int8 file is listed (it has {', '.join(instructions)})"
+               if instructions else "--precision auto on this CPU: fp32 (it has no VNNI, AMX or ARM64 dot product, "
+                                    "with which int8 runs exactly and faster)")
 
 
 @main.group()

@@ -57,7 +57,7 @@ class FileResult:
     output: Path
     status: Outcome
     model: str  # the model file and its content hash, as the output's provenance tag names it
-    # What ran: "fp32", "int8", or "int8+fp32" (tiles of both): what "auto" chose (Upscaler.last_precision)
+    # What ran: "fp32" or "int8", what "auto" chose on this CPU (Upscaler.last_precision)
     precision: str
     # The degradation level the model ran at: the number asked for, or "auto" (the model estimates
     # it from each image); None for a model without the strength input.
@@ -77,11 +77,8 @@ class FileResult:
 
 
 def model_precision(upscaler: Upscaler) -> str:
-    """The precision an upscaler runs, as its reports name it: "fp32", "int8", or, where "auto" hands
-    images int8 adds too little detail to over to fp32, "int8 (fp32 below N levels² of detail)"."""
-    if upscaler.fp32_below_detail is None:
-        return upscaler.precision
-    return f"{upscaler.precision} (fp32 below {upscaler.fp32_below_detail:.3g} levels² of detail)"
+    """The precision an upscaler runs, as its reports name it: "fp32" or "int8" (the file it opened)."""
+    return upscaler.precision
 
 
 def failed_result(upscaler: Upscaler, job: Job, error: str, seconds: float) -> FileResult:

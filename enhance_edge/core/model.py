@@ -45,14 +45,6 @@ CLEAN_BELOW_KEY = "clean_below"
 RECEPTIVE_RADIUS_KEY = "receptive_radius"
 WORKING_BYTES_KEY = "working_bytes_per_pixel"
 
-# An int8 model's least detail (processing.added_detail, 8-bit levels squared) at which its noise
-# floor stayed within the gate of `quantize`: at precision "auto" an image (or tile) the int8 model
-# adds less detail to runs again in the fp32 model it came from (beside it, NAME.onnx for NAME-int8.onnx).
-INT8_MIN_DETAIL_KEY = "int8_min_detail"
-# Below this detail of an input (processing.input_detail), the int8 model's own detail nearly always
-# falls under INT8_MIN_DETAIL_KEY: "auto" runs such an input in fp32 at once, not int8 and then fp32.
-INT8_MIN_INPUT_DETAIL_KEY = "int8_min_input_detail"
-
 # Short names accepted by --provider, beside onnxruntime's own full names.
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -68,10 +60,13 @@ PROVIDER_ALIASES = {
 DISABLED_OPTIMIZERS_KEY = "onnxruntime_disabled_optimizers"
 
 BUNDLED_MODELS = ("default", "fast", "default-x4")
-# x86 features with which onnxruntime's uint8 x int8 kernels accumulate straight into 32 bits.
-# Without them (plain AVX2 or AVX-512) products are summed in pairs into saturating 16-bit
-# values, so an int8 model checked on one machine could lose quality on another.
-EXACT_INT8_X86_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+# CPU features with which onnxruntime's int8 kernels both sum u8 x s8 products exactly (straight into
+# 32 bits) and run faster than its fp32 ones: x86's VNNI (AVX-512 or AVX) and AMX, ARM64's dot product
+# (Linux's "asimddp"; every Apple silicon Mac has it). Plain AVX2 or AVX-512 sums pairs of products into
+# saturating 16-bit values (a clean, bright image lost 9 dB there); ARM64 without dot product sums exactly
+# but is not measured faster than fp32. "auto" runs int8 only with one of them (issue 27).
+INT8_X86_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+INT8_ARM64_FLAGS = ("asimddp",)
 
 
 def int8_model_path(fp32_path: str | Path) -> Path:
@@ -80,26 +75,26 @@ def int8_model_path(fp32_path: str | Path) -> Path:
     return fp32_path.with_name(f"{fp32_path.stem}-int8{fp32_path.suffix}")
 
 
-def fp32_model_path(int8_path: str | Path) -> Path | None:
-    """The fp32 model an int8 model NAME-int8.onnx came from (NAME.onnx beside it), if there is one."""
-    int8_path = Path(int8_path)
-    if not int8_path.stem.endswith("-int8"):
-        return None
-    fp32 = int8_path.with_name(f"{int8_path.stem[:-len('-int8')]}{int8_path.suffix}")
-    return fp32 if fp32.is_file() else None
-
-
-def int8_is_exact_here(machine: str | None = None, cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """True where onnxruntime's int8 kernels cannot saturate: ARM64, or x86 with VNNI/AMX (read
-    from /proc/cpuinfo; where it cannot be read the answer is a cautious False)."""
+def int8_instructions(machine: str | None = None, cpuinfo: Path = Path("/proc/cpuinfo"),
+                      system: str | None = None) -> list[str]:
+    """This CPU's features that make int8 exact and fast (INT8_X86_FLAGS, INT8_ARM64_FLAGS), as
+    /proc/cpuinfo names them; ["dotprod"] on an Apple silicon Mac; none where they cannot be read
+    (a cautious answer: fp32)."""
     machine = (machine or platform.machine()).lower()
-    if machine in ("arm64", "aarch64"):
-        return True
+    arm = machine in ("arm64", "aarch64")
+    if arm and (system or platform.system()) == "Darwin":
+        return ["dotprod"]
     try:
-        flags = set(re.findall(r"^flags\s*:\s*(.*)$", cpuinfo.read_text(), re.M)[0].split())
-    except (OSError, IndexError):
-        return False
-    return any(flag in flags for flag in EXACT_INT8_X86_FLAGS)
+        found = re.findall(r"^(?:flags|Features)\s*:\s*(.*)$", cpuinfo.read_text(), re.M)
+    except OSError:
+        return []
+    flags = set(found[0].split()) if found else set()
+    return [flag for flag in (INT8_ARM64_FLAGS if arm else INT8_X86_FLAGS) if flag in flags]
+
+
+def int8_is_fast_here() -> bool:
+    """Whether "auto" runs an installed int8 file on this CPU: where it has int8_instructions."""
+    return bool(int8_instructions())
 
 
 def _bundled_file(name: str, precision: str) -> Path:
@@ -111,9 +106,10 @@ def _bundled_file(name: str, precision: str) -> Path:
 def bundled_model_path(name: str = "default", precision: str = "fp32") -> Path:
     """Path of a model shipped inside the package, in the given precision.
 
-    "auto" is int8 where this install has an int8 model and the CPU runs it exactly (it is then
-    about 2x faster or more, within 0.2 dB of fp32 on validation faces, as `enhance-edge quantize`
-    checked), else fp32.
+    "auto" is int8 where this install has an int8 model and the CPU sums int8 exactly and faster
+    than fp32 (int8_is_fast_here: x86 with VNNI or AMX, ARM64 with dot product), else fp32. An int8
+    file runs every image in int8: `enhance-edge quantize` kept it only where its output stays within
+    45 dB PSNR of fp32's on every image it checked (MODEL_CARD.md, "int8").
     """
     if name not in BUNDLED_MODELS:
         raise ModelError(f"no bundled model named {name!r}; bundled: {', '.join(BUNDLED_MODELS)}")
@@ -121,11 +117,10 @@ def bundled_model_path(name: str = "default", precision: str = "fp32") -> Path:
         raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     fp32, int8 = _bundled_file(name, "fp32"), _bundled_file(name, "int8")
     if precision == "int8" and not int8.is_file():
-        raise ModelError(f"this install has no int8 {name!r} model {str(int8)!r}: none ships, as none holds "
-                         f"int8's quality gate on faces of people it never saw (MODEL_CARD.md, \"int8\"); use "
-                         f"--precision fp32 or auto, or make one with `enhance-edge quantize {fp32} --calibration "
-                         f"FACES` (it prints the gate's table, and --max-image-loss-db loosens it)")
-    if precision == "int8" or (precision == "auto" and int8.is_file() and int8_is_exact_here()):
+        raise ModelError(f"this install has no int8 {name!r} model {str(int8)!r}; use --precision fp32 or auto, "
+                         f"or make one with `enhance-edge quantize {fp32} --calibration FACES -o {int8}` (it "
+                         f"prints its quality gate's table, and writes the file only if it passes)")
+    if precision == "int8" or (precision == "auto" and int8.is_file() and int8_is_fast_here()):
         return int8
     return fp32
 
@@ -244,10 +239,6 @@ class ModelInfo:
     conditioned: bool = False  # takes a strength input (the degradation level) beside the image
     clean_model: Path | None = None  # the clean specialist's file, for a conditioned model that has one
     clean_below: float = 0.0  # strengths below this run the clean specialist
-    # An int8 model's INT8_MIN_DETAIL_KEY and the fp32 file it came from, where it states one and that file is there
-    fp32_below_detail: float | None = None
-    fp32_model: Path | None = None
-    fp32_below_input_detail: float = 0.0  # INT8_MIN_INPUT_DETAIL_KEY (0: every input tries int8 first)
 
     @property
     def disabled_optimizers(self) -> list[str]:
@@ -283,9 +274,8 @@ class ModelInfo:
             except (KeyError, ValueError):
                 raise ModelError(f"{path!r} names a clean model but no {CLEAN_BELOW_KEY!r} strength") from None
             clean_model = _clean_specialist(Path(path), metadata[CLEAN_MODEL_KEY], metadata.get("precision", "fp32"))
-        fp32_below_detail, fp32_model, fp32_below_input_detail = _fp32_fallback(path, metadata)
         return cls(path, scale, channels, (low, high), layout, receptive, working_bytes, dict(metadata), conditioned,
-                   clean_model, clean_below, fp32_below_detail, fp32_model, fp32_below_input_detail)
+                   clean_model, clean_below)
 
     def json_field(self, key: str) -> Any:
         """A metadata value that was stored as JSON (configs, training facts), or None."""
@@ -307,28 +297,6 @@ def _tiling_facts(path: str, metadata: dict[str, str], generator: Any) -> tuple[
         raise ModelError(f"{path!r} declares {RECEPTIVE_RADIUS_KEY}={radius} and {WORKING_BYTES_KEY}={working_bytes}; "
                          f"they must be >= 0 and >= 1")
     return radius, working_bytes
-
-
-def _fp32_fallback(path: str, metadata: dict[str, str]) -> tuple[float | None, Path | None, float]:
-    """(INT8_MIN_DETAIL_KEY, the fp32 file, INT8_MIN_INPUT_DETAIL_KEY) of an int8 model that states the
-    first and has its fp32 file beside it; (None, None, 0.0) otherwise."""
-    if INT8_MIN_DETAIL_KEY not in metadata:
-        return None, None, 0.0
-    detail = _least_detail(path, metadata, INT8_MIN_DETAIL_KEY)
-    input_detail = _least_detail(path, metadata, INT8_MIN_INPUT_DETAIL_KEY)
-    fp32 = fp32_model_path(path)
-    return (detail, fp32, input_detail) if fp32 is not None else (None, None, 0.0)
-
-
-def _least_detail(path: str, metadata: dict[str, str], key: str) -> float:
-    """A least-detail metadata value (0.0 where absent); ModelError naming it unless a number >= 0."""
-    try:
-        detail = float(metadata.get(key, 0.0))
-    except ValueError:
-        detail = -1.0
-    if not detail >= 0:
-        raise ModelError(f"{path!r} declares {key}={metadata[key]!r}; it must be a number >= 0")
-    return detail
 
 
 def _clean_specialist(model_path: Path, name: str, precision: str) -> Path:

@@ -30,7 +30,7 @@ from ...core.strength import parse_strength
 from ...core.upscaler import DEFAULT_MAX_MEMORY, Upscaler
 from .limits import Limits, MiB
 
-# "auto": the bundled int8 file where it is installed and exact on this CPU, else fp32.
+# "auto": the bundled int8 file where it is installed and this CPU sums int8 exactly and fast, else fp32.
 DEFAULT_PRECISION = "auto"
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # After an upscale of at least this many input pixels the model's session is closed (it is
@@ -151,8 +151,6 @@ class ModelCatalog:
             upscaler = self.upscaler(name, DEFAULT_PRECISION)
             described.append({"name": name, "scale": upscaler.scale, "precisions": precisions,
                               "default_precision": DEFAULT_PRECISION, "auto_precision": upscaler.precision,
-                              # images int8 adds less detail to run in fp32 (Upscaler, MODEL_CARD.md "int8")
-                              "fp32_below_detail": upscaler.fp32_below_detail,
                               "conditioned": upscaler.info.conditioned,
                               "validation": upscaler.info.json_field("validation"),
                               "files": {bundled.precision: {"test_psnr": bundled.test_psnr,

@@ -14,7 +14,6 @@ from PIL import Image
 
 from enhance_edge import __version__
 from enhance_edge.apps.cli import main
-from enhance_edge.core.processing import added_detail, to_unit_float
 from enhance_edge.core.upscaler import Upscaler
 
 from ...conftest import with_int8_metadata
@@ -572,25 +571,19 @@ def test_upscale_file_keeps_what_the_cli_keeps(tmp_path, tiny_onnx):
 
 def test_each_file_records_the_precision_that_ran_it(tmp_path, tiny_onnx):
     (tmp_path / "tiny.onnx").write_bytes(tiny_onnx.read_bytes())
-    int8 = with_int8_metadata(tmp_path / "tiny.onnx", tmp_path / "tiny-int8.onnx", 0.0)
+    int8 = with_int8_metadata(tmp_path / "tiny.onnx", tmp_path / "tiny-int8.onnx")
     folder = tmp_path / "in"
     folder.mkdir()
     planes = {"flat.png": np.full((10, 12), 128, np.uint8),
               "noisy.png": np.random.default_rng(0).integers(0, 256, (10, 12)).astype(np.uint8)}
-    details = []
     for name, plane in planes.items():
         Image.fromarray(plane).save(folder / name)
-        unit = to_unit_float(plane)
-        details.append(added_detail(unit, Upscaler(int8, threads=1).upscale_plane(unit), 2))
-    # a least detail between the flat image's and the noisy one's: auto hands the flat one to fp32
-    least = sum(details) / 2
-    with_int8_metadata(tmp_path / "tiny.onnx", int8, least)
     result = run(folder, "-o", tmp_path / "out", "--model", int8, "--json")
     assert result.exit_code == 0, result.output
     flat, noisy, summary = json_lines(result.stdout)
-    assert (flat["precision"], noisy["precision"]) == ("fp32", "int8")
-    assert summary["precision"] == f"int8 (fp32 below {least:.3g} levels² of detail)"
+    assert flat["precision"] == noisy["precision"] == summary["precision"] == "int8"  # the flat one too
+    assert "tiny-int8.onnx (sha256" in result.stderr and ", int8" in result.stderr
     api = Upscaler(int8, threads=1)  # the API gives the same pixels and says the same
     assert np.array_equal(np.asarray(api.upscale(Image.open(folder / "flat.png"))),
                           np.asarray(Image.open(tmp_path / "out" / "flat.png")))
-    assert api.last_precision == "fp32"
+    assert api.last_precision == "int8"

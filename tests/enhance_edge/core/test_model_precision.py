@@ -12,8 +12,8 @@ from enhance_edge.core import model as model_module
 from enhance_edge.core.batch import model_precision
 from enhance_edge.apps.cli import main
 from enhance_edge.errors import ModelError
-from enhance_edge.core.model import (INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY, bundled_model_path, bundled_models,
-                                     fp32_model_path, int8_is_exact_here, int8_model_path, open_session, resolve_model)
+from enhance_edge.core.model import (bundled_model_path, bundled_models, int8_instructions, int8_model_path,
+                                     resolve_model)
 from enhance_edge.core.upscaler import Upscaler
 
 from ...conftest import with_int8_metadata
@@ -41,26 +41,29 @@ def test_without_an_int8_model_auto_is_fp32_and_int8_is_an_error(package_models)
         bundled_model_path(precision="fp16")
 
 
-@pytest.mark.parametrize("exact", [True, False])
-def test_auto_takes_int8_only_where_the_cpu_sums_it_exactly(package_models, monkeypatch, exact):
+@pytest.mark.parametrize("fast", [True, False])
+def test_auto_takes_int8_only_where_the_cpu_sums_it_exactly_and_fast(package_models, monkeypatch, fast):
     shutil.copy(package_models / "default.onnx", package_models / "default-int8.onnx")
-    monkeypatch.setattr(model_module, "int8_is_exact_here", lambda: exact)
-    assert bundled_model_path(precision="auto").name == ("default-int8.onnx" if exact else "default.onnx")
+    monkeypatch.setattr(model_module, "int8_is_fast_here", lambda: fast)
+    assert bundled_model_path(precision="auto").name == ("default-int8.onnx" if fast else "default.onnx")
     assert bundled_model_path(precision="int8").name == "default-int8.onnx"
 
 
-@pytest.mark.parametrize("machine, flags, exact", [
-    ("aarch64", None, True),
-    ("x86_64", "fpu avx2 avx512f avx512_vnni", True),
-    ("x86_64", "fpu avx2 avx_vnni", True),
-    ("x86_64", "fpu avx2 avx512f avx512bw", False),  # AVX-512 without VNNI: 16-bit saturating pairs
-    ("x86_64", None, False),  # no /proc/cpuinfo: cautious
+@pytest.mark.parametrize("machine, system, line, found", [
+    ("x86_64", "Linux", "flags\t\t: fpu avx2 avx512f avx512_vnni", ["avx512_vnni"]),
+    ("x86_64", "Linux", "flags\t\t: fpu avx2 avx_vnni", ["avx_vnni"]),
+    ("x86_64", "Linux", "flags\t\t: fpu avx2 avx512f avx512_vnni amx_tile amx_int8", ["avx512_vnni", "amx_int8"]),
+    ("x86_64", "Linux", "flags\t\t: fpu avx2 avx512f avx512bw", []),  # AVX-512 without VNNI: 16-bit saturating pairs
+    ("aarch64", "Linux", "Features\t: fp asimd crc32 atomics asimddp", ["asimddp"]),
+    ("aarch64", "Linux", "Features\t: fp asimd crc32", []),  # ARM64 without dot product: exact, not faster
+    ("arm64", "Darwin", None, ["dotprod"]),  # every Apple silicon Mac
+    ("x86_64", "Windows", None, []),  # no /proc/cpuinfo: cautious
 ])
-def test_exact_int8_needs_vnni_amx_or_arm(tmp_path, machine, flags, exact):
+def test_auto_s_int8_needs_vnni_amx_or_arm64_dot_product(tmp_path, machine, system, line, found):
     cpuinfo = tmp_path / "cpuinfo"
-    if flags is not None:
-        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-    assert int8_is_exact_here(machine, cpuinfo) is exact
+    if line is not None:
+        cpuinfo.write_text(f"processor\t: 0\n{line}\n")
+    assert int8_instructions(machine, cpuinfo, system) == found
 
 
 def test_upscale_precision_picks_the_bundled_model(package_models, tmp_path):
@@ -86,13 +89,13 @@ def test_a_precision_other_than_a_model_files_own_is_refused_in_one_line(tiny_on
     assert not (tmp_path / "face_x2.png").exists()
 
 
-def test_an_int8_file_with_precision_int8_runs_every_image_in_int8(package_models):
-    int8 = with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 1e9)
-    image = np.full((12, 10), 90, np.uint8)
+def test_an_int8_file_runs_every_image_in_int8_with_precision_auto_or_int8(package_models):
+    int8 = with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx")
+    image = np.full((12, 10), 90, np.uint8)  # flat: the kind the per-image routing handed to fp32
     auto, asked = Upscaler(int8, precision="auto", threads=1), Upscaler(int8, precision="int8", threads=1)
     auto.upscale(image)
     asked.upscale(image)
-    assert (auto.last_precision, asked.last_precision) == ("fp32", "int8")  # auto: under the least detail
+    assert (auto.last_precision, asked.last_precision) == ("int8", "int8")
     with pytest.raises(ModelError, match=r"is an int8 model file, and --precision fp32 cannot change that"):
         Upscaler(int8, precision="fp32")
 
@@ -119,39 +122,27 @@ def test_models_lists_every_installed_file_from_its_metadata(package_models):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == [m.to_dict() for m in listed]
     table = CliRunner().invoke(main, ["models"]).output.splitlines()
-    assert table[0].split()[:3] == ["name", "precision", "scale"] and len(table) == 3
+    assert table[0].split()[:3] == ["name", "precision", "scale"] and len(table) == 4
     assert table[2].split()[:3] == ["default", "int8", "x2"]
+    # and what --precision auto runs on this CPU, from the instructions it has
+    assert table[3].startswith("--precision auto on this CPU: ")
+    assert ("int8 where an int8 file is listed (it has " in table[3]) == bool(int8_instructions())
 
 
-def test_an_int8_model_finds_the_fp32_one_it_came_from_beside_it(package_models):
-    assert fp32_model_path(package_models / "other-int8.onnx") is None  # no other.onnx
-    with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 2.5)
-    assert fp32_model_path(package_models / "default-int8.onnx") == package_models / "default.onnx"
-    assert fp32_model_path(package_models / "default.onnx") is None  # not an int8 file's name
-    info = open_session(package_models / "default-int8.onnx")[1]
-    assert (info.fp32_below_detail, info.fp32_model) == (2.5, package_models / "default.onnx")
+def test_models_says_what_auto_runs_on_a_cpu_with_or_without_int8_instructions(package_models, monkeypatch):
+    monkeypatch.setattr(model_module, "int8_instructions", lambda: ["avx512_vnni"])
+    assert CliRunner().invoke(main, ["models"]).output.splitlines()[-1] == (
+        "--precision auto on this CPU: int8 where an int8 file is listed (it has avx512_vnni)")
+    monkeypatch.setattr(model_module, "int8_instructions", list)
+    assert CliRunner().invoke(main, ["models"]).output.splitlines()[-1].startswith(
+        "--precision auto on this CPU: fp32 (it has no VNNI, AMX or ARM64 dot product")
 
 
-@pytest.mark.parametrize("key", [INT8_MIN_DETAIL_KEY, INT8_MIN_INPUT_DETAIL_KEY])
-@pytest.mark.parametrize("value", ["-1.0", "nan", "lots"])
-def test_an_unreadable_least_int8_detail_is_refused_naming_it(package_models, key, value):
-    import onnx
-
-    int8 = with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 0.0)
-    model = onnx.load(str(int8))
-    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, key: value})
-    onnx.save(model, str(int8))
-    with pytest.raises(ModelError, match=f"declares {key}='{value}'; it must be a number >= 0"):
-        open_session(int8)
-
-
-def test_auto_hands_clean_images_to_fp32_but_int8_asked_for_runs_every_image(package_models, monkeypatch):
-    with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 1e9)
-    monkeypatch.setattr(model_module, "int8_is_exact_here", lambda: True)
-    auto, asked = Upscaler("default", precision="auto", threads=1), Upscaler("default", precision="int8", threads=1)
-    assert (auto.fp32_below_detail, asked.fp32_below_detail) == (1e9, None)
+def test_auto_runs_the_installed_int8_file_on_every_image_where_the_cpu_is_fast(package_models, monkeypatch):
+    with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx")
     image = np.full((12, 10), 90, np.uint8)
-    auto.upscale(image)
-    asked.upscale(image)
-    assert (auto.precision, auto.last_precision, asked.last_precision) == ("int8", "fp32", "int8")
-    assert model_precision(auto) == "int8 (fp32 below 1e+09 levels² of detail)" and model_precision(asked) == "int8"
+    for fast, precision in ((True, "int8"), (False, "fp32")):
+        monkeypatch.setattr(model_module, "int8_is_fast_here", lambda: fast)
+        auto = Upscaler("default", precision="auto", threads=1)
+        auto.upscale(image)
+        assert auto.precision == auto.last_precision == model_precision(auto) == precision

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from enhance_edge.errors import ImageError
-from enhance_edge.core.processing import (added_detail, fill_transparent, from_unit_float, input_detail,
+from enhance_edge.core.processing import (fill_transparent, from_unit_float,
                                           resize_plane_rows, rgb_to_ycbcr, to_unit_float, ycbcr_to_rgb)
 
 
@@ -77,17 +77,3 @@ def test_fill_transparent_reaches_far_holes_in_odd_sizes():
     assert (filled == 90).all()
 
 
-def test_added_detail_is_what_an_output_differs_from_bicubic_in_levels_squared():
-    plane = np.random.default_rng(0).random((12, 10), dtype=np.float32)
-    bicubic = np.asarray(Image.fromarray(plane, "F").resize((20, 24), Image.Resampling.BICUBIC))
-    assert added_detail(plane, bicubic, 2) == 0.0
-    assert added_detail(plane, bicubic + np.float32(2 / 255), 2) == pytest.approx(4.0, rel=1e-5)
-    assert added_detail(plane, bicubic[:, ::-1], 2) > 100  # other content: much detail
-
-
-def test_input_detail_is_the_mean_square_of_the_laplacian_in_levels_squared():
-    ramp = np.add.outer(np.arange(6), np.arange(5)).astype(np.float32) / 255
-    assert input_detail(ramp) == pytest.approx(0.0, abs=1e-6)  # a plane's Laplacian is 0: no fine detail
-    checks = (np.indices((6, 5)).sum(axis=0) % 2).astype(np.float32) * np.float32(1 / 255)  # 0 / 1 level
-    assert input_detail(checks) == pytest.approx(16.0, rel=1e-5)  # each inner pixel's Laplacian is +-4 levels
-    assert input_detail(np.zeros((2, 9), np.float32)) == 0.0  # no inner pixel

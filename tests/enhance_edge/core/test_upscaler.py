@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from enhance_edge.errors import EnhanceEdgeError, ImageError, ModelError
-from enhance_edge.core.processing import added_detail, from_unit_float, input_detail, to_unit_float
+from enhance_edge.core.processing import from_unit_float, to_unit_float
 from enhance_edge.core.upscaler import Upscaler
 
 from ...conftest import with_int8_metadata
@@ -321,81 +321,18 @@ def test_a_model_files_scale_is_checked_and_its_output_resized(tiny_onnx):
     assert targeted.scale == 2 and targeted.upscale(Image.new("RGB", (12, 10))).size == (30, 25)
 
 
-# Precision "auto" with an int8 file: images the int8 model adds too little detail to run in fp32.
+# An int8 file runs every image, and every tile, in int8: no per-image return to fp32 (issue 27).
 
-@pytest.fixture
-def int8_pair(tmp_path, tiny_onnx):
-    """(fp32 file, int8 file beside it keeping every image, a flat and a busy gray image, their added details)."""
+def test_an_int8_file_runs_every_image_and_tile_in_int8(tmp_path, tiny_onnx):
     fp32 = tmp_path / "tiny.onnx"
     fp32.write_bytes(tiny_onnx.read_bytes())
-    int8 = with_int8_metadata(fp32, tmp_path / "tiny-int8.onnx", 0.0)
-    flat = np.full((24, 20), 128, np.uint8)
-    busy = np.random.default_rng(0).integers(0, 256, (24, 20)).astype(np.uint8)
-    keeps_all = Upscaler(int8, threads=1)
-    details = [added_detail(to_unit_float(image), keeps_all.upscale_plane(to_unit_float(image)), 2)
-               for image in (flat, busy)]
-    assert details[0] < details[1]
-    return fp32, int8, flat, busy, details
-
-
-def test_auto_reruns_in_fp32_what_int8_adds_too_little_detail_to(int8_pair):
-    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
-    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2)
-    auto = Upscaler(int8, threads=1)
-    only_fp32, only_int8 = Upscaler(fp32, threads=1), Upscaler(with_int8_metadata(fp32, int8.with_name("x-int8.onnx"),
-                                                                                   0.0), threads=1)
-    assert auto.precision == "int8" and auto.fp32_below_detail == (flat_detail + busy_detail) / 2
-    np.testing.assert_array_equal(auto.upscale(flat), only_fp32.upscale(flat))
-    assert auto.last_precision == "fp32"
-    assert not np.array_equal(only_int8.upscale(flat), only_fp32.upscale(flat))  # the stand-in differs
-    np.testing.assert_array_equal(auto.upscale(busy), only_int8.upscale(busy))
-    assert auto.last_precision == "int8"
-
-
-def test_auto_runs_an_input_with_little_fine_detail_in_fp32_without_trying_int8(int8_pair):
-    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
-    busy_input = input_detail(to_unit_float(busy))
-    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2, busy_input / 2)
-    auto, only_fp32 = Upscaler(int8, threads=1), Upscaler(fp32, threads=1)
-    int8_runs = []
-    run_int8 = auto._session_run
-    auto._session_run = lambda *args: int8_runs.append(args) or run_int8(*args)
-    np.testing.assert_array_equal(auto.upscale(flat), only_fp32.upscale(flat))
-    assert (auto.last_precision, len(int8_runs)) == ("fp32", 0)  # flat: no fine detail at all
-    auto.upscale(busy)
-    assert (auto.last_precision, len(int8_runs)) == ("int8", 1)
-
-
-def test_each_tile_decides_and_the_record_names_both(int8_pair):
-    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
-    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2)
-    half_and_half = np.hstack([np.full((24, 40), 128, np.uint8), np.tile(busy, (1, 2))])
-    tiled = Upscaler(int8, threads=1, tile=40)
-    tiled.upscale(half_and_half)
-    assert tiled.last_precision == "int8+fp32"
-
-
-def test_without_its_fp32_file_an_int8_model_keeps_every_image(int8_pair, tmp_path):
-    fp32, int8, flat, *_ = int8_pair
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    lone = with_int8_metadata(fp32, alone / "tiny-int8.onnx", 1e9)
-    upscaler = Upscaler(lone, threads=1)
-    assert upscaler.fp32_below_detail is None
-    upscaler.upscale(flat)
-    assert upscaler.last_precision == "int8"
-
-
-def test_the_record_of_what_ran_is_per_thread(int8_pair):
-    import threading
-
-    fp32, int8, flat, busy, (flat_detail, busy_detail) = int8_pair
-    with_int8_metadata(fp32, int8, (flat_detail + busy_detail) / 2)
-    auto = Upscaler(int8, threads=1)
-    assert auto.last_precision == "int8"  # before any upscale: the file's
-    auto.upscale(flat)
-    seen = []
-    worker = threading.Thread(target=lambda: (auto.upscale(busy), seen.append(auto.last_precision)))
-    worker.start()
-    worker.join()
-    assert seen == ["int8"] and auto.last_precision == "fp32"
+    int8 = with_int8_metadata(fp32, tmp_path / "tiny-int8.onnx")
+    # a flat image beside a busy one: the flat half is what the per-image routing handed to fp32
+    image = np.hstack([np.full((24, 40), 128, np.uint8),
+                       np.random.default_rng(0).integers(0, 256, (24, 40)).astype(np.uint8)])
+    tiled, whole, only_fp32 = Upscaler(int8, threads=1, tile=40), Upscaler(int8, threads=1), Upscaler(fp32, threads=1)
+    out = tiled.upscale(image)
+    assert tiled.precision == tiled.last_precision == "int8"
+    np.testing.assert_array_equal(out, whole.upscale(image))
+    flat_half = (slice(None), slice(0, 80))
+    assert not np.array_equal(out[flat_half], only_fp32.upscale(image)[flat_half])  # the stand-in's own pixels

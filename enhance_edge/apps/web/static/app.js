@@ -92,7 +92,7 @@
       button.setAttribute("role", "radio");
       button.setAttribute("aria-checked", String(name === precision));
       const words = name === "auto"
-        ? `${model.auto_precision} here${model.fp32_below_detail != null ? ", fp32 for very clean images" : ""}`
+        ? `${model.auto_precision} here`
         : PRECISION_WORDS[name];
       button.textContent = words ? `${name} · ${words}` : name;
       button.addEventListener("click", () => { precision = name; showModel(); });
