@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from enhance_edge.core.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, open_session
+from enhance_edge.core.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, int8_instructions, open_session
 
 from ..export.timing import measure
 
@@ -37,9 +37,11 @@ INSTRUCTION_FAMILIES = (("int8 dot product (VNNI)", re.compile(r"^vpdpbus")),
 
 
 def cpu_info() -> dict:
-    """CPU model, core count and the kernel-relevant feature flags (Linux /proc/cpuinfo)."""
+    """CPU model, core count, the kernel-relevant feature flags (Linux /proc/cpuinfo) and the int8
+    instructions with which `--precision auto` runs int8 here (model.int8_instructions; none: fp32)."""
+    int8 = int8_instructions()
     info = {"machine": platform.machine(), "logical_cpus": os.cpu_count(), "model": platform.processor() or None,
-            "flags": None}
+            "flags": None, "int8_instructions": int8, "auto_precision": "int8" if int8 else "fp32"}
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -161,9 +161,21 @@ def _machine_section(results: dict) -> list[str]:
         f"- CPU: {cpu.get('model')} (family {cpu.get('family')}, model {cpu.get('model_number')}), "
         f"{cpu['logical_cpus']} logical CPUs, {cpu['machine']}",
         f"- kernel-relevant CPU flags: {', '.join(cpu.get('flags') or []) or 'unknown'}",
+        _int8_line(cpu),
         "- " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         f"- load average before / after: {results['load_average_before'][0]:.2f} / "
         f"{results['load_average_after'][0]:.2f}"]
+
+
+def _int8_line(cpu: dict) -> str:
+    """Which int8 instructions the CPU has, and so what `--precision auto` runs on it."""
+    if "int8_instructions" not in cpu:  # a run before this was recorded
+        return "- int8 instructions: not recorded"
+    if cpu["int8_instructions"]:
+        return (f"- int8 instructions: {', '.join(cpu['int8_instructions'])} (exact and fast int8: "
+                "`--precision auto` runs an installed int8 file here)")
+    return ("- int8 instructions: none of VNNI, AMX or ARM64 dot product (`--precision auto` runs fp32 here; the "
+            "int8 timings are what this CPU's int8 kernels do, not what auto runs)")
 
 
 def _goals_section(results: dict) -> list[str]:

@@ -215,6 +215,20 @@ def test_machine_facts_without_perf(models, monkeypatch):
     assert machine.cpu_info()["logical_cpus"] >= 1
 
 
+def test_the_machine_section_names_the_int8_instructions_and_what_auto_runs(results):
+    from enhance_edge.core.model import int8_instructions
+
+    cpu = results["machine"]
+    assert cpu["int8_instructions"] == int8_instructions()
+    assert cpu["auto_precision"] == ("int8" if int8_instructions() else "fp32")
+    for found, says in ((["avx512_vnni"], "- int8 instructions: avx512_vnni (exact and fast int8: `--precision auto` "
+                                          "runs an installed int8 file here)"),
+                        ([], "- int8 instructions: none of VNNI, AMX or ARM64 dot product (`--precision auto` runs "
+                             "fp32 here")):
+        text = markdown({**results, "machine": {**cpu, "int8_instructions": found}}, None)
+        assert says in text
+
+
 def test_synthetic_inputs_when_there_are_no_faces():
     plane = input_plane(None, (5, 7))
     assert plane.shape == (5, 7) and plane.dtype == np.uint8 and plane.std() > 0
