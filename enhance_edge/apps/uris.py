@@ -23,6 +23,7 @@ import os
 import posixpath
 import re
 import secrets
+import stat
 import time
 from pathlib import Path
 from urllib.parse import SplitResult, quote, unquote, urlsplit
@@ -41,6 +42,17 @@ LIST_PREFIX = "@"  # an input @FILE stands for the locations FILE lists
 # Bundling weighs a URI input by its size (reading each header would cost a request per file):
 # about 3 pixels a byte, a JPEG photo's; only how files share actors depends on it.
 PIXELS_PER_BYTE = 3
+# The most bytes a URI input is read to: the largest encoding Pillow reads a still image in
+# (uncompressed 16-bit RGBA, 8 bytes a pixel) at --max-pixels, and room for its metadata (ICC
+# profile, EXIF, XMP). Object stores have no streaming decode here, so the bytes are held whole.
+BYTES_PER_PIXEL_AT_MOST = 8
+METADATA_BYTES = 16 * 2**20
+# The most bytes an input list (@FILE) is read to: millions of lines.
+MAX_LIST_BYTES = 256 * 2**20
+# Local file types, by st_mode, that are not files to read: opening a named pipe waits for a
+# writer for ever, and a device such as /dev/zero never ends.
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
 
 
 def is_uri(text: str) -> bool:
@@ -190,12 +202,18 @@ def plan_jobs(inputs: list[Location], output: Location | None, *, scale: int, re
     kept = [(job, item) for job, (item, _) in zip(jobs, found)
             if not (item.from_folder and _key(job.source) in earlier_outputs)]
     sizes = {str(item.path): size for item, size in found if isinstance(item.path, str)}
-    return with_problems([job for job, _ in kept]), sizes
+    return with_problems([job for job, _ in kept], key=_key), sizes
 
 
 def _key(where: Location) -> str:
-    """What two locations that name the same file share."""
-    return os.path.realpath(where) if isinstance(where, Path) else where
+    """What two locations that name the same file share: a path and a file:// URI of one file
+    share its real path."""
+    if isinstance(where, str):
+        parts = urlsplit(where)
+        if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
+            return where
+        where = Path(unquote(parts.path))
+    return os.path.realpath(where)
 
 
 def expand_lists(inputs: list[Location]) -> list[Location]:
@@ -208,10 +226,13 @@ def expand_lists(inputs: list[Location]) -> list[Location]:
             continue
         listing = location(str(where)[len(LIST_PREFIX):])
         try:
-            text = (listing.read_bytes() if isinstance(listing, Path) else _read_bytes(listing)).decode("utf-8-sig")
+            data = _read_bytes(listing, MAX_LIST_BYTES)
+            if len(data) > MAX_LIST_BYTES:
+                raise ValueError(f"over {MAX_LIST_BYTES / 2**20:g} MiB, the most an input list may have")
+            text = data.decode("utf-8-sig")
         except FileNotFoundError:
             raise EnhanceEdgeError(f"{where}: cannot read the input list (no such file)") from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
             raise EnhanceEdgeError(f"{where}: cannot read the input list ({_first_line(exc)})") from None
         lines = [line.strip() for line in text.splitlines()]
         expanded += [location(line) for line in lines if line and not line.startswith("#")]
@@ -261,22 +282,54 @@ def _exists(where: Location) -> bool:
     return where.exists() if isinstance(where, Path) else _kind(where) != "missing"
 
 
-def _read_bytes(uri: str) -> bytes:
-    filesystem, path = resolve(uri)
-    with filesystem.open_input_stream(path) as stream:
-        return stream.read()
+class NotRegularFile(OSError):
+    """A local location that is a folder, named pipe, socket or device: nothing to read."""
 
 
-def _read(uri: str) -> NamedBytes:
-    """The bytes of the file ``uri``, whose str() is the URI; ImageError with the plain reason."""
+def _read_bytes(where: Location, limit: int) -> bytes:
+    """The first ``limit`` + 1 bytes of the file ``where`` (more than ``limit``: over it). A local
+    one must be a regular file (NotRegularFile), checked on the descriptor opened without
+    waiting: a check by name first could be raced by a swap. OSError as opening raises it."""
+    if isinstance(where, str):
+        filesystem, path = resolve(where)
+        if filesystem.type_name != "local":
+            with filesystem.open_input_stream(path) as stream:
+                return stream.read(limit + 1)
+        where = Path(path)
+    fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
-        return NamedBytes(_read_bytes(uri), uri)
+        mode = os.fstat(fd).st_mode
+        kind = next((kind for is_kind, kind in _NOT_REGULAR if is_kind(mode)), None)
+        if kind is not None:
+            raise NotRegularFile(f"is {kind}, not a regular file")
+        if hasattr(os, "set_blocking"):  # O_NONBLOCK was for the open
+            os.set_blocking(fd, True)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        return handle.read(limit + 1)
+
+
+def _read(uri: str, max_pixels: int) -> NamedBytes:
+    """The bytes of the file ``uri``, whose str() is the URI; ImageError with the plain reason,
+    or when it is larger than an image of ``max_pixels`` pixels can be."""
+    limit = max_pixels * BYTES_PER_PIXEL_AT_MOST + METADATA_BYTES
+    try:
+        data = _read_bytes(uri, limit)
     except FileNotFoundError:
         raise ImageError(f"{uri}: no such file") from None
     except PermissionError:
         raise ImageError(f"{uri}: cannot read (permission denied)") from None
+    except NotRegularFile as exc:
+        raise ImageError(f"{uri}: {exc}") from None
     except OSError as exc:
         raise ImageError(f"{uri}: cannot read ({_first_line(exc)})") from None
+    if len(data) > limit:
+        raise ImageError(f"{uri}: over {limit / 2**20:,.0f} MiB, more than an image within --max-pixels "
+                         f"{max_pixels:,} can take ({BYTES_PER_PIXEL_AT_MOST} bytes a pixel, and metadata)")
+    return NamedBytes(data, uri)
 
 
 def write_atomically(where: Location, data: bytes) -> None:
@@ -318,7 +371,7 @@ def upscale_job(upscaler: Upscaler, job: Job, *, overwrite: bool = False, qualit
         raise EnhanceEdgeError(f"{job.source}: {job.problem}")
     if not overwrite and _exists(job.target):
         return
-    source = _read(job.source) if isinstance(job.source, str) else job.source
+    source = _read(job.source, max_pixels) if isinstance(job.source, str) else job.source
     image, info, image_format = read_for_upscale(upscaler, source, format_for(file_name(job.target)), max_pixels)
     encoded = io.BytesIO()
     write_upscaled(upscaler, image, info, encoded, image_format, name=job.source, target=job.target,

@@ -13,7 +13,7 @@ import glob
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -204,13 +204,14 @@ def _check_output_file(output: Path, suffix: str | None, output_format: str | No
         raise EnhanceEdgeError(f"--suffix {suffix!r} does not apply when -o {str(output)!r} names the output file")
 
 
-def with_problems(jobs: list[Job]) -> list[Job]:
-    """Mark jobs that would overwrite an input or another job's output; the rest run."""
-    sources = {_real_path(job.source) for job in jobs}
-    claimed: dict[Path, Path] = {}
+def with_problems(jobs: list[Job], key: Callable[[Path], Hashable] = _real_path) -> list[Job]:
+    """Mark jobs that would overwrite an input or another job's output; the rest run. ``key``
+    gives what two names of one file share (uris: a path and a file:// URI of it)."""
+    sources = {key(job.source) for job in jobs}
+    claimed: dict[Hashable, Path] = {}
     checked = []
     for job in jobs:
-        target = _real_path(job.target)
+        target = key(job.target)
         problem = job.problem
         if problem is None and target in sources:
             problem = f"output {str(job.target)!r} would overwrite an input; choose another -o or --suffix"

@@ -4,6 +4,7 @@ an object store (mock://BUCKET/...), file:// URIs for a local disk opened throug
 import io
 import os
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -119,6 +120,56 @@ def test_a_bad_uri_input_fails_naming_it_and_writes_nothing(store, upscaler):
         uris.upscale_job(upscaler, Job("mock://bucket/in/gone.png", "mock://bucket/out/gone.png"))
     assert [info.path for info in store.get_file_info(uris_selector("bucket"))] == ["bucket/in",
                                                                                     "bucket/in/corrupt.png"]
+
+
+def in_a_thread(call, seconds: float = 20):
+    """What ``call()`` returns or raises, failing the test if it takes over ``seconds`` (a hang)."""
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still running after {seconds} s"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_file_uri_of_a_pipe_or_a_device_is_one_line_not_a_hang(store, tmp_path, upscaler):
+    os.mkfifo(tmp_path / "pipe.png")
+    pipe = (tmp_path / "pipe.png").as_uri()
+    failed = in_a_thread(lambda: uris.upscale_job(upscaler, Job(pipe, "mock://bucket/out/pipe.png")))
+    assert isinstance(failed, ImageError) and str(failed) == f"{pipe}: is a named pipe, not a regular file"
+    failed = in_a_thread(lambda: uris.expand_lists([f"@{pipe}"]))
+    assert str(failed) == f"@{pipe}: cannot read the input list (is a named pipe, not a regular file)"
+    if os.path.exists("/dev/zero"):  # endless: read without a limit, it fills the memory
+        failed = in_a_thread(lambda: uris.upscale_job(upscaler, Job("file:///dev/zero", "mock://bucket/out/z.png")))
+        assert str(failed) == "file:///dev/zero: is a device, not a regular file"
+
+
+def test_a_uri_larger_than_an_image_within_max_pixels_is_not_read_whole(store, monkeypatch, upscaler):
+    monkeypatch.setattr(uris, "METADATA_BYTES", 1000)
+    put(store, "bucket/in/huge.png", png(4) + bytes(2000))
+    with pytest.raises(ImageError) as failed:
+        uris.upscale_job(upscaler, Job("mock://bucket/in/huge.png", "mock://bucket/out/huge.png"), max_pixels=100)
+    assert str(failed.value) == ("mock://bucket/in/huge.png: over 0 MiB, more than an image within --max-pixels 100 "
+                                 "can take (8 bytes a pixel, and metadata)")
+
+
+def test_a_path_and_a_file_uri_of_one_output_are_one_output(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(png(5))
+    (tmp_path / "a" / "x.jpg").write_bytes(png(6))
+    jpeg = (tmp_path / "a" / "x.jpg").as_uri()
+    jobs, _ = uris.plan_jobs([Path("a/x.png"), jpeg], None, scale=2, output_format="png")
+    assert [job.problem for job in jobs] == [None, "output 'file://" + str(tmp_path / "a" / "x_x2.png")
+                                             + "' is already the output of 'a/x.png'"]
 
 
 def test_an_existing_target_is_kept_and_abandoned_temporaries_are_deleted(store, tmp_path, upscaler):
