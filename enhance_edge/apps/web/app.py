@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -53,6 +53,9 @@ OWN_SITE = frozenset({"same-origin", "none"})
 # Errors that may come before the request's body is read: the connection closes after them
 # rather than read an upload that is refused anyway.
 CLOSES_CONNECTION = frozenset({400, 403, 408, 413})
+# Where in a request's scope["state"] the server (server.py) says why it dropped the request
+# while the app read it: the app then sees only the client gone.
+DROPPED_REASON = "enhance_edge.dropped"
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,11 @@ async def until_disconnected(receive: Receive) -> None:
         pass
 
 
+def client_name(request: Request) -> str:
+    """host:port of the request's client, for the log."""
+    return f"{request.client.host}:{request.client.port}" if request.client else "client"
+
+
 def content_disposition(filename: str) -> str:
     """An attachment header that survives non-ASCII names (RFC 6266 / 5987)."""
     fallback = filename.encode("ascii", "replace").decode().replace("?", "_")
@@ -256,7 +264,14 @@ async def upscale(request: Request) -> Response:
                                                  form.get("job"), abandoned, form.get("strength"))  # type: ignore[arg-type]
             finally:
                 watcher.cancel()
+    except ClientDisconnect:  # the client left during its upload, or server.py dropped it: no one to answer
+        reason = request.scope.get("state", {}).get(DROPPED_REASON, "the client closed the connection during its "
+                                                                    "upload")
+        log.info("%s: %s", client_name(request), reason)
+        return error_response(499, reason)
     except EnhanceEdgeError as exc:
+        if isinstance(exc, ClientGone):  # no one to answer: one line for the log
+            log.info("%s: %s", client_name(request), exc)
         headers = {"retry-after": "2"} if isinstance(exc, ServerBusy) else None
         return error_response(status_of(exc), str(exc), headers)
     except HTTPException:

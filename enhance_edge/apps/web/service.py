@@ -306,6 +306,11 @@ class UpscaleService:
         with self._tracked(job) as entry, self.queue.turn(entry, abandoned) as waited:
             try:
                 return self._upscale(entry, source, name, model, precision, level, abandoned, waited)
+            except EnhanceEdgeError as exc:
+                # Its traceback holds the run's frames, their image buffers and the model session:
+                # dropped, so that they are freed now, before the release below, not when the garbage
+                # collector breaks the cycle the exception joins on its way back (a worker's future).
+                raise exc.with_traceback(None)
             finally:
                 if entry.pixels_total >= RELEASE_AFTER_PIXELS:
                     self.catalog.release(model, precision)
@@ -331,6 +336,7 @@ class UpscaleService:
                 raise ClientGone(f"{name}: the client went away during the upscale")
             entry.pixels_done += pixels
 
+        advance(0)  # a client gone while its upload was decoded: before the model runs, not after
         encoded = io.BytesIO()
         output_size = write_upscaled(upscaler, image, source_info, encoded, image_format, name=name,
                                      strength=strength, progress=advance)

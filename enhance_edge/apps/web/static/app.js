@@ -13,6 +13,8 @@
     strength: $("#strength"),
     strengthValue: $("#strength-value"),
     strengthExplain: $("#strength-explain"),
+    precisionExplain: $("#precision-explain"),
+    titleScale: $("#title-scale"),
     facts: $("#model-facts"),
     banner: $("#banner"),
     dropzone: $("#dropzone"),
@@ -105,6 +107,11 @@
     if (typeof file.test_psnr === "number") facts.push(`test PSNR ${file.test_psnr.toFixed(2)} dB (${runs})`);
     if (typeof file.file_bytes === "number") facts.push(`model file ${formatBytes(file.file_bytes)}`);
     ui.facts.textContent = facts.join(" · ");
+    ui.titleScale.textContent = ` ×${model.scale}`;
+    // Only the precisions installed are explained: without an int8 file there is no int8 to choose.
+    ui.precisionExplain.textContent = model.precisions.includes("int8")
+      ? "int8 = faster, fp32 = most exact; auto picks int8 where this computer runs it exactly and faster."
+      : "fp32, the one installed for this model (auto runs it).";
     ui.strengthField.hidden = !model.conditioned;
     ui.strengthExplain.hidden = !model.conditioned;
   }

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from enhance_edge.core.model import bundled_models
+
 FACE = sorted((Path(__file__).parents[3] / "data" / "yale_test").glob("*.png"))[0]
 
 
@@ -22,9 +24,13 @@ def test_the_page_upscales_a_face_and_reports_a_bad_file(browser, live_server, t
     not_an_image.write_text("not an image")
     browser.get(live_server.url)
     WebDriverWait(browser, 60).until(lambda page: page.find_element(By.ID, "version").text)
-    # Plain words beside the technical ones, and the quality figure `enhance-edge models` prints.
-    assert "int8 = faster, fp32 = most exact" in browser.find_element(By.ID, "explain").text
+    # Plain words beside the technical ones, for the precisions installed only, the scale of the
+    # model chosen, and the quality figure `enhance-edge models` prints.
+    int8 = any(bundled.precision == "int8" for bundled in bundled_models() if bundled.name == "default")
+    explain = browser.find_element(By.ID, "explain").text
+    assert ("int8 = faster, fp32 = most exact" in explain) == int8 and ("int8" in explain) == int8
     assert "fp32 · most exact" in browser.find_element(By.ID, "precision").text
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Upscale faces ×2"
     assert "test PSNR " in browser.find_element(By.ID, "model-facts").text
     browser.find_element(By.ID, "file-input").send_keys(f"{FACE}\n{not_an_image}")
 

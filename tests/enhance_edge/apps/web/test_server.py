@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from enhance_edge.apps.cli import main
-from enhance_edge.apps.web.app import HttpLimits
+from enhance_edge.apps.web.app import HttpLimits, log
 from enhance_edge.apps.web.server import EVICTABLE_AFTER_SECONDS, is_loopback, page_url
+from enhance_edge.apps.web.service import Limits, UpscaleService
 
 
 def test_serve_prints_its_url_answers_and_stops_cleanly_on_ctrl_c(live_server):
@@ -85,7 +86,7 @@ def tiny_png() -> bytes:
 def test_connections_that_send_half_their_headers_cannot_lock_others_out(loopback_server):
     server = loopback_server(http_limits=HttpLimits(header_timeout=60))
     stalled = []
-    for _ in range(40):  # more than the connection limit (25 with the default queue)
+    for _ in range(40):  # more than the connection limit (34 with the default queue)
         sock = server.connect()
         sock.sendall(b"GET /api/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
         stalled.append(sock)
@@ -95,7 +96,7 @@ def test_connections_that_send_half_their_headers_cannot_lock_others_out(loopbac
         sock.sendall(server.head("GET", "/api/models"))
         status, _, body = server.read_response(sock)
         assert status == 200, body
-    assert sum(server.closed_by_server(sock, within=0.5) for sock in stalled) >= 40 - 25
+    assert sum(server.closed_by_server(sock, within=0.5) for sock in stalled) >= 40 - 34
 
 
 def test_headers_that_do_not_arrive_in_time_get_408_and_the_connection_closes(loopback_server):
@@ -120,14 +121,14 @@ def test_an_upload_declared_too_large_is_answered_and_closed_without_reading_it(
 
 def test_a_new_connection_past_the_limit_gets_a_json_503_when_none_can_make_room(loopback_server):
     server = loopback_server(http_limits=HttpLimits(header_timeout=60))
-    held = [server.connect() for _ in range(25)]  # the limit, all too new to be closed for room
+    held = [server.connect() for _ in range(34)]  # the limit, all too new to be closed for room
     for sock in held:
         sock.sendall(b"GET / HTTP/1.1\r\n")
     refused = server.connect()
     refused.sendall(server.head("GET", "/api/models"))  # read and dropped: the answer is not lost to a reset
     status, headers, body = server.read_response(refused)
     assert (status, headers["retry-after"]) == (503, "2")
-    assert json.loads(body)["error"].startswith("the server has 25 connections busy")
+    assert json.loads(body)["error"].startswith("the server has 34 connections busy")
 
 
 def test_a_malformed_request_gets_a_json_400(loopback_server):
@@ -147,6 +148,43 @@ def test_an_upload_that_trickles_in_is_cut_off_with_408(loopback_server):
     status, headers, body = server.read_response(sock)
     assert status == 408 and json.loads(body)["error"].startswith("upload too slow: ")
     assert server.closed_by_server(sock, within=5)
+
+
+def test_past_the_uploads_it_takes_the_slowest_makes_room_or_the_new_one_is_refused(loopback_server):
+    server = loopback_server(UpscaleService(Limits(max_waiting=0)))  # one upload arriving at a time
+    request = server.upload_bytes(tiny_png())
+    slow = server.connect()
+    slow.sendall(request[:300])  # the headers and the start of the body, then nothing
+    time.sleep(EVICTABLE_AFTER_SECONDS + 0.2)  # time enough to show its rate
+    newer = server.connect()
+    newer.sendall(request[:300])
+    status, _, body = server.read_response(slow)
+    assert status == 408 and "dropped to make room for another, as this server receives at most 1 uploads" \
+        in json.loads(body)["error"]
+    newest = server.connect()
+    newest.sendall(request[:300])  # `newer` is too new to be dropped for it
+    status, headers, body = server.read_response(newest)
+    assert (status, headers["retry-after"]) == (503, "2")
+    assert json.loads(body)["error"].startswith("the server is receiving as many uploads as it takes at once (1)")
+    newer.sendall(request[300:])
+    assert server.read_response(newer)[0] == 200
+
+
+def test_a_client_that_leaves_during_its_upload_is_one_line_in_the_log(loopback_server, caplog):
+    server = loopback_server()
+    log.addHandler(caplog.handler)  # the app's log has uvicorn's handler, not the root's: caplog's is added
+    try:
+        sock = server.connect()
+        sock.sendall(server.upload_bytes(tiny_png())[:300])
+        port = sock.getsockname()[1]
+        sock.close()
+        deadline = time.monotonic() + 10
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        log.removeHandler(caplog.handler)
+    assert [(record.getMessage(), record.exc_info) for record in caplog.records] == [
+        (f"127.0.0.1:{port}: the client closed the connection during its upload", None)]
 
 
 def test_a_client_that_leaves_while_waiting_frees_its_place_and_is_never_upscaled(loopback_server, gate):
