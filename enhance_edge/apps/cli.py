@@ -52,6 +52,9 @@ def _parse_strength(ctx, param, value):
 
 # Above this a single image gets a progress bar (about 10 s of model time on a laptop core).
 _LARGE_IMAGE_PIXELS = 2_000_000
+# From this many input pixels on, a larger bundled model's run takes minutes on a laptop (a 12-megapixel
+# photo: about a minute with default on several cores), and `upscale` points to the fast model.
+_LONG_RUN_PIXELS = 8_000_000
 # Where stderr is not a terminal (a log, a CI job) there is no bar: a progress line instead, at most
 # this often; often enough to show a job is alive, rare enough to keep a log short.
 PROGRESS_LINE_SECONDS = 5.0
@@ -103,6 +106,7 @@ class _ProgressLines:
     def __init__(self, files: int, pixels: int):
         self.files, self.pixels = files, max(pixels, 1)
         self.files_done = self.pixels_done = 0
+        self.tile: str | None = None  # "tile 3/40" while a tiled file runs
         self.start = self.last = time.monotonic()
 
     def advance(self, pixels: int = 0, files: int = 0) -> None:
@@ -115,8 +119,9 @@ class _ProgressLines:
         fraction = min(self.pixels_done / self.pixels, 1.0)
         elapsed = now - self.start
         left = f", about {_duration(elapsed * (1 - fraction) / fraction)} left" if fraction > 0 else ""
-        click.echo(f"progress: {self.files_done}/{self.files} files, {fraction:.0%}, {_duration(elapsed)} elapsed"
-                   f"{left}", err=True)
+        tile = f" ({self.tile} of the current one)" if self.tile else ""
+        click.echo(f"progress: {self.files_done}/{self.files} files{tile}, {fraction:.0%}, {_duration(elapsed)} "
+                   f"elapsed{left}", err=True)
 
 
 class _UpscaleReport:
@@ -133,6 +138,13 @@ class _UpscaleReport:
         if self.lines is not None:
             self.lines.advance(pixels)
 
+    def tiles(self, done: int, total: int) -> None:
+        """Shown beside the bar (and in the progress lines) until the file is over: a large image is
+        many tiles, and a bar of many files moves little in one."""
+        self.bar.current_item = f"tile {done}/{total}" if total > 1 else None
+        if self.lines is not None:
+            self.lines.tile = self.bar.current_item
+
     def warning(self, message: str) -> None:
         from ..core.batch import printable
 
@@ -143,6 +155,7 @@ class _UpscaleReport:
         from ..core.batch import Outcome, printable
 
         self.counts[result.status.value] += 1
+        self.tiles(0, 0)  # no tile count until the next file has one
         _clear_bar_line(self.bar)
         if result.status is Outcome.FAILED:
             click.echo(f"error: {printable(result.error)}", err=True)
@@ -152,18 +165,27 @@ class _UpscaleReport:
         if self.as_json:
             click.echo(json.dumps({"type": "file", **result.to_dict()}))
         elif result.status is Outcome.DONE:
-            click.echo(printable(f"{result.input} -> {result.output}"))
+            strength = "" if result.strength is None else f" (strength {result.strength:.2f})"
+            click.echo(printable(f"{result.input} -> {result.output}{strength}"))
         if self.lines is not None:
             self.lines.advance(files=1)
 
     def _tally(self) -> str:
         return f"done {self.counts['done']}, failed {self.counts['failed']}, skipped {self.counts['skipped']}"
 
+    def _stopping(self) -> None:
+        _clear_bar_line(self.bar)
+        click.echo("stopping after the current tile...", err=True)
+
     @contextlib.contextmanager
     def stopping_cleanly(self):
-        """Ctrl-C, SIGTERM or a closed stdout end the batch with the counts so far."""
+        """Ctrl-C, SIGTERM or a closed stdout end the batch with the counts so far; a signal is
+        acknowledged the moment it arrives."""
+        from ..io.fileio import interrupt_notice
+
         try:
-            yield
+            with interrupt_notice(self._stopping):
+                yield
         except KeyboardInterrupt:
             click.echo(f"\ninterrupted: {self._tally()}; no partial file was left", err=True)
             sys.exit(130)
@@ -181,6 +203,32 @@ class _UpscaleReport:
                    f"{'; skipped outputs fail the run (--fail-on-skip)' if skipped_fail else ''}", err=True)
         if self.counts["failed"] or skipped_fail:
             sys.exit(1)
+
+
+def _no_images(inputs: list[Path], recursive: bool) -> EnhanceEdgeError:
+    """Why `upscale` has nothing to do: no image files, or only the tagged outputs of an earlier run,
+    which a folder's listing leaves out so that a rerun does not upscale its own outputs."""
+    from ..core.batch import printable, tagged_outputs
+
+    where = printable(", ".join(map(str, inputs)))
+    tagged = tagged_outputs(inputs, recursive)
+    if not tagged:
+        return EnhanceEdgeError(f"no images found in {where}{'' if recursive else ' (-r searches sub-folders)'}")
+    pattern = printable(str(tagged[0].parent / f"*{tagged[0].suffix}"))
+    return EnhanceEdgeError(f"no images found in {where}: its {len(tagged)} image file(s) are outputs of an earlier "
+                            f"run (tagged by enhance-edge), which a folder's listing leaves out; name the files to "
+                            f"upscale them again, e.g. {pattern}")
+
+
+def _faster_model_note(model: str, scale: int, pixels: int) -> str | None:
+    """A pointer to the fast model for a run of a larger bundled one that will take minutes; None otherwise."""
+    from ..core.model import BUNDLED_MODELS, bundled_scales
+
+    if pixels < _LONG_RUN_PIXELS or model not in BUNDLED_MODELS or model.startswith("fast") \
+            or scale not in bundled_scales("fast"):
+        return None
+    return (f"note: {pixels / 1e6:.0f} megapixels with model {model} can take minutes on a CPU; --model fast is "
+            f"several times quicker, for a little less detail")
 
 
 class _PathOrUri(click.Path):
@@ -340,11 +388,10 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     jobs = plan_jobs(list(inputs), output, scale=upscaler.scale, recursive=recursive, suffix=suffix,
                      output_format=output_format, output_size=upscaler.output_size)
     if not jobs:
-        raise EnhanceEdgeError(f"no images found in {printable(', '.join(map(str, inputs)))}"
-                               f"{'' if recursive else ' (-r searches sub-folders)'}")
+        raise _no_images(list(inputs), recursive)
     # What every file runs with, said once (a bundled name's precision "auto" is chosen per machine).
     run = {"model": upscaler.model_name, "precision": model_precision(upscaler),
-           "strength": strength_setting(upscaler, None)}
+           "strength": strength_setting(upscaler)}
     strength_note = "" if run["strength"] is None else f", strength {run['strength']}"
     size_note = "" if upscaler.output_size.is_model_scale else f", {upscaler.output_size.describe(upscaler.scale)}"
     click.echo(f"model {printable(run['model'])}, {run['precision']}{strength_note}{size_note}", err=True)
@@ -353,10 +400,13 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
         click.echo(f"removed {len(removed)} partial file(s) that a killed earlier run left beside its outputs",
                    err=True)
     sizes = [probe_pixels(job.source) for job in jobs]
+    if note := _faster_model_note(model, upscaler.scale, sum(sizes)):
+        click.echo(note, err=True)
     show_bar = (len(jobs) > 1 or sum(sizes) > _LARGE_IMAGE_PIXELS) and _stderr_is_terminal()
     # SIGTERM stops the batch as Ctrl-C does: the file being written is removed, not left half-done.
     with terminate_as_interrupt(), click.progressbar(length=max(sum(sizes), 1), label="upscaling", file=sys.stderr,
-                                                     hidden=not show_bar, show_percent=True) as bar:
+                                                     hidden=not show_bar, show_percent=True,
+                                                     item_show_func=lambda tile: tile) as bar:
         report = _UpscaleReport(bar, len(jobs), sum(sizes), as_json, fail_on_skip)
         with report.stopping_cleanly():
             upscale_jobs(upscaler, jobs, sizes, report, overwrite=overwrite, quality=quality, max_pixels=max_pixels)
@@ -410,7 +460,7 @@ def models(as_json):
     """List the bundled models: name, precision, scale, cost, file size, test PSNR and path.
 
     \b
-    Use one by name:  enhance-edge upscale face.png --model fast --precision int8
+    Use one by name:  enhance-edge upscale face.png --model fast
     Each file is a plain ONNX model usable from any onnxruntime binding, without
     enhance-edge: see docs/onnx-contract.md.
     """

@@ -22,11 +22,12 @@ from PIL import Image
 
 from ..io import imageio
 from ..errors import EnhanceEdgeError, ImageError, ModelError
-from ..io.fileio import atomic_output
+from ..io.fileio import atomic_output, os_reason
 from ..io.imageio import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, SourceInfo, check_size, format_for,
                           output_format_for, provenance, write_image)
 from .output_size import OutputSize
 from .strength import parse_strength
+from .tiling import tile_count
 
 if TYPE_CHECKING:  # the upscaler's upscale_file runs this module's single-file path
     from .upscaler import Upscaler
@@ -59,9 +60,9 @@ class FileResult:
     model: str  # the model file and its content hash, as the output's provenance tag names it
     # What ran: "fp32" or "int8", what "auto" chose on this CPU (Upscaler.last_precision)
     precision: str
-    # The degradation level the model ran at: the number asked for, or "auto" (the model estimates
-    # it from each image); None for a model without the strength input.
-    strength: float | str | None
+    # The degradation level the model ran at (Upscaler.last_strength): the number asked for, or what
+    # "auto" estimated from the image; None for a model without the strength input, or a file not upscaled.
+    strength: float | None
     input_size: tuple[int, int] | None = None  # width, height; None when the input was not read
     output_size: tuple[int, int] | None = None
     seconds: float = 0.0
@@ -71,7 +72,8 @@ class FileResult:
         """JSON-ready: paths as strings, sizes as [width, height]."""
         return {"input": str(self.input), "output": str(self.output), "status": self.status.value,
                 "error": self.error, "seconds": round(self.seconds, 3), "model": self.model,
-                "precision": self.precision, "strength": self.strength,
+                "precision": self.precision,
+                "strength": None if self.strength is None else round(self.strength, 3),
                 "input_size": list(self.input_size) if self.input_size else None,
                 "output_size": list(self.output_size) if self.output_size else None}
 
@@ -83,8 +85,8 @@ def model_precision(upscaler: Upscaler) -> str:
 
 def failed_result(upscaler: Upscaler, job: Job, error: str, seconds: float) -> FileResult:
     """The record of a job that raised ``error``, for a batch's report."""
-    return FileResult(job.source, job.target, Outcome.FAILED, upscaler.model_name, model_precision(upscaler),
-                      strength_setting(upscaler, None), seconds=seconds, error=error)
+    return FileResult(job.source, job.target, Outcome.FAILED, upscaler.model_name, model_precision(upscaler), None,
+                      seconds=seconds, error=error)
 
 
 @dataclass(frozen=True)
@@ -106,13 +108,25 @@ def _real_path(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def _is_listed_image(path: Path, root: Path) -> bool:
-    """Folder listings take image files by extension; hidden files (and our .part temporaries)
-    never, nor the tagged outputs of earlier runs (in an output folder this run does not exclude)."""
+def _is_image_file(path: Path, root: Path) -> bool:
+    """An image file by its extension, found below ``root``; hidden files (and our .part temporaries) never."""
     hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
     return (not hidden and imageio.pillow_format(path.suffix.lower()) is not None
-            and (path.is_file() or path.is_symlink())  # a broken link is reported, not hidden
-            and not imageio.made_by_enhance_edge(path))
+            and (path.is_file() or path.is_symlink()))  # a broken link is reported, not hidden
+
+
+def _is_listed_image(path: Path, root: Path) -> bool:
+    """Folder listings take image files, but not the tagged outputs of earlier runs (in an output
+    folder this run does not exclude)."""
+    return _is_image_file(path, root) and not imageio.made_by_enhance_edge(path)
+
+
+def tagged_outputs(inputs: list[Path], recursive: bool = False) -> list[Path]:
+    """The image files in the folders among ``inputs`` that their listing leaves out as the tagged
+    outputs of an earlier run: why a folder of such files has no images to upscale."""
+    return [path for folder in inputs if folder.is_dir()
+            for path in sorted(folder.rglob("*") if recursive else folder.iterdir())
+            if _is_image_file(path, folder) and imageio.made_by_enhance_edge(path)]
 
 
 def _is_pattern(path: Path) -> bool:
@@ -233,12 +247,12 @@ def _over_budget(upscaler: Upscaler, image: Image.Image) -> str | None:
             f"tiled, the whole-image buffers are not")
 
 
-def strength_setting(upscaler: Upscaler, strength: float | str | None = None) -> float | str | None:
-    """The strength an upscale runs at, as FileResult reports it: ``strength`` (None: the
-    upscaler's own); None for a model without the strength input."""
+def strength_setting(upscaler: Upscaler) -> float | str | None:
+    """The strength an upscaler is set to, as a batch's report names it once: "auto" or a number; None
+    for a model without the strength input. Each FileResult has the number a file ran at."""
     if not upscaler.info.conditioned:
         return None
-    return upscaler.strength if strength is None else strength
+    return upscaler.strength
 
 
 def read_for_upscale(upscaler: Upscaler, source: Path | BinaryIO, image_format: str | None,
@@ -262,13 +276,17 @@ def read_for_upscale(upscaler: Upscaler, source: Path | BinaryIO, image_format: 
 def write_upscaled(upscaler: Upscaler, image: Image.Image, info: SourceInfo, handle: BinaryIO, image_format: str, *,
                    name: str | Path, target: str | Path | None = None, quality: int = DEFAULT_QUALITY,
                    strength: float | str | None = None, progress: Callable[[int], None] | None = None,
-                   warn: Callable[[str], None] | None = None) -> tuple[int, int]:
+                   warn: Callable[[str], None] | None = None,
+                   tiles: Callable[[int, int], None] | None = None) -> tuple[int, int]:
     """Upscale an image from read_for_upscale and encode it into ``handle`` with the input's
     metadata and the provenance tags; the result's size. Errors of the upscale, and ``warn``'s
     notice that it will exceed the memory budget, name ``name`` (the input); errors of the
-    encoding ``target`` (default: ``name``)."""
+    encoding ``target`` (default: ``name``). ``tiles`` is told (done, total) of the image's model
+    runs as each ends, before ``progress``."""
     if warn is not None and (excess := _over_budget(upscaler, image)) is not None:
         warn(f"{name}: {excess}")
+    if tiles is not None:
+        progress = _counting_tiles(upscaler, image, progress, tiles)
     try:
         result = upscaler.upscale(image, progress=progress, strength=strength, jpeg_quality=info.jpeg_quality)
     except (ImageError, ModelError) as exc:  # e.g. a model that fails on this size: name the file
@@ -278,21 +296,41 @@ def write_upscaled(upscaler: Upscaler, image: Image.Image, info: SourceInfo, han
                     provenance(upscaler.output_size.describe(upscaler.scale), upscaler.model_name), quality,
                     upscaler.threads)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # Pillow's encoders, or the file system
-        raise ImageError(f"{target or name}: cannot write ({exc})") from None
+        raise ImageError(f"{target or name}: cannot write ({os_reason(exc) if isinstance(exc, OSError) else exc})") \
+            from None
     return result.size
+
+
+def _counting_tiles(upscaler: Upscaler, image: Image.Image, progress: Callable[[int], None] | None,
+                    tiles: Callable[[int, int], None]) -> Callable[[int], None]:
+    """``progress`` that first tells ``tiles`` (done, total) of the model runs of ``image``: the
+    upscaler calls it as each tile ends."""
+    total = tile_count(image.width, image.height, upscaler.tile_for(image.width, image.height, image.mode))
+    done = 0
+
+    def advance(pixels: int) -> None:
+        nonlocal done
+        done += 1
+        tiles(done, total)
+        if progress is not None:
+            progress(pixels)
+
+    return advance
 
 
 def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quality: int = DEFAULT_QUALITY,
                  max_pixels: int = DEFAULT_MAX_PIXELS, strength: float | str | None = None,
                  progress: Callable[[int], None] | None = None,
-                 warn: Callable[[str], None] | None = None) -> FileResult:
+                 warn: Callable[[str], None] | None = None,
+                 tiles: Callable[[int, int], None] | None = None) -> FileResult:
     """Read, upscale and atomically write one image with its metadata and provenance tags.
 
     The format follows the output's extension (the input's format when it has none Pillow
     can write). ``strength`` overrides the upscaler's own ("auto" or 0..1). ``warn`` is told,
-    naming the file, when the upscale will exceed the upscaler's memory budget. Returns what
-    was done (status DONE, or SKIPPED: the output exists and ``overwrite`` is off). Raises
-    EnhanceEdgeError subclasses naming the file; writes nothing then.
+    naming the file, when the upscale will exceed the upscaler's memory budget; ``tiles`` the
+    (done, total) of its model runs (write_upscaled). Returns what was done (status DONE, or
+    SKIPPED: the output exists and ``overwrite`` is off). Raises EnhanceEdgeError subclasses
+    naming the file; writes nothing then.
     """
     start = time.perf_counter()
     if job.problem is not None:
@@ -303,9 +341,8 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quali
         except EnhanceEdgeError as exc:
             raise EnhanceEdgeError(f"strength: {exc}") from None
     model, precision = upscaler.model_name, model_precision(upscaler)
-    setting = strength_setting(upscaler, strength)
     if job.target.exists() and not overwrite:
-        return FileResult(job.source, job.target, Outcome.SKIPPED, model, precision, setting,
+        return FileResult(job.source, job.target, Outcome.SKIPPED, model, precision, None,
                           seconds=time.perf_counter() - start)
     image, source, image_format = read_for_upscale(upscaler, job.source, format_for(job.target), max_pixels)
     input_size = image.size
@@ -316,16 +353,16 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quali
         with atomic_output(job.target) as handle:
             output_size = write_upscaled(upscaler, image, source, handle, image_format, name=job.source,
                                          target=job.target, quality=quality, strength=strength, progress=progress,
-                                         warn=warn)
+                                         warn=warn, tiles=tiles)
     except BaseException as exc:
         for folder in created:  # a failed file leaves no empty folder; one that another file went into stays
             with contextlib.suppress(OSError):
                 folder.rmdir()
         if isinstance(exc, OSError):  # the file system: the folder, the temporary file, its writing or renaming
-            raise ImageError(f"{job.target}: cannot write ({exc})") from None
+            raise ImageError(f"{job.target}: cannot write ({os_reason(exc)})") from None
         raise
-    return FileResult(job.source, job.target, Outcome.DONE, model, upscaler.last_precision, setting, input_size,
-                      output_size, time.perf_counter() - start)
+    return FileResult(job.source, job.target, Outcome.DONE, model, upscaler.last_precision, upscaler.last_strength,
+                      input_size, output_size, time.perf_counter() - start)
 
 
 class BatchReport(Protocol):
@@ -336,6 +373,9 @@ class BatchReport(Protocol):
 
     def warning(self, message: str) -> None:
         """A notice about one file, naming it (e.g. it will exceed the memory budget)."""
+
+    def tiles(self, done: int, total: int) -> None:
+        """``done`` of the ``total`` model runs (tiles) of the file being upscaled are over."""
 
     def finished(self, result: FileResult) -> None:
         """One job is over: done, skipped or failed."""
@@ -358,7 +398,7 @@ def upscale_jobs(upscaler: Upscaler, jobs: list[Job], pixels: list[int], report:
 
         try:
             result = upscale_file(upscaler, job, overwrite=overwrite, quality=quality, max_pixels=max_pixels,
-                                  progress=advance, warn=report.warning)
+                                  progress=advance, warn=report.warning, tiles=report.tiles)
         except EnhanceEdgeError as exc:
             result = failed_result(upscaler, job, str(exc), time.perf_counter() - start)
         report.finished(result)

@@ -7,6 +7,7 @@ descriptor, checked at the boundary) instead of from command-line flags.
 from __future__ import annotations
 
 import base64
+import difflib
 import io
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidProtobuf
 
 from ..errors import ModelError, ProviderError
 from .output_size import model_scale_for
@@ -53,6 +55,13 @@ PROVIDER_ALIASES = {
     "coreml": "CoreMLExecutionProvider",
     "directml": "DmlExecutionProvider",
     "openvino": "OpenVINOExecutionProvider",
+}
+# The onnxruntime builds that bring an execution provider the plain onnxruntime package lacks.
+PROVIDER_PACKAGES = {
+    "CUDAExecutionProvider": "onnxruntime-gpu",
+    "TensorrtExecutionProvider": "onnxruntime-gpu",
+    "DmlExecutionProvider": "onnxruntime-directml",
+    "OpenVINOExecutionProvider": "onnxruntime-openvino",
 }
 
 # Metadata key: onnxruntime graph optimizers that slow this model down, comma-separated names
@@ -205,8 +214,9 @@ def resolve_model(model: str | Path | None = None, precision: str = "auto", scal
         return bundled_model_path(bundled_name(None if model is None else str(model), scale), precision)
     path = Path(model)
     if not path.is_file():
+        close = difflib.get_close_matches(str(model), BUNDLED_MODELS, n=1)
         raise ModelError(f"model {str(model)!r} does not exist: it is neither a file nor a bundled model "
-                         f"({', '.join(BUNDLED_MODELS)})")
+                         f"({', '.join(BUNDLED_MODELS)}){f'; did you mean {close[0]!r}?' if close else ''}")
     own = precision if precision == "auto" else (_stored_metadata(str(path)) or {}).get("precision", "fp32")
     if precision != own:
         raise ModelError(f"{str(model)!r} is an {own} model file, and --precision {precision} cannot change "
@@ -219,8 +229,11 @@ def resolve_provider(name: str) -> str:
     full = PROVIDER_ALIASES.get(name.lower(), name)
     available = ort.get_available_providers()
     if full not in available:
+        package = PROVIDER_PACKAGES.get(full)
         raise ProviderError(f"execution provider {name!r} is not available in this onnxruntime; "
-                            f"available: {', '.join(available)}")
+                            f"available: {', '.join(available)}"
+                            + (f"; it comes with the {package} package, installed in place of onnxruntime: "
+                               f"pip uninstall onnxruntime && pip install {package}" if package else ""))
     return full
 
 
@@ -422,5 +435,7 @@ def _load(path: str, options: ort.SessionOptions, providers: list[str],
     try:
         return ort.InferenceSession(path, sess_options=options, providers=providers,
                                     disabled_optimizers=disabled_optimizers)
+    except InvalidProtobuf:  # a file of another kind (or cut short): say so, not "INVALID_PROTOBUF : ..."
+        raise ModelError(f"cannot load model {path!r}: not an ONNX model (its content does not parse as one)") from None
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         raise ModelError(f"cannot load model {path!r}: {str(exc).splitlines()[0]}") from None

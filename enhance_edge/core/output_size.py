@@ -27,8 +27,10 @@ class OutputSize:
 
     def __post_init__(self) -> None:
         if self.outscale is not None and (self.width is not None or self.height is not None):
-            raise EnhanceEdgeError(f"give outscale ({self.outscale:g}) or a width/height target "
-                                   f"({self.width}x{self.height}), not both")
+            target = ", ".join(f"{name} {value}" for name, value in (("width", self.width), ("height", self.height))
+                               if value is not None)
+            raise EnhanceEdgeError(f"give outscale ({self.outscale:g}) or a target width and height ({target}), "
+                                   f"not both")
         if self.outscale is not None and not (math.isfinite(self.outscale) and self.outscale > 0):
             raise EnhanceEdgeError(f"outscale must be a number > 0, got {self.outscale!r}")
         for name in ("width", "height"):

@@ -118,6 +118,14 @@ def blend_weights(span: Span, half: int, scale: int) -> np.ndarray:
     return weights
 
 
+def tile_count(width: int, height: int, tile: int | None) -> int:
+    """How many model runs upscale_tiled makes of a width x height plane in tiles of ``tile``; one untiled (None)."""
+    if tile is None:
+        return 1
+    half = half_blend(tile)
+    return len(spans(height, tile, half)) * len(spans(width, tile, half))
+
+
 def upscale_tiled(plane: np.ndarray, run: Callable[[np.ndarray], np.ndarray], scale: int, tile: int,
                   margin: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Upscale a float32 (H, W) plane with ``run`` (plane -> scale x plane) tile by tile.

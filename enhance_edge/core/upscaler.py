@@ -141,6 +141,12 @@ class Upscaler:
         return getattr(self._last, "precision", self.precision)
 
     @property
+    def last_strength(self) -> float | None:
+        """The strength the last upscale on this thread ran the model at: the number asked for, or what
+        "auto" estimated; None for a model without the strength input, or before any upscale."""
+        return getattr(self._last, "strength", None)
+
+    @property
     def scale(self) -> int:
         """The model's own factor; ``output_dimensions`` gives the size an upscale returns."""
         return self.info.scale
@@ -265,6 +271,7 @@ class Upscaler:
         else:
             result = upscale_tiled(plane, run, self.scale, tile, self.margin, progress)
         self._last.precision = "+".join(sorted(ran))  # one file runs every tile of an image
+        self._last.strength = level
         return result
 
     @overload

@@ -10,6 +10,8 @@ Yale faces, a seeded one otherwise (the training seed, which models record in th
 from __future__ import annotations
 
 import random
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,9 @@ from .protocol import (MIN_HR_SIDE, REPORT_HR_SIZE, SSIM_WINDOW, YALE_TEST_SUBJE
                        luma_image, make_hr, make_lr)
 
 SPLITS = ("train", "validation", "test")
+# A Yale subject's name, and a face named as the Yale archive names it (yaleBNN_P00A+000E+00.png).
+_YALE_SUBJECT = re.compile(r"yaleB\d\d")
+_YALE_FACE = re.compile(r"(yaleB\d\d)_")
 
 
 @dataclass
@@ -48,8 +53,11 @@ def image_files(folder: Path) -> list[Path]:
     found = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
-            with Image.open(path):
-                found.append(path)
+            with warnings.catch_warnings():
+                # Pillow's (a bomb-sized header's, say) would land beside the one-line error read_face gives
+                warnings.simplefilter("ignore")
+                with Image.open(path):
+                    found.append(path)
         except (UnidentifiedImageError, OSError):
             continue  # READMEs, licences and other non-images sit beside data sets
     if not found:
@@ -58,14 +66,20 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def subject_of(path: Path, folder: Path) -> str:
-    """The first sub-folder below the data folder names the subject; flat files are their own."""
+    """The first sub-folder below the data folder names the subject; a flat file is its own, unless it
+    is named as a Yale face, whose name begins with its subject."""
     relative = path.relative_to(folder)
-    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+    if len(relative.parts) > 1:
+        return relative.parts[0]
+    yale = _YALE_FACE.match(relative.name)
+    return yale.group(1) if yale else relative.stem
 
 
 def split_subjects(subjects: list[str], seed: int) -> dict[str, str]:
-    """subject -> split. docs/evaluation.md's split when the Yale subjects are there, else seeded ~70/15/15."""
-    if set(YALE_VALIDATION_SUBJECTS + YALE_TEST_SUBJECTS) <= set(subjects):
+    """subject -> split. docs/evaluation.md's split when the Yale subjects are there (all its validation
+    and test subjects, or Yale subjects alone), else seeded ~70/15/15."""
+    if set(YALE_VALIDATION_SUBJECTS + YALE_TEST_SUBJECTS) <= set(subjects) \
+            or all(_YALE_SUBJECT.fullmatch(subject) for subject in subjects):  # e.g. the test faces alone
         return {s: "validation" if s in YALE_VALIDATION_SUBJECTS else "test" if s in YALE_TEST_SUBJECTS
                 else "train" for s in subjects}
     if len(subjects) < 3:

@@ -13,10 +13,11 @@ import errno
 import os
 import secrets
 import signal
+import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -55,6 +56,12 @@ def write_file(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as handle:
         handle.write(data)
+
+
+def os_reason(exc: OSError) -> str:
+    """Why ``exc`` happened, without the file names it carries: for a write through atomic_output they
+    are its hidden temporary's (``.NAME.XXXXXXXX.part``), which a message must not show in place of NAME."""
+    return exc.strerror or str(exc)
 
 
 def _new_part(path: Path) -> tuple[int, Path]:
@@ -136,3 +143,33 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def interrupt_notice(notify: Callable[[], None]) -> Iterator[None]:
+    """Inside, ``notify`` is called, from a thread of its own, the moment SIGINT or SIGTERM (where it
+    has a Python handler: terminate_as_interrupt) arrives. Python raises KeyboardInterrupt only when
+    the main thread is back in Python code, which a model run holds for a second or more: the user is
+    told at once that the stop was seen. Outside the main thread this changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)  # written by the signal handler, which must never block
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while data := reader.recv(64):  # each byte a signal's number; b"" once the writer is closed
+            if {signal.SIGINT, signal.SIGTERM} & set(data):
+                notify()
+                return
+
+    watcher = threading.Thread(target=watch, name="interrupt-notice", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        writer.close()
+        watcher.join()  # a notice is out before what the interrupt's handler prints
+        reader.close()

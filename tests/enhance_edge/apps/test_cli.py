@@ -15,6 +15,12 @@ def test_help_lists_the_commands():
         assert command in result.output
 
 
+def test_models_help_suggests_only_what_runs():
+    result = CliRunner().invoke(main, ["models", "--help"])
+    assert result.exit_code == 0
+    assert "enhance-edge upscale face.png --model fast\n" in result.output and "int8" not in result.output
+
+
 def test_evaluate_scores_model_and_baselines_per_split(face_folder, tiny_onnx):
     result = CliRunner().invoke(main, ["evaluate", "--data", str(face_folder), "--model", str(tiny_onnx),
                                        "--hr-size", "native", "--json"])

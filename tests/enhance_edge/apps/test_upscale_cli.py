@@ -186,7 +186,7 @@ def test_scale_checks_a_model_files_scale_and_sizes_conflict_in_one_line(tmp_pat
     wrong = run(tmp_path / "a.png", "--model", tiny_onnx, "--scale", "4")
     assert wrong.exit_code == 1 and "upscales x2, not the x4 asked for" in wrong.output
     both = run(tmp_path / "a.png", "--model", tiny_onnx, "--outscale", "3", "--height", "20")
-    assert both.exit_code == 1 and "give outscale (3) or a width/height target (Nonex20), not both" in both.output
+    assert both.exit_code == 1 and "give outscale (3) or a target width and height (height 20), not both" in both.output
     assert len(both.output.strip().splitlines()) == 1
     assert run(tmp_path / "a.png", "--scale", "3").exit_code == 2  # not a choice
 
@@ -407,7 +407,38 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_part(tmp_path, tiny_onnx):
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
-    assert stderr == "\ninterrupted: done 0, failed 0, skipped 0; no partial file was left\n"
+    # acknowledged the moment it arrived, while the write was still held up
+    assert stderr == ("stopping after the current tile...\n"
+                      "\ninterrupted: done 0, failed 0, skipped 0; no partial file was left\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+# Runs `upscale` with a model run that holds the main thread in C code, as onnxruntime's does: Python
+# code, and so KeyboardInterrupt, runs again only when it returns.
+HELD_MODEL_RUN = """
+import hashlib, sys
+import enhance_edge.core.upscaler
+def held(self, image, **options):
+    print("running", file=sys.stderr, flush=True)
+    hashlib.pbkdf2_hmac("sha256", b"tile", b"salt", 3_000_000)  # seconds in C, deaf to signals
+    raise AssertionError("the interrupt was not raised once the run returned")
+enhance_edge.core.upscaler.Upscaler.upscale = held
+from enhance_edge.apps.cli import main
+main()
+"""
+
+
+def test_ctrl_c_during_a_model_run_is_acknowledged_at_once(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    process = subprocess.Popen([sys.executable, "-c", HELD_MODEL_RUN, "upscale", str(tmp_path / "a.png"),
+                                "--model", str(tiny_onnx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr.readline() == model_line(tiny_onnx) + "\n"
+    assert process.stderr.readline() == "running\n"
+    process.send_signal(signal.SIGINT)
+    assert process.stderr.readline() == "stopping after the current tile...\n"
+    assert process.poll() is None  # said while the run still held the main thread
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted: done 0" in stderr and "AssertionError" not in stderr
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
 
 
@@ -587,3 +618,94 @@ def test_each_file_records_the_precision_that_ran_it(tmp_path, tiny_onnx):
     assert np.array_equal(np.asarray(api.upscale(Image.open(folder / "flat.png"))),
                           np.asarray(Image.open(tmp_path / "out" / "flat.png")))
     assert api.last_precision == "int8"
+
+
+def test_a_tiled_image_reports_its_tiles_as_they_finish(tmp_path, tiny_onnx, monkeypatch):
+    monkeypatch.setattr("enhance_edge.apps.cli.PROGRESS_LINE_SECONDS", 0.0)  # a line at every step
+    rgb(40, 30).save(tmp_path / "big.png")
+    result = run(tmp_path / "big.png", "--model", tiny_onnx, "--tile", 16)  # 2 rows of 3 tiles
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert [re.search(r"\(tile (\d)/6 of the current one\)", line)[1] for line in lines[:6]] == list("123456")
+
+
+def test_a_folder_of_earlier_outputs_says_why_it_has_no_images_and_how_to_take_them(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    outputs = tmp_path / "outputs"
+    assert run(tmp_path / "a.png", "-o", outputs, "--model", tiny_onnx).exit_code == 0
+    result = run(outputs, "--model", tiny_onnx)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"error: no images found in {outputs}: its 1 image file(s) are outputs of an earlier run (tagged by "
+        f"enhance-edge), which a folder's listing leaves out; name the files to upscale them again, e.g. "
+        f"{outputs / '*.png'}")
+    again = run(outputs / "*.png", "--model", tiny_onnx)  # the pattern it suggests, quoted
+    assert again.exit_code == 0 and (outputs / "a_x2.png").is_file()
+
+
+def test_a_write_error_names_the_output_not_its_hidden_temporary(tmp_path, tiny_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    (tmp_path / "out" / "a.png").mkdir(parents=True)  # where the output would be renamed to
+    result = run(tmp_path / "a.png", "-o", tmp_path / "out", "--model", tiny_onnx, "--overwrite")
+    assert result.exit_code == 1 and ".part" not in result.output
+    assert f"error: {tmp_path / 'out' / 'a.png'}: cannot write (Is a directory)" in result.stderr.splitlines()
+
+
+def test_the_strength_auto_chose_is_in_each_files_line_and_json(tmp_path, tiny_conditioned_onnx):
+    rgb(12, 10).save(tmp_path / "a.png")
+    result = run(tmp_path / "a.png", "-o", tmp_path / "out.png", "--model", tiny_conditioned_onnx)
+    assert result.exit_code == 0, result.output
+    chosen = float(re.fullmatch(rf"{re.escape(str(tmp_path / 'a.png'))} -> .*out\.png \(strength (\d\.\d\d)\)\n",
+                                result.stdout)[1])
+    as_json = run(tmp_path / "a.png", "-o", tmp_path / "out.png", "--model", tiny_conditioned_onnx, "--overwrite",
+                  "--json")
+    record, summary = json_lines(as_json.stdout)
+    assert isinstance(record["strength"], float) and round(record["strength"], 2) == chosen
+    assert summary["strength"] == "auto"  # the setting the whole run had
+    fixed = run(tmp_path / "a.png", "-o", tmp_path / "out.png", "--model", tiny_conditioned_onnx, "--overwrite",
+                "--strength", "0.25")
+    assert fixed.stdout.endswith(" (strength 0.25)\n")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "defualt"], "error: model 'defualt' does not exist: it is neither a file nor a bundled model "
+                             "(default, fast, default-x4); did you mean 'default'?"),
+    (["--model", "{fake}"], "error: cannot load model '{fake}': not an ONNX model (its content does not parse as "
+                            "one)"),
+    (["--outscale", "2", "--width", "1000"], "error: give outscale (2) or a target width and height (width 1000), "
+                                             "not both"),
+])
+def test_a_mistake_is_one_line_that_says_what_to_do(tmp_path, args, message):
+    rgb(12, 10).save(tmp_path / "a.png")
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"\x00not a model\xff" * 10)
+    result = run(tmp_path / "a.png", *(arg.format(fake=fake) for arg in args))
+    assert result.exit_code == 1 and result.stderr == message.format(fake=fake) + "\n"
+
+
+def test_an_unavailable_gpu_provider_names_the_package_that_brings_it(tmp_path, tiny_onnx):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    rgb(12, 10).save(tmp_path / "a.png")
+    result = run(tmp_path / "a.png", "--model", tiny_onnx, "--provider", "cuda")
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: execution provider 'cuda' is not available in this onnxruntime; ")
+    assert result.stderr.endswith("; it comes with the onnxruntime-gpu package, installed in place of onnxruntime: "
+                                  "pip uninstall onnxruntime && pip install onnxruntime-gpu\n")
+
+
+@pytest.mark.parametrize("model, scale, pixels, suggested", [
+    ("default", 2, 12_000_000, True), ("default", 2, 1_000_000, False), ("fast", 2, 12_000_000, False),
+    ("default-x4", 4, 12_000_000, False),  # no fast x4 model
+    ("my-model.onnx", 2, 12_000_000, False),
+])
+def test_a_long_run_of_a_larger_bundled_model_points_to_the_fast_one(model, scale, pixels, suggested):
+    from enhance_edge.apps.cli import _faster_model_note
+
+    note = _faster_model_note(model, scale, pixels)
+    assert (note is not None) == suggested
+    if suggested:
+        assert note == ("note: 12 megapixels with model default can take minutes on a CPU; --model fast is several "
+                        "times quicker, for a little less detail")

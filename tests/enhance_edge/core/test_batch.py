@@ -202,7 +202,11 @@ def test_a_conditioned_model_runs_at_the_strength_asked_for(tiny_conditioned_onn
     auto = upscale_file(conditioned, Job(source, tmp_path / "auto.png"))
     clean = upscale_file(conditioned, Job(source, tmp_path / "clean.png"), strength="0")
     heavy = upscale_file(conditioned, Job(source, tmp_path / "heavy.png"), strength=1)
-    assert (auto.strength, clean.strength, heavy.strength) == ("auto", 0.0, 1.0)
+    assert (clean.strength, heavy.strength) == (0.0, 1.0)
+    # "auto" is reported as the number it chose, which is what the upscaler last ran at
+    assert isinstance(auto.strength, float) and 0.0 <= auto.strength <= 1.0
+    assert auto.to_dict()["strength"] == round(auto.strength, 3)
+    assert upscale_file(conditioned, Job(source, tmp_path / "auto.png")).strength is None  # skipped: nothing ran
     with Image.open(clean.output) as a, Image.open(heavy.output) as b:
         assert np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() > 0
     with pytest.raises(EnhanceEdgeError, match="strength: expected auto or a number from 0 to 1, got 1.5"):

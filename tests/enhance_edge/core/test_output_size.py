@@ -34,7 +34,9 @@ def test_a_width_or_height_alone_keeps_the_aspect_ratio():
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(outscale=2, width=10), "give outscale (2) or a width/height target (10xNone), not both"),
+    (dict(outscale=2, width=10), "give outscale (2) or a target width and height (width 10), not both"),
+    (dict(outscale=2, width=10, height=8), "give outscale (2) or a target width and height (width 10, height 8), not "
+                                           "both"),
     (dict(outscale=0), "outscale must be a number > 0, got 0"),
     (dict(outscale=float("inf")), "outscale must be a number > 0, got inf"),
     (dict(width=0), "width must be a whole number of pixels >= 1, got 0"),

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enhance_edge.core.tiling import (FALLBACK_MARGIN, MIN_TILE, blend_weights, choose_tile, half_blend,
-                                      receptive_radius, spans, upscale_tiled, working_bytes_per_pixel)
+                                      receptive_radius, spans, tile_count, upscale_tiled, working_bytes_per_pixel)
 from enhance_edge.core.upscaler import Upscaler
 
 
@@ -81,3 +81,13 @@ def test_a_too_small_margin_is_still_blended_without_visible_seams(upscaler):
     tiled = upscale_tiled(plane, upscaler.upscale_plane, 2, 24, margin=2, progress=None)
     difference = np.abs(np.clip(tiled, 0, 1) - np.clip(whole, 0, 1)) * 255
     assert difference.max() <= 3 and difference.mean() <= 0.25
+
+
+@pytest.mark.parametrize("width, height, tile, runs", [(40, 30, 16, 6), (40, 30, None, 1), (16, 16, 16, 1),
+                                                       (17, 16, 16, 2)])
+def test_tile_count_is_the_number_of_model_runs(width, height, tile, runs):
+    calls = []
+    if tile is not None:
+        upscale_tiled(np.zeros((height, width), np.float32), lambda part: np.zeros([2 * n for n in part.shape]), 2,
+                      tile, 3, calls.append)
+    assert tile_count(width, height, tile) == runs == (len(calls) or 1)

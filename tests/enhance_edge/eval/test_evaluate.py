@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import warnings
 
 import numpy as np
 import onnx
@@ -11,7 +12,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from enhance_edge.apps.cli import main
-from enhance_edge.eval.dataset import face_pair, load_pairs, read_face, trained_hr_size, trained_seed
+from enhance_edge.eval.dataset import (face_pair, image_files, load_pairs, read_face, trained_hr_size,
+                                       trained_seed)
 from enhance_edge.errors import DataError
 from enhance_edge.eval.evaluate import evaluate_folder, folder_splits
 from enhance_edge.core.model import open_session
@@ -68,6 +70,28 @@ def test_evaluate_splits_with_the_models_training_seed_by_default(eight_subjects
     assert tested("--seed", "0") == 3  # person1
     _, untrained = open_session(tiny_onnx)  # its metadata has no train_config: seed 0, the report's HR size
     assert trained_seed(untrained) == 0 and trained_hr_size(untrained) == (92, 112)
+
+
+def test_a_flat_folder_of_yale_test_faces_is_the_test_split(yale_test_faces, tiny_onnx, tmp_path):
+    for face in yale_test_faces:  # yaleB34_P00A+000E+00.png...: the subject is in the name
+        shutil.copy(face, tmp_path / face.name)
+    assert folder_splits(tmp_path) == {"test": sorted(tmp_path.iterdir())}
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(tmp_path), "--model", str(tiny_onnx)])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if not line.startswith(" ")] == [
+        f"test ({len(yale_test_faces)} images)"]
+
+
+def test_a_bomb_sized_file_among_the_faces_is_one_line_without_pillows_warning(tmp_path, tiny_onnx):
+    Image.fromarray(smooth(np.random.default_rng(0))).save(tmp_path / "face.png")
+    Image.new("1", (12000, 10000)).save(tmp_path / "bomb.png")  # over Pillow's warning threshold
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert image_files(tmp_path) == [tmp_path / "bomb.png", tmp_path / "face.png"]
+    assert not seen
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(tmp_path), "--model", str(tiny_onnx)])
+    assert result.exit_code == 1 and result.output.startswith(f"error: {tmp_path / 'bomb.png'}: 12000x10000 is")
+    assert len(result.output.splitlines()) == 1
 
 
 @pytest.fixture
