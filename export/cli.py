@@ -48,7 +48,8 @@ def export(checkpoint, output, tolerance, score_dir):
         target = Path(scratch) / output.name
     results = export_checkpoint(checkpoint, target, tolerance)
     for result in results:
-        click.echo(f"parity {'x'.join(map(str, result['shape']))} at strength {', '.join(result['strength'])}: "
+        strength = "" if result["strength"] == "none" else f" at strength {result['strength']}"
+        click.echo(f"parity {'x'.join(map(str, result['shape']))}{strength}: "
                    f"max |onnx - torch| = {result['max_abs_diff']:.2e}")
     if score_dir is not None:
         from .onnx_export import record_test_scores

@@ -63,25 +63,25 @@ def tiny_generator(tiny_generator_config):
 
 @pytest.fixture(scope="session")
 def tiny_conditioned():
-    """A tiny generator conditioned on the degradation level, with random level biases (zero at
-    initialisation, so that strengths really differ) and its estimator."""
+    """A tiny "rep" generator conditioned on the degradation level, its weights drawn afresh (its
+    tail starts at zero, which would make every strength give bicubic upsampling), and its estimator."""
     import torch
 
     from enhance_edge.train.config import EstimatorConfig, GeneratorConfig
     from enhance_edge.train.networks import DegradationEstimator, Generator
 
     torch.manual_seed(0)
-    generator = Generator(GeneratorConfig(channels=4, residual_blocks=1, skip="bicubic", condition="degradation"))
+    generator = Generator(GeneratorConfig(channels=4, residual_blocks=0, body="rep", rep_convs=2, skip="bicubic",
+                                          condition="degradation"))
     with torch.no_grad():
-        for name, parameter in generator.named_parameters():
-            if "level_bias" in name:
-                parameter.normal_(0, 0.5)
-    return generator.eval(), DegradationEstimator(EstimatorConfig(channels=2)).eval()
+        for parameter in generator.parameters():
+            parameter.normal_(0, 0.3)
+    return generator.eval(), DegradationEstimator(EstimatorConfig(channels=2, first_stride=2)).eval()
 
 
 @pytest.fixture(scope="session")
 def tiny_conditioned_onnx(tmp_path_factory, tiny_conditioned) -> Path:
-    """``tiny_conditioned`` exported through the real export path, its estimator embedded."""
+    """``tiny_conditioned`` exported through the real export path: one file, its estimator in the graph."""
     from enhance_edge.export.onnx_export import export_generator
 
     generator, estimator = tiny_conditioned

@@ -175,7 +175,7 @@ def plot_real_photos(before: Upscaler, after: Upscaler, out: Path,
         panels = [("input (nearest)", image.resize(size, Image.Resampling.NEAREST)),
                   ("Lanczos", interpolate(image, "lanczos", after.scale)),
                   (before_label, before.upscale(image)),
-                  (after_label + _strength_note(after, strength), after.upscale(image, jpeg_quality=quality))]
+                  (after_label + _strength_note(strength), after.upscale(image, jpeg_quality=quality))]
         for ax, (title, panel) in zip(row, panels):
             ax.imshow(np.asarray(panel), interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
@@ -185,13 +185,9 @@ def plot_real_photos(before: Upscaler, after: Upscaler, out: Path,
     return _save(fig, out / "real-photos.png")
 
 
-def _strength_note(upscaler: Upscaler, strength: float | None) -> str:
-    """How a conditioned model ran: the strength its estimator read and, below its threshold, that
-    its clean specialist ran instead."""
-    if strength is None:
-        return ""
-    specialist = upscaler.info.clean_model is not None and strength < upscaler.info.clean_below
-    return f"\n(auto strength {strength:.2f}{': clean specialist' if specialist else ''})"
+def _strength_note(strength: float | None) -> str:
+    """How a conditioned model ran: the strength its estimator read."""
+    return "" if strength is None else f"\n(auto strength {strength:.2f})"
 
 
 def _save(fig, path: Path) -> Path:

@@ -11,7 +11,6 @@ the tail (whose outputs are the scale**2 sub-pixel phases) starts afresh.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import fields, replace
 from pathlib import Path
@@ -20,11 +19,11 @@ from typing import Any
 import torch
 
 from enhance_edge.errors import CheckpointError, ModelError
-from enhance_edge.core.model import BUNDLED_MODELS, ESTIMATOR_KEY, resolve_model
+from enhance_edge.core.model import BUNDLED_MODELS, ESTIMATOR_PREFIX, resolve_model
 
 from .checkpoint import load, load_generator
 from .config import GeneratorConfig
-from .networks import Generator
+from .networks import Generator, RepConv
 
 
 def _onnx_weights(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
@@ -51,10 +50,27 @@ def _onnx_weights(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor],
     def initializers(graph) -> dict[str, torch.Tensor]:
         return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
 
-    estimator = None
-    if ESTIMATOR_KEY in metadata:
-        estimator = initializers(onnx.load_from_string(base64.b64decode(metadata[ESTIMATOR_KEY])).graph)
-    return config, initializers(model.graph), estimator
+    weights = initializers(model.graph)
+    estimator = {name[len(ESTIMATOR_PREFIX):]: weights.pop(name) for name in list(weights)
+                 if name.startswith(ESTIMATOR_PREFIX)}
+    return config, _unfolded(weights, Generator(config)), estimator or None
+
+
+def _unfolded(weights: dict[str, torch.Tensor], generator: Generator) -> dict[str, torch.Tensor]:
+    """A released "rep" generator's weights in its training form: the file holds each RepConv folded
+    into one 3x3 convolution, which becomes the 3x3 branch (less the identity, which the branch adds
+    back) beside a zero 1x1 branch, so the network computes what the file did."""
+    weights = dict(weights)
+    for name, module in generator.named_modules():
+        if not isinstance(module, RepConv) or f"{name}.weight" not in weights:
+            continue
+        kernel, bias = weights.pop(f"{name}.weight"), weights.pop(f"{name}.bias")
+        if module.identity:
+            kernel = kernel - torch.nn.functional.pad(torch.eye(kernel.shape[0])[:, :, None, None], (1, 1, 1, 1))
+        weights.update({f"{name}.conv3.weight": kernel, f"{name}.conv3.bias": bias,
+                        f"{name}.conv1.weight": torch.zeros_like(module.conv1.weight),
+                        f"{name}.conv1.bias": torch.zeros_like(module.conv1.bias)})
+    return weights
 
 
 def _source_weights(source: str) -> tuple[GeneratorConfig, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:

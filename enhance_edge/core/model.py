@@ -6,7 +6,6 @@ descriptor, checked at the boundary) instead of from command-line flags.
 
 from __future__ import annotations
 
-import base64
 import difflib
 import io
 import json
@@ -27,20 +26,19 @@ from .output_size import model_scale_for
 from .tiling import receptive_radius, working_bytes_per_pixel
 from .settings import PRECISIONS
 
-FORMAT = "enhance-edge-onnx/1"
+# Version 2: one file is the whole model. A conditioned model (generator_config "condition":
+# "degradation") carries its degradation estimator inside the graph (export/graph.py): fed only
+# INPUT_NAME it estimates the level (the "strength") itself; the optional STRENGTH_NAME (one value,
+# default -1: below 0 estimate, else that level) and MIN_STRENGTH_NAME (default 0: the least level
+# an estimate may give) override it, and STRENGTH_USED_NAME says, per image, the level it ran at.
+FORMAT = "enhance-edge-onnx/2"
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
-# A model conditioned on the degradation level (generator_config "condition": "degradation") takes
-# a second input, (N, 1, 1, 1) levels in [0, 1], and carries the network that estimates the level
-# from an image: a small fp32 ONNX model, base64-encoded in this metadata key.
 STRENGTH_NAME = "strength"
-ESTIMATOR_KEY = "degradation_estimator"
-# A conditioned model may name a clean specialist: an unconditioned model file beside it (the same
-# name with -int8 for an int8 model, where that file is there) that runs instead of it on images whose
-# strength is below CLEAN_BELOW_KEY. Fine-tuning for noise and JPEG costs a network some of its clean
-# sharpness; the specialist keeps it where the estimator finds nothing to clean up.
-CLEAN_MODEL_KEY = "clean_model"
-CLEAN_BELOW_KEY = "clean_below"
+MIN_STRENGTH_NAME = "min_strength"
+STRENGTH_USED_NAME = "strength_used"
+# The estimator's weights in the joined graph: its parameter names under this prefix.
+ESTIMATOR_PREFIX = "estimator/"
 # What tiling needs to know of a model, written by the exporter from the generator's structure:
 # how many input pixels around an output pixel it reads (the tiles' context margin) and its peak
 # working memory per input pixel (what sizes tiles under a memory budget).
@@ -249,9 +247,7 @@ class ModelInfo:
     receptive_radius: int  # RECEPTIVE_RADIUS_KEY
     working_bytes_per_pixel: int  # WORKING_BYTES_KEY
     metadata: dict[str, str] = field(repr=False)
-    conditioned: bool = False  # takes a strength input (the degradation level) beside the image
-    clean_model: Path | None = None  # the clean specialist's file, for a conditioned model that has one
-    clean_below: float = 0.0  # strengths below this run the clean specialist
+    conditioned: bool = False  # takes an optional strength (the degradation level) and says the one it used
 
     @property
     def disabled_optimizers(self) -> list[str]:
@@ -259,6 +255,9 @@ class ModelInfo:
 
     @classmethod
     def from_metadata(cls, path: str, metadata: dict[str, str]) -> ModelInfo:
+        if metadata.get("format") == "enhance-edge-onnx/1":
+            raise ModelError(f"{path!r} was made by enhance-edge 0.1 (format enhance-edge-onnx/1, a model in "
+                             f"several files); export its checkpoint again for this version")
         if metadata.get("format") != FORMAT:
             raise ModelError(f"{path!r} is not an enhance-edge model: metadata format is "
                              f"{metadata.get('format')!r}, expected {FORMAT!r}")
@@ -277,18 +276,7 @@ class ModelInfo:
             generator = {}
         receptive, working_bytes = _tiling_facts(path, metadata, generator)
         conditioned = isinstance(generator, dict) and generator.get("condition") == "degradation"
-        if conditioned and ESTIMATOR_KEY not in metadata:
-            raise ModelError(f"{path!r} is conditioned on the degradation level but carries no estimator "
-                             f"({ESTIMATOR_KEY!r} metadata)")
-        clean_model, clean_below = None, 0.0
-        if CLEAN_MODEL_KEY in metadata:
-            try:
-                clean_below = float(metadata[CLEAN_BELOW_KEY])
-            except (KeyError, ValueError):
-                raise ModelError(f"{path!r} names a clean model but no {CLEAN_BELOW_KEY!r} strength") from None
-            clean_model = _clean_specialist(Path(path), metadata[CLEAN_MODEL_KEY], metadata.get("precision", "fp32"))
-        return cls(path, scale, channels, (low, high), layout, receptive, working_bytes, dict(metadata), conditioned,
-                   clean_model, clean_below)
+        return cls(path, scale, channels, (low, high), layout, receptive, working_bytes, dict(metadata), conditioned)
 
     def json_field(self, key: str) -> Any:
         """A metadata value that was stored as JSON (configs, training facts), or None."""
@@ -312,15 +300,6 @@ def _tiling_facts(path: str, metadata: dict[str, str], generator: Any) -> tuple[
     return radius, working_bytes
 
 
-def _clean_specialist(model_path: Path, name: str, precision: str) -> Path:
-    """The clean specialist's file beside ``model_path``: its int8 file for an int8 model where one is there."""
-    fp32 = model_path.parent / Path(name).name  # a name, never a path elsewhere
-    chosen = int8_model_path(fp32) if precision == "int8" and int8_model_path(fp32).is_file() else fp32
-    if not chosen.is_file():
-        raise ModelError(f"{str(model_path)!r} runs clean images with {str(chosen)!r}, which is missing")
-    return chosen
-
-
 def open_session(model_path: str | Path, provider: str = "cpu", threads: int | None = None,
                  options: ort.SessionOptions | None = None) -> tuple[ort.InferenceSession, ModelInfo]:
     """An onnxruntime session for the model, as its metadata asks to be run, and its checked descriptor.
@@ -338,6 +317,9 @@ def open_session(model_path: str | Path, provider: str = "cpu", threads: int | N
         # with every image and tile. Without it the arena reuses freed buffers: peak memory of
         # a 1024x1024 run went 789 -> 471 MB (int8) and 644 -> 368 MB (fp32) at the same speed.
         options.enable_mem_pattern = False
+        # Errors only: onnxruntime warns, at every load, that the optional strength inputs (initializers
+        # a feed may override) are not folded as constants, which is their purpose.
+        options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
     providers = [resolve_provider(provider)]
@@ -347,26 +329,22 @@ def open_session(model_path: str | Path, provider: str = "cpu", threads: int | N
     info = ModelInfo.from_metadata(path, session.get_modelmeta().custom_metadata_map)
     if info.disabled_optimizers != disabled:  # the file's protobuf was not read as onnxruntime reads it
         session = _load(path, options, providers, info.disabled_optimizers)
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    expected = [INPUT_NAME, STRENGTH_NAME] if info.conditioned else [INPUT_NAME]
-    if [i.name for i in inputs] != expected or [o.name for o in outputs] != [OUTPUT_NAME]:
-        raise ModelError(f"{path!r} must have the inputs {expected} and one output {OUTPUT_NAME!r}, "
-                         f"has {[i.name for i in inputs]} -> {[o.name for o in outputs]}")
+    _check_contract(path, session, info.conditioned)
     return session, info
 
 
-def open_estimator(info: ModelInfo, threads: int | None = None) -> ort.InferenceSession:
-    """An onnxruntime session of a conditioned model's degradation estimator (always fp32, on CPU:
-    it reads a few crops of each image, a small share of the work)."""
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    try:
-        return ort.InferenceSession(base64.b64decode(info.metadata[ESTIMATOR_KEY]), sess_options=options,
-                                    providers=["CPUExecutionProvider"])
-    except Exception as exc:  # a corrupt key: base64's or onnxruntime's own untyped errors
-        raise ModelError(f"cannot load the degradation estimator of {info.path!r}: "
-                         f"{str(exc).splitlines()[0]}") from None
+def _check_contract(path: str, session: ort.InferenceSession, conditioned: bool) -> None:
+    """ModelError unless the graph has the inputs and outputs of FORMAT (the optional strengths are
+    initializers that a feed overrides, which onnxruntime lists apart from the inputs)."""
+    found = ([i.name for i in session.get_inputs()], sorted(i.name for i in session.get_overridable_initializers()
+                                                            if i.name in (STRENGTH_NAME, MIN_STRENGTH_NAME)),
+             [o.name for o in session.get_outputs()])
+    expected = ([INPUT_NAME], sorted([MIN_STRENGTH_NAME, STRENGTH_NAME]) if conditioned else [],
+                [OUTPUT_NAME, STRENGTH_USED_NAME] if conditioned else [OUTPUT_NAME])
+    if found != expected:
+        raise ModelError(f"{path!r} must have the input {INPUT_NAME!r}"
+                         + (f", the optional inputs {expected[1]}" if conditioned else "")
+                         + f" and the outputs {expected[2]}; has {found[0]}, {found[1]} -> {found[2]}")
 
 
 def _optimizer_names(metadata: dict[str, str]) -> list[str]:

@@ -23,7 +23,7 @@ from PIL import Image
 from ..errors import EnhanceEdgeError, ImageError, ModelError
 from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, jpeg_quality_of, working_image
 from .batch import FileResult, plan_jobs, upscale_file
-from .model import INPUT_NAME, STRENGTH_NAME, bundled_scale_for, open_estimator, open_session, resolve_model
+from .model import INPUT_NAME, MIN_STRENGTH_NAME, STRENGTH_NAME, bundled_scale_for, open_session, resolve_model
 from .output_size import OutputSize, resize_output
 from .processing import fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float, ycbcr_to_rgb
 from .settings import DEFAULT_MAX_MEMORY
@@ -36,8 +36,8 @@ _BASE_BYTES = 128 << 20
 # scale**2 larger float luma and output pixels), by working mode; estimated for scale 2.
 _IMAGE_BYTES_PER_PIXEL = {"L": 32, "I;16": 40, "LA": 48, "RGB": 64, "RGBA": 96}
 _STRIP_ROWS = 256  # output rows converted at a time
-# The degradation estimator reads an image whole up to this many input pixels, else a grid of
-# crops spread over it: noise and JPEG blocking are everywhere, so a share of the image tells.
+# "auto" reads the strength of an image whole (one model run gives the output and the strength it
+# ran at) up to this many input pixels; a larger one, which may be tiled, from a grid of crops.
 _ESTIMATE_WHOLE_PIXELS = 512 * 512
 _ESTIMATE_CROP = 128
 _ESTIMATE_GRID = 4  # crops per side
@@ -111,13 +111,6 @@ class Upscaler:
             raise ModelError(f"model {self.info.path!r} upscales x{self.info.scale}, not the x{scale} asked for")
         self._check_input_shape()
         self.strength = self._checked_strength(strength)
-        self._estimator = open_estimator(self.info, threads) if self.info.conditioned else None
-        self._clean = None  # the clean specialist (model.CLEAN_MODEL_KEY), if the model names one
-        if self.info.clean_model is not None:
-            self._clean = Upscaler(self.info.clean_model, provider, threads, tile=tile, max_memory=max_memory)
-            if self._clean.info.conditioned or self._clean.scale != self.scale:
-                raise ModelError(f"{str(self.info.clean_model)!r} cannot be the clean model of {self.info.path!r}: "
-                                 f"it must be an unconditioned x{self.scale} model")
         self.tile, self.max_memory = tile, max_memory
         self.margin, self.bytes_per_pixel = self.info.receptive_radius, self.info.working_bytes_per_pixel
 
@@ -169,21 +162,24 @@ class Upscaler:
                              f"degradation level); leave strength at 'auto'")
         return value
 
-    def estimate_strength(self, plane: np.ndarray) -> float | None:
+    def estimate_strength(self, plane: np.ndarray, least: float = 0.0) -> float | None:
         """The degradation level the model's estimator reads from a float32 (H, W) luma plane in
-        [0, 1]: 0 clean, 1 heavy noise or JPEG blocking. None for a model without the strength input."""
-        if self._estimator is None:
+        [0, 1] (0 clean, 1 heavy noise or JPEG blocking), at least ``least``; None for a model
+        without the strength input. A plane of up to _ESTIMATE_WHOLE_PIXELS is read whole, as a
+        plain onnxruntime run of the file reads it; a larger one, whose tiles must all run at one
+        level, on a grid of crops spread over it (noise and blocking are everywhere)."""
+        if not self.info.conditioned:
             return None
         height, width = plane.shape
         if height * width <= _ESTIMATE_WHOLE_PIXELS:
-            batch = plane[None, None]
+            crops = [plane]
         else:
             crop_h, crop_w = min(_ESTIMATE_CROP, height), min(_ESTIMATE_CROP, width)
             tops = np.linspace(0, height - crop_h, _ESTIMATE_GRID).astype(int)
             lefts = np.linspace(0, width - crop_w, _ESTIMATE_GRID).astype(int)
-            batch = np.stack([plane[t:t + crop_h, x:x + crop_w] for t in tops for x in lefts])[:, None]
-        levels = self._estimator.run(None, {INPUT_NAME: batch.astype(np.float32, copy=False)})[0]
-        return float(np.mean(levels))
+            crops = [plane[t:t + crop_h, x:x + crop_w] for t in tops for x in lefts]
+        levels = [self._session_run(crop, None)[1] for crop in crops]
+        return max(float(np.mean([level for level in levels if level is not None])), least)
 
     def strength_for(self, plane: np.ndarray, strength: float | str | None = None,
                      jpeg_quality: int | None = None) -> float | None:
@@ -198,9 +194,7 @@ class Upscaler:
             return None
         if strength != "auto":
             return float(strength)
-        estimate = self.estimate_strength(plane)
-        assert estimate is not None  # a conditioned model carries its estimator
-        return estimate if jpeg_quality is None else max(estimate, jpeg_level_floor(jpeg_quality))
+        return self.estimate_strength(plane, 0.0 if jpeg_quality is None else jpeg_level_floor(jpeg_quality))
 
     def upscale_plane(self, plane: np.ndarray, strength: float | None = None) -> np.ndarray:
         """One float32 (H, W) plane in [0, 1] -> (scale*H, scale*W), not clipped, in one model run.
@@ -216,23 +210,25 @@ class Upscaler:
 
     def _run(self, plane: np.ndarray, strength: float | None) -> tuple[np.ndarray, str]:
         """upscale_plane's output and the precision that made it."""
-        if self._clean is not None and strength is not None and strength < self.info.clean_below:
-            return self._clean._run(plane, None)
-        return self._session_run(plane, strength), self.precision
+        return self._session_run(plane, strength)[0], self.precision
 
-    def _session_run(self, plane: np.ndarray, strength: float | None) -> np.ndarray:
+    def _session_run(self, plane: np.ndarray, strength: float | None,
+                     least: float = 0.0) -> tuple[np.ndarray, float | None]:
+        """One model run: the (sH, sW) output and, for a conditioned model, the strength it ran at:
+        ``strength``, or (None) what its estimator reads, at least ``least``."""
         feeds = {INPUT_NAME: plane.astype(np.float32, copy=False)[None, None]}
-        if strength is not None:
-            feeds[STRENGTH_NAME] = np.full((1, 1, 1, 1), strength, np.float32)
+        if self.info.conditioned:
+            feeds[STRENGTH_NAME] = np.array([-1.0 if strength is None else strength], np.float32)
+            feeds[MIN_STRENGTH_NAME] = np.array([least], np.float32)
         try:
-            out = self.session.run(None, feeds)[0]
+            outputs = self.session.run(None, feeds)
         except Exception as exc:  # onnxruntime's own errors are untyped
             raise ModelError(f"model {self.info.path!r} failed on a {plane.shape[1]}x{plane.shape[0]} "
                              f"input: {str(exc).splitlines()[0]}") from None
         expected = (1, 1, plane.shape[0] * self.scale, plane.shape[1] * self.scale)
-        if out.shape != expected:
-            raise ModelError(f"model {self.info.path!r} returned shape {out.shape}, expected {expected}")
-        return out[0, 0]
+        if outputs[0].shape != expected:
+            raise ModelError(f"model {self.info.path!r} returned shape {outputs[0].shape}, expected {expected}")
+        return outputs[0][0, 0], float(outputs[1].flat[0]) if self.info.conditioned else None
 
     def tile_for(self, width: int, height: int, mode: str = "RGB") -> int | None:
         """The tile side used for a width x height image in a working mode (None: untiled)."""
@@ -255,21 +251,26 @@ class Upscaler:
 
     def _upscale_luma(self, plane: np.ndarray, mode: str, progress: Callable[[int], None] | None,
                       strength: float | str | None, jpeg_quality: int | None) -> np.ndarray:
-        level = self.strength_for(plane, strength, jpeg_quality)
-        ran: set[str] = set()
-
-        def run(part: np.ndarray) -> np.ndarray:
-            out, precision = self._run(part, level)
-            ran.add(precision)
-            return out
-
+        asked = self.strength if strength is None else self._checked_strength(strength)
         tile = self.tile_for(plane.shape[1], plane.shape[0], mode)
-        if tile is None:
-            result = run(plane)
-            if progress is not None:
-                progress(plane.size)
+        ran: set[str] = set()
+        if self.info.conditioned and asked == "auto" and tile is None and plane.size <= _ESTIMATE_WHOLE_PIXELS:
+            # One run estimates and upscales, exactly as a plain onnxruntime run of the file does.
+            least = 0.0 if jpeg_quality is None else jpeg_level_floor(jpeg_quality)
+            result, level = self._session_run(plane, None, least)
+            ran.add(self.precision)
         else:
-            result = upscale_tiled(plane, run, self.scale, tile, self.margin, progress)
+            level = self.strength_for(plane, asked, jpeg_quality)
+
+            def run(part: np.ndarray) -> np.ndarray:
+                out, precision = self._run(part, level)
+                ran.add(precision)
+                return out
+
+            result = run(plane) if tile is None else upscale_tiled(plane, run, self.scale, tile, self.margin,
+                                                                   progress)
+        if tile is None and progress is not None:
+            progress(plane.size)
         self._last.precision = "+".join(sorted(ran))  # one file runs every tile of an image
         self._last.strength = level
         return result

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from enhance_edge.apps.cli import main
 from enhance_edge.errors import CheckpointError, ModelError, ParityError
-from enhance_edge.export.onnx_export import export_checkpoint, export_generator, model_metadata, parity, to_onnx_bytes
+from enhance_edge.export.onnx_export import export_checkpoint, export_generator, model_metadata, parity, to_onnx_model
 from enhance_edge.core.model import DISABLED_OPTIMIZERS_KEY, open_session
 from enhance_edge.train import checkpoint
 from enhance_edge.train.config import GeneratorConfig, RunConfig
@@ -52,7 +52,7 @@ def test_models_whose_width_is_not_whole_nchwc_blocks_turn_the_layout_transform_
 
 
 def test_export_graph_is_plain_convolutions_and_depth_to_space(tiny_generator):
-    ops = {node.op_type for node in onnx.load_from_string(to_onnx_bytes(tiny_generator)).graph.node}
+    ops = {node.op_type for node in to_onnx_model(tiny_generator).graph.node}
     assert "DepthToSpace" in ops and "Resize" not in ops
 
 
@@ -65,7 +65,7 @@ def test_parity_failure_is_an_error_and_writes_nothing(tmp_path, tiny_generator)
         def forward(self, x):
             return tiny_generator(x) + 1e-3
 
-    onnx_bytes = to_onnx_bytes(tiny_generator)
+    onnx_bytes = to_onnx_model(tiny_generator).SerializeToString()
     assert max(r["max_abs_diff"] for r in parity(onnx_bytes, Drifted())) > 1e-4
     target = tmp_path / "model.onnx"
     with pytest.raises(ParityError, match="nothing was written"):

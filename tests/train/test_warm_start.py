@@ -20,11 +20,14 @@ def test_a_conditioned_generator_starts_from_a_released_model_computing_what_it_
             torch.testing.assert_close(generator.eval()(x, torch.full((2, 1, 1, 1), level)), expected)
 
 
-def test_a_conditioned_model_hands_on_its_estimator(tiny_conditioned_onnx, tiny_conditioned):
+def test_a_released_rep_model_unfolds_into_what_it_computed_and_hands_on_its_estimator(tiny_conditioned_onnx,
+                                                                                      tiny_conditioned):
     source, source_estimator = tiny_conditioned
     generator, estimator = load_warm_start(str(tiny_conditioned_onnx), source.config)
-    for key, value in source.state_dict().items():
-        torch.testing.assert_close(generator.state_dict()[key], value)
+    x = torch.from_numpy(np.random.default_rng(0).random((2, 1, 9, 7), dtype=np.float32))
+    level = torch.tensor([0.1, 0.8]).reshape(2, 1, 1, 1)
+    with torch.no_grad():  # the file holds each layer folded: it becomes the 3x3 branch, the others zero
+        torch.testing.assert_close(generator.eval()(x, level), source(x, level), atol=1e-5, rtol=1e-5)
     assert estimator.keys() == source_estimator.state_dict().keys()
     for key, value in source_estimator.state_dict().items():
         torch.testing.assert_close(estimator[key], value)
@@ -42,11 +45,13 @@ def test_a_released_model_of_another_design_is_refused(tiny_onnx, asked, differe
 
 def test_the_condition_cannot_be_dropped(tiny_conditioned_onnx):
     with pytest.raises(CheckpointError, match="condition: 'degradation' -> 'none'"):
-        load_warm_start(str(tiny_conditioned_onnx), GeneratorConfig(channels=4, residual_blocks=1, skip="bicubic"))
+        load_warm_start(str(tiny_conditioned_onnx),
+                        GeneratorConfig(channels=4, residual_blocks=0, body="rep", rep_convs=2, skip="bicubic"))
 
 
 def test_bundled_names_start_from_their_fp32_file_and_int8_files_are_refused(tmp_path):
-    fast = GeneratorConfig(channels=16, residual_blocks=4, skip="bicubic", condition="degradation")
+    fast = GeneratorConfig(channels=16, residual_blocks=0, body="rep", rep_convs=8, skip="bicubic",
+                           condition="degradation")
     generator, estimator = load_warm_start("fast", fast)
     assert generator.config.channels == 16 and estimator is not None
     model = onnx.load(str(bundled_model_path("fast", "fp32")))

@@ -23,30 +23,60 @@ def test_every_bundled_name_ships_an_fp32_file():
 
 @pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
 def test_plain_onnxruntime_contract(shipped):
-    """What README's "ONNX contract" promises, read with onnxruntime alone."""
+    """What docs/onnx-contract.md promises, read with onnxruntime alone."""
     session = ort.InferenceSession(shipped.path, providers=["CPUExecutionProvider"])
-    [model_input, strength], [model_output] = session.get_inputs(), session.get_outputs()
-    assert (model_input.name, model_input.type, model_output.name, model_output.type) == (
-        "input", "tensor(float)", "output", "tensor(float)")
-    # The bundled models are conditioned on the degradation level: (N, 1, 1, 1) strengths in [0, 1].
-    assert (strength.name, strength.type, strength.shape[1:]) == ("strength", "tensor(float)", [1, 1, 1])
+    [model_input], outputs = session.get_inputs(), session.get_outputs()
+    assert (model_input.name, model_input.type) == ("input", "tensor(float)")
+    assert [(o.name, o.type) for o in outputs] == [("output", "tensor(float)"), ("strength_used", "tensor(float)")]
+    # The strength is optional: an initializer a feed overrides, -1 ("auto": estimate it) unless fed.
+    optional = {i.name: (i.type, i.shape) for i in session.get_overridable_initializers()}
+    assert optional == {"strength": ("tensor(float)", [1]), "min_strength": ("tensor(float)", [1])}
     batch, channels, height, width = model_input.shape
     assert channels == 1 and all(isinstance(d, str) for d in (batch, height, width))  # dynamic N, H, W
     metadata = session.get_modelmeta().custom_metadata_map
     assert {k: metadata[k] for k in ("format", "scale", "channels", "value_range", "layout", "dtype", "colour",
                                      "precision")} == {
-        "format": "enhance-edge-onnx/1", "scale": str(bundled_scale(shipped.name)), "channels": "1",
+        "format": "enhance-edge-onnx/2", "scale": str(bundled_scale(shipped.name)), "channels": "1",
         "value_range": "0,1", "layout": "NCHW", "dtype": "float32", "colour": "luma", "precision": shipped.precision}
     x = np.random.default_rng(0).random((3, 1, 9, 14), dtype=np.float32)  # dynamic N, H, W
-    levels = np.array([0.0, 0.5, 1.0], np.float32).reshape(3, 1, 1, 1)
     scale = bundled_scale(shipped.name)
-    assert session.run(None, {"input": x, "strength": levels})[0].shape == (3, 1, 9 * scale, 14 * scale)
+    out, used = session.run(None, {"input": x})
+    assert out.shape == (3, 1, 9 * scale, 14 * scale) and used.shape == (3, 1, 1, 1)
+    assert np.all((0 <= used) & (used <= 1))
+    _, given = session.run(None, {"input": x, "strength": np.array([0.25], np.float32)})
+    np.testing.assert_array_equal(given, np.full((3, 1, 1, 1), 0.25, np.float32))
+
+
+def _plain_pixels(path: str, image: Image.Image, **feeds: float) -> np.ndarray:
+    """The file alone on a gray image, 8-bit in and out: ``input`` fed, and any optional ``feeds``."""
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    x = (np.asarray(image, np.float32) / 255)[None, None]
+    out = session.run(None, {"input": x, **{k: np.array([v], np.float32) for k, v in feeds.items()}})[0]
+    return np.clip(np.round(out[0, 0] * 255), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("quality", [None, 60], ids=["png", "jpeg-q60"])
+@pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
+def test_the_file_alone_gives_the_upscalers_pixels(shipped, yale_test_faces, tmp_path, quality):
+    """One file is the whole model: a plain onnxruntime run of a whole face is what `enhance-edge
+    upscale` writes, within a level. For a JPEG the upscaler also feeds min_strength, the level its
+    quality implies (read from its tables, which the pixels no longer carry); an app does the same."""
+    from enhance_edge.core.strength import jpeg_level_floor
+
+    with Image.open(yale_test_faces[0]) as face:
+        source = tmp_path / ("face.png" if quality is None else "face.jpg")
+        face.convert("L").save(source, **({} if quality is None else {"quality": quality}))
+    feeds = {} if quality is None else {"min_strength": jpeg_level_floor(quality)}
+    with Image.open(source) as opened:
+        ours = np.asarray(Upscaler(shipped.path).upscale(opened), np.int16)
+        plain = _plain_pixels(shipped.path, opened.convert("L"), **feeds).astype(np.int16)
+    assert np.abs(ours - plain).max() <= 1
 
 
 @pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
 def test_bundled_model_is_small_and_self_describing(shipped):
-    # The report's generator is ~0.47 MB in float32; the degradation estimator adds ~0.13 MB (base64).
-    assert shipped.file_bytes < 700 * 1024
+    # The report's generator was ~0.47 MB in float32; the condensed ones and their estimator are smaller.
+    assert shipped.file_bytes < 500 * 1024
     info = Upscaler(shipped.path).info
     trained_on = info.json_field("trained_on")
     assert trained_on["folder"] == "yale_b_cropped" and trained_on["images"]["train"] == 1710

@@ -214,10 +214,12 @@ def test_a_tiled_image_runs_every_tile_at_the_whole_images_strength(tiny_conditi
 
 
 def test_a_large_image_is_estimated_from_crops_spread_over_it(conditioned):
-    plane = np.zeros((1200, 1000), np.float32)
-    plane[::2] = 1.0  # stripes everywhere: every crop sees the same
-    striped = conditioned.estimate_strength(plane)
-    assert striped == pytest.approx(conditioned.estimate_strength(plane[:128, :128]), abs=1e-5)
+    plane = np.random.default_rng(0).random((1200, 1000), dtype=np.float32)
+    grid = [(top, left) for top in np.linspace(0, 1200 - 128, 4).astype(int)
+            for left in np.linspace(0, 1000 - 128, 4).astype(int)]
+    crops = [conditioned.estimate_strength(plane[top:top + 128, left:left + 128]) for top, left in grid]
+    assert conditioned.estimate_strength(plane) == pytest.approx(np.mean(crops), abs=1e-6)
+    assert conditioned.estimate_strength(plane, least=0.99) == 0.99  # the least strength applies to the mean
 
 
 @pytest.mark.parametrize("strength, message", [
@@ -250,37 +252,25 @@ def test_bundled_names_and_precisions_resolve_as_in_the_cli():
         Upscaler("nope")
 
 
-@pytest.fixture(scope="module")
-def with_clean_model(tmp_path_factory, tiny_conditioned, tiny_onnx):
-    """The tiny conditioned model exported with tiny_onnx beside it as its clean specialist below 0.5."""
-    import shutil
+def _plain_onnxruntime(path, pixels: np.ndarray, **feeds: float) -> tuple[np.ndarray, float]:
+    """The model file alone in onnxruntime, as an app would run it: 8-bit gray in, 8-bit gray out."""
+    import onnxruntime as ort
 
-    from enhance_edge.export.onnx_export import export_generator
-    from enhance_edge.core.model import CLEAN_BELOW_KEY, CLEAN_MODEL_KEY
-
-    folder = tmp_path_factory.mktemp("pair")
-    shutil.copy2(tiny_onnx, folder / "clean.onnx")
-    generator, estimator = tiny_conditioned
-    export_generator(generator, folder / "robust.onnx", {CLEAN_MODEL_KEY: "clean.onnx", CLEAN_BELOW_KEY: "0.5"},
-                     estimator=estimator)
-    return folder
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = (pixels.astype(np.float32) / 255)[None, None]
+    out, used = session.run(None, {"input": x, **{k: np.array([v], np.float32) for k, v in feeds.items()}})
+    return np.clip(np.round(out[0, 0] * 255), 0, 255).astype(np.uint8), float(used.flat[0])
 
 
-def test_strengths_below_the_threshold_run_the_clean_specialist(with_clean_model, tiny_conditioned_onnx):
+def test_the_file_alone_gives_the_upscalers_pixels_and_strength(conditioned, tiny_conditioned_onnx):
     pixels = photo()[..., 0]
-    robust = Upscaler(with_clean_model / "robust.onnx", threads=1)
-    clean = Upscaler(with_clean_model / "clean.onnx", threads=1)
-    conditioned = Upscaler(tiny_conditioned_onnx, threads=1)
-    np.testing.assert_array_equal(robust.upscale(pixels, strength=0.2), clean.upscale(pixels))
-    np.testing.assert_array_equal(robust.upscale(pixels, strength=0.8), conditioned.upscale(pixels, strength=0.8))
-
-
-def test_a_missing_clean_specialist_is_one_clear_error(with_clean_model, tmp_path):
-    import shutil
-
-    shutil.copy2(with_clean_model / "robust.onnx", tmp_path / "robust.onnx")
-    with pytest.raises(ModelError, match=r"runs clean images with .*clean.onnx', which is missing"):
-        Upscaler(tmp_path / "robust.onnx")
+    plain, used = _plain_onnxruntime(tiny_conditioned_onnx, pixels)
+    np.testing.assert_array_equal(np.asarray(conditioned.upscale(pixels)), plain)
+    assert conditioned.last_strength == pytest.approx(used)
+    given, _ = _plain_onnxruntime(tiny_conditioned_onnx, pixels, strength=0.8)
+    np.testing.assert_array_equal(np.asarray(conditioned.upscale(pixels, strength=0.8)), given)
+    floored, floor_used = _plain_onnxruntime(tiny_conditioned_onnx, pixels, min_strength=0.9)
+    assert floor_used == pytest.approx(max(used, 0.9))
 
 
 def test_auto_strength_of_a_jpeg_is_at_least_what_its_quality_implies(conditioned):

@@ -1,0 +1,109 @@
+"""One ONNX file is the whole model: the generator and, for a conditioned one, its degradation
+estimator, joined in one graph that plain onnxruntime runs with only ``input`` fed.
+
+The joined graph (names from enhance_edge's model contract):
+
+    inputs   input          (N, 1, H, W) float32 in [0, 1]
+             strength       (1,) optional, default -1: below 0 "auto" (estimate), else the level
+                            to run at, clipped to [0, 1]
+             min_strength   (1,) optional, default 0: the least level "auto" may choose (the
+                            runtime passes the level a JPEG's quantization table implies)
+    outputs  output         (N, 1, sH, sW)
+             strength_used  (N, 1, 1, 1): the level each image ran at
+
+The estimator sits in the "auto" branch of an If node, so it costs nothing when a strength is
+given: the runtime estimates once per image and gives every tile of a large one the same level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from enhance_edge.core.model import ESTIMATOR_PREFIX
+
+# The generator's second input, renamed inside the joined graph: "strength" is the optional
+# override the user feeds, the level is what the generator hears.
+LEVEL = "level"
+
+
+def _renamed(name: str, keep: set[str]) -> str:
+    return name if not name or name in keep else ESTIMATOR_PREFIX + name
+
+
+def _estimator_branch(estimator: onnx.ModelProto, input_name: str, min_strength: str,
+                      out: str) -> tuple[onnx.GraphProto, list[TensorProto]]:
+    """The estimator's nodes as an If branch reading the outer ``input_name``, raised to at least
+    ``min_strength``; its initializers, renamed, for the outer graph (a branch may read them there)."""
+    graph = estimator.graph
+    (est_input,), (est_output,) = graph.input, graph.output
+    keep = {input_name}
+    nodes = []
+    for node in graph.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.name = _renamed(node.name, set())
+        del copy.input[:], copy.output[:]
+        copy.input.extend(input_name if name == est_input.name else _renamed(name, keep) for name in node.input)
+        copy.output.extend(_renamed(name, keep) for name in node.output)
+        nodes.append(copy)
+    initializers = []
+    for tensor in graph.initializer:
+        renamed = TensorProto()
+        renamed.CopyFrom(tensor)
+        renamed.name = _renamed(tensor.name, keep)
+        initializers.append(renamed)
+    nodes.append(helper.make_node("Max", [_renamed(est_output.name, keep), min_strength], [out],
+                                  name="estimator/at_least_min_strength"))
+    branch = helper.make_graph(nodes, "estimate", [], [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)])
+    return branch, initializers
+
+
+def _given_branch(input_name: str, strength: str, out: str) -> onnx.GraphProto:
+    """The strength given, clipped to the trained range and repeated for each image of the batch."""
+    nodes = [
+        helper.make_node("Clip", [strength, "given/zero", "given/one"], ["given/clipped"]),
+        helper.make_node("Reshape", ["given/clipped", "given/one_by_four"], ["given/level"]),
+        helper.make_node("Shape", [input_name], ["given/input_shape"], end=1),
+        helper.make_node("Concat", ["given/input_shape", "given/ones3"], ["given/batch_shape"], axis=0),
+        helper.make_node("Expand", ["given/level", "given/batch_shape"], [out]),
+    ]
+    constants = [numpy_helper.from_array(np.array(0.0, np.float32), "given/zero"),
+                 numpy_helper.from_array(np.array(1.0, np.float32), "given/one"),
+                 numpy_helper.from_array(np.array([1, 1, 1, 1], np.int64), "given/one_by_four"),
+                 numpy_helper.from_array(np.array([1, 1, 1], np.int64), "given/ones3")]
+    return helper.make_graph(nodes, "given", [], [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+                             initializer=constants)
+
+
+def joined_model(generator: onnx.ModelProto, estimator: onnx.ModelProto, input_name: str, output_name: str,
+                 strength_name: str, min_strength_name: str, used_name: str) -> onnx.ModelProto:
+    """The conditioned ``generator`` (inputs ``input_name`` and the level, output ``output_name``)
+    and its ``estimator`` (one input, one (N, 1, 1, 1) output) as one model (module docstring)."""
+    graph = generator.graph
+    level_input = next(i for i in graph.input if i.name != input_name)
+    then_branch, estimator_weights = _estimator_branch(estimator, input_name, min_strength_name, "auto/level")
+    else_branch = _given_branch(input_name, strength_name, "given/out")
+    choose = [helper.make_node("Less", [strength_name, "auto_below"], ["strength_is_auto"]),
+              helper.make_node("If", ["strength_is_auto"], [used_name], name="estimate_or_given",
+                               then_branch=then_branch, else_branch=else_branch)]
+    nodes = []
+    for node in graph.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        del copy.input[:]
+        copy.input.extend(used_name if name == level_input.name else name for name in node.input)
+        nodes.append(copy)
+    defaults = [numpy_helper.from_array(np.array([-1.0], np.float32), strength_name),
+                numpy_helper.from_array(np.array([0.0], np.float32), min_strength_name)]
+    inputs = [next(i for i in graph.input if i.name == input_name),
+              *(helper.make_tensor_value_info(t.name, TensorProto.FLOAT, [1]) for t in defaults)]
+    outputs = [*graph.output, helper.make_tensor_value_info(used_name, TensorProto.FLOAT, ["batch", 1, 1, 1])]
+    joined = helper.make_graph(
+        choose + nodes, graph.name, inputs, outputs,
+        initializer=[*graph.initializer, *estimator_weights, *defaults,
+                     numpy_helper.from_array(np.array([0.0], np.float32), "auto_below")])
+    model = helper.make_model(joined, opset_imports=generator.opset_import, ir_version=generator.ir_version)
+    onnx.checker.check_model(model, full_check=True)
+    return model

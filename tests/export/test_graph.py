@@ -1,0 +1,63 @@
+"""The single-file model: the conditioned generator and its estimator joined in one graph."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from enhance_edge.export.onnx_export import to_onnx_model
+
+
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def test_fed_only_its_image_the_file_estimates_its_strength(tiny_conditioned):
+    generator, estimator = tiny_conditioned
+    session = _session(to_onnx_model(generator, estimator))
+    x = np.random.default_rng(0).random((2, 1, 13, 17), dtype=np.float32)
+    out, used = session.run(None, {"input": x})
+    with torch.no_grad():
+        level = estimator(torch.from_numpy(x))
+        expected = generator(torch.from_numpy(x), level).numpy()
+    np.testing.assert_allclose(used, level.numpy(), atol=1e-6)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_a_given_strength_is_clipped_to_the_trained_range_and_skips_the_estimator(tiny_conditioned):
+    generator, estimator = tiny_conditioned
+    model = to_onnx_model(generator, estimator)
+    session = _session(model)
+    x = np.random.default_rng(1).random((3, 1, 8, 9), dtype=np.float32)
+    for given, level in ((0.4, 0.4), (1.7, 1.0), (0.0, 0.0)):
+        out, used = session.run(None, {"input": x, "strength": np.array([given], np.float32)})
+        np.testing.assert_array_equal(used, np.full((3, 1, 1, 1), level, np.float32))
+        with torch.no_grad():
+            expected = generator(torch.from_numpy(x), torch.full((3, 1, 1, 1), level)).numpy()
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+    # The estimator's convolutions live in the If's "auto" branch alone: a given strength never runs them.
+    [choose] = [node for node in model.graph.node if node.op_type == "If"]
+    branches = {attribute.name: attribute.g for attribute in choose.attribute}
+    assert any(node.op_type == "Conv" for node in branches["then_branch"].node)
+    assert not any(node.op_type == "Conv" for node in branches["else_branch"].node)
+
+
+def test_an_estimate_is_raised_to_min_strength(tiny_conditioned):
+    generator, estimator = tiny_conditioned
+    session = _session(to_onnx_model(generator, estimator))
+    x = np.random.default_rng(2).random((1, 1, 12, 12), dtype=np.float32)
+    _, estimated = session.run(None, {"input": x})
+    _, raised = session.run(None, {"input": x, "min_strength": np.array([0.95], np.float32)})
+    assert estimated.item() < 0.95 and raised.item() == np.float32(0.95)
+
+
+def test_the_rep_body_ships_as_plain_3x3_convolutions(tiny_conditioned):
+    """Folded at export: no 1x1 branch, no identity Add, one 3x3 kernel per layer (the bicubic skip's
+    fixed kernel is a constant); the level plane is the head's second input channel."""
+    generator, estimator = tiny_conditioned
+    graph = to_onnx_model(generator, estimator).graph
+    weights = {t.name: tuple(t.dims) for t in graph.initializer}
+    kernels = [weights[node.input[1]] for node in graph.node if node.op_type == "Conv" and node.input[1] in weights]
+    assert [k[2:] for k in kernels] == [(3, 3)] * 4  # head, 2 body layers, tail
+    assert kernels[0] == (4, 2, 3, 3)  # the head reads the image and the level plane
+    assert [node.op_type for node in graph.node].count("Add") == 1  # the skip's, no identity branch
