@@ -16,6 +16,9 @@ from PIL import Image
 from ..errors import EnhanceEdgeError
 
 
+MAX_SIDE = 2**31 - 1  # a PNG side is a 31-bit number, and Pillow's a C int
+
+
 @dataclass(frozen=True)
 class OutputSize:
     """``outscale`` times the input, or ``width`` and/or ``height`` pixels (one alone keeps the
@@ -37,6 +40,15 @@ class OutputSize:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise EnhanceEdgeError(f"{name} must be a whole number of pixels >= 1, got {value!r}")
+        # Larger sizes are no image a format can hold, and their arithmetic overflows floats and C ints.
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and value > MAX_SIDE:
+                raise EnhanceEdgeError(f"{name} must be at most {MAX_SIDE:,} pixels, the longest side an image can "
+                                       f"have (PNG's and Pillow's limit), got {value}")
+        if self.outscale is not None and self.outscale > MAX_SIDE:
+            raise EnhanceEdgeError(f"outscale must be at most {MAX_SIDE:,}, a factor past which every result is "
+                                   f"longer than an image's side can be, got {self.outscale:g}")
 
     @property
     def is_model_scale(self) -> bool:

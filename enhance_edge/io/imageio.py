@@ -398,6 +398,17 @@ def check_size(image_format: str, size: tuple[int, int]) -> None:
                          f"{limit:,} pixels a side; PNG has no such limit (--format png)")
 
 
+def check_output_pixels(size: tuple[int, int], max_pixels: int, scale: int) -> None:
+    """ImageError when a result of ``size`` has more pixels than a x``scale`` model makes of the largest
+    input ``max_pixels`` lets in: a small input and a large factor or target size (--outscale, --width)
+    would otherwise take memory without bound (before the work is done)."""
+    limit = max_pixels * scale * scale
+    if size[0] * size[1] > limit:
+        raise ImageError(f"the {size[0]}x{size[1]} result is {_pixel_count(size[0] * size[1])}, over the limit of "
+                         f"{_pixel_count(limit)} for results ({scale}x{scale} times --max-pixels, what the x{scale} "
+                         f"model makes of the largest input allowed; raise --max-pixels to allow it)")
+
+
 def to_eight_bit(image: Image.Image) -> Image.Image:
     """16-bit gray scaled (not clipped) to 8 bits, rounded: 65535 -> 255."""
     pixels = np.asarray(image, dtype=np.uint32)
