@@ -18,7 +18,7 @@ import onnx
 from onnx import numpy_helper
 from PIL import Image
 
-from enhance_edge.core.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, open_session
+from enhance_edge.core.model import INPUT_NAME, STRENGTH_NAME, open_session
 from enhance_edge.core.processing import from_unit_float
 from enhance_edge.eval.protocol import interpolate
 
@@ -62,25 +62,43 @@ def onnx_metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
-def network_feeds(info: ModelInfo) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    """``prepare`` for a network: 8-bit planes to its inputs as the runtime makes them and, for a
-    model conditioned on the degradation level, the strength its estimator reads from each plane
-    (as strength "auto" runs it). The network alone: a clean specialist is a model of its own."""
-    from ..export.quantize import estimated_levels, model_feeds
-
-    return lambda lr: model_feeds(lr, estimated_levels(info, lr))
-
-
 def model_output(out: np.ndarray) -> np.ndarray:
     return from_unit_float(np.asarray(out)[:, 0])
 
 
+# The format of enhance-edge 0.1's files, which the runtime no longer opens: a release of it is
+# still timed and scored beside the current models, as its network alone at strength 0 (it ran a
+# second file, its clean specialist, on the images it read as clean).
+FORMAT_1 = "enhance-edge-onnx/1"
+
+
+def _format_1_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    conditioned = len(session.get_inputs()) == 2
+
+    def prepare(lr: np.ndarray) -> dict[str, np.ndarray]:
+        x = (np.asarray(lr, np.float32) / 255)[:, None]
+        return {INPUT_NAME: x, **({STRENGTH_NAME: np.zeros((len(x), 1, 1, 1), np.float32)} if conditioned else {})}
+    return session, prepare
+
+
 def ort_backend(name: str, path: Path) -> Callable[[int], Backend]:
+    """The model file in onnxruntime, fed only its image: a conditioned model reads each image's
+    strength itself, as "auto" runs it."""
+    from ..export.quantize import model_feeds
+
     def make(threads: int) -> Backend:
         if not path.is_file():
             raise Skipped(f"no model at {path}")
-        session, info = open_session(path, "cpu", threads)
-        return Backend(name, network_feeds(info), lambda feeds: session.run(None, feeds)[0], model_output)
+        if onnx_metadata(path).get("format") == FORMAT_1:
+            session, prepare = _format_1_session(path, threads)
+            return Backend(name, prepare, lambda feeds: session.run(None, feeds)[0], model_output)
+        session, _ = open_session(path, "cpu", threads)
+        return Backend(name, model_feeds, lambda feeds: session.run(None, feeds)[0], model_output)
     return make
 
 
@@ -97,6 +115,7 @@ def generator_from_onnx(path: Path):
     if "generator_config" not in metadata:
         raise Skipped(f"{path} has no generator_config metadata to rebuild the PyTorch model from")
     generator = Generator(GeneratorConfig.from_dict(json.loads(metadata["generator_config"])))
+    generator.fold()  # a "rep" body ships folded, its parameters named after the folded convolutions
     weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
     state = {key: weights[key] for key in generator.state_dict() if key in weights}
     missing = sorted(set(generator.state_dict()) - set(state))
@@ -114,15 +133,21 @@ def torch_backend(path: Path) -> Callable[[int], Backend]:
             raise Skipped("torch is not installed (pip install 'enhance-edge[train]')") from None
         if not path.is_file():
             raise Skipped(f"no model at {path}")
+        from ..export.quantize import estimated_levels, model_feeds
+
         generator = generator_from_onnx(path)
         torch.set_num_threads(threads)
-        feeds = network_feeds(open_session(path)[1])
+        info = open_session(path)[1]
+
+        def prepare(lr: np.ndarray) -> tuple:  # a conditioned network at the strengths the file reads
+            levels = estimated_levels(info, lr)
+            return (torch.from_numpy(model_feeds(lr)[INPUT_NAME]),
+                    *(() if levels is None else (torch.from_numpy(levels.reshape(-1, 1, 1, 1)),)))
 
         def run(inputs):
             with torch.inference_mode():
-                return generator(inputs[INPUT_NAME], inputs.get(STRENGTH_NAME))
-        return Backend("pytorch-fp32", lambda lr: {name: torch.from_numpy(value) for name, value in feeds(lr).items()},
-                       run, lambda y: model_output(y.numpy()))
+                return generator(*inputs)
+        return Backend("pytorch-fp32", prepare, run, lambda y: model_output(y.numpy()))
     return make
 
 
@@ -157,8 +182,9 @@ def opencv_dnn_backend(name: str, path: Path) -> Callable[[int], Backend]:
             return net.forward()
         # Guard against a silently wrong OpenCV (5.0 computes garbage with ONNX nets made after a
         # TensorFlow model was read in the same process): it must agree with onnxruntime.
-        session, info = open_session(path, "cpu", 1)
-        feeds = network_feeds(info)
+        from ..export.quantize import model_feeds as feeds
+
+        session, _ = open_session(path, "cpu", 1)
         probe = feeds(np.random.default_rng(0).integers(0, 256, (1, 12, 10), dtype=np.uint8))
         try:
             difference = float(np.max(np.abs(run(probe) - session.run(None, probe)[0])))

@@ -138,7 +138,7 @@ def profile_feeds(info: ModelInfo, size: tuple[int, int]) -> dict[str, np.ndarra
     strength (its kernels are the same at any)."""
     feeds = {INPUT_NAME: np.random.default_rng(0).random((1, 1, *size), dtype=np.float32)}
     if info.conditioned:
-        feeds[STRENGTH_NAME] = np.full((1, 1, 1, 1), 0.5, np.float32)
+        feeds[STRENGTH_NAME] = np.array([0.5], np.float32)
     return feeds
 
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 from enhance_edge.eval.dataset import PairSet, face_pair
 from enhance_edge.errors import DataError, ModelError
-from enhance_edge.core.model import BUNDLED_MODELS, bundled_models, int8_model_path, open_session, resolve_model
+from enhance_edge.core.model import BUNDLED_MODELS, bundled_models, open_session, resolve_model
 from enhance_edge.eval.protocol import REPORT_HR_SIZE, YALE_TEST_SUBJECTS, score
 
 from ..export.timing import measure
@@ -43,7 +43,6 @@ SECTIONS = ("latency", "throughput", "quality", "memory", "end_to_end", "kernels
 QUALITY_BATCH = 64
 # Benchmarked beside the main model when no other is named: the smaller bundled generator.
 DEFAULT_COMPARE = "fast"
-SPECIALIST = " clean specialist"  # a model's label, then this: its clean specialist's int8 pair
 
 
 @dataclass(frozen=True)
@@ -178,8 +177,7 @@ def upscale_command() -> list[str]:
 def end_to_end(config: BenchConfig, plane: np.ndarray, threads: int) -> dict:
     """Wall time of ``enhance-edge upscale`` on a colour PNG, per precision, process start included: of
     the main model, or where it has no int8 file, of the first compared model that has both."""
-    fp32_model, int8_model = next(((fp32, int8) for label, fp32, int8 in _int8_pairs(config)
-                                   if int8.is_file() and not label.endswith(SPECIALIST)),
+    fp32_model, int8_model = next(((fp32, int8) for label, fp32, int8 in _int8_pairs(config) if int8.is_file()),
                                   (config.fp32_model, config.int8_model))
     results = {"image": f"{plane.shape[1]}x{plane.shape[0]} RGB PNG", "threads": threads, "model": fp32_model.name,
                "runs": {}}
@@ -254,19 +252,11 @@ def _quality(faces: Faces, outputs: dict[str, np.ndarray]) -> dict:
 
 def _int8_pairs(config: BenchConfig) -> list[tuple[str, Path, Path]]:
     """(label, fp32, int8) of the main model and of the extra models installed in both precisions
-    (labels NAME-fp32, NAME-int8), each followed by its clean specialist's pair where it names one
-    with an int8 file ("auto" runs the clean images there)."""
+    (labels NAME-fp32, NAME-int8)."""
     paths = dict(config.extra_models)
     pairs = [("ort", config.fp32_model, config.int8_model)]
-    pairs += [(f"ort-{label[:-5]}", path, paths[f"{label[:-5]}-int8"]) for label, path in config.extra_models
-              if label.endswith("-fp32") and f"{label[:-5]}-int8" in paths]
-    with_specialists = []
-    for label, fp32, int8 in pairs:
-        with_specialists.append((label, fp32, int8))
-        clean = open_session(fp32)[1].clean_model if fp32.is_file() else None
-        if clean is not None and int8_model_path(clean).is_file():
-            with_specialists.append((f"{label}{SPECIALIST}", clean, int8_model_path(clean)))
-    return with_specialists
+    return pairs + [(f"ort-{label[:-5]}", path, paths[f"{label[:-5]}-int8"]) for label, path in config.extra_models
+                    if label.endswith("-fp32") and f"{label[:-5]}-int8" in paths]
 
 
 def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | None:
@@ -278,17 +268,16 @@ def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | N
     is missing."""
     from ..export.gate import GateResult
     from ..export.calibration_mix import NATURAL_GATE_SETS
-    from ..export.quantize import (estimated_levels, gate_sets, gate_table, images_it_runs, scoring_session,
+    from ..export.quantize import (estimated_levels, gate_sets, gate_table, scoring_session,
                                    set_outputs, with_degraded)
 
     if not (fp32_model.is_file() and int8_model.is_file()):
         return None
     _, info = open_session(fp32_model)
-    # a conditioned model's faces also degraded, as quantize gates it, and only the images it runs: those
-    # "auto" gives its clean specialist are the specialist's rows
+    # a conditioned model's faces also degraded, as quantize gates it
     test = with_degraded(PairSet([f"yale test #{i}" for i in range(len(faces.hr))], np.stack(faces.hr),
                                  np.stack(faces.lr)), info)
-    gates = images_it_runs(info, gate_sets(info, test, estimated_levels(info, test.lr), faces_name="yale test faces"))
+    gates = gate_sets(info, test, estimated_levels(info, test.lr), faces_name="yale test faces")
     fp32, int8 = set_outputs(scoring_session(fp32_model), gates), set_outputs(scoring_session(int8_model), gates)
     return GateResult(gate_table(fp32, int8, gates, ("yale test faces", *NATURAL_GATE_SETS))).to_dict()
 

@@ -22,7 +22,6 @@ import contextlib
 import io
 import itertools
 import json
-import shutil
 import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -44,7 +43,7 @@ from onnxruntime.quantization import (
 from enhance_edge.eval.dataset import PairSet, load_pairs, trained_hr_size, trained_seed
 from enhance_edge.eval.degradation import DegradationConfig
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.core.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, open_estimator, open_session
+from enhance_edge.core.model import INPUT_NAME, STRENGTH_NAME, STRENGTH_USED_NAME, ModelInfo, open_session
 from enhance_edge.core.processing import from_unit_float, to_batch, to_unit_float
 from enhance_edge.eval.protocol import psnr, score
 
@@ -142,24 +141,21 @@ def robust_search() -> list[Recipe]:
                         residual=["int8", "float"])
 
 
-def model_feeds(lr_faces: np.ndarray, levels: np.ndarray | None) -> dict[str, np.ndarray]:
-    """A model's inputs for same-sized 8-bit LR faces, made as the runtime makes them; a conditioned
-    model's also carry each face's strength (``levels``)."""
-    feeds = {INPUT_NAME: to_batch([to_unit_float(face) for face in lr_faces])}
-    if levels is not None:
-        feeds[STRENGTH_NAME] = levels.astype(np.float32).reshape(-1, 1, 1, 1)
-    return feeds
+def model_feeds(lr_faces: np.ndarray, levels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """A model's inputs for same-sized 8-bit LR faces, made as the runtime makes them. A conditioned
+    model reads each face's strength itself when none is fed (the graph's estimator): ``levels``, the
+    strengths it reads (estimated_levels), are what it runs at, and are not fed."""
+    return {INPUT_NAME: to_batch([to_unit_float(face) for face in lr_faces])}
 
 
 def estimated_levels(info: ModelInfo, lr_faces: np.ndarray) -> np.ndarray | None:
     """What a conditioned model's estimator reads from each LR face (the strength the runtime's
-    "auto" runs it at); None for a model without the strength input."""
+    "auto" runs it at): its strength_used output; None for a model without the strength input."""
     if not info.conditioned:
         return None
-    estimator = open_estimator(info)
-    return np.concatenate([
-        estimator.run(None, {INPUT_NAME: model_feeds(lr_faces[i:i + EVAL_BATCH], None)[INPUT_NAME]})[0]
-        for i in range(0, len(lr_faces), EVAL_BATCH)]).reshape(-1)
+    session, _ = open_session(info.path, "cpu")
+    return np.concatenate([session.run([STRENGTH_USED_NAME], model_feeds(lr_faces[i:i + EVAL_BATCH]))[0]
+                           for i in range(0, len(lr_faces), EVAL_BATCH)]).reshape(-1)
 
 
 class FaceCalibrationReader(CalibrationDataReader):
@@ -457,10 +453,8 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
            + (" (clean and degraded, at the strengths the model's estimator reads)"
               if images.levels is not None else ""))
     timing_input = {INPUT_NAME: to_batch([np.random.default_rng(0).random(TIMING_SIZE, dtype=np.float32)]),
-                    **({STRENGTH_NAME: np.zeros((1, 1, 1, 1), np.float32)} if info.conditioned else {})}
+                    **({STRENGTH_NAME: np.zeros(1, np.float32)} if info.conditioned else {})}
     with tempfile.TemporaryDirectory(prefix="enhance-edge-quantize-") as tmp_dir:
-        if info.clean_model is not None:  # candidates open as the written file will: beside the clean model they name
-            shutil.copy(info.clean_model, Path(tmp_dir) / info.clean_model.name)
         prepared = Path(tmp_dir) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared))
         fp32 = assess(fp32_path, images.validation, images.levels, threads, timing_input, images.gates)
@@ -505,23 +499,7 @@ def check_images(info: ModelInfo, data_dir: str | Path) -> CheckImages:
     mix = {f"calibration {kind}": image_set(info, [f"{kind} #{index}" for index in range(len(hrs))], hrs)
            for kind, hrs in calibration_mix(validation.hr.shape[1:3]).items()}
     return CheckImages(validation, levels, test, estimated_levels(info, test.lr),
-                       images_it_runs(info, gate_sets(info, validation, levels)),
-                       [(lrs, lv) for _, _, lrs, lv in images_it_runs(info, mix).values()])
-
-
-def images_it_runs(info: ModelInfo, sets: GateSets) -> GateSets:
-    """``sets`` less the images a conditioned model hands to its clean specialist (strength below
-    ``clean_below``: the specialist's own quantization answers for those), and less sets left empty.
-    Clean faces under Yale's extreme lighting, never run by the robust models, set their least
-    int8 detail high enough to keep int8 off 86% of the validation faces (`fast`, under the per-image routing)."""
-    if info.clean_model is None:
-        return sets
-    kept = {}
-    for name, (names, hrs, lrs, levels) in sets.items():
-        runs = np.flatnonzero(levels >= info.clean_below)
-        if len(runs):
-            kept[name] = ([names[i] for i in runs], hrs[runs], lrs[runs], levels[runs])
-    return kept
+                       gate_sets(info, validation, levels), [(lrs, lv) for _, _, lrs, lv in mix.values()])
 
 
 def try_recipe(recipe: Recipe, path: Path, prepared: Path, images: CheckImages, fp32: dict, threads: int | None,

@@ -17,7 +17,7 @@ from PIL import Image
 from enhance_edge.eval.dataset import PairSet, image_files, read_face
 from enhance_edge.eval.degradation import DegradationConfig, degrade
 from enhance_edge.errors import DataError, ModelError
-from enhance_edge.core.model import BUNDLED_MODELS, INPUT_NAME, STRENGTH_NAME, open_session, resolve_model
+from enhance_edge.core.model import BUNDLED_MODELS, INPUT_NAME, OUTPUT_NAME, STRENGTH_NAME, open_session, resolve_model
 from enhance_edge.core.processing import to_unit_float
 from enhance_edge.eval.protocol import luma_image
 
@@ -131,8 +131,10 @@ class Teacher:
         levels = (np.zeros((len(x), 1, 1, 1), np.float32) if level is None else level.numpy()).astype(np.float32)
         outputs = []
         for i in range(0, len(x), TEACHER_BATCH):
-            feeds = {INPUT_NAME: x[i:i + TEACHER_BATCH]}
-            if self.conditioned:
-                feeds[STRENGTH_NAME] = levels[i:i + TEACHER_BATCH]
-            outputs.append(self.session.run(None, feeds)[0])
+            if self.conditioned:  # a model file takes one strength a run: each face at its own
+                outputs += [self.session.run([OUTPUT_NAME], {INPUT_NAME: x[j:j + 1],
+                                                             STRENGTH_NAME: levels[j].reshape(1)})[0]
+                            for j in range(i, min(i + TEACHER_BATCH, len(x)))]
+            else:
+                outputs.append(self.session.run([OUTPUT_NAME], {INPUT_NAME: x[i:i + TEACHER_BATCH]})[0])
         return torch.from_numpy(np.clip(np.concatenate(outputs), 0.0, 1.0))

@@ -317,9 +317,9 @@ def open_session(model_path: str | Path, provider: str = "cpu", threads: int | N
         # with every image and tile. Without it the arena reuses freed buffers: peak memory of
         # a 1024x1024 run went 789 -> 471 MB (int8) and 644 -> 368 MB (fp32) at the same speed.
         options.enable_mem_pattern = False
-        # Errors only: onnxruntime warns, at every load, that the optional strength inputs (initializers
-        # a feed may override) are not folded as constants, which is their purpose.
-        options.log_severity_level = 3
+    # Errors only: onnxruntime warns, at every load, that the optional strength inputs (initializers
+    # a feed may override) are not folded as constants, which is their purpose.
+    options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
     providers = [resolve_provider(provider)]

@@ -5,7 +5,6 @@ import pytest
 from enhance_edge import Upscaler
 from enhance_edge.benchmarks.backends import Skipped, opencv_dnn_backend, ort_backend, torch_backend
 from enhance_edge.export.quantize import fuse_float_silu
-from enhance_edge.core.model import STRENGTH_NAME
 from enhance_edge.core.processing import to_unit_float
 
 
@@ -24,8 +23,9 @@ def test_a_conditioned_model_runs_at_the_strength_its_estimator_reads_in_every_n
     upscaler = Upscaler(tiny_conditioned_onnx, threads=1)
     expected = np.stack([upscaler.upscale(plane) for plane in lr])  # the runtime, at strength "auto"
     feeds = ort_backend("ort-fp32", tiny_conditioned_onnx)(1).prepare(lr)
-    assert feeds[STRENGTH_NAME].ravel().tolist() == pytest.approx(
-        [upscaler.strength_for(to_unit_float(plane)) for plane in lr])
+    assert list(feeds) == ["input"]  # the file reads each image's strength itself
+    levels = torch_backend(tiny_conditioned_onnx)(1).prepare(lr)[1]  # PyTorch hears what the file reads
+    assert levels.ravel().tolist() == pytest.approx([upscaler.strength_for(to_unit_float(plane)) for plane in lr])
     for make in (ort_backend("ort-fp32", tiny_conditioned_onnx), torch_backend(tiny_conditioned_onnx)):
         out = make(1).upscale(lr)
         assert out.shape == (2, 24, 20) and np.abs(out.astype(int) - expected).max() <= 1

@@ -43,7 +43,7 @@ def test_a_conditioned_teacher_hears_the_levels_of_its_pupils_pairs(tiny_conditi
     teacher = Teacher(str(tiny_conditioned_onnx), scale=2, threads=1)
     clean, degraded = teacher(lr), teacher(lr, torch.full((2, 1, 1, 1), 0.8))
     session, _ = open_session(tiny_conditioned_onnx, "cpu", 1)
-    raw = session.run(None, {"input": lr.numpy(), "strength": np.full((2, 1, 1, 1), 0.8, np.float32)})[0]
+    raw = session.run(None, {"input": lr.numpy(), "strength": np.array([0.8], np.float32)})[0]
     np.testing.assert_array_equal(degraded.numpy(), np.clip(raw, 0, 1))
     assert not torch.equal(clean, degraded)  # no levels given: it runs at 0, a clean image's
 
