@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 # The public names that need onnxruntime (or numpy and Pillow), imported on first use: the command
 # line imports this package, and its help and its start load no model runtime.
 _LAZY = {"FileResult": "core.batch", "Outcome": "core.batch", "ModelInfo": "core.model", "Upscaler": "core.upscaler",
+         "UpscaleSettings": "core.upscale_settings",
          # The reader of `enhance-edge upscale`: upright (EXIF orientation applied), in a working mode, with
          # what an output inherits (format, ICC profile, DPI, EXIF) as a SourceInfo; bombs refused.
          "SourceInfo": "io.imageio", "read_image": "io.imageio"}
@@ -20,6 +21,7 @@ _LAZY = {"FileResult": "core.batch", "Outcome": "core.batch", "ModelInfo": "core
 if TYPE_CHECKING:
     from .core.batch import FileResult, Outcome
     from .core.model import ModelInfo
+    from .core.upscale_settings import UpscaleSettings
     from .core.upscaler import Upscaler
     from .io.imageio import SourceInfo, read_image
 
@@ -35,5 +37,5 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["CheckpointError", "DataError", "EnhanceEdgeError", "FileResult", "ImageError", "MissingExtraError",
-           "ModelError", "ModelInfo", "Outcome", "ParityError", "ProviderError", "SourceInfo", "Upscaler",
-           "__version__", "read_image"]
+           "ModelError", "ModelInfo", "Outcome", "ParityError", "ProviderError", "SourceInfo", "UpscaleSettings",
+           "Upscaler", "__version__", "read_image"]

@@ -239,7 +239,7 @@ class _PathOrUri(click.Path):
         return value if "://" in str(value) else super().convert(value, param, ctx)
 
 
-def _upscale_on_cluster(inputs: list[Path | str], output: Path | str | None, cluster: str, options: dict,
+def _upscale_on_cluster(inputs: list[Path | str], output: Path | str | None, cluster: str, settings,
                         fail_on_skip: bool) -> None:
     """`upscale --cluster`: the same lines as without it, Ray's progress, a done/total line every few seconds."""
     from ..core.batch import printable
@@ -266,7 +266,7 @@ def _upscale_on_cluster(inputs: list[Path | str], output: Path | str | None, clu
             click.echo(f"{finished}/{total} files", err=True)
 
     try:
-        run = upscale_on_cluster(inputs, output, cluster=cluster, report=report, **options)
+        run = upscale_on_cluster(inputs, output, settings, cluster=cluster, report=report)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: done {counts[Status.DONE]}, failed {counts[Status.FAILED]}, skipped "
                    f"{counts[Status.SKIPPED]}; no partial file was left, the summary lists the rest as not run",
@@ -339,9 +339,7 @@ def _upscale_on_cluster(inputs: list[Path | str], output: Path | str | None, clu
 @click.option("--fail-on-skip", is_flag=True,
               help="Exit with status 1 when an output was skipped because it exists (as when a file fails).")
 @reports_errors
-def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite, tile, max_memory, max_pixels,
-            model, provider, threads, precision, strength, cluster, scale, outscale, width, height, as_json,
-            fail_on_skip):
+def upscale(inputs, output, cluster, as_json, fail_on_skip, **options):
     """Upscale images x2 (or x4, or to any size) with onnxruntime.
 
     \b
@@ -363,19 +361,17 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     (and, with --fail-on-skip, none was skipped).
     """
     from ..core.batch import model_precision, plan_jobs, printable, strength_setting, unsearched_folders, upscale_jobs
+    from ..core.upscale_settings import UpscaleSettings
 
-    if not recursive:
+    if not options["recursive"]:
         for folder, count in unsearched_folders([path for path in inputs if isinstance(path, Path)]).items():
             click.echo(f"note: {printable(str(folder))}: {count} sub-folder{'s' if count > 1 else ''} not searched "
                        f"(-r includes them)", err=True)
-    model_options = dict(model=model, provider=provider, threads=threads, precision=precision, strength=strength,
-                         tile=tile, max_memory=max_memory, scale=scale, outscale=outscale, width=width, height=height)
+    settings = UpscaleSettings(**options)  # every other option: one for each field
     if cluster is not None:
         if as_json:
             raise click.UsageError("--json does not apply to --cluster yet: its summary CSV lists every input")
-        _upscale_on_cluster(list(inputs), output, cluster, dict(
-            recursive=recursive, suffix=suffix, output_format=output_format, quality=quality, overwrite=overwrite,
-            max_pixels=max_pixels, **model_options), fail_on_skip)
+        _upscale_on_cluster(list(inputs), output, cluster, settings, fail_on_skip)
         return
     if uri := next((item for item in (*inputs, output) if isinstance(item, str)), None):
         raise click.UsageError(f"{uri!r}: URIs are read and written with --cluster only")
@@ -384,11 +380,11 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
     from ..core.upscaler import Upscaler
 
     start = time.monotonic()
-    upscaler = Upscaler(**model_options)
-    jobs = plan_jobs(list(inputs), output, scale=upscaler.scale, recursive=recursive, suffix=suffix,
-                     output_format=output_format, output_size=upscaler.output_size)
+    upscaler = Upscaler.from_settings(settings)
+    jobs = plan_jobs(list(inputs), output, scale=upscaler.scale, recursive=settings.recursive, suffix=settings.suffix,
+                     output_format=settings.output_format, output_size=upscaler.output_size)
     if not jobs:
-        raise _no_images(list(inputs), recursive)
+        raise _no_images(list(inputs), settings.recursive)
     # What every file runs with, said once (a bundled name's precision "auto" is chosen per machine).
     run = {"model": upscaler.model_name, "precision": model_precision(upscaler),
            "strength": strength_setting(upscaler)}
@@ -400,7 +396,7 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
         click.echo(f"removed {len(removed)} partial file(s) that a killed earlier run left beside its outputs",
                    err=True)
     sizes = [probe_pixels(job.source) for job in jobs]
-    if note := _faster_model_note(model, upscaler.scale, sum(sizes)):
+    if note := _faster_model_note(settings.model, upscaler.scale, sum(sizes)):
         click.echo(note, err=True)
     show_bar = (len(jobs) > 1 or sum(sizes) > _LARGE_IMAGE_PIXELS) and _stderr_is_terminal()
     # SIGTERM stops the batch as Ctrl-C does: the file being written is removed, not left half-done.
@@ -409,7 +405,7 @@ def upscale(inputs, output, recursive, suffix, output_format, quality, overwrite
                                                      item_show_func=lambda tile: tile) as bar:
         report = _UpscaleReport(bar, len(jobs), sum(sizes), as_json, fail_on_skip)
         with report.stopping_cleanly():
-            upscale_jobs(upscaler, jobs, sizes, report, overwrite=overwrite, quality=quality, max_pixels=max_pixels)
+            upscale_jobs(upscaler, jobs, sizes, report, settings)
     report.summary(time.monotonic() - start, run)
 
 
@@ -446,10 +442,11 @@ def serve(host, port, open_browser, max_upload, max_pixels, max_queue, max_memor
         from .web.server import serve as run_server
     except ImportError as exc:
         raise MissingExtraError("serve", "web", exc.name or str(exc)) from None
+    from ..core.upscale_settings import UpscaleSettings
     from .web.service import ModelCatalog, UpscaleService
 
     service = UpscaleService(WebLimits(max_upload, max_pixels, max_queue),
-                             ModelCatalog(provider, threads, max_memory))
+                             ModelCatalog(UpscaleSettings(provider=provider, threads=threads, max_memory=max_memory)))
     run_server(service, host, port, open_browser, echo=click.echo)
 
 
@@ -560,8 +557,7 @@ def _parse_hr_size(ctx, param, value):
                    "`--model default-x4 --compare default` scores x2 twice as 'default x2^2'.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table (an infinite PSNR is null).")
 @reports_errors
-def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, conditions, strength, scale, compared,
-             as_json):
+def evaluate(data_dir, splits, hr_size, seed, conditions, compared, as_json, **model_options):
     """Score the model against interpolation on a folder of faces (the protocol of docs/evaluation.md).
 
     HR is each face resized with Lanczos (or cropped to even size), LR its bicubic half, or
@@ -578,11 +574,12 @@ def evaluate(data_dir, model, splits, hr_size, seed, threads, precision, conditi
 
     from ..eval.dataset import trained_seed
     from ..eval.evaluate import evaluate_folder, finite_or_none
+    from ..core.upscale_settings import UpscaleSettings
     from ..core.upscaler import Upscaler
 
-    upscaler = Upscaler(model, precision=precision, threads=threads, strength=strength, scale=scale)
-    others = {Path(name).stem: Upscaler(name, precision=precision, threads=threads, strength=strength)
-              for name in compared}
+    settings = UpscaleSettings(**model_options)  # model, threads, precision, strength, scale
+    upscaler = Upscaler.from_settings(settings)
+    others = {Path(name).stem: Upscaler.from_settings(settings.replace(model=name, scale=None)) for name in compared}
     seed = trained_seed(upscaler.info) if seed is None else seed
     names = CONDITION_NAMES if "all" in conditions else tuple(dict.fromkeys(conditions))
     results = {name: evaluate_folder(data_dir, upscaler, hr_size, tuple(splits) or None, seed=seed, condition=name,

@@ -33,10 +33,11 @@ from . import uris
 from ..core.batch import Job, plan_jobs, printable, upscale_file
 from ..errors import EnhanceEdgeError, MissingExtraError
 from ..io.fileio import remove_stale_parts
-from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, probe_pixels
+from ..io.imageio import probe_pixels
 from ..core.model import BUNDLED_MODELS, resolve_model
 from ..core.settings import CLUSTER_SUMMARY_NAME as SUMMARY_NAME
-from ..core.upscaler import DEFAULT_MAX_MEMORY, Upscaler
+from ..core.upscale_settings import UpscaleSettings
+from ..core.upscaler import Upscaler
 from .uris import Location
 
 # Files per map_batches call: small faces share a call, so Ray's per-call cost is spread over
@@ -130,14 +131,15 @@ class UpscaleWorker:
     """A Ray Data actor: one Upscaler, and for each file of each bundle batch.upscale_file (a path
     to a path) or uris.upscale_job (a URI at either end)."""
 
-    def __init__(self, upscaler_options: dict, file_options: dict, folder: str):
-        """``upscaler_options``: Upscaler's keyword arguments; ``file_options``: upscale_file's."""
+    def __init__(self, settings: UpscaleSettings, folder: str):
+        """``settings``: the run's, as the driver sent them (its model file, precision and scale chosen)."""
         # Paths as the user gave them, relative ones too, so that messages name files as the command
         # does: relative to the driver's working folder, where the node mounts it at the same path.
         if os.path.isdir(folder):
             os.chdir(folder)
-        self.upscaler = Upscaler(**upscaler_options)
-        self.options = file_options
+        self.upscaler = Upscaler.from_settings(settings)
+        self.options = {"overwrite": settings.overwrite, "quality": settings.quality,
+                        "max_pixels": settings.max_pixels}
 
     def __call__(self, batch: dict) -> dict:
         rows: dict[str, list[str]] = {"source": [], "target": [], "status": [], "reason": [], "warnings": []}
@@ -189,13 +191,16 @@ def _connect(ray, cluster: str, cpus: int | None) -> bool:
     return True
 
 
-def _model_for_actors(model: str, precision: str, scale: int) -> tuple[str, str]:
-    """The model the actors open: a bundled model by name in the precision the driver chose (so
-    every machine runs the same file, whatever its CPU would pick for auto), or the file's path."""
-    path = resolve_model(model, precision, scale)
-    if str(model) in BUNDLED_MODELS:
-        return str(model), "fp32" if path == resolve_model(model, "fp32", scale) else "int8"
-    return str(path.resolve()), "auto"
+def _settings_for_actors(settings: UpscaleSettings, scale: int) -> UpscaleSettings:
+    """The settings the actors open their Upscaler with: the scale the driver worked out, and a
+    bundled model by name in the precision the driver chose (so every machine runs the same file,
+    whatever its CPU would pick for auto), or the file's path."""
+    model = settings.model
+    path = resolve_model(model, settings.precision, scale)
+    if model is None or str(model) in BUNDLED_MODELS:
+        precision = "fp32" if path == resolve_model(model, "fp32", scale) else "int8"
+        return settings.replace(precision=precision, scale=scale)
+    return settings.replace(model=str(path.resolve()), precision="auto", scale=scale)
 
 
 def default_summary_path(jobs: list[Job], output: Location | None) -> Location:
@@ -251,36 +256,36 @@ def _settled_on_the_driver(job: Job, existing: set[Location], overwrite: bool) -
     return None
 
 
-def upscale_on_cluster(inputs: list[Location], output: Location | None = None, *, cluster: str = "local",
-                       recursive: bool = False, suffix: str | None = None, output_format: str | None = None,
-                       quality: int = DEFAULT_QUALITY, overwrite: bool = False, tile: int | None = None,
-                       max_memory: int = DEFAULT_MAX_MEMORY, max_pixels: int = DEFAULT_MAX_PIXELS,
-                       model: str = "default", provider: str = "cpu", threads: int | None = None,
-                       precision: str = "auto", strength: float | str = "auto", scale: int | None = None,
-                       outscale: float | None = None, width: int | None = None, height: int | None = None,
-                       actors: int | None = None, cpus: int | None = None, summary: Location | None = None,
+def upscale_on_cluster(inputs: list[Location], output: Location | None = None,
+                       settings: UpscaleSettings | None = None, *, cluster: str = "local", actors: int | None = None,
+                       cpus: int | None = None, summary: Location | None = None,
                        bundle_pixels: int = DEFAULT_BUNDLE_PIXELS,
-                       report: Callable[[FileStatus, int, int], None] | None = None) -> ClusterRun:
+                       report: Callable[[FileStatus, int, int], None] | None = None, **options) -> ClusterRun:
     """Upscale files, folders and patterns as `enhance-edge upscale` does, on Ray Data.
 
     Inputs and ``output`` may also be URIs (str; a Path is a local path), and an input
     "@FILE" stands for the paths and URIs FILE lists, one a line (see enhance_edge.apps.uris).
     ``cluster`` is "local" (start Ray on this machine, with ``cpus`` CPUs, default all),
-    "auto" or an address (join a running cluster, as ``ray.init`` reads them). The other
-    options are `upscale`'s. ``actors`` (default: from the cluster's CPUs and memory, see
-    plan_actors) and ``threads`` (onnxruntime threads per actor) size the pool. ``report``
+    "auto" or an address (join a running cluster, as ``ray.init`` reads them). ``settings``
+    are `upscale`'s options (or, without it, ``options`` are their fields: ``model="fast",
+    tile=64``); its ``threads`` are onnxruntime's per actor. ``actors`` (default: from the
+    cluster's CPUs and memory, see plan_actors) sizes the pool. ``report``
     is called in this process with each file's status and the counts finished and total.
     A file that fails is reported and the rest go on; an actor that dies is restarted and
     its files retried. The summary CSV (default: in the output folder) lists every input.
     """
+    if settings is None:
+        settings = UpscaleSettings(**options)
+    elif options:
+        raise TypeError(f"upscale_on_cluster() takes settings or their fields, not both ({', '.join(options)})")
     # Bad models, precisions, strengths, sizes and providers fail here, in one line, before Ray starts.
-    upscaler = Upscaler(model, precision=precision, strength=strength, provider=provider, threads=1, scale=scale,
-                        outscale=outscale, width=width, height=height)
-    jobs, sizes = _plan(list(inputs), output, scale=upscaler.scale, recursive=recursive, suffix=suffix,
-                        output_format=output_format, output_size=upscaler.output_size)
+    upscaler = Upscaler.from_settings(settings.replace(threads=1))
+    jobs, sizes = _plan(list(inputs), output, scale=upscaler.scale, recursive=settings.recursive,
+                        suffix=settings.suffix, output_format=settings.output_format,
+                        output_size=upscaler.output_size)
     if not jobs:
         raise EnhanceEdgeError(f"no images found in {printable(', '.join(map(str, inputs)))}"
-                               f"{'' if recursive else ' (-r searches sub-folders)'}")
+                               f"{'' if settings.recursive else ' (-r searches sub-folders)'}")
     existing, stale = _survey_targets(jobs)
     summary = summary or default_summary_path(jobs, output)
     statuses: dict[Job, FileStatus] = {}
@@ -295,15 +300,11 @@ def upscale_on_cluster(inputs: list[Location], output: Location | None = None, *
 
     pending = []
     for job in jobs:
-        if (settled := _settled_on_the_driver(job, existing, overwrite)) is None:
+        if (settled := _settled_on_the_driver(job, existing, settings.overwrite)) is None:
             pending.append(job)
         else:
             record(job, settled)
-    actor_model, actor_precision = _model_for_actors(model, precision, upscaler.scale)
-    upscaler_options = {"model": actor_model, "precision": actor_precision, "strength": strength,
-                        "provider": provider, "tile": tile, "max_memory": max_memory, "scale": upscaler.scale,
-                        "outscale": outscale, "width": width, "height": height}
-    file_options = {"overwrite": overwrite, "quality": quality, "max_pixels": max_pixels}
+    actor_settings = _settings_for_actors(settings, upscaler.scale)
 
     ray = _import_ray()
     start = time.monotonic()
@@ -311,12 +312,13 @@ def upscale_on_cluster(inputs: list[Location], output: Location | None = None, *
     startup_s = time.monotonic() - start
     try:
         resources = ray.cluster_resources()
-        plan = plan_actors(resources.get("CPU", 0), resources.get("memory"), max_memory, actors, threads)
+        plan = plan_actors(resources.get("CPU", 0), resources.get("memory"), settings.max_memory, actors,
+                           settings.threads)
         start = time.monotonic()
         if pending:
             by_name = {(str(job.source), str(job.target)): job for job in pending}
             try:
-                for row in _run_pool(ray, pending, sizes, plan, upscaler_options, file_options, bundle_pixels):
+                for row in _run_pool(ray, pending, sizes, plan, actor_settings, bundle_pixels):
                     job = by_name[(row["source"], row["target"])]
                     record(job, FileStatus(job.source, job.target, Status(row["status"]), row["reason"],
                                            tuple(json.loads(row["warnings"]))))
@@ -332,8 +334,8 @@ def upscale_on_cluster(inputs: list[Location], output: Location | None = None, *
     return ClusterRun(files, summary, plan, startup_s, run_s, stale)
 
 
-def _run_pool(ray, jobs: list[Job], sizes: dict[str, int], plan: ActorPlan, upscaler_options: dict,
-              file_options: dict, bundle_pixels: int):
+def _run_pool(ray, jobs: list[Job], sizes: dict[str, int], plan: ActorPlan, settings: UpscaleSettings,
+              bundle_pixels: int):
     """Each file's result row as it comes back from the actor pool. A URI input is weighed by
     its size (``sizes``, in bytes), a file by the pixels its header gives."""
     pixels = [probe_pixels(job.source) if isinstance(job.source, Path)
@@ -344,7 +346,6 @@ def _run_pool(ray, jobs: list[Job], sizes: dict[str, int], plan: ActorPlan, upsc
     results = dataset.map_batches(
         UpscaleWorker, batch_size=1, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=min(plan.count, len(items))), num_cpus=plan.cpus,
-        memory=upscaler_options["max_memory"],
-        fn_constructor_kwargs={"upscaler_options": {**upscaler_options, "threads": plan.threads},
-                               "file_options": file_options, "folder": os.getcwd()})
+        memory=settings.max_memory,
+        fn_constructor_kwargs={"settings": settings.replace(threads=plan.threads), "folder": os.getcwd()})
     yield from results.iter_rows()

@@ -372,8 +372,9 @@ def upscale_job(upscaler: Upscaler, job: Job, *, overwrite: bool = False, qualit
     if not overwrite and _exists(job.target):
         return
     source = _read(job.source, max_pixels) if isinstance(job.source, str) else job.source
-    image, info, image_format = read_for_upscale(upscaler, source, format_for(file_name(job.target)), max_pixels)
+    image, info, image_format = read_for_upscale(upscaler, source, format_for(file_name(job.target)), max_pixels,
+                                                 warn=warn)
     encoded = io.BytesIO()
     write_upscaled(upscaler, image, info, encoded, image_format, name=job.source, target=job.target,
-                   quality=quality, warn=warn)
+                   quality=quality)
     write_atomically(job.target, encoded.getvalue())

@@ -26,10 +26,10 @@ from ..io.fileio import atomic_output, os_reason
 from ..io.imageio import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, SourceInfo, check_output_pixels,
                           check_size, format_for, output_format_for, provenance, write_image)
 from .output_size import OutputSize
-from .strength import parse_strength
 from .tiling import tile_count
 
 if TYPE_CHECKING:  # the upscaler's upscale_file runs this module's single-file path
+    from .upscale_settings import UpscaleSettings
     from .upscaler import Upscaler
 
 _GLOB_CHARACTERS = frozenset("*?[")
@@ -265,12 +265,13 @@ def strength_setting(upscaler: Upscaler) -> float | str | None:
 
 
 def read_for_upscale(upscaler: Upscaler, source: Path | BinaryIO, image_format: str | None,
-                     max_pixels: int = DEFAULT_MAX_PIXELS, *,
-                     png_if_too_large: bool = False) -> tuple[Image.Image, SourceInfo, str]:
+                     max_pixels: int = DEFAULT_MAX_PIXELS, *, png_if_too_large: bool = False,
+                     warn: Callable[[str], None] | None = None) -> tuple[Image.Image, SourceInfo, str]:
     """Read ``source`` (a path, or a binary file whose str() names it) upright, in a working
     mode, with what its output inherits, and choose the output's format: ``image_format``, else
     the input's own. A result too large for that format is an ImageError naming the file before
-    any work is done, or, with ``png_if_too_large`` (for a format nobody asked for), PNG."""
+    any work is done, or, with ``png_if_too_large`` (for a format nobody asked for), PNG.
+    ``warn`` is told, naming the file, when its upscale will exceed the upscaler's memory budget."""
     image, info = imageio.read_image(source, max_pixels)
     image_format = image_format or output_format_for(info.format)
     size = upscaler.output_dimensions(image.width, image.height)
@@ -284,23 +285,18 @@ def read_for_upscale(upscaler: Upscaler, source: Path | BinaryIO, image_format: 
         if not png_if_too_large:
             raise ImageError(f"{source}: {exc}") from None
         image_format = "PNG"  # which has no size limit
+    if warn is not None and (excess := _over_budget(upscaler, image)) is not None:
+        warn(f"{source}: {excess}")
     return image, info, image_format
 
 
 def write_upscaled(upscaler: Upscaler, image: Image.Image, info: SourceInfo, handle: BinaryIO, image_format: str, *,
                    name: str | Path, target: str | Path | None = None, quality: int = DEFAULT_QUALITY,
-                   strength: float | str | None = None, progress: Callable[[int], None] | None = None,
-                   warn: Callable[[str], None] | None = None,
-                   tiles: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+                   strength: float | str | None = None,
+                   progress: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Upscale an image from read_for_upscale and encode it into ``handle`` with the input's
-    metadata and the provenance tags; the result's size. Errors of the upscale, and ``warn``'s
-    notice that it will exceed the memory budget, name ``name`` (the input); errors of the
-    encoding ``target`` (default: ``name``). ``tiles`` is told (done, total) of the image's model
-    runs as each ends, before ``progress``."""
-    if warn is not None and (excess := _over_budget(upscaler, image)) is not None:
-        warn(f"{name}: {excess}")
-    if tiles is not None:
-        progress = _counting_tiles(upscaler, image, progress, tiles)
+    metadata and the provenance tags; the result's size. Errors of the upscale name ``name`` (the
+    input); errors of the encoding ``target`` (default: ``name``)."""
     try:
         result = upscaler.upscale(image, progress=progress, strength=strength, jpeg_quality=info.jpeg_quality)
     except (ImageError, ModelError) as exc:  # e.g. a model that fails on this size: name the file
@@ -316,9 +312,11 @@ def write_upscaled(upscaler: Upscaler, image: Image.Image, info: SourceInfo, han
 
 
 def _counting_tiles(upscaler: Upscaler, image: Image.Image, progress: Callable[[int], None] | None,
-                    tiles: Callable[[int, int], None]) -> Callable[[int], None]:
+                    tiles: Callable[[int, int], None] | None) -> Callable[[int], None] | None:
     """``progress`` that first tells ``tiles`` (done, total) of the model runs of ``image``: the
-    upscaler calls it as each tile ends."""
+    upscaler calls it as each tile ends. ``progress`` itself when there is no ``tiles``."""
+    if tiles is None:
+        return progress
     total = tile_count(image.width, image.height, upscaler.tile_for(image.width, image.height, image.mode))
     done = 0
 
@@ -342,7 +340,7 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quali
     The format follows the output's extension (the input's format when it has none Pillow
     can write). ``strength`` overrides the upscaler's own ("auto" or 0..1). ``warn`` is told,
     naming the file, when the upscale will exceed the upscaler's memory budget; ``tiles`` the
-    (done, total) of its model runs (write_upscaled). Returns what was done (status DONE, or
+    (done, total) of its model runs as each ends, before ``progress``. Returns what was done (status DONE, or
     SKIPPED: the output exists and ``overwrite`` is off). Raises EnhanceEdgeError subclasses
     naming the file; writes nothing then.
     """
@@ -351,14 +349,15 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quali
         raise EnhanceEdgeError(f"{job.source}: {job.problem}")
     if strength is not None:
         try:
-            strength = parse_strength(strength)
+            strength = upscaler.checked_strength(strength)
         except EnhanceEdgeError as exc:
-            raise EnhanceEdgeError(f"strength: {exc}") from None
+            raise type(exc)(f"strength: {exc}") from None
     model, precision = upscaler.model_name, model_precision(upscaler)
     if job.target.exists() and not overwrite:
         return FileResult(job.source, job.target, Outcome.SKIPPED, model, precision, None,
                           seconds=time.perf_counter() - start)
-    image, source, image_format = read_for_upscale(upscaler, job.source, format_for(job.target), max_pixels)
+    image, source, image_format = read_for_upscale(upscaler, job.source, format_for(job.target), max_pixels,
+                                                   warn=warn)
     input_size = image.size
     created = _missing_folders(job.target.parent)
     try:
@@ -366,8 +365,8 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quali
         # Opened before the upscale: an unwritable output fails at once, not after minutes of work.
         with atomic_output(job.target) as handle:
             output_size = write_upscaled(upscaler, image, source, handle, image_format, name=job.source,
-                                         target=job.target, quality=quality, strength=strength, progress=progress,
-                                         warn=warn, tiles=tiles)
+                                         target=job.target, quality=quality, strength=strength,
+                                         progress=_counting_tiles(upscaler, image, progress, tiles))
     except BaseException as exc:
         for folder in created:  # a failed file leaves no empty folder; one that another file went into stays
             with contextlib.suppress(OSError):
@@ -395,13 +394,12 @@ class BatchReport(Protocol):
         """One job is over: done, skipped or failed."""
 
 
-def upscale_jobs(upscaler: Upscaler, jobs: list[Job], pixels: list[int], report: BatchReport, *,
-                 overwrite: bool = False, quality: int = DEFAULT_QUALITY,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-    """Run upscale_file over ``jobs`` in order, each file's failure a FAILED result, not an
-    exception; ``pixels``: each job's input pixel count (imageio.probe_pixels), so progress adds
-    up to their sum. Interrupts (KeyboardInterrupt, a closed pipe) propagate after the file being
-    written has been removed."""
+def upscale_jobs(upscaler: Upscaler, jobs: list[Job], pixels: list[int], report: BatchReport,
+                 settings: UpscaleSettings) -> None:
+    """Run upscale_file over ``jobs`` in order, with the files' settings (overwrite, quality,
+    max_pixels), each file's failure a FAILED result, not an exception; ``pixels``: each job's input
+    pixel count (imageio.probe_pixels), so progress adds up to their sum. Interrupts
+    (KeyboardInterrupt, a closed pipe) propagate after the file being written has been removed."""
     for job, size in zip(jobs, pixels):
         done, start = 0, time.perf_counter()
 
@@ -411,8 +409,9 @@ def upscale_jobs(upscaler: Upscaler, jobs: list[Job], pixels: list[int], report:
             report.progress(count)
 
         try:
-            result = upscale_file(upscaler, job, overwrite=overwrite, quality=quality, max_pixels=max_pixels,
-                                  progress=advance, warn=report.warning, tiles=report.tiles)
+            result = upscale_file(upscaler, job, overwrite=settings.overwrite, quality=settings.quality,
+                                  max_pixels=settings.max_pixels, progress=advance, warn=report.warning,
+                                  tiles=report.tiles)
         except EnhanceEdgeError as exc:
             result = failed_result(upscaler, job, str(exc), time.perf_counter() - start)
         except MemoryError:  # past a raised --max-pixels: this file fails, the batch goes on

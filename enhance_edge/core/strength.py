@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import EnhanceEdgeError
+from ..errors import EnhanceEdgeError, ModelError
 
 
 def parse_strength(value: float | str | None) -> float | str:
@@ -21,6 +21,16 @@ def parse_strength(value: float | str | None) -> float | str:
         strength = -1.0
     if not 0.0 <= strength <= 1.0:
         raise EnhanceEdgeError(f"expected auto or a number from 0 to 1, got {value!r}")
+    return strength
+
+
+def checked_strength(value: float | str | None, conditioned: bool, model: str) -> float | str:
+    """parse_strength's "auto" or number, for a model that takes it: a number is refused (ModelError
+    naming ``model``) for one without the strength input (not conditioned on the degradation level)."""
+    strength = parse_strength(value)
+    if strength != "auto" and not conditioned:
+        raise ModelError(f"model {model!r} has no strength control (it is not conditioned on the degradation "
+                         f"level); leave strength at 'auto'")
     return strength
 
 

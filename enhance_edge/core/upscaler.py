@@ -20,14 +20,14 @@ from typing import overload
 import numpy as np
 from PIL import Image
 
-from ..errors import EnhanceEdgeError, ImageError, ModelError
+from ..errors import ImageError, ModelError
 from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, jpeg_quality_of, working_image
 from .batch import FileResult, plan_jobs, upscale_file
 from .model import INPUT_NAME, MIN_STRENGTH_NAME, STRENGTH_NAME, bundled_scale_for, open_session, resolve_model
-from .output_size import OutputSize, resize_output
+from .output_size import resize_output
 from .processing import fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float, ycbcr_to_rgb
-from .settings import DEFAULT_MAX_MEMORY
-from .strength import jpeg_level_floor, parse_strength
+from .upscale_settings import MODEL_FIELDS, UpscaleSettings
+from .strength import checked_strength, jpeg_level_floor
 from .tiling import choose_tile, half_blend, upscale_tiled
 
 # Memory outside the model run: the interpreter, onnxruntime and the model (measured ~70 MiB).
@@ -90,28 +90,43 @@ class Upscaler:
     run would not fit ``max_memory`` bytes (an estimate of the whole upscale's peak) are
     tiled automatically. Tiles overlap by the model's receptive field, so the result equals
     the untiled one.
+
+    These options make an ``UpscaleSettings`` (``settings`` keeps it); ``Upscaler.from_settings``
+    takes one whole, as the command line, the web page and a cluster's workers do.
     """
 
-    def __init__(self, model: str | Path | None = None, provider: str = "cpu", threads: int | None = None, *,
-                 precision: str = "auto", strength: float | str = "auto", tile: int | None = None,
-                 max_memory: int = DEFAULT_MAX_MEMORY, scale: int | None = None, outscale: float | None = None,
-                 width: int | None = None, height: int | None = None):
-        if tile is not None and tile < 1:
-            raise EnhanceEdgeError(f"tile must be >= 1 pixel, got {tile}")
-        if max_memory < 1:
-            raise EnhanceEdgeError(f"max_memory must be > 0 bytes, got {max_memory}")
-        self.output_size = OutputSize(outscale, width, height)
-        if scale is None and outscale is not None:
-            scale = bundled_scale_for(model, outscale)
-        self.session, self.info = open_session(resolve_model(model, precision, scale), provider, threads)
+    def __init__(self, model: str | Path | None = None, provider: str = "cpu", threads: int | None = None,
+                 **options):
+        """``options``: precision, strength, tile, max_memory, scale, outscale, width, height (see the
+        class); they and the arguments make an UpscaleSettings, validated there."""
+        unknown = [name for name in options if name not in MODEL_FIELDS[3:]]
+        if unknown:
+            raise TypeError(f"Upscaler() got an unexpected keyword argument {unknown[0]!r}")
+        self._open(UpscaleSettings(model, provider, threads, **options))
+
+    @classmethod
+    def from_settings(cls, settings: UpscaleSettings) -> Upscaler:
+        """An Upscaler for a run's settings (their model fields; the files' are the caller's)."""
+        upscaler = cls.__new__(cls)
+        upscaler._open(settings)
+        return upscaler
+
+    def _open(self, settings: UpscaleSettings) -> None:
+        self.settings = settings
+        self.output_size = settings.output_size
+        scale = settings.scale
+        if scale is None and settings.outscale is not None:
+            scale = bundled_scale_for(settings.model, settings.outscale)
+        self.session, self.info = open_session(resolve_model(settings.model, settings.precision, scale),
+                                               settings.provider, settings.threads)
         self.precision = self.info.metadata.get("precision", "fp32")  # of the file opened
-        self._threads = threads
+        self._threads = settings.threads
         self._last = threading.local()
         if scale is not None and self.info.scale != scale:
             raise ModelError(f"model {self.info.path!r} upscales x{self.info.scale}, not the x{scale} asked for")
         self._check_input_shape()
-        self.strength = self._checked_strength(strength)
-        self.tile, self.max_memory = tile, max_memory
+        self.strength = self.checked_strength(settings.strength)
+        self.tile, self.max_memory = settings.tile, settings.max_memory
         self.margin, self.bytes_per_pixel = self.info.receptive_radius, self.info.working_bytes_per_pixel
 
     def _check_input_shape(self) -> None:
@@ -154,13 +169,10 @@ class Upscaler:
         digest = hashlib.sha256(Path(self.info.path).read_bytes()).hexdigest()[:12]
         return f"{Path(self.info.path).name} (sha256 {digest})"
 
-    def _checked_strength(self, strength: float | str | None) -> float | str:
-        """parse_strength's "auto" or float; a number for a model without the strength input is refused."""
-        value = parse_strength(strength)
-        if value != "auto" and not self.info.conditioned:
-            raise ModelError(f"model {self.info.path!r} has no strength control (it is not conditioned on the "
-                             f"degradation level); leave strength at 'auto'")
-        return value
+    def checked_strength(self, strength: float | str | None) -> float | str:
+        """``strength`` as this model takes it: "auto" or a number from 0 to 1, a number only for a
+        model conditioned on the degradation level (strength.checked_strength)."""
+        return checked_strength(strength, self.info.conditioned, self.info.path)
 
     def estimate_strength(self, plane: np.ndarray, least: float = 0.0) -> float | None:
         """The degradation level the model's estimator reads from a float32 (H, W) luma plane in
@@ -189,11 +201,11 @@ class Upscaler:
         "auto" for a JPEG (``jpeg_quality``, from its quantization table) is at least the level 90% of
         images of that quality carry (strength.jpeg_level_floor): the estimator, trained on small
         crops, can miss the blocking of a photo at its own scale; the file's table cannot."""
-        strength = self.strength if strength is None else self._checked_strength(strength)
+        strength = self.strength if strength is None else self.checked_strength(strength)
         if not self.info.conditioned:
             return None
-        if strength != "auto":
-            return float(strength)
+        if isinstance(strength, float):  # parse_strength's number; else "auto"
+            return strength
         return self.estimate_strength(plane, 0.0 if jpeg_quality is None else jpeg_level_floor(jpeg_quality))
 
     def upscale_plane(self, plane: np.ndarray, strength: float | None = None) -> np.ndarray:
@@ -251,7 +263,7 @@ class Upscaler:
 
     def _upscale_luma(self, plane: np.ndarray, mode: str, progress: Callable[[int], None] | None,
                       strength: float | str | None, jpeg_quality: int | None) -> np.ndarray:
-        asked = self.strength if strength is None else self._checked_strength(strength)
+        asked = self.strength if strength is None else self.checked_strength(strength)
         tile = self.tile_for(plane.shape[1], plane.shape[0], mode)
         ran: set[str] = set()
         if self.info.conditioned and asked == "auto" and tile is None and plane.size <= _ESTIMATE_WHOLE_PIXELS:

@@ -22,12 +22,13 @@ from typing import BinaryIO, Iterator
 from PIL import Image
 
 from ...core.batch import read_for_upscale, write_upscaled
-from ...errors import EnhanceEdgeError
+from ...errors import EnhanceEdgeError, ModelError
 from ...io.imageio import OUTPUT_FORMATS, NamedBytes, format_for
 from ...core.model import BUNDLED_MODELS, BundledModel, bundled_models
 from ...core.output_size import OutputSize
-from ...core.strength import parse_strength
-from ...core.upscaler import DEFAULT_MAX_MEMORY, Upscaler
+from ...core.strength import checked_strength
+from ...core.upscale_settings import UpscaleSettings
+from ...core.upscaler import Upscaler
 from .limits import Limits, MiB
 
 # "auto": the bundled int8 file where it is installed and this CPU sums int8 exactly and fast, else fp32.
@@ -79,10 +80,11 @@ def return_freed_memory() -> None:
 
 
 class ModelCatalog:
-    """The bundled models a request may name, each opened once on first use."""
+    """The bundled models a request may name, each opened once on first use with ``settings``
+    (the server's provider, threads and memory budget) and the model and precision asked for."""
 
-    def __init__(self, provider: str = "cpu", threads: int | None = None, max_memory: int = DEFAULT_MAX_MEMORY):
-        self.provider, self.threads, self.max_memory = provider, threads, max_memory
+    def __init__(self, settings: UpscaleSettings | None = None):
+        self.settings = settings or UpscaleSettings()
         self._upscalers: dict[tuple[str, str], Upscaler] = {}
         self._files: list[BundledModel] | None = None
         self._lock = threading.Lock()
@@ -118,23 +120,22 @@ class ModelCatalog:
         return model, precision
 
     def check_strength(self, model: str, precision: str, strength: str | None) -> float | str:
-        """The strength a request asks for ("auto" when none), checked as the CLI's --strength; a
-        number for a model without the strength input is refused (BadRequest both)."""
+        """The strength a request asks for ("auto" when none), checked as the CLI's --strength
+        (strength.checked_strength, by the model's name: the web shows no path); BadRequest otherwise."""
+        upscaler = self.upscaler(model, precision)
         try:
-            value = parse_strength(strength)
+            return checked_strength(strength, upscaler.info.conditioned, model)
+        except ModelError as exc:
+            raise BadRequest(str(exc)) from None
         except EnhanceEdgeError as exc:
             raise BadRequest(f"invalid strength: {exc}") from None
-        if value != "auto" and not self.upscaler(model, precision).info.conditioned:
-            raise BadRequest(f"model {model!r} has no strength control (it is not conditioned on the degradation "
-                             f"level); send strength=auto or none")
-        return value
 
     def upscaler(self, model: str, precision: str) -> Upscaler:
         model, precision = self.check(model, precision)
         with self._lock:
             if (model, precision) not in self._upscalers:
-                self._upscalers[model, precision] = Upscaler(model, self.provider, self.threads, precision=precision,
-                                                             max_memory=self.max_memory)
+                self._upscalers[model, precision] = Upscaler.from_settings(
+                    self.settings.replace(model=model, precision=precision))
             return self._upscalers[model, precision]
 
     def release(self, model: str, precision: str) -> None:

@@ -360,8 +360,9 @@ def test_a_request_abandoned_while_waiting_leaves_the_queue_and_is_never_upscale
 
 def test_a_request_abandoned_while_running_stops_at_its_next_tile(monkeypatch):
     from enhance_edge.apps.web.service import ClientGone, ModelCatalog, UpscaleService
+    from enhance_edge.core.upscale_settings import UpscaleSettings
 
-    service = UpscaleService(catalog=ModelCatalog(max_memory=130 * MiB))  # tiles for this size
+    service = UpscaleService(catalog=ModelCatalog(UpscaleSettings(max_memory=130 * MiB)))  # tiles for this size
     abandoned = threading.Event()
     tiles = []
     original = Upscaler._run  # one model run: a tile
@@ -436,7 +437,7 @@ def test_a_model_without_the_strength_input_takes_auto_and_refuses_a_number(clie
     answer = upload(client, png_bytes(), model=model, strength="0.5")
     assert answer.status_code == 422
     assert answer.json()["error"] == (f"model {model!r} has no strength control (it is not conditioned on the "
-                                      f"degradation level); send strength=auto or none")
+                                      f"degradation level); leave strength at 'auto'")
 
 
 def test_a_conditioned_model_runs_at_the_strength_sent(make_client, monkeypatch, tiny_conditioned_onnx):
