@@ -124,6 +124,31 @@ class _ProgressLines:
                    f"elapsed{left}", err=True)
 
 
+def _tally(counts: dict[str, int]) -> str:
+    """"done 3, failed 1, skipped 0": both batch reports' counts (keys: the statuses' values)."""
+    return f"done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']}"
+
+
+def _echo_file(status: str, target, reason: str | None, fail_on_skip: bool, done_line: str | None) -> None:
+    """One input's line, as both batch reports (with and without --cluster) say it: an error or an
+    existing output on stderr, ``done_line`` (None: none) on stdout for a file done."""
+    from ..core.batch import printable
+
+    if status == "failed":
+        click.echo(f"error: {printable(reason or '')}", err=True)
+    elif status == "skipped":
+        click.echo(f"{'error' if fail_on_skip else 'skipped'}: {printable(str(target))} exists "
+                   f"(--overwrite replaces it)", err=True)
+    elif done_line is not None:
+        click.echo(printable(done_line))
+
+
+def _exit_if_failed(counts: dict[str, int], fail_on_skip: bool) -> None:
+    """Exit status 1 when a file failed (or, with --fail-on-skip, was skipped)."""
+    if counts["failed"] or (fail_on_skip and counts["skipped"]):
+        sys.exit(1)
+
+
 class _UpscaleReport:
     """`upscale`'s output as a batch goes: a line per file (JSON with --json), warnings and
     errors on stderr, the progress bar on a terminal, progress lines otherwise, the counts."""
@@ -152,26 +177,16 @@ class _UpscaleReport:
         click.echo(f"warning: {printable(message)}", err=True)
 
     def finished(self, result) -> None:
-        from ..core.batch import Outcome, printable
-
         self.counts[result.status.value] += 1
         self.tiles(0, 0)  # no tile count until the next file has one
         _clear_bar_line(self.bar)
-        if result.status is Outcome.FAILED:
-            click.echo(f"error: {printable(result.error)}", err=True)
-        elif result.status is Outcome.SKIPPED:
-            click.echo(f"{'error' if self.fail_on_skip else 'skipped'}: {printable(str(result.output))} exists "
-                       f"(--overwrite replaces it)", err=True)
+        strength = "" if result.strength is None else f" (strength {result.strength:.2f})"
+        _echo_file(result.status.value, result.output, result.error, self.fail_on_skip,
+                   None if self.as_json else f"{result.input} -> {result.output}{strength}")
         if self.as_json:
             click.echo(json.dumps({"type": "file", **result.to_dict()}))
-        elif result.status is Outcome.DONE:
-            strength = "" if result.strength is None else f" (strength {result.strength:.2f})"
-            click.echo(printable(f"{result.input} -> {result.output}{strength}"))
         if self.lines is not None:
             self.lines.advance(files=1)
-
-    def _tally(self) -> str:
-        return f"done {self.counts['done']}, failed {self.counts['failed']}, skipped {self.counts['skipped']}"
 
     def _stopping(self) -> None:
         _clear_bar_line(self.bar)
@@ -187,10 +202,11 @@ class _UpscaleReport:
             with interrupt_notice(self._stopping):
                 yield
         except KeyboardInterrupt:
-            click.echo(f"\ninterrupted: {self._tally()}; no partial file was left", err=True)
+            click.echo(f"\ninterrupted: {_tally(self.counts)}; no partial file was left", err=True)
             sys.exit(130)
         except BrokenPipeError:  # e.g. `| head -1`: the reader is gone, so stop as a pipe's writer does
-            click.echo(f"stopped: standard output was closed; {self._tally()}; no partial file was left", err=True)
+            click.echo(f"stopped: standard output was closed; {_tally(self.counts)}; no partial file was left",
+                       err=True)
             raise  # click silences the closed stream and exits 1
 
     def summary(self, seconds: float, run: dict) -> None:
@@ -199,10 +215,9 @@ class _UpscaleReport:
         if self.as_json:
             click.echo(json.dumps({"type": "summary", **self.counts, "seconds": round(seconds, 3), **run}))
         skipped_fail = self.fail_on_skip and self.counts["skipped"]
-        click.echo(f"{self._tally()} in {seconds:.1f} s"
+        click.echo(f"{_tally(self.counts)} in {seconds:.1f} s"
                    f"{'; skipped outputs fail the run (--fail-on-skip)' if skipped_fail else ''}", err=True)
-        if self.counts["failed"] or skipped_fail:
-            sys.exit(1)
+        _exit_if_failed(self.counts, self.fail_on_skip)
 
 
 def _no_images(inputs: list[Path], recursive: bool) -> EnhanceEdgeError:
@@ -246,21 +261,15 @@ def _upscale_on_cluster(inputs: list[Path | str], output: Path | str | None, clu
     from .cluster import Status, upscale_on_cluster
 
     start = time.monotonic()
-    counts = dict.fromkeys(Status, 0)
+    counts = {status.value: 0 for status in Status}
     last_progress = start
 
     def report(item, finished: int, total: int) -> None:
         nonlocal last_progress
-        counts[item.status] += 1
+        counts[item.status.value] += 1
         for warning in item.warnings:
             click.echo(f"warning: {printable(warning)}", err=True)
-        if item.status is Status.DONE:
-            click.echo(printable(f"{item.source} -> {item.target}"))
-        elif item.status is Status.FAILED:
-            click.echo(f"error: {printable(item.reason)}", err=True)
-        else:
-            click.echo(f"{'error' if fail_on_skip else 'skipped'}: {printable(str(item.target))} exists "
-                       f"(--overwrite replaces it)", err=True)
+        _echo_file(item.status.value, item.target, item.reason, fail_on_skip, f"{item.source} -> {item.target}")
         if finished == total or time.monotonic() - last_progress > 5:
             last_progress = time.monotonic()
             click.echo(f"{finished}/{total} files", err=True)
@@ -268,18 +277,15 @@ def _upscale_on_cluster(inputs: list[Path | str], output: Path | str | None, clu
     try:
         run = upscale_on_cluster(inputs, output, settings, cluster=cluster, report=report)
     except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: done {counts[Status.DONE]}, failed {counts[Status.FAILED]}, skipped "
-                   f"{counts[Status.SKIPPED]}; no partial file was left, the summary lists the rest as not run",
+        click.echo(f"\ninterrupted: {_tally(counts)}; no partial file was left, the summary lists the rest as not run",
                    err=True)
         sys.exit(130)
     if run.removed_parts:
         click.echo(f"removed {len(run.removed_parts)} partial file(s) that a killed earlier run left beside its "
                    f"outputs", err=True)
-    click.echo(f"done {counts[Status.DONE]}, failed {counts[Status.FAILED]}, skipped {counts[Status.SKIPPED]} in "
-               f"{time.monotonic() - start:.1f} s ({run.actors.count} actors, Ray start-up {run.startup_s:.1f} s); "
-               f"summary: {run.summary}", err=True)
-    if counts[Status.FAILED] or (fail_on_skip and counts[Status.SKIPPED]):
-        sys.exit(1)
+    click.echo(f"{_tally(counts)} in {time.monotonic() - start:.1f} s ({run.actors.count} actors, Ray start-up "
+               f"{run.startup_s:.1f} s); summary: {run.summary}", err=True)
+    _exit_if_failed(counts, fail_on_skip)
 
 
 @main.command()

@@ -128,8 +128,8 @@ def bundle_jobs(jobs: list[Job], pixels: list[int], bundle_pixels: int, actors: 
 
 
 class UpscaleWorker:
-    """A Ray Data actor: one Upscaler, and for each file of each bundle batch.upscale_file (a path
-    to a path) or uris.upscale_job (a URI at either end)."""
+    """A Ray Data actor: one Upscaler, and for each file of each bundle batch.upscale_file, on local
+    paths or (a URI at either end) through uris.URI_FILES."""
 
     def __init__(self, settings: UpscaleSettings, folder: str):
         """``settings``: the run's, as the driver sent them (its model file, precision and scale chosen)."""
@@ -148,10 +148,8 @@ class UpscaleWorker:
                 warnings: list[str] = []
                 job = Job(uris.location(source), uris.location(target))
                 try:
-                    if isinstance(job.source, Path) and isinstance(job.target, Path):
-                        upscale_file(self.upscaler, job, warn=warnings.append, **self.options)
-                    else:
-                        uris.upscale_job(self.upscaler, job, warn=warnings.append, **self.options)
+                    upscale_file(self.upscaler, job, warn=warnings.append, storage=uris.storage_for(job),
+                                 **self.options)
                     # SKIPPED too: the driver sent only outputs that did not exist, so this one was written
                     # by an earlier attempt at this bundle, on an actor that died before reporting it.
                     status, reason = Status.DONE, ""

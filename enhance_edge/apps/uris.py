@@ -28,13 +28,11 @@ import time
 from pathlib import Path
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
-from ..core.batch import (InputFile, Job, expand_inputs, output_extension, read_for_upscale, with_problems,
-                          write_upscaled)
+from ..core.batch import LOCAL_FILES, InputFile, Job, Storage, expand_inputs, name_jobs, output_suffix
 from ..errors import EnhanceEdgeError, ImageError, MissingExtraError
 from ..io.fileio import PART_SUFFIX, STALE_PART_SECONDS, target_name, write_file
-from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, NamedBytes, format_for, pillow_format
+from ..io.imageio import NamedBytes, format_for, pillow_format
 from ..core.output_size import OutputSize
-from ..core.upscaler import Upscaler
 
 Location = Path | str  # a local path, or a URI
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -176,7 +174,8 @@ def plan_jobs(inputs: list[Location], output: Location | None, *, scale: int, re
               suffix: str | None = None, output_format: str | None = None,
               output_size: OutputSize | None = None) -> tuple[list[Job], dict[str, int]]:
     """batch.plan_jobs where inputs or -o may be URIs (a Job's source and target are then
-    Locations): the same names, sub-folders and suffix, and the same problems marked. -o is
+    Locations): the same names, sub-folders, suffix and problems, by the same planner
+    (batch.output_suffix, batch.name_jobs). -o is
     always a folder here. Also each URI input's size in bytes. Listings take files by
     extension, without reading headers (a request per file), so an earlier run's outputs
     are left out by name only: -o outside the input folder, or beside the inputs."""
@@ -184,25 +183,10 @@ def plan_jobs(inputs: list[Location], output: Location | None, *, scale: int, re
     if kind == "file" or (kind == "missing" and format_for(file_name(output))):
         raise EnhanceEdgeError(f"-o {str(output)!r}: with URIs, -o names a folder, where each output keeps its "
                                f"input's name")
-    if suffix is None:
-        suffix = (output_size or OutputSize()).suffix(scale) if output is None else ""
+    suffix = output_suffix(suffix, output, scale, output_size or OutputSize())
     found = [entry for where in inputs for entry in _inputs(where, recursive, output)]
-    jobs = []
-    for item, _ in found:
-        extension = output_extension(item.relative, output_format)
-        relative = item.relative.parent / f"{item.relative.stem}{suffix}{extension}"
-        if output is None:
-            target = (item.path.parent / relative.name if isinstance(item.path, Path)
-                      else join(_parent(item.path), relative.name))
-        else:
-            target = output / relative if isinstance(output, Path) else join(output, relative.as_posix())
-        jobs.append(Job(item.path, target))
-    # Outputs of an earlier run lie beside their inputs: listing a folder must not take them as inputs.
-    earlier_outputs = {_key(job.target) for job in jobs}
-    kept = [(job, item) for job, (item, _) in zip(jobs, found)
-            if not (item.from_folder and _key(job.source) in earlier_outputs)]
     sizes = {str(item.path): size for item, size in found if isinstance(item.path, str)}
-    return with_problems([job for job, _ in kept], key=_key), sizes
+    return name_jobs([item for item, _ in found], output, suffix, output_format, URI_FILES), sizes
 
 
 def _key(where: Location) -> str:
@@ -361,20 +345,39 @@ def write_atomically(where: Location, data: bytes) -> None:
         raise
 
 
-def upscale_job(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quality: int = DEFAULT_QUALITY,
-                max_pixels: int = DEFAULT_MAX_PIXELS, warn=None) -> None:
-    """batch.upscale_file for a job with a URI at either end: the same read, check, upscale,
-    tags and encoding (batch.read_for_upscale and write_upscaled), the output encoded in memory
-    and then written atomically. An existing target is left as it is unless ``overwrite``.
-    Raises EnhanceEdgeError subclasses naming the file; writes nothing then."""
-    if job.problem is not None:
-        raise EnhanceEdgeError(f"{job.source}: {job.problem}")
-    if not overwrite and _exists(job.target):
-        return
-    source = _read(job.source, max_pixels) if isinstance(job.source, str) else job.source
-    image, info, image_format = read_for_upscale(upscaler, source, format_for(file_name(job.target)), max_pixels,
-                                                 warn=warn)
-    encoded = io.BytesIO()
-    write_upscaled(upscaler, image, info, encoded, image_format, name=job.source, target=job.target,
-                   quality=quality)
-    write_atomically(job.target, encoded.getvalue())
+class _UriFiles:
+    """batch.upscale_file's storage for a job with a URI at either end (batch.LOCAL_FILES's paths
+    otherwise): the input read whole to at most what --max-pixels allows, the output encoded in
+    memory and then written atomically (write_atomically)."""
+
+    def exists(self, where: Location) -> bool:
+        return _exists(where)
+
+    def source(self, where: Location, max_pixels: int) -> Path | NamedBytes:
+        return _read(where, max_pixels) if isinstance(where, str) else where
+
+    def name(self, where: Location) -> Path:
+        return file_name(where)
+
+    def beside(self, where: Location, name: str) -> Location:
+        return where.parent / name if isinstance(where, Path) else join(_parent(where), name)
+
+    def inside(self, folder: Location, relative: Path) -> Location:
+        return folder / relative if isinstance(folder, Path) else join(folder, relative.as_posix())
+
+    def key(self, where: Location) -> str:
+        return _key(where)
+
+    @contextlib.contextmanager
+    def output(self, where: Location):
+        encoded = io.BytesIO()
+        yield encoded
+        write_atomically(where, encoded.getvalue())
+
+
+URI_FILES: Storage = _UriFiles()
+
+
+def storage_for(job: Job) -> Storage:
+    """The storage of ``job``'s files: local paths at both ends, else URIs."""
+    return LOCAL_FILES if isinstance(job.source, Path) and isinstance(job.target, Path) else URI_FILES

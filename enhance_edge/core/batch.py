@@ -189,22 +189,41 @@ def plan_jobs(inputs: list[Path], output: Path | None, *, scale: int, recursive:
         if format_for(output):
             raise EnhanceEdgeError(f"-o {str(output)!r} is an image file name, but several inputs, a folder or a "
                                    f"pattern need -o to be a folder (create it first to use that name)")
-    suffix = (output_size.suffix(scale) if output is None else "") if suffix is None else suffix
+    suffix = output_suffix(suffix, output, scale, output_size)
     if output is not None and not suffix and any(_real_path(path) == _real_path(output) for path in inputs):
         raise EnhanceEdgeError(f"-o {str(output)!r} is an input folder: its images would be written over "
                                f"themselves; choose another -o, or give --suffix")
-    found = expand_inputs(inputs, recursive, exclude=output)
+    return name_jobs(expand_inputs(inputs, recursive, exclude=output), output, suffix, output_format)
+
+
+def output_suffix(suffix: str | None, output, scale: int, output_size: OutputSize) -> str:
+    """What output names add to their input's: ``suffix``, else NAME_x{scale} (or the factor or
+    target of ``output_size``) beside the inputs, nothing in an output folder."""
+    if suffix is not None:
+        return suffix
+    return output_size.suffix(scale) if output is None else ""
+
+
+def name_jobs(found: list[InputFile], output, suffix: str, output_format: str | None,
+              storage: Storage | None = None) -> list[Job]:
+    """The job planner's naming, for paths and URIs alike (``storage``: LOCAL_FILES, or
+    uris.URI_FILES): each input's output is NAME{suffix}.EXT beside it, or, under the folder
+    ``output``, at the input's place relative to what was listed; an input a folder listing took
+    that is one of these outputs (an earlier run's) is left out; problems are marked (with_problems)."""
+    storage = storage or LOCAL_FILES
     jobs = []
     for item in found:
-        name = f"{item.path.stem}{suffix}{output_extension(item.path, output_format)}"
-        folder = item.path.parent if output is None else output / item.relative.parent
+        name = f"{item.relative.stem}{suffix}{output_extension(item.relative, output_format)}"
+        target = (storage.beside(item.path, name) if output is None
+                  else storage.inside(output, item.relative.parent / name))
         # expand_inputs keeps a pattern only when nothing matched it
-        jobs.append(Job(item.path, folder / name, "no file matches this pattern" if _is_pattern(item.path) else None))
+        pattern = isinstance(item.path, Path) and _is_pattern(item.path)
+        jobs.append(Job(item.path, target, "no file matches this pattern" if pattern else None))
     # Outputs of an earlier run lie beside their inputs: listing a folder must not take them as inputs.
-    earlier_outputs = {_real_path(job.target) for job in jobs}
+    earlier_outputs = {storage.key(job.target) for job in jobs}
     jobs = [job for job, item in zip(jobs, found)
-            if not (item.from_folder and _real_path(job.source) in earlier_outputs)]
-    return with_problems(jobs)
+            if not (item.from_folder and storage.key(job.source) in earlier_outputs)]
+    return with_problems(jobs, key=storage.key)
 
 
 def _check_output_file(output: Path, suffix: str | None, output_format: str | None) -> None:
@@ -330,19 +349,89 @@ def _counting_tiles(upscaler: Upscaler, image: Image.Image, progress: Callable[[
     return advance
 
 
+class Storage(Protocol):
+    """Where a job's files are, for upscale_file: local paths (LOCAL_FILES), or, for a job with a
+    URI at either end, enhance_edge.apps.uris.URI_FILES."""
+
+    def exists(self, where) -> bool:
+        """Whether the file ``where`` exists (an existing output is complete: writes are atomic)."""
+
+    def source(self, where, max_pixels: int) -> Path | BinaryIO:
+        """What read_for_upscale reads for the input ``where`` (whose str() names it)."""
+
+    def name(self, where) -> Path:
+        """The file name of ``where``, whose extension says the output's format."""
+
+    def beside(self, where, name: str):
+        """The file ``name`` in the folder of ``where``."""
+
+    def inside(self, folder, relative: Path):
+        """The file at ``relative`` inside ``folder``."""
+
+    def key(self, where) -> Hashable:
+        """What two names of one file share (a path and a file:// URI of it: its real path)."""
+
+    def output(self, where) -> contextlib.AbstractContextManager[BinaryIO]:
+        """A binary file that becomes ``where`` whole when the block ends without an exception, or
+        nothing; ImageError naming ``where`` when the storage refuses."""
+
+
+class _LocalFiles:
+    """Local paths: the output is opened (its folders made) before the upscale, so an unwritable
+    one fails at once, not after minutes of work."""
+
+    def exists(self, where: Path) -> bool:
+        return where.exists()
+
+    def source(self, where: Path, max_pixels: int) -> Path:
+        return where
+
+    def name(self, where: Path) -> Path:
+        return where
+
+    def beside(self, where: Path, name: str) -> Path:
+        return where.parent / name
+
+    def inside(self, folder: Path, relative: Path) -> Path:
+        return folder / relative
+
+    def key(self, where: Path) -> Hashable:
+        return _real_path(where)
+
+    @contextlib.contextmanager
+    def output(self, where: Path):
+        created = _missing_folders(where.parent)
+        try:
+            where.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(where) as handle:
+                yield handle
+        except BaseException as exc:
+            for folder in created:  # a failed file leaves no empty folder; one that another file went into stays
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            if isinstance(exc, OSError):  # the file system: the folder, the temporary file, its writing or renaming
+                raise ImageError(f"{where}: cannot write ({os_reason(exc)})") from None
+            raise
+
+
+LOCAL_FILES: Storage = _LocalFiles()
+
+
 def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quality: int = DEFAULT_QUALITY,
                  max_pixels: int = DEFAULT_MAX_PIXELS, strength: float | str | None = None,
                  progress: Callable[[int], None] | None = None,
                  warn: Callable[[str], None] | None = None,
-                 tiles: Callable[[int, int], None] | None = None) -> FileResult:
-    """Read, upscale and atomically write one image with its metadata and provenance tags.
+                 tiles: Callable[[int, int], None] | None = None, storage: Storage = LOCAL_FILES) -> FileResult:
+    """Read, upscale and atomically write one image with its metadata and provenance tags: the one
+    single-file path of the command line, the API, and a cluster's workers (paths or URIs, through
+    ``storage``).
 
     The format follows the output's extension (the input's format when it has none Pillow
     can write). ``strength`` overrides the upscaler's own ("auto" or 0..1). ``warn`` is told,
     naming the file, when the upscale will exceed the upscaler's memory budget; ``tiles`` the
-    (done, total) of its model runs as each ends, before ``progress``. Returns what was done (status DONE, or
-    SKIPPED: the output exists and ``overwrite`` is off). Raises EnhanceEdgeError subclasses
-    naming the file; writes nothing then.
+    (done, total) of its model runs as each ends, before ``progress``. Returns what was done
+    (status DONE, or SKIPPED: the output exists and ``overwrite`` is off). Raises
+    EnhanceEdgeError subclasses naming the file; writes nothing then.
     """
     start = time.perf_counter()
     if job.problem is not None:
@@ -353,29 +442,17 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool = False, quali
         except EnhanceEdgeError as exc:
             raise type(exc)(f"strength: {exc}") from None
     model, precision = upscaler.model_name, model_precision(upscaler)
-    if job.target.exists() and not overwrite:
+    if not overwrite and storage.exists(job.target):
         return FileResult(job.source, job.target, Outcome.SKIPPED, model, precision, None,
                           seconds=time.perf_counter() - start)
-    image, source, image_format = read_for_upscale(upscaler, job.source, format_for(job.target), max_pixels,
-                                                   warn=warn)
-    input_size = image.size
-    created = _missing_folders(job.target.parent)
-    try:
-        job.target.parent.mkdir(parents=True, exist_ok=True)
-        # Opened before the upscale: an unwritable output fails at once, not after minutes of work.
-        with atomic_output(job.target) as handle:
-            output_size = write_upscaled(upscaler, image, source, handle, image_format, name=job.source,
-                                         target=job.target, quality=quality, strength=strength,
-                                         progress=_counting_tiles(upscaler, image, progress, tiles))
-    except BaseException as exc:
-        for folder in created:  # a failed file leaves no empty folder; one that another file went into stays
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        if isinstance(exc, OSError):  # the file system: the folder, the temporary file, its writing or renaming
-            raise ImageError(f"{job.target}: cannot write ({os_reason(exc)})") from None
-        raise
+    image, source, image_format = read_for_upscale(upscaler, storage.source(job.source, max_pixels),
+                                                   format_for(storage.name(job.target)), max_pixels, warn=warn)
+    with storage.output(job.target) as handle:
+        output_size = write_upscaled(upscaler, image, source, handle, image_format, name=job.source,
+                                     target=job.target, quality=quality, strength=strength,
+                                     progress=_counting_tiles(upscaler, image, progress, tiles))
     return FileResult(job.source, job.target, Outcome.DONE, model, upscaler.last_precision, upscaler.last_strength,
-                      input_size, output_size, time.perf_counter() - start)
+                      image.size, output_size, time.perf_counter() - start)
 
 
 class BatchReport(Protocol):

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from enhance_edge.apps import uris
-from enhance_edge.core.batch import Job, upscale_file
+from enhance_edge.core.batch import LOCAL_FILES, Job, Outcome, plan_jobs, upscale_file
 from enhance_edge.errors import EnhanceEdgeError, ImageError, MissingExtraError
 from enhance_edge.core.upscaler import Upscaler
 
@@ -95,15 +95,36 @@ def test_a_uri_job_writes_the_bytes_upscale_file_writes(store, tmp_path, upscale
     put(store, "bucket/in/face.png", data)
     (tmp_path / "face.png").write_bytes(data)
     upscale_file(upscaler, Job(tmp_path / "face.png", tmp_path / "plain.png"))
-    uris.upscale_job(upscaler, Job("mock://bucket/in/face.png", "mock://bucket/out/face.png"))
+    upscale_job(upscaler, Job("mock://bucket/in/face.png", "mock://bucket/out/face.png"))
     with store.open_input_stream("bucket/out/face.png") as stream:
         assert stream.read() == (tmp_path / "plain.png").read_bytes()
     # Across: a URI to a local file, a local file to a URI (folders made as needed)
-    uris.upscale_job(upscaler, Job("mock://bucket/in/face.png", tmp_path / "new" / "face.png"))
-    uris.upscale_job(upscaler, Job(tmp_path / "face.png", (tmp_path / "made" / "face.png").as_uri()))
+    upscale_job(upscaler, Job("mock://bucket/in/face.png", tmp_path / "new" / "face.png"))
+    upscale_job(upscaler, Job(tmp_path / "face.png", (tmp_path / "made" / "face.png").as_uri()))
     for written in (tmp_path / "new" / "face.png", tmp_path / "made" / "face.png"):
         assert written.read_bytes() == (tmp_path / "plain.png").read_bytes()
     assert [info.base_name for info in store.get_file_info(uris_selector("bucket/out"))] == ["face.png"]
+
+
+def test_paths_and_uris_are_planned_and_upscaled_by_one_planner_and_one_file_path(store, tmp_path, upscaler):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(png(1))
+    put(store, "bucket/in/a.png", png(1))
+    local = plan_jobs([tmp_path / "in", tmp_path / "none*.png"], None, scale=2, output_format="webp")
+    mixed, _ = uris.plan_jobs(["mock://bucket/in", tmp_path / "in", tmp_path / "none*.png"], None, scale=2,
+                              output_format="webp")
+    pattern = Job(tmp_path / "none*.png", tmp_path / "none*_x2.webp", "no file matches this pattern")
+    assert local == [Job(tmp_path / "in" / "a.png", tmp_path / "in" / "a_x2.webp"), pattern]
+    assert mixed == [Job("mock://bucket/in/a.png", "mock://bucket/in/a_x2.webp"), *local]
+    done = upscale_job(upscaler, mixed[0])
+    assert (done.status, done.output, done.input_size) == (Outcome.DONE, "mock://bucket/in/a_x2.webp", (20, 24))
+    assert upscale_job(upscaler, mixed[0]).status is Outcome.SKIPPED
+    assert uris.storage_for(mixed[0]) is uris.URI_FILES and uris.storage_for(local[0]) is LOCAL_FILES
+
+
+def upscale_job(upscaler, job, **options):
+    """The single-file path with a URI at either end."""
+    return upscale_file(upscaler, job, storage=uris.URI_FILES, **options)
 
 
 def uris_selector(path: str):
@@ -115,9 +136,9 @@ def uris_selector(path: str):
 def test_a_bad_uri_input_fails_naming_it_and_writes_nothing(store, upscaler):
     put(store, "bucket/in/corrupt.png", png(2)[:80] + bytes(100))
     with pytest.raises(ImageError, match=r"^mock://bucket/in/corrupt.png: corrupt or truncated image"):
-        uris.upscale_job(upscaler, Job("mock://bucket/in/corrupt.png", "mock://bucket/out/corrupt.png"))
+        upscale_job(upscaler, Job("mock://bucket/in/corrupt.png", "mock://bucket/out/corrupt.png"))
     with pytest.raises(ImageError, match=r"^mock://bucket/in/gone.png: no such file$"):
-        uris.upscale_job(upscaler, Job("mock://bucket/in/gone.png", "mock://bucket/out/gone.png"))
+        upscale_job(upscaler, Job("mock://bucket/in/gone.png", "mock://bucket/out/gone.png"))
     assert [info.path for info in store.get_file_info(uris_selector("bucket"))] == ["bucket/in",
                                                                                     "bucket/in/corrupt.png"]
 
@@ -143,12 +164,12 @@ def in_a_thread(call, seconds: float = 20):
 def test_a_file_uri_of_a_pipe_or_a_device_is_one_line_not_a_hang(store, tmp_path, upscaler):
     os.mkfifo(tmp_path / "pipe.png")
     pipe = (tmp_path / "pipe.png").as_uri()
-    failed = in_a_thread(lambda: uris.upscale_job(upscaler, Job(pipe, "mock://bucket/out/pipe.png")))
+    failed = in_a_thread(lambda: upscale_job(upscaler, Job(pipe, "mock://bucket/out/pipe.png")))
     assert isinstance(failed, ImageError) and str(failed) == f"{pipe}: is a named pipe, not a regular file"
     failed = in_a_thread(lambda: uris.expand_lists([f"@{pipe}"]))
     assert str(failed) == f"@{pipe}: cannot read the input list (is a named pipe, not a regular file)"
     if os.path.exists("/dev/zero"):  # endless: read without a limit, it fills the memory
-        failed = in_a_thread(lambda: uris.upscale_job(upscaler, Job("file:///dev/zero", "mock://bucket/out/z.png")))
+        failed = in_a_thread(lambda: upscale_job(upscaler, Job("file:///dev/zero", "mock://bucket/out/z.png")))
         assert str(failed) == "file:///dev/zero: is a device, not a regular file"
 
 
@@ -156,7 +177,7 @@ def test_a_uri_larger_than_an_image_within_max_pixels_is_not_read_whole(store, m
     monkeypatch.setattr(uris, "METADATA_BYTES", 1000)
     put(store, "bucket/in/huge.png", png(4) + bytes(2000))
     with pytest.raises(ImageError) as failed:
-        uris.upscale_job(upscaler, Job("mock://bucket/in/huge.png", "mock://bucket/out/huge.png"), max_pixels=100)
+        upscale_job(upscaler, Job("mock://bucket/in/huge.png", "mock://bucket/out/huge.png"), max_pixels=100)
     assert str(failed.value) == ("mock://bucket/in/huge.png: over 0 MiB, more than an image within --max-pixels 100 "
                                  "can take (8 bytes a pixel, and metadata)")
 
@@ -177,7 +198,7 @@ def test_an_existing_target_is_kept_and_abandoned_temporaries_are_deleted(store,
     put(store, "bucket/out/face.png", b"an earlier run's output")
     put(store, "bucket/out/.other.png.0123abcd.part", b"half an image")  # a killed writer's, an hour old
     put(store, "bucket/out/.unrelated.txt.0123abcd.part", b"not ours")
-    uris.upscale_job(upscaler, Job("mock://bucket/in/face.png", "mock://bucket/out/face.png"))
+    upscale_job(upscaler, Job("mock://bucket/in/face.png", "mock://bucket/out/face.png"))
     with store.open_input_stream("bucket/out/face.png") as stream:
         assert stream.read() == b"an earlier run's output"  # not overwritten without overwrite
 
