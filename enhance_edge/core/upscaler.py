@@ -99,7 +99,7 @@ class Upscaler:
                  **options):
         """``options``: precision, strength, tile, max_memory, scale, outscale, width, height (see the
         class); they and the arguments make an UpscaleSettings, validated there."""
-        unknown = [name for name in options if name not in MODEL_FIELDS[3:]]
+        unknown = [name for name in options if name not in MODEL_FIELDS]  # model, provider, threads are bound above
         if unknown:
             raise TypeError(f"Upscaler() got an unexpected keyword argument {unknown[0]!r}")
         self._open(UpscaleSettings(model, provider, threads, **options))
