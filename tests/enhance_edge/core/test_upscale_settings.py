@@ -71,3 +71,17 @@ def test_a_cluster_run_takes_settings_or_their_fields_not_both():
         upscale_on_cluster([Path("face.png")], None, UpscaleSettings(), tile=64)
     with pytest.raises(EnhanceEdgeError, match="expected auto or a number from 0 to 1, got 2"):
         upscale_on_cluster([Path("face.png")], None, strength=2)  # checked before Ray starts
+
+
+def test_the_cluster_workers_get_the_drivers_settings_with_its_model_choices(tmp_path):
+    from enhance_edge.apps.cluster import _settings_for_actors
+    from enhance_edge.core.model import resolve_model
+
+    settings = UpscaleSettings(model="default", outscale=3, strength=0.2, quality=70)
+    sent = pickle.loads(pickle.dumps(_settings_for_actors(settings, 4)))  # as Ray sends it
+    assert sent == settings.replace(scale=4, precision=sent.precision) and sent.precision in ("fp32", "int8")
+    assert Upscaler.from_settings(sent).scale == 4  # worked out once, on the driver
+    copy = tmp_path / "mine.onnx"
+    copy.write_bytes(resolve_model("fast", "fp32").read_bytes())
+    assert _settings_for_actors(UpscaleSettings(model=str(copy)), 2) == UpscaleSettings(
+        model=str(copy.resolve()), precision="auto", scale=2)
