@@ -64,7 +64,11 @@ def candidate_facts(path: Path) -> dict:
     metadata = onnx_metadata(path)
     precision = metadata.get("precision", "fp32")
     generator = json.loads(metadata.get("generator_config", "{}"))
-    shape = f"{generator['channels']}x{generator['residual_blocks']}" if generator else path.stem
+    if generator.get("body") == "rep":
+        shape = f"{generator['channels']}x{generator['rep_convs']} rep"
+    else:
+        shape = f"{generator['channels']}x{generator['residual_blocks']}" if generator else path.stem
+    shape += " cond" if generator.get("condition") == "degradation" else ""
     # Every file states its own: export the checkpoint's, `quantize` the int8 model's.
     psnr = json.loads(metadata.get("validation", "{}")).get("psnr")
     # A quantization-aware fine-tune of the same size is another candidate: say so in its label.
@@ -118,7 +122,8 @@ def measure_candidates(config: ParetoConfig, report: Callable[[str], None] = lam
     for path in config.models:
         row = candidate_facts(path)
         backend = ort_backend(row["label"], path)(config.threads)
-        if row["validation_psnr"] is None and faces is not None:
+        if faces is not None:  # every candidate as the runtime runs it, fed its image (a file's own figure
+            # is its checkpoint's, taken before export chose how "auto" reads the strength)
             row.update(validation_psnr=_validation_psnr(backend, faces),
                        psnr_source=f"measured on {len(faces)} validation faces")
         timing = _timed(backend, plane, config)

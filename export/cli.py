@@ -25,8 +25,12 @@ from .gate import MAX_MEAN_LOSS_DB, MIN_PSNR_VS_FP32_DB
               default=None, help="Face folder whose test split is scored (docs/evaluation.md; split with the "
                                  "checkpoint's own seed, at its HR size); the scores go into the model's "
                                  "metadata (key 'test'). If scoring fails, nothing is written.")
+@click.option("--calibrate-on", "calibration_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="For a model conditioned on the degradation level: face folder whose validation "
+                                 "split (the run's own) chooses how 'auto' turns the estimator's reading into a "
+                                 "strength (a reading below a threshold is a clean image; a gain above it).")
 @reports_errors
-def export(checkpoint, output, tolerance, score_dir):
+def export(checkpoint, output, tolerance, score_dir, calibration_dir):
     """Export a training checkpoint's generator to one self-contained ONNX file.
 
     The model gets dynamic batch, height and width, its re-parameterized convolutions
@@ -46,7 +50,7 @@ def export(checkpoint, output, tolerance, score_dir):
 
         scratch = click.get_current_context().with_resource(tempfile.TemporaryDirectory(prefix="enhance-edge-"))
         target = Path(scratch) / output.name
-    results = export_checkpoint(checkpoint, target, tolerance)
+    results = export_checkpoint(checkpoint, target, tolerance, calibration_dir, click.echo)
     for result in results:
         strength = "" if result["strength"] == "none" else f" at strength {result['strength']}"
         click.echo(f"parity {'x'.join(map(str, result['shape']))}{strength}: "

@@ -13,9 +13,13 @@ The joined graph (names from enhance_edge's model contract):
 
 The estimator sits in the "auto" branch of an If node, so it costs nothing when a strength is
 given: the runtime estimates once per image and gives every tile of a large one the same level.
+Its reading is calibrated there (StrengthCalibration): below ``zero_below`` it is 0, a clean image,
+else ``gain`` times the reading, at most 1.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import onnx
@@ -28,14 +32,36 @@ from enhance_edge.core.model import ESTIMATOR_PREFIX
 LEVEL = "level"
 
 
+@dataclass(frozen=True)
+class StrengthCalibration:
+    """How "auto" turns the estimator's reading into the strength the generator runs at. A network
+    trained with 30% of its pairs at exactly level 0 sharpens only there: on validation faces `fast`
+    lost 2 dB between strength 0 and 0.1, and the estimator reads 0.02-0.1 on clean faces. It also
+    reads JPEG below its true level. Chosen on a run's validation faces (export --calibrate-on)."""
+
+    zero_below: float = 0.0
+    gain: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.zero_below <= 1.0 or not 0.0 < self.gain <= 4.0:
+            raise ValueError(f"a strength calibration needs zero_below in [0, 1] and gain in (0, 4], got "
+                             f"{self.zero_below} and {self.gain}")
+
+    def apply(self, reading: np.ndarray) -> np.ndarray:
+        """The calibrated strengths of estimator readings, as the graph computes them."""
+        return np.where(reading >= self.zero_below, np.minimum(reading * np.float32(self.gain), 1.0), 0.0)
+
+    to_dict = asdict
+
+
 def _renamed(name: str, keep: set[str]) -> str:
     return name if not name or name in keep else ESTIMATOR_PREFIX + name
 
 
-def _estimator_branch(estimator: onnx.ModelProto, input_name: str, min_strength: str,
-                      out: str) -> tuple[onnx.GraphProto, list[TensorProto]]:
-    """The estimator's nodes as an If branch reading the outer ``input_name``, raised to at least
-    ``min_strength``; its initializers, renamed, for the outer graph (a branch may read them there)."""
+def _estimator_branch(estimator: onnx.ModelProto, input_name: str, min_strength: str, out: str,
+                      calibration: StrengthCalibration) -> tuple[onnx.GraphProto, list[TensorProto]]:
+    """The estimator's nodes as an If branch reading the outer ``input_name``, calibrated and raised to
+    at least ``min_strength``; its initializers, renamed, for the outer graph (a branch may read them there)."""
     graph = estimator.graph
     (est_input,), (est_output,) = graph.input, graph.output
     keep = {input_name}
@@ -54,8 +80,17 @@ def _estimator_branch(estimator: onnx.ModelProto, input_name: str, min_strength:
         renamed.CopyFrom(tensor)
         renamed.name = _renamed(tensor.name, keep)
         initializers.append(renamed)
-    nodes.append(helper.make_node("Max", [_renamed(est_output.name, keep), min_strength], [out],
-                                  name="estimator/at_least_min_strength"))
+    reading = _renamed(est_output.name, keep)
+    nodes += [helper.make_node("Mul", [reading, "calibration/gain"], ["calibration/scaled"]),
+              helper.make_node("Min", ["calibration/scaled", "calibration/one"], ["calibration/capped"]),
+              helper.make_node("GreaterOrEqual", [reading, "calibration/zero_below"], ["calibration/above"]),
+              helper.make_node("Cast", ["calibration/above"], ["calibration/kept"], to=TensorProto.FLOAT),
+              helper.make_node("Mul", ["calibration/capped", "calibration/kept"], ["calibration/level"]),
+              helper.make_node("Max", ["calibration/level", min_strength], [out],
+                               name="estimator/at_least_min_strength")]
+    initializers += [numpy_helper.from_array(np.array(value, np.float32), f"calibration/{name}")
+                     for name, value in (("gain", calibration.gain), ("one", 1.0),
+                                         ("zero_below", calibration.zero_below))]
     branch = helper.make_graph(nodes, "estimate", [], [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)])
     return branch, initializers
 
@@ -78,12 +113,14 @@ def _given_branch(input_name: str, strength: str, out: str) -> onnx.GraphProto:
 
 
 def joined_model(generator: onnx.ModelProto, estimator: onnx.ModelProto, input_name: str, output_name: str,
-                 strength_name: str, min_strength_name: str, used_name: str) -> onnx.ModelProto:
+                 strength_name: str, min_strength_name: str, used_name: str,
+                 calibration: StrengthCalibration = StrengthCalibration()) -> onnx.ModelProto:
     """The conditioned ``generator`` (inputs ``input_name`` and the level, output ``output_name``)
     and its ``estimator`` (one input, one (N, 1, 1, 1) output) as one model (module docstring)."""
     graph = generator.graph
     level_input = next(i for i in graph.input if i.name != input_name)
-    then_branch, estimator_weights = _estimator_branch(estimator, input_name, min_strength_name, "auto/level")
+    then_branch, estimator_weights = _estimator_branch(estimator, input_name, min_strength_name, "auto/level",
+                                                       calibration)
     else_branch = _given_branch(input_name, strength_name, "given/out")
     choose = [helper.make_node("Less", [strength_name, "auto_below"], ["strength_is_auto"]),
               helper.make_node("If", ["strength_is_auto"], [used_name], name="estimate_or_given",

@@ -11,7 +11,7 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -28,7 +28,7 @@ from enhance_edge.core.tiling import receptive_radius, working_bytes_per_pixel
 
 from ..train.checkpoint import load_generator, run_config
 from ..train.networks import DegradationEstimator, Generator
-from .graph import LEVEL, joined_model
+from .graph import LEVEL, StrengthCalibration, joined_model
 
 OPSET = 17
 # Two sizes at least, one odd, and a batch > 1: dynamic axes must really be dynamic.
@@ -88,7 +88,8 @@ def _conditioned(generator: Generator) -> bool:
     return generator.config.condition == "degradation"
 
 
-def to_onnx_model(generator: Generator, estimator: DegradationEstimator | None = None) -> onnx.ModelProto:
+def to_onnx_model(generator: Generator, estimator: DegradationEstimator | None = None,
+                  calibration: StrengthCalibration = StrengthCalibration()) -> onnx.ModelProto:
     """The generator as one ONNX model with dynamic N, H, W, its "rep" convolutions folded; a
     conditioned generator joined with its ``estimator`` (export/graph.py: the optional strength
     inputs and the strength_used output)."""
@@ -107,11 +108,11 @@ def to_onnx_model(generator: Generator, estimator: DegradationEstimator | None =
     estimated = _traced_onnx(estimator.eval(), example[:1], [INPUT_NAME], LEVEL,
                              {INPUT_NAME: image_axes, LEVEL: {0: "batch"}}, simplify=False)
     return joined_model(model, estimated, INPUT_NAME, OUTPUT_NAME, STRENGTH_NAME, MIN_STRENGTH_NAME,
-                        STRENGTH_USED_NAME)
+                        STRENGTH_USED_NAME, calibration)
 
 
 def parity(onnx_bytes: bytes, generator: Generator, estimator: DegradationEstimator | None = None,
-           shapes=PARITY_SHAPES, seed: int = 0) -> list[dict]:
+           calibration: StrengthCalibration = StrengthCalibration(), shapes=PARITY_SHAPES, seed: int = 0) -> list[dict]:
     """Max abs difference between onnxruntime and PyTorch (the unfolded network) for each input shape;
     a conditioned model at random given strengths, at "auto" (PyTorch: the estimator's level) and at
     "auto" with a least strength."""
@@ -126,7 +127,8 @@ def parity(onnx_bytes: bytes, generator: Generator, estimator: DegradationEstima
         cases: list[tuple[str, dict[str, np.ndarray], torch.Tensor | None]] = [("none", {}, None)]
         if estimator is not None:
             with torch.no_grad():
-                estimated = estimator(torch.from_numpy(x))
+                reading = estimator(torch.from_numpy(x)).numpy()
+            estimated = torch.from_numpy(calibration.apply(reading).astype(np.float32))
             given, floor = (float(value) for value in rng.random(2, dtype=np.float32))
             cases = [(f"{given:.2f}", {STRENGTH_NAME: np.array([given], np.float32)},
                       torch.full((shape[0], 1, 1, 1), given)),
@@ -148,18 +150,20 @@ def parity(onnx_bytes: bytes, generator: Generator, estimator: DegradationEstima
 
 
 def export_generator(generator: Generator, out_path: str | Path, facts: dict[str, Any] | None = None,
-                     tolerance: float = PARITY_TOLERANCE, estimator: DegradationEstimator | None = None) -> list[dict]:
+                     tolerance: float = PARITY_TOLERANCE, estimator: DegradationEstimator | None = None,
+                     calibration: StrengthCalibration = StrengthCalibration()) -> list[dict]:
     """Export, add metadata, check parity and only then move the file into place. A conditioned
     generator needs its ``estimator``, which goes into the graph and is checked too."""
     if _conditioned(generator) != (estimator is not None):
         raise ModelError("a generator conditioned on the degradation level is exported with its estimator, "
                          "and only such a generator")
     out_path = Path(out_path)
-    model = to_onnx_model(generator, estimator)
+    model = to_onnx_model(generator, estimator, calibration)
     model.producer_name, model.producer_version = "enhance-edge", __version__
-    onnx.helper.set_model_props(model, model_metadata(generator, facts or {}))
+    calibrated = {"strength_calibration": calibration.to_dict()} if estimator is not None else {}
+    onnx.helper.set_model_props(model, model_metadata(generator, {**(facts or {}), **calibrated}))
     onnx_bytes = model.SerializeToString()
-    results = parity(onnx_bytes, generator, estimator)
+    results = parity(onnx_bytes, generator, estimator, calibration)
     worst = max(r["max_abs_diff"] for r in results)
     if not worst <= tolerance:  # also catches NaN
         raise ParityError(f"ONNX and PyTorch differ by {worst:.3g} (> {tolerance:g}) on shapes "
@@ -177,10 +181,12 @@ def write_model_file(path: str | Path, data: bytes) -> None:
         raise ModelError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
-def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path,
-                      tolerance: float = PARITY_TOLERANCE) -> list[dict]:
+def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path, tolerance: float = PARITY_TOLERANCE,
+                      calibrate_on: str | Path | None = None,
+                      report: Callable[[str], None] = lambda line: None) -> list[dict]:
     """Export a training checkpoint's generator (with its degradation estimator, for a conditioned
-    one), with its training facts in the metadata."""
+    one), with its training facts in the metadata; ``calibrate_on``: a face folder on whose
+    validation split (the run's) the strength calibration is chosen (export/calibrate.py)."""
     generator, state = load_generator(checkpoint_path)
     config = run_config(checkpoint_path, state)
     estimator = None
@@ -194,7 +200,16 @@ def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path,
              "train_config": state["config"]["train"], "validation": state.get("validation", {}),
              **({"degradation_config": config.degradation.to_dict(), "estimator_config": config.estimator.to_dict()}
                 if config.degradation is not None else {})}
-    return export_generator(generator, out_path, facts, tolerance, estimator)
+    calibration = StrengthCalibration()
+    if estimator is not None and calibrate_on is not None:
+        from .calibrate import choose_calibration
+
+        calibration, table = choose_calibration(generator, estimator.eval(), config, calibrate_on)
+        facts["strength_calibration_validation"] = table
+        report(f"strength calibration: zero below {calibration.zero_below:g}, gain {calibration.gain:g} "
+               f"(validation mean of clean and degraded PSNR {table['chosen']:.3f} dB, uncalibrated "
+               f"{table['uncalibrated']:.3f})")
+    return export_generator(generator, out_path, facts, tolerance, estimator, calibration)
 
 
 def record_test_scores(model_path: str | Path, data_dir: str | Path,

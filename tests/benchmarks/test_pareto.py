@@ -1,5 +1,6 @@
-"""The Pareto search times candidates and peers in one run, reads validation PSNR from the files and
-writes a well-formed plot and JSON (no timing thresholds)."""
+"""The Pareto search times candidates and peers in one run, scores them on validation faces as the
+runtime runs them (a file's stored score where there are none) and writes a well-formed plot and JSON
+(no timing thresholds)."""
 
 import json
 
@@ -27,12 +28,12 @@ def test_candidates_are_labelled_and_scored_from_their_files(found, models):
     rows = {row["label"]: row for row in found["models"]}
     assert list(rows) == ["4x1 fp32", "4x1 int8", "6x0 fp32"]
     assert [rows[label]["macs_per_input_pixel"] for label in rows] == [568, 568, 370]
-    # Stored at export (the other model), by the quantizer (int8), else measured on the validation faces.
-    assert rows["6x0 fp32"]["validation_psnr"] == 31.25 and rows["6x0 fp32"]["psnr_source"] == "model metadata"
+    # Measured on the validation faces, whatever a file stores (the other model states 31.25).
+    assert all(row["psnr_source"] == f"measured on {found['validation_faces']} validation faces"
+               for row in rows.values())
+    assert rows["6x0 fp32"]["validation_psnr"] != 31.25
     quantization = json.loads(onnx_metadata(models[1])["quantization"])
-    assert rows["4x1 int8"]["validation_psnr"] == quantization["validation"]["int8"]["psnr"]
     assert rows["4x1 fp32"]["validation_psnr"] == pytest.approx(quantization["validation"]["fp32"]["psnr"], abs=0.01)
-    assert rows["4x1 fp32"]["psnr_source"] == f"measured on {found['validation_faces']} validation faces"
     for row in found["models"]:
         assert 0 < row["median_ms"] <= row["p90_ms"] and row["reps"] >= 2 and row["file_bytes"] > 0
     assert found["size"] == [16, 12] and found["threads"] == 1 and found["goal_psnr_db"] == 38.5

@@ -5,6 +5,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from enhance_edge.export.graph import StrengthCalibration
 from enhance_edge.export.onnx_export import to_onnx_model
 
 
@@ -61,3 +62,29 @@ def test_the_rep_body_ships_as_plain_3x3_convolutions(tiny_conditioned):
     assert [k[2:] for k in kernels] == [(3, 3)] * 4  # head, 2 body layers, tail
     assert kernels[0] == (4, 2, 3, 3)  # the head reads the image and the level plane
     assert [node.op_type for node in graph.node].count("Add") == 1  # the skip's, no identity branch
+
+
+def test_auto_reads_the_strength_through_its_calibration(tiny_conditioned):
+    generator, estimator = tiny_conditioned
+    x = np.random.default_rng(3).random((4, 1, 10, 11), dtype=np.float32) * np.float32([0.2, 1, 0.5, 0.8])[:, None,
+                                                                                                           None, None]
+    with torch.no_grad():
+        reading = estimator(torch.from_numpy(x)).numpy()
+    cut = float(np.median(reading))  # half the images read below it: a clean image's strength, 0
+    calibration = StrengthCalibration(zero_below=cut, gain=1.5)
+    _, used = _session(to_onnx_model(generator, estimator, calibration)).run(None, {"input": x})
+    expected = np.where(reading >= cut, np.minimum(reading * 1.5, 1.0), 0.0)
+    np.testing.assert_allclose(used, expected, atol=1e-6)
+    assert (used == 0).sum() == 2
+
+
+def test_the_calibration_is_chosen_on_the_runs_validation_faces(tiny_conditioned, eight_subjects):
+    from enhance_edge.eval.degradation import DegradationConfig
+    from enhance_edge.export.calibrate import GAINS, ZERO_BELOW, choose_calibration
+    from enhance_edge.train.config import RunConfig, TrainConfig
+
+    generator, estimator = tiny_conditioned
+    config = RunConfig(generator.config, train=TrainConfig(hr_size=(24, 28)), degradation=DegradationConfig())
+    calibration, table = choose_calibration(generator, estimator, config, eight_subjects)
+    assert calibration.zero_below in ZERO_BELOW and calibration.gain in GAINS
+    assert table["chosen"] >= table["uncalibrated"] and table["faces"] == 6  # person4 (the seed-0 split)
