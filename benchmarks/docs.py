@@ -5,8 +5,9 @@ The sources, all in the repository:
 
 - ``docs/results/evaluate-MODEL.json``: what ``enhance-edge evaluate --data
   data/yale_b_cropped --split test --condition all --model MODEL --json`` prints, for
-  MODEL ``default`` and ``fast``, ``default-clean`` (``--model enhance_edge/models/default-clean.onnx``)
-  and ``default-x4`` (``--model default-x4 --compare default``);
+  MODEL ``default`` and ``fast``, ``default-x4`` (``--model default-x4 --compare default``), and the
+  release 0.1 models as they scored (``release-0.1-default``, ``release-0.1-fast``,
+  ``release-0.1-default-x4``; ``default-clean``, its clean-trained `default`);
 - ``benchmarks/results.json``: what ``enhance-edge bench`` writes; RESULTS.md above its
   hand-written part is ``report.markdown`` of it;
 - ``docs/results/bench-clean-trained.json``: the ``enhance-edge bench`` run of 2026-11-26 (AMD EPYC
@@ -44,11 +45,11 @@ START = re.compile(r"<!-- generated: ([\w-]+) -->\n")
 MARKED = re.compile(r"(?P<start><!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(?P<end><!-- /generated -->)",
                     re.DOTALL)
 
-# The real-photos issue's goals (issue 16) on the Yale test split: clean, the PSNR itself; every
-# degraded condition, the gain over Lanczos.
-CLEAN_GOAL_DB = {"default": 40.0, "fast": 39.0}
-GAIN_GOAL_DB = {"default": {"jpeg75": 0.5, "noise3": 0.5, "blur": 1.5, "camera": 0.5},
-                "fast": {"jpeg75": 0.2, "noise3": 0.2, "blur": 0.2, "camera": 0.2}}
+# The condensed family's goals (issue 26) on the Yale test split: every condition at least the
+# previous release's model of the same name (docs/results/evaluate-release-0.1-NAME.json), and for
+# `fast` every degraded condition at least FAST_LEAST_GAIN_DB over Lanczos.
+PREVIOUS = "release-0.1"
+FAST_LEAST_GAIN_DB = 0.35
 # Issue 17's goals for `default-x4` on the Yale test split: the clean PSNR itself, and under `camera`
 # the gain over the x2 `default` run twice (evaluate's X4_TWICE method, from --compare default).
 X4_CLEAN_GOAL_DB, X4_CAMERA_GAIN_GOAL_DB, X4_TWICE = 33.2, 0.3, "default x2^2"
@@ -138,31 +139,32 @@ def score_with_gain(scores: dict) -> str:
     return f"{scores['model']['psnr']:.2f} ({signed(scores['model']['psnr'] - scores['lanczos']['psnr'])})"
 
 
-def goal_cell(condition: str, scores: dict[str, dict]) -> str:
-    """The goals of ``default`` and ``fast`` under ``condition``, and whether ``scores`` (by model) meet them."""
-    if condition == "clean":
-        goals, unit = CLEAN_GOAL_DB, " dB"
-        measured = {model: s["model"]["psnr"] for model, s in scores.items()}
-        text = " / ".join(f"≥ {goals[model]:.1f}" for model in goals)
-    else:
-        goals, unit = {model: by_condition[condition] for model, by_condition in GAIN_GOAL_DB.items()}, ""
-        measured = {model: s["model"]["psnr"] - s["lanczos"]["psnr"] for model, s in scores.items()}
-        text = " / ".join(f"≥ +{goals[model]:.1f}" for model in goals)
-    missed = [f"`{model}`" for model in goals if measured[model] < goals[model]]
-    return f"{text}{unit}: " + ("met" if not missed else "not met by " + " and ".join(missed))
+def goal_cell(condition: str, scores: dict[str, dict], previous: dict[str, dict]) -> str:
+    """Whether ``default`` and ``fast`` (``scores`` by model) score at least the previous release's
+    model of their name under ``condition``, and `fast` a degraded one FAST_LEAST_GAIN_DB over Lanczos."""
+    missed = [f"`{model}`" for model in scores if scores[model]["model"]["psnr"] < previous[model]["model"]["psnr"]]
+    text = "≥ 0.1's"
+    if condition != "clean":
+        text += f"; `fast` ≥ +{FAST_LEAST_GAIN_DB:.2f}"
+        gain = scores["fast"]["model"]["psnr"] - scores["fast"]["lanczos"]["psnr"]
+        if gain < FAST_LEAST_GAIN_DB and "`fast`" not in missed:
+            missed.append("`fast`")
+    return f"{text}: " + ("met" if not missed else "not met by " + " and ".join(missed))
 
 
 def results_by_condition(sources: Sources) -> str:
-    """README's and MODEL_CARD.md's table: the bundled models on the Yale test faces per condition."""
+    """README's and MODEL_CARD.md's table: the bundled models on the Yale test faces per condition,
+    beside the previous release's."""
     rows = []
     for condition in sources.conditions("default"):
         scores = {model: sources.evaluation(model, condition) for model in ("default", "fast")}
-        clean_trained = sources.evaluation("default-clean", condition)
-        rows.append([f"`{condition}`", f"{scores['default']['lanczos']['psnr']:.2f}", score_with_gain(clean_trained),
-                     f"**{score_with_gain(scores['default'])}**", f"**{score_with_gain(scores['fast'])}**",
-                     goal_cell(condition, scores)])
-    return table(["condition", "Lanczos", "previous `default` (clean-trained)", "**`default`**", "**`fast`**",
-                  "goal `default` / `fast`"], rows)
+        previous = {model: sources.evaluation(f"{PREVIOUS}-{model}", condition) for model in ("default", "fast")}
+        rows.append([f"`{condition}`", f"{scores['default']['lanczos']['psnr']:.2f}",
+                     f"**{score_with_gain(scores['default'])}**", score_with_gain(previous["default"]),
+                     f"**{score_with_gain(scores['fast'])}**", score_with_gain(previous["fast"]),
+                     goal_cell(condition, scores, previous)])
+    return table(["condition", "Lanczos", "**`default`**", "0.1's `default`", "**`fast`**", "0.1's `fast`",
+                  "goal"], rows)
 
 
 def clean_faces(sources: Sources) -> str:

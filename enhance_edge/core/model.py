@@ -43,6 +43,10 @@ ESTIMATOR_PREFIX = "estimator/"
 # how many input pixels around an output pixel it reads (the tiles' context margin) and its peak
 # working memory per input pixel (what sizes tiles under a memory budget).
 RECEPTIVE_RADIUS_KEY = "receptive_radius"
+# Bounds of what a file may declare: a radius beyond any generator the configs allow (train/config.py)
+# would turn tiling off (a 1e9 radius made a 1000x1000 image take 109 s at --max-memory 300M).
+MAX_RECEPTIVE_RADIUS = 1024
+MAX_WORKING_BYTES = 1 << 20
 WORKING_BYTES_KEY = "working_bytes_per_pixel"
 
 # Short names accepted by --provider, beside onnxruntime's own full names.
@@ -294,9 +298,9 @@ def _tiling_facts(path: str, metadata: dict[str, str], generator: Any) -> tuple[
                          else working_bytes_per_pixel(generator))
     except ValueError as exc:
         raise ModelError(f"{path!r} has unreadable metadata ({exc!r})") from None
-    if radius < 0 or working_bytes < 1:
+    if not 0 <= radius <= MAX_RECEPTIVE_RADIUS or not 1 <= working_bytes <= MAX_WORKING_BYTES:
         raise ModelError(f"{path!r} declares {RECEPTIVE_RADIUS_KEY}={radius} and {WORKING_BYTES_KEY}={working_bytes}; "
-                         f"they must be >= 0 and >= 1")
+                         f"they must be from 0 to {MAX_RECEPTIVE_RADIUS} and from 1 to {MAX_WORKING_BYTES}")
     return radius, working_bytes
 
 
@@ -383,6 +387,8 @@ def _protobuf_fields(stream: BinaryIO, end: int, wanted: set[int]) -> Iterator[t
         if wire_type == 2:
             length = _varint(stream)
             if number in wanted:
+                if length > end - stream.tell():  # declared longer than the file: never allocated
+                    raise ValueError("protobuf message cut short")
                 payload = stream.read(length)
                 if len(payload) < length:
                     raise ValueError("protobuf message cut short")

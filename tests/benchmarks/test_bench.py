@@ -260,25 +260,21 @@ def test_hand_written_sections_of_results_md_are_kept_across_runs(results, tmp_p
     assert "an older run" not in text and CAVEAT in text and text.endswith(f"\n{KEPT_MARKER}\n## Profile\nby hand\n")
 
 
-def test_int8_pairs_are_the_main_and_extra_models_each_with_its_clean_specialists_pair(tmp_path):
+def test_int8_pairs_are_the_main_and_extra_models_installed_in_both_precisions(tmp_path):
     models = bundled_model_path("default").parent
-    for name in ("fast", "fast-clean"):  # int8 stand-ins beside them: no bundled int8 file ships
-        shutil.copy(models / f"{name}.onnx", tmp_path / f"{name}.onnx")
-        shutil.copy(models / f"{name}.onnx", tmp_path / f"{name}-int8.onnx")
+    shutil.copy(models / "fast.onnx", tmp_path / "fast.onnx")
+    shutil.copy(models / "fast.onnx", tmp_path / "fast-int8.onnx")  # an int8 stand-in: no bundled int8 file ships
     fast, fast_int8 = tmp_path / "fast.onnx", tmp_path / "fast-int8.onnx"
     config = BenchConfig(fast, fast_int8, peers_dir=tmp_path, extra_models=(
         ("fast-fp32", fast), ("fast-int8", fast_int8), *compare_models(("default",))))
     pairs = [(label, fp32.name, int8.name) for label, fp32, int8 in run._int8_pairs(config)]
-    # default has no int8 file: no pair of its own; fast (main and extra) hands clean images to fast-clean
-    assert pairs == [("ort", "fast.onnx", "fast-int8.onnx"),
-                     ("ort clean specialist", "fast-clean.onnx", "fast-clean-int8.onnx"),
-                     ("ort-fast", "fast.onnx", "fast-int8.onnx"),
-                     ("ort-fast clean specialist", "fast-clean.onnx", "fast-clean-int8.onnx")]
+    # default has no int8 file: no pair of its own
+    assert pairs == [("ort", "fast.onnx", "fast-int8.onnx"), ("ort-fast", "fast.onnx", "fast-int8.onnx")]
 
 
 def test_profiled_runs_feed_a_conditioned_model_its_strength(tiny_conditioned_onnx):
     session, info = open_session(tiny_conditioned_onnx)
-    (out,) = session.run(None, machine.profile_feeds(info, (8, 6)))
+    out, _ = session.run(None, machine.profile_feeds(info, (8, 6)))
     assert out.shape == (1, 1, 8 * info.scale, 6 * info.scale)
 
 

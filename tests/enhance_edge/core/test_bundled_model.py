@@ -81,7 +81,7 @@ def test_bundled_model_is_small_and_self_describing(shipped):
     trained_on = info.json_field("trained_on")
     assert trained_on["folder"] == "yale_b_cropped" and trained_on["images"]["train"] == 1710
     # docs/evaluation.md's test faces: Lanczos scores 37.50 dB at x2 and 31.17 at x4
-    assert shipped.test_psnr == info.json_field("test")["psnr"] > {2: 38.5, 4: 33.0}[shipped.scale]
+    assert shipped.test_psnr == info.json_field("test")["psnr"] > {2: 38.5, 4: 32.5}[shipped.scale]
     assert json.loads(info.metadata["generator_config"])["channels"] > 0
     # What tiling needs, stated in the file (added to the files shipped before the exporter wrote it).
     config = info.json_field("generator_config")
@@ -93,7 +93,7 @@ def test_bundled_model_is_small_and_self_describing(shipped):
 
 def test_the_fast_model_costs_a_fraction_of_the_default():
     cost = {m.name: m.macs_per_input_pixel for m in SHIPPED if m.precision == "fp32"}
-    assert cost["fast"] * 4 < cost["default"]
+    assert cost["fast"] * 3 < cost["default"]
 
 
 def _mean_psnr(upscaler: Upscaler, hrs: list[Image.Image]) -> dict[str, float]:

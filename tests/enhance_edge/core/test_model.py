@@ -149,3 +149,20 @@ def test_a_bundled_name_and_a_scale_choose_the_file_of_that_scale():
 def test_every_bundled_model_has_the_scale_its_name_says(name):
     _, info = open_session(bundled_model_path(name, "fp32"), "cpu", 1)
     assert info.scale == bundled_scale(name)
+
+
+@pytest.mark.parametrize("key, value", [("receptive_radius", "1000000000"), ("working_bytes_per_pixel", "0")])
+def test_a_tiling_figure_out_of_range_is_named_at_load(tiny_onnx, tmp_path, key, value):
+    model = onnx.load(str(tiny_onnx))
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, key: value})
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match=f"{key}={value}.*must be from 0 to 1024 and from 1 to 1048576"
+                       if key == "receptive_radius" else f"{key}={value}"):
+        open_session(path)
+
+
+def test_a_metadata_entry_longer_than_its_file_is_never_read(tmp_path):
+    path = tmp_path / "huge.onnx"
+    path.write_bytes(bytes([0x72]) + bytes([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]) + b"x" * 99)  # field 14, 2^42
+    assert _stored_metadata(str(path)) is None
