@@ -28,7 +28,7 @@ from enhance_edge.core.model import open_session
 from enhance_edge.eval.protocol import psnr
 
 from ..export.calibration_mix import gate_images, lr_of
-from ..export.quantize import estimated_levels, model_feeds
+from ..export.quantize import model_feeds
 from .run import DEFAULT_DATA_DIR
 
 YALE_FACES = 48  # validation faces measured (of 320): enough for a mean, quick on 2 cores
@@ -79,9 +79,9 @@ def simulated(model: onnx.ModelProto, disabled: list[str]) -> ort.InferenceSessi
                                 disabled_optimizers=disabled or None)
 
 
-def float_outputs(session: ort.InferenceSession, sets: dict, levels: dict) -> dict[str, np.ndarray]:
+def float_outputs(session: ort.InferenceSession, sets: dict) -> dict[str, np.ndarray]:
     """Unrounded outputs in 8-bit levels, per set."""
-    return {name: session.run(None, model_feeds(lr, levels[name]))[0][:, 0] * 255 for name, (_, lr) in sets.items()}
+    return {name: session.run(None, model_feeds(lr))[0][:, 0] * 255 for name, (_, lr) in sets.items()}
 
 
 def image_sets(info, data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -114,18 +114,17 @@ def analyse(fp32_path: Path, int8_path: Path, data_dir: Path, top: int = 6, sing
     fp32_session, info = open_session(fp32_path, "cpu", 1)
     int8_session, int8_info = open_session(int8_path, "cpu", 1)
     sets = image_sets(info, data_dir)
-    levels = {name: estimated_levels(info, lr) for name, (_, lr) in sets.items()}
-    reference = float_outputs(fp32_session, sets, levels)
+    reference = float_outputs(fp32_session, sets)
     fp32_error = {name: squared_error(hr, np.clip(reference[name], 0, 255)) for name, (hr, _) in sets.items()}
     model = onnx.load(str(int8_path))
     pairs = activation_pairs(model)
     disabled = int8_info.disabled_optimizers
 
     def noise(session) -> dict[str, np.ndarray]:
-        return {name: squared_error(reference[name], out) for name, out in float_outputs(session, sets, levels).items()}
+        return {name: squared_error(reference[name], out) for name, out in float_outputs(session, sets).items()}
 
     result = {"sets": {}, "variants": {}, "tensors": {}}
-    real = float_outputs(int8_session, sets, levels)
+    real = float_outputs(int8_session, sets)
     for name, (hr, _) in sets.items():
         fp32_psnr = np.array([psnr(h, o)
                               for h, o in zip(hr, np.clip(reference[name], 0, 255).round().astype(np.uint8))])
@@ -156,7 +155,7 @@ def analyse(fp32_path: Path, int8_path: Path, data_dir: Path, top: int = 6, sing
         entry = {"range": [low, high], "step": step, "clipped": {}, "peak": {}}
         result["tensors"][tensor] = entry
     for name, (_, lr) in sets.items():
-        values = probe_session.run(None, model_feeds(lr, levels[name]))[1:]
+        values = probe_session.run(None, model_feeds(lr))[1:]
         for tensor, value in zip(probed, values):
             low, high = result["tensors"][tensor]["range"]
             entry = result["tensors"][tensor]

@@ -268,7 +268,7 @@ def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | N
     is missing."""
     from ..export.gate import GateResult
     from ..export.calibration_mix import NATURAL_GATE_SETS
-    from ..export.quantize import (estimated_levels, gate_sets, gate_table, scoring_session,
+    from ..export.quantize import (gate_sets, gate_table, scoring_session,
                                    set_outputs, with_degraded)
 
     if not (fp32_model.is_file() and int8_model.is_file()):
@@ -277,7 +277,7 @@ def int8_per_image(fp32_model: Path, int8_model: Path, faces: Faces) -> dict | N
     # a conditioned model's faces also degraded, as quantize gates it
     test = with_degraded(PairSet([f"yale test #{i}" for i in range(len(faces.hr))], np.stack(faces.hr),
                                  np.stack(faces.lr)), info)
-    gates = gate_sets(info, test, estimated_levels(info, test.lr), faces_name="yale test faces")
+    gates = gate_sets(info, test, faces_name="yale test faces")
     fp32, int8 = set_outputs(scoring_session(fp32_model), gates), set_outputs(scoring_session(int8_model), gates)
     return GateResult(gate_table(fp32, int8, gates, ("yale test faces", *NATURAL_GATE_SETS))).to_dict()
 

@@ -141,10 +141,9 @@ def robust_search() -> list[Recipe]:
                         residual=["int8", "float"])
 
 
-def model_feeds(lr_faces: np.ndarray, levels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def model_feeds(lr_faces: np.ndarray) -> dict[str, np.ndarray]:
     """A model's inputs for same-sized 8-bit LR faces, made as the runtime makes them. A conditioned
-    model reads each face's strength itself when none is fed (the graph's estimator): ``levels``, the
-    strengths it reads (estimated_levels), are what it runs at, and are not fed."""
+    model reads each face's strength itself when none is fed (the graph's estimator), as "auto" runs it."""
     return {INPUT_NAME: to_batch([to_unit_float(face) for face in lr_faces])}
 
 
@@ -159,16 +158,14 @@ def estimated_levels(info: ModelInfo, lr_faces: np.ndarray) -> np.ndarray | None
 
 
 class FaceCalibrationReader(CalibrationDataReader):
-    """Batches of low-resolution faces, made exactly as the runtime makes its model input (with
-    their strengths, for a conditioned model)."""
+    """Batches of low-resolution faces, made exactly as the runtime makes its model input."""
 
-    def __init__(self, lr_faces: np.ndarray, levels: np.ndarray | None = None, batch_size: int = CALIBRATION_BATCH,
-                 extra: Iterable[tuple[np.ndarray, np.ndarray | None]] = ()):
-        """``extra``: more (LR images, levels) groups, each of one size (the calibration mix)."""
+    def __init__(self, lr_faces: np.ndarray, batch_size: int = CALIBRATION_BATCH, extra: Iterable[np.ndarray] = ()):
+        """``extra``: more groups of LR images, each of one size (the calibration mix)."""
         if not len(lr_faces):
             raise ModelError("no calibration faces: the face folder's validation split is empty")
-        self.batches = [model_feeds(lr[i:i + batch_size], None if lv is None else lv[i:i + batch_size])
-                        for lr, lv in [(lr_faces, levels), *extra] for i in range(0, len(lr), batch_size)]
+        self.batches = [model_feeds(lr[i:i + batch_size]) for lr in [lr_faces, *extra]
+                        for i in range(0, len(lr), batch_size)]
         self.set_range(0, len(self.batches))
 
     def __len__(self) -> int:
@@ -216,20 +213,17 @@ def runtime_graph(model_path: str | Path, threads: int | None = None) -> onnx.Mo
         return onnx.load(options.optimized_model_filepath)
 
 
-def model_outputs(session: ort.InferenceSession, lr_faces: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
-    """The model's float (N, sH, sW) outputs, not clipped, for same-sized 8-bit LR faces (at their
-    ``levels``, for a conditioned model)."""
+def model_outputs(session: ort.InferenceSession, lr_faces: np.ndarray) -> np.ndarray:
+    """The model's float (N, sH, sW) outputs, not clipped, for same-sized 8-bit LR faces (a conditioned
+    model at the strength it reads from each)."""
     return np.concatenate([
-        session.run(None, model_feeds(lr_faces[start:start + EVAL_BATCH],
-                                      None if levels is None else levels[start:start + EVAL_BATCH]))[0][:, 0]
+        session.run(None, model_feeds(lr_faces[start:start + EVAL_BATCH]))[0][:, 0]
         for start in range(0, len(lr_faces), EVAL_BATCH)])
 
 
-def upscale_faces(session: ort.InferenceSession, lr_faces: np.ndarray,
-                  levels: np.ndarray | None = None) -> list[np.ndarray]:
-    """8-bit outputs for 8-bit LR faces (at their ``levels``, for a conditioned model), rounded and
-    clipped as a user would save them."""
-    return list(from_unit_float(model_outputs(session, lr_faces, levels)))
+def upscale_faces(session: ort.InferenceSession, lr_faces: np.ndarray) -> list[np.ndarray]:
+    """8-bit outputs for 8-bit LR faces, rounded and clipped as a user would save them."""
+    return list(from_unit_float(model_outputs(session, lr_faces)))
 
 
 def scoring_session(model_path: Path, threads: int | None = None) -> ort.InferenceSession:
@@ -244,32 +238,30 @@ def scoring_session(model_path: Path, threads: int | None = None) -> ort.Inferen
     return open_session(model_path, "cpu", threads, options)[0]
 
 
-GateSets = dict[str, tuple[list[str], np.ndarray, np.ndarray, "np.ndarray | None"]]  # name: (names, HR, LR, levels)
+GateSets = dict[str, tuple[list[str], np.ndarray, np.ndarray]]  # name: (names, HR, LR)
 VALIDATION_SET = "validation faces"  # the gate's first set: faces of people training never saw
 DEGRADED_SUFFIX = " (degraded)"  # of a degraded copy's name (with_degraded)
 
 
-def gate_sets(info: ModelInfo, validation: PairSet, levels: np.ndarray | None,
-              faces_name: str = VALIDATION_SET) -> GateSets:
+def gate_sets(info: ModelInfo, validation: PairSet, faces_name: str = VALIDATION_SET) -> GateSets:
     """The images the gate scores one by one: the validation faces (as ``faces_name``), then images
     calibration never sees (calibration_mix.gate_images), made to the validation faces' size."""
-    sets = {faces_name: (list(validation.names), validation.hr, validation.lr, levels)}
+    sets = {faces_name: (list(validation.names), validation.hr, validation.lr)}
     for name, hrs in gate_images(validation.hr.shape[1:3], info.scale).items():
         sets[name] = image_set(info, [f"{name} #{index}" for index in range(len(hrs))], hrs)
     return sets
 
 
-def image_set(info: ModelInfo, names: list[str], hrs: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray,
-                                                                           np.ndarray | None]:
-    """(names, HR, LR, levels) of same-sized HR images, their LR made as docs/evaluation.md makes it; for a
+def image_set(info: ModelInfo, names: list[str], hrs: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(names, HR, LR) of same-sized HR images, their LR made as docs/evaluation.md makes it; for a
     conditioned model also a degraded copy of each (with_degraded), as its robust half runs on such."""
     pairs = with_degraded(PairSet(names, hrs, lr_of(hrs, info.scale)), info)
-    return list(pairs.names), pairs.hr, pairs.lr, estimated_levels(info, pairs.lr)
+    return list(pairs.names), pairs.hr, pairs.lr
 
 
 def set_outputs(session: ort.InferenceSession, sets: GateSets) -> dict[str, np.ndarray]:
     """Every image's 8-bit output (N, sH, sW), per set, rounded and clipped as a user saves it."""
-    return {name: from_unit_float(model_outputs(session, lrs, levels)) for name, (_, _, lrs, levels) in sets.items()}
+    return {name: from_unit_float(model_outputs(session, lrs)) for name, (_, _, lrs) in sets.items()}
 
 
 def gate_table(fp32: dict[str, np.ndarray], int8: dict[str, np.ndarray], gates: GateSets,
@@ -278,7 +270,7 @@ def gate_table(fp32: dict[str, np.ndarray], int8: dict[str, np.ndarray], gates: 
     against the ground truth (gate_row); the sets named in ``natural`` (faces, photos) marked as such."""
     natural = set(natural)
     return {name: gate_row(names, hrs, fp32[name], int8[name], name in natural)
-            for name, (names, hrs, *_) in gates.items()}
+            for name, (names, hrs, _) in gates.items()}
 
 
 def gate_row(names: list[str], hrs: np.ndarray, fp32: np.ndarray, int8: np.ndarray, natural: bool) -> GateRow:
@@ -301,13 +293,13 @@ def psnr_of_mse(mse: np.ndarray | float) -> np.ndarray:
         return np.minimum(10 * np.log10(255.0**2 / mse), IDENTICAL_PSNR_DB)
 
 
-def assess(model_path: Path, pairs: PairSet, levels: np.ndarray | None, threads: int | None,
-           timing_input: dict[str, np.ndarray], sets: GateSets | None = None) -> dict:
+def assess(model_path: Path, pairs: PairSet, threads: int | None, timing_input: dict[str, np.ndarray],
+           sets: GateSets | None = None) -> dict:
     """Validation quality (and every image's 8-bit output in ``sets``, under "outputs"), computed as
     exact int8 arithmetic computes it, latency on ``timing_input`` with this CPU's kernels, and float
     compute left in the runtime graph."""
     session = scoring_session(model_path, threads)
-    quality = score(list(pairs.hr), upscale_faces(session, pairs.lr, levels))
+    quality = score(list(pairs.hr), upscale_faces(session, pairs.lr))
     if sets is not None:
         quality["outputs"] = set_outputs(session, sets)
     timed, _ = open_session(model_path, "cpu", threads)
@@ -332,10 +324,10 @@ def output_layers(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize_with(recipe: Recipe, prepared: Path, out_path: Path, lr_faces: np.ndarray, cache: Path,
-                  levels: np.ndarray | None = None, mix: Iterable[tuple[np.ndarray, np.ndarray | None]] = ()) -> None:
+                  mix: Iterable[np.ndarray] = ()) -> None:
     """Quantize the pre-processed model with one recipe. ``cache`` holds calibration ranges for
     recipes that quantize the same nodes on the same images (others need other tensors calibrated).
-    ``mix``: the (LR images, levels) groups a "mix" recipe calibrates on beside the faces."""
+    ``mix``: the groups of LR images a "mix" recipe calibrates on beside the faces."""
     model = onnx.load(prepared)
     ops = sorted({n.op_type for n in model.graph.node} - set(SILU_OPS)) if recipe.silu == "float" else None
     excluded = output_layers(model) if recipe.output == "float" else []
@@ -343,7 +335,7 @@ def quantize_with(recipe: Recipe, prepared: Path, out_path: Path, lr_faces: np.n
         excluded += [n.name for n in model.graph.node if n.op_type == "Add" and n.name not in excluded]
     if recipe.calibration_set == "mix" and not mix:
         raise ValueError("a recipe calibrated on the mix needs its images (mix=...)")
-    reader = FaceCalibrationReader(lr_faces, levels, extra=mix if recipe.calibration_set == "mix" else ())
+    reader = FaceCalibrationReader(lr_faces, extra=mix if recipe.calibration_set == "mix" else ())
     with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print per batch
         quantize_static(
             prepared, out_path, reader, quant_format=QuantFormat.QDQ,
@@ -450,14 +442,13 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
                          f"quantize the fp32 model it came from")
     images = check_images(info, data_dir)
     report(f"calibrating and checking on {len(images.validation)} validation faces of {data_dir}"
-           + (" (clean and degraded, at the strengths the model's estimator reads)"
-              if images.levels is not None else ""))
+           + (" (clean and degraded, at the strengths the model's estimator reads)" if info.conditioned else ""))
     timing_input = {INPUT_NAME: to_batch([np.random.default_rng(0).random(TIMING_SIZE, dtype=np.float32)]),
                     **({STRENGTH_NAME: np.zeros(1, np.float32)} if info.conditioned else {})}
     with tempfile.TemporaryDirectory(prefix="enhance-edge-quantize-") as tmp_dir:
         prepared = Path(tmp_dir) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared))
-        fp32 = assess(fp32_path, images.validation, images.levels, threads, timing_input, images.gates)
+        fp32 = assess(fp32_path, images.validation, threads, timing_input, images.gates)
         report(f"fp32: validation PSNR {fp32['psnr']:.3f} dB, {fp32['latency_s'] * 1e3:.1f} ms at "
                f"{TIMING_SIZE[0]}x{TIMING_SIZE[1]}")
         candidates = []
@@ -478,16 +469,14 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, data_dir: str | 
 @dataclass(frozen=True)
 class CheckImages:
     """What quantization calibrates on and checks with: the validation faces (and, for a conditioned
-    model, a degraded copy) with the strengths the model runs them at, the test faces (reported,
-    never used to choose) and theirs, the gate sets, and the calibration mix's (LR images, levels)
-    groups, one per kind, which "mix" recipes also calibrate on (never gate images)."""
+    model, a degraded copy), the test faces (reported, never used to choose), the gate sets, and the
+    calibration mix's groups of LR images, one per kind, which "mix" recipes also calibrate on (never
+    gate images)."""
 
     validation: PairSet
-    levels: np.ndarray | None
     test: PairSet
-    test_levels: np.ndarray | None
     gates: GateSets
-    mix: list[tuple[np.ndarray, np.ndarray | None]]
+    mix: list[np.ndarray]
 
 
 def check_images(info: ModelInfo, data_dir: str | Path) -> CheckImages:
@@ -495,11 +484,9 @@ def check_images(info: ModelInfo, data_dir: str | Path) -> CheckImages:
     # The training run's HR size and subject split (its seed), so that no training face is validation or test.
     pairs = load_pairs(data_dir, trained_hr_size(info), trained_seed(info), scale=info.scale)
     validation, test = with_degraded(pairs["validation"], info), pairs["test"]
-    levels = estimated_levels(info, validation.lr)
-    mix = {f"calibration {kind}": image_set(info, [f"{kind} #{index}" for index in range(len(hrs))], hrs)
-           for kind, hrs in calibration_mix(validation.hr.shape[1:3]).items()}
-    return CheckImages(validation, levels, test, estimated_levels(info, test.lr),
-                       gate_sets(info, validation, levels), [(lrs, lv) for _, _, lrs, lv in mix.values()])
+    mix = [image_set(info, [f"{kind} #{index}" for index in range(len(hrs))], hrs)[2]
+           for kind, hrs in calibration_mix(validation.hr.shape[1:3]).items()]
+    return CheckImages(validation, test, gate_sets(info, validation), mix)
 
 
 def try_recipe(recipe: Recipe, path: Path, prepared: Path, images: CheckImages, fp32: dict, threads: int | None,
@@ -511,8 +498,8 @@ def try_recipe(recipe: Recipe, path: Path, prepared: Path, images: CheckImages, 
     ranges = path.parent / (f"ranges-{recipe.calibration}-{recipe.silu}-{recipe.output}-{recipe.calibration_set}-"
                             f"{recipe.residual}.json")
     try:
-        quantize_with(recipe, prepared, path, images.validation.lr, ranges, images.levels, images.mix)
-        candidate.update(assess(path, images.validation, images.levels, threads, timing_input, images.gates))
+        quantize_with(recipe, prepared, path, images.validation.lr, ranges, images.mix)
+        candidate.update(assess(path, images.validation, threads, timing_input, images.gates))
         candidate["gate"] = gate_table(fp32["outputs"], candidate.pop("outputs"), images.gates)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's quantizer and sessions raise any type
         candidate["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -534,7 +521,7 @@ def scores_on_test(fp32_path: Path, int8_path: Path, images: CheckImages,
                    threads: int | None) -> dict[str, dict | None]:
     """PSNR/SSIM of both models on the test faces (None without test faces), reported only."""
     test = images.test
-    return {name: score(list(test.hr), upscale_faces(scoring_session(path, threads), test.lr, images.test_levels))
+    return {name: score(list(test.hr), upscale_faces(scoring_session(path, threads), test.lr))
             if len(test) else None for name, path in (("fp32", fp32_path), ("int8", int8_path))}
 
 

@@ -13,7 +13,7 @@ from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.export.calibration_mix import GATE_SEED, SYNTHETIC, calibration_mix, gate_images, lr_of
 from enhance_edge.export.gate import MAX_MEAN_LOSS_DB, MIN_PSNR_VS_FP32_DB, GateRow, gate_failures
 from enhance_edge.export.quantize import (VALIDATION_SET, FaceCalibrationReader, Recipe, check_int8_file, choose,
-                                          default_search, estimated_levels, float_compute_ops, fuse_float_silu,
+                                          default_search, float_compute_ops, fuse_float_silu,
                                           gate_row, gate_table, output_layers, quantize_model, robust_search,
                                           runtime_graph, scoring_session, search_space, set_outputs)
 from enhance_edge.core.model import INPUT_NAME, bundled_model_path, open_session
@@ -352,7 +352,7 @@ def test_every_shipped_int8_file_passed_the_gate_and_holds_on_a_gradient_and_a_h
     assert all(row.vs_fp32_min_psnr is not None for row in gate.values()) and not gate_failures(gate), int8_path
     hrs = gradient_and_high_key()
     lrs = lr_of(hrs, 2)
-    sets = {"pinned": (["gradient", "high-key"], hrs, lrs, estimated_levels(info, lrs))}
+    sets = {"pinned": (["gradient", "high-key"], hrs, lrs)}
     fp32_path = int8_path.with_name(int8_path.name.replace("-int8", ""))
     fp32, int8 = (set_outputs(scoring_session(path, 1), sets) for path in (fp32_path, int8_path))
     row = gate_table(fp32, int8, sets)["pinned"]

@@ -362,10 +362,10 @@ def test_names_with_control_characters_are_printed_escaped(tmp_path, tiny_onnx):
     assert len(result.stdout.splitlines()) == 1
 
 
-def upscale_in_a_process(*args):
-    """`enhance-edge upscale ARGS` in a subprocess, its stdout and stderr piped."""
-    return subprocess.Popen([sys.executable, "-c", "from enhance_edge.apps.cli import main; main()", "upscale",
-                             *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def upscale_in_a_process(*args, script: str = "from enhance_edge.apps.cli import main; main()"):
+    """`enhance-edge upscale ARGS` in a subprocess (run by ``script``), its stdout and stderr piped."""
+    return subprocess.Popen([sys.executable, "-c", script, "upscale", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def test_a_named_pipe_and_a_link_loop_among_the_inputs_are_one_line_each(tmp_path, tiny_onnx):
@@ -399,8 +399,7 @@ main()
 
 def test_sigterm_stops_like_ctrl_c_and_leaves_no_part(tmp_path, tiny_onnx):
     rgb(12, 10).save(tmp_path / "a.png")
-    process = subprocess.Popen([sys.executable, "-c", STALLED_WRITE, "upscale", str(tmp_path / "a.png"),
-                                "--model", str(tiny_onnx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = upscale_in_a_process(tmp_path / "a.png", "--model", tiny_onnx, script=STALLED_WRITE)
     assert process.stderr.readline() == model_line(tiny_onnx) + "\n"
     assert process.stderr.readline() == "writing\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
@@ -430,8 +429,7 @@ main()
 
 def test_ctrl_c_during_a_model_run_is_acknowledged_at_once(tmp_path, tiny_onnx):
     rgb(12, 10).save(tmp_path / "a.png")
-    process = subprocess.Popen([sys.executable, "-c", HELD_MODEL_RUN, "upscale", str(tmp_path / "a.png"),
-                                "--model", str(tiny_onnx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = upscale_in_a_process(tmp_path / "a.png", "--model", tiny_onnx, script=HELD_MODEL_RUN)
     assert process.stderr.readline() == model_line(tiny_onnx) + "\n"
     assert process.stderr.readline() == "running\n"
     process.send_signal(signal.SIGINT)
@@ -444,8 +442,7 @@ def test_ctrl_c_during_a_model_run_is_acknowledged_at_once(tmp_path, tiny_onnx):
 
 def test_the_parts_a_killed_run_left_are_removed_by_the_next_run(tmp_path, tiny_onnx):
     rgb(12, 10).save(tmp_path / "a.png")
-    process = subprocess.Popen([sys.executable, "-c", STALLED_WRITE, "upscale", str(tmp_path / "a.png"),
-                                "--model", str(tiny_onnx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = upscale_in_a_process(tmp_path / "a.png", "--model", tiny_onnx, script=STALLED_WRITE)
     assert process.stderr.readline() == model_line(tiny_onnx) + "\n"
     assert process.stderr.readline() == "writing\n"
     process.kill()
