@@ -9,8 +9,9 @@ from pathlib import Path
 from enhance_edge.io.fileio import atomic_output
 
 from ..export.gate import MAX_MEAN_LOSS_DB, MIN_PSNR_VS_FP32_DB, GateResult, table_from_dict
-from .goals import (END_TO_END_SPEEDUP_GOAL, FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS, INT8_PEAK_SHARE_GOAL,
-                    INT8_SPEEDUP_GOAL, ORT_SPEEDUP_GOAL, PSNR_GOAL_DB)
+from .goals import (END_TO_END_SPEEDUP_GOAL, FAST_VS_FSRCNN_SPEEDUP_GOAL, FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS,
+                    INT8_PEAK_SHARE_GOAL, INT8_SPEEDUP_GOAL, ORT_SPEEDUP_GOAL, PREVIOUS_DEFAULT_GOAL_SIZE,
+                    PREVIOUS_DEFAULT_LABEL, PREVIOUS_DEFAULT_SPEEDUP_GOAL, PSNR_GOAL_DB)
 
 CAVEAT = ("Figures vary between runs and between machines (CPU model, frequency scaling, other load, "
           "library versions): compare the ratios between backends measured in the same run, not the "
@@ -62,15 +63,23 @@ def goals(results: dict) -> list[dict]:
     labels = [label for label, _ in results["config"].get("extra_models", [])]
     height, width = FSRCNN_GOAL_SIZE
     for label in labels:
+        if label == PREVIOUS_DEFAULT_LABEL:  # the release replaced: only timed against the default, below
+            continue
         if label.endswith("-int8") and f"{label[:-5]}-fp32" in labels:  # issue 15: against its own fp32 file
             ratio_goal(f"ort-{label} vs ort-{label[:-5]}-fp32, {height}x{width}, {FSRCNN_GOAL_THREADS} threads",
                        f"ort-{label[:-5]}-fp32", f"ort-{label}", [height, width], FSRCNN_GOAL_THREADS,
                        INT8_SPEEDUP_GOAL)
         ratio_goal(f"ort-{label} latency vs OpenCV FSRCNN x2, {height}x{width}, {FSRCNN_GOAL_THREADS} threads",
-                   "fsrcnn", f"ort-{label}", [height, width], FSRCNN_GOAL_THREADS, 1.0)
+                   "fsrcnn", f"ort-{label}", [height, width], FSRCNN_GOAL_THREADS,
+                   FAST_VS_FSRCNN_SPEEDUP_GOAL if label == "fast-fp32" else 1.0)
         psnr = scores.get(f"ort-{label}", {}).get("psnr")
         checks.append({"goal": f"ort-{label} PSNR on the Yale test subjects", "target": f">= {PSNR_GOAL_DB} dB",
                        "value": psnr, "met": None if psnr is None else psnr >= PSNR_GOAL_DB})
+    if PREVIOUS_DEFAULT_LABEL in labels:
+        height, width = PREVIOUS_DEFAULT_GOAL_SIZE
+        ratio_goal(f"ORT fp32 vs ort-{PREVIOUS_DEFAULT_LABEL}, {height}x{width}, {FSRCNN_GOAL_THREADS} threads",
+                   f"ort-{PREVIOUS_DEFAULT_LABEL}", "ort-fp32", [height, width], FSRCNN_GOAL_THREADS,
+                   PREVIOUS_DEFAULT_SPEEDUP_GOAL)
     runs = results.get("end_to_end", {}).get("runs", {})
     e2e = runs["fp32"]["median_s"] / runs["int8"]["median_s"] if "fp32" in runs and "int8" in runs else None
     e2e_model = results.get("end_to_end", {}).get("model")

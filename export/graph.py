@@ -6,8 +6,6 @@ The joined graph (names from enhance_edge's model contract):
     inputs   input          (N, 1, H, W) float32 in [0, 1]
              strength       (1,) optional, default -1: below 0 "auto" (estimate), else the level
                             to run at, clipped to [0, 1]
-             min_strength   (1,) optional, default 0: the least level "auto" may choose (the
-                            runtime passes the level a JPEG's quantization table implies)
     outputs  output         (N, 1, sH, sW)
              strength_used  (N, 1, 1, 1): the level each image ran at
 
@@ -58,10 +56,10 @@ def _renamed(name: str, keep: set[str]) -> str:
     return name if not name or name in keep else ESTIMATOR_PREFIX + name
 
 
-def _estimator_branch(estimator: onnx.ModelProto, input_name: str, min_strength: str, out: str,
+def _estimator_branch(estimator: onnx.ModelProto, input_name: str, out: str,
                       calibration: StrengthCalibration) -> tuple[onnx.GraphProto, list[TensorProto]]:
-    """The estimator's nodes as an If branch reading the outer ``input_name``, calibrated and raised to
-    at least ``min_strength``; its initializers, renamed, for the outer graph (a branch may read them there)."""
+    """The estimator's nodes as an If branch reading the outer ``input_name``, its reading calibrated;
+    its initializers, renamed, for the outer graph (a branch may read them there)."""
     graph = estimator.graph
     (est_input,), (est_output,) = graph.input, graph.output
     keep = {input_name}
@@ -85,9 +83,7 @@ def _estimator_branch(estimator: onnx.ModelProto, input_name: str, min_strength:
               helper.make_node("Min", ["calibration/scaled", "calibration/one"], ["calibration/capped"]),
               helper.make_node("GreaterOrEqual", [reading, "calibration/zero_below"], ["calibration/above"]),
               helper.make_node("Cast", ["calibration/above"], ["calibration/kept"], to=TensorProto.FLOAT),
-              helper.make_node("Mul", ["calibration/capped", "calibration/kept"], ["calibration/level"]),
-              helper.make_node("Max", ["calibration/level", min_strength], [out],
-                               name="estimator/at_least_min_strength")]
+              helper.make_node("Mul", ["calibration/capped", "calibration/kept"], [out])]
     initializers += [numpy_helper.from_array(np.array(value, np.float32), f"calibration/{name}")
                      for name, value in (("gain", calibration.gain), ("one", 1.0),
                                          ("zero_below", calibration.zero_below))]
@@ -113,14 +109,13 @@ def _given_branch(input_name: str, strength: str, out: str) -> onnx.GraphProto:
 
 
 def joined_model(generator: onnx.ModelProto, estimator: onnx.ModelProto, input_name: str, output_name: str,
-                 strength_name: str, min_strength_name: str, used_name: str,
+                 strength_name: str, used_name: str,
                  calibration: StrengthCalibration = StrengthCalibration()) -> onnx.ModelProto:
     """The conditioned ``generator`` (inputs ``input_name`` and the level, output ``output_name``)
     and its ``estimator`` (one input, one (N, 1, 1, 1) output) as one model (module docstring)."""
     graph = generator.graph
     level_input = next(i for i in graph.input if i.name != input_name)
-    then_branch, estimator_weights = _estimator_branch(estimator, input_name, min_strength_name, "auto/level",
-                                                       calibration)
+    then_branch, estimator_weights = _estimator_branch(estimator, input_name, "auto/level", calibration)
     else_branch = _given_branch(input_name, strength_name, "given/out")
     choose = [helper.make_node("Less", [strength_name, "auto_below"], ["strength_is_auto"]),
               helper.make_node("If", ["strength_is_auto"], [used_name], name="estimate_or_given",
@@ -132,14 +127,13 @@ def joined_model(generator: onnx.ModelProto, estimator: onnx.ModelProto, input_n
         del copy.input[:]
         copy.input.extend(used_name if name == level_input.name else name for name in node.input)
         nodes.append(copy)
-    defaults = [numpy_helper.from_array(np.array([-1.0], np.float32), strength_name),
-                numpy_helper.from_array(np.array([0.0], np.float32), min_strength_name)]
+    default = numpy_helper.from_array(np.array([-1.0], np.float32), strength_name)
     inputs = [next(i for i in graph.input if i.name == input_name),
-              *(helper.make_tensor_value_info(t.name, TensorProto.FLOAT, [1]) for t in defaults)]
+              helper.make_tensor_value_info(strength_name, TensorProto.FLOAT, [1])]
     outputs = [*graph.output, helper.make_tensor_value_info(used_name, TensorProto.FLOAT, ["batch", 1, 1, 1])]
     joined = helper.make_graph(
         choose + nodes, graph.name, inputs, outputs,
-        initializer=[*graph.initializer, *estimator_weights, *defaults,
+        initializer=[*graph.initializer, *estimator_weights, default,
                      numpy_helper.from_array(np.array([0.0], np.float32), "auto_below")])
     model = helper.make_model(joined, opset_imports=generator.opset_import, ir_version=generator.ir_version)
     onnx.checker.check_model(model, full_check=True)

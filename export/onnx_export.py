@@ -22,7 +22,7 @@ from enhance_edge import __version__
 from enhance_edge.errors import ModelError, ParityError
 from enhance_edge.io.fileio import write_file
 from enhance_edge.core.gates import PARITY_TOLERANCE
-from enhance_edge.core.model import (DISABLED_OPTIMIZERS_KEY, FORMAT, INPUT_NAME, MIN_STRENGTH_NAME, OUTPUT_NAME,
+from enhance_edge.core.model import (DISABLED_OPTIMIZERS_KEY, FORMAT, INPUT_NAME, OUTPUT_NAME,
                                      RECEPTIVE_RADIUS_KEY, STRENGTH_NAME, STRENGTH_USED_NAME, WORKING_BYTES_KEY)
 from enhance_edge.core.tiling import receptive_radius, working_bytes_per_pixel
 
@@ -92,7 +92,7 @@ def to_onnx_model(generator: Generator, estimator: DegradationEstimator | None =
                   calibration: StrengthCalibration = StrengthCalibration()) -> onnx.ModelProto:
     """The generator as one ONNX model with dynamic N, H, W, its "rep" convolutions folded; a
     conditioned generator joined with its ``estimator`` (export/graph.py: the optional strength
-    inputs and the strength_used output)."""
+    input and the strength_used output)."""
     generator = copy.deepcopy(generator).eval()
     generator.fold()
     image_axes = {0: "batch", 2: "height", 3: "width"}
@@ -107,17 +107,16 @@ def to_onnx_model(generator: Generator, estimator: DegradationEstimator | None =
     # which then no longer carry the parameter names a warm start reads them back by.
     estimated = _traced_onnx(estimator.eval(), example[:1], [INPUT_NAME], LEVEL,
                              {INPUT_NAME: image_axes, LEVEL: {0: "batch"}}, simplify=False)
-    return joined_model(model, estimated, INPUT_NAME, OUTPUT_NAME, STRENGTH_NAME, MIN_STRENGTH_NAME,
-                        STRENGTH_USED_NAME, calibration)
+    return joined_model(model, estimated, INPUT_NAME, OUTPUT_NAME, STRENGTH_NAME, STRENGTH_USED_NAME, calibration)
 
 
 def parity(onnx_bytes: bytes, generator: Generator, estimator: DegradationEstimator | None = None,
            calibration: StrengthCalibration = StrengthCalibration(), shapes=PARITY_SHAPES, seed: int = 0) -> list[dict]:
     """Max abs difference between onnxruntime and PyTorch (the unfolded network) for each input shape;
-    a conditioned model at random given strengths, at "auto" (PyTorch: the estimator's level) and at
-    "auto" with a least strength."""
+    a conditioned model at a random given strength and at "auto" (PyTorch: the estimator's calibrated
+    level)."""
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # not the warning that the optional strengths are not constants
+    options.log_severity_level = 3  # not the warning that the optional strength is not a constant
     session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(seed)
     results = []
@@ -129,12 +128,10 @@ def parity(onnx_bytes: bytes, generator: Generator, estimator: DegradationEstima
             with torch.no_grad():
                 reading = estimator(torch.from_numpy(x)).numpy()
             estimated = torch.from_numpy(calibration.apply(reading).astype(np.float32))
-            given, floor = (float(value) for value in rng.random(2, dtype=np.float32))
+            given = float(rng.random(dtype=np.float32))
             cases = [(f"{given:.2f}", {STRENGTH_NAME: np.array([given], np.float32)},
                       torch.full((shape[0], 1, 1, 1), given)),
-                     ("auto", {}, estimated),
-                     (f"auto >= {floor:.2f}", {MIN_STRENGTH_NAME: np.array([floor], np.float32)},
-                      estimated.clamp(min=floor))]
+                     ("auto", {}, estimated)]
         for label, feeds, level in cases:
             with torch.no_grad():
                 expected = (generator(torch.from_numpy(x)) if level is None

@@ -43,7 +43,9 @@ def _range_text(pair: tuple[float, float]) -> str:
 @click.option("--init-from", default=TRAIN.init_from, metavar="NAME|PATH",
               help="Start the generator from trained weights: a checkpoint (e.g. an MSE-only run's best.pt), a "
                    "bundled model's name or an fp32 enhance-edge ONNX file.")
-@click.option("--content-loss", type=click.Choice(get_args(ContentLoss)), default=TRAIN.content_loss, show_default=True)
+@click.option("--content-loss", type=click.Choice(get_args(ContentLoss)), default=TRAIN.content_loss, show_default=True,
+              help="mse: the report's; l1; psnr: minus the mean per-image PSNR, so that clean pairs count as much "
+                   "as noisy or compressed ones (the bundled models').")
 @click.option("--teacher", default=TRAIN.teacher, metavar="NAME|PATH",
               help="Distil from this trained model (a bundled name such as 'default', or an ONNX file): its "
                    "outputs are a second target beside the HR faces.")

@@ -20,7 +20,7 @@ Condition = Literal["none", "degradation"]
 # that fold into the one 3x3 kernel at export (RepVGG, ECBSR): no adds or swish at inference, and
 # ReLU fuses into onnxruntime's convolution kernels.
 BodyKind = Literal["residual", "rep"]
-ContentLoss = Literal["mse", "l1"]  # "mse": the report's
+ContentLoss = Literal["mse", "l1", "psnr"]  # "mse": the report's; "psnr": minus the mean per-image PSNR
 LrSchedule = Literal["constant", "cosine"]  # "constant": the report's
 
 

@@ -85,8 +85,21 @@ def classifier_metrics(real_prob: torch.Tensor, fake_prob: torch.Tensor) -> dict
     }
 
 
+# An 8-bit image's rounding error, as MSE on [0, 1] pixels: the floor under "psnr"'s logarithm.
+ROUNDING_MSE = (1 / 255) ** 2 / 12
+
+
 def content_loss(kind: str, fake: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(fake, hr) if kind == "mse" else F.l1_loss(fake, hr)
+    if kind == "mse":
+        return F.mse_loss(fake, hr)
+    if kind == "l1":
+        return F.l1_loss(fake, hr)
+    # "psnr": the mean over images of 10 log10(MSE), which is minus the mean per-image PSNR that
+    # evaluation reports (plus a constant). Its gradient weighs each image by 1 / its MSE, so a clean
+    # pair, whose error is several times smaller than a noisy or compressed one's, counts as much:
+    # under plain MSE the degraded pairs dominate and strength 0 falls behind a clean-only network.
+    per_image = (fake - hr).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(per_image + ROUNDING_MSE).mean()
 
 
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -57,20 +59,30 @@ class RepConv(nn.Module):
         self.conv3 = conv3x3(in_channels, out_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 1)
         self.identity = in_channels == out_channels
+        # Set by quantization-aware training (qat.py): rounds the folded kernel as int8 export will.
+        self.weight_rounding: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight_rounding is not None:
+            weight, bias = self.folded()
+            return F.conv2d(x, self.weight_rounding(weight), bias, padding=1)
         out = self.conv3(x) + self.conv1(x)
         return out + x if self.identity else out
 
-    @torch.no_grad()
-    def fold(self) -> nn.Conv2d:
-        conv = conv3x3(self.conv3.in_channels, self.conv3.out_channels).to(self.conv3.weight.device)
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The one 3x3 kernel and bias the branches sum to (differentiable)."""
         weight = self.conv3.weight + F.pad(self.conv1.weight, (1, 1, 1, 1))
         if self.identity:
             eye = torch.eye(self.conv3.out_channels, device=weight.device, dtype=weight.dtype)
             weight = weight + F.pad(eye[:, :, None, None], (1, 1, 1, 1))
+        return weight, self.conv3.bias + self.conv1.bias
+
+    @torch.no_grad()
+    def fold(self) -> nn.Conv2d:
+        conv = conv3x3(self.conv3.in_channels, self.conv3.out_channels).to(self.conv3.weight.device)
+        weight, bias = self.folded()
         conv.weight.copy_(weight)
-        conv.bias.copy_(self.conv3.bias + self.conv1.bias)
+        conv.bias.copy_(bias)
         return conv
 
 

@@ -146,8 +146,8 @@ def astronaut_face() -> Image.Image:
 HOPPER_FACE = (150, 120, 390, 380)
 
 
-def real_photos() -> list[tuple[str, Image.Image, int | None]]:
-    """(label, RGB image, the JPEG quality its file carries) of the figure's rows: the photo's face
+def real_photos() -> list[tuple[str, Image.Image]]:
+    """(label, RGB image) of the figure's rows: the photo's face
     as published, the same photo as a small web JPEG (a third of the size, quality 50) and as a
     noisy phone capture (half size, noise sigma 4 on every channel, quality 85)."""
     from matplotlib import cbook
@@ -157,25 +157,25 @@ def real_photos() -> list[tuple[str, Image.Image, int | None]]:
     left, top, right, bottom = HOPPER_FACE
     web = jpeg(downscale(photo, 3, "area"), 50).crop((left // 3, top // 3, right // 3, bottom // 3))
     phone = jpeg(gaussian_noise(downscale(photo, 2, "area"), 4.0, np.random.default_rng(0)), 85)
-    return [(f"published JPEG (quality {published_quality})", photo.crop(HOPPER_FACE), published_quality),
-            ("web thumbnail (1/3 size, JPEG 50)", web, 50),
-            ("phone-like (1/2 size, noise 4, JPEG 85)", phone.crop((left // 2, top // 2, right // 2, bottom // 2)), 85)]
+    return [(f"published JPEG (quality {published_quality})", photo.crop(HOPPER_FACE)),
+            ("web thumbnail (1/3 size, JPEG 50)", web),
+            ("phone-like (1/2 size, noise 4, JPEG 85)", phone.crop((left // 2, top // 2, right // 2, bottom // 2)))]
 
 
 def plot_real_photos(before: Upscaler, after: Upscaler, out: Path,
                      before_label: str = "clean-trained model", after_label: str = "robust model") -> Path:
     """One row per real-photo case: input | Lanczos | ``before`` | ``after`` (at the strength its
-    estimator and the JPEG's quality give, as the CLI runs a file; named in the title). There is no
+    estimator reads, as the CLI runs a file; named in the title). There is no
     HR: judge by eye."""
     rows = real_photos()
     fig, axes = plt.subplots(len(rows), 4, figsize=(11, 3.2 * len(rows)), squeeze=False)
-    for row, (name, image, quality) in zip(axes, rows):
+    for row, (name, image) in zip(axes, rows):
         size = (image.width * after.scale, image.height * after.scale)
-        strength = after.strength_for(np.asarray(luma_image(image), np.float32) / 255, jpeg_quality=quality)
+        strength = after.strength_for(np.asarray(luma_image(image), np.float32) / 255)
         panels = [("input (nearest)", image.resize(size, Image.Resampling.NEAREST)),
                   ("Lanczos", interpolate(image, "lanczos", after.scale)),
                   (before_label, before.upscale(image)),
-                  (after_label + _strength_note(strength), after.upscale(image, jpeg_quality=quality))]
+                  (after_label + _strength_note(strength), after.upscale(image))]
         for ax, (title, panel) in zip(row, panels):
             ax.imshow(np.asarray(panel), interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])

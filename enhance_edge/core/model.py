@@ -29,13 +29,12 @@ from .settings import PRECISIONS
 # Version 2: one file is the whole model. A conditioned model (generator_config "condition":
 # "degradation") carries its degradation estimator inside the graph (export/graph.py): fed only
 # INPUT_NAME it estimates the level (the "strength") itself; the optional STRENGTH_NAME (one value,
-# default -1: below 0 estimate, else that level) and MIN_STRENGTH_NAME (default 0: the least level
-# an estimate may give) override it, and STRENGTH_USED_NAME says, per image, the level it ran at.
+# default -1: below 0 estimate, else that level) overrides it, and STRENGTH_USED_NAME says, per
+# image, the level it ran at.
 FORMAT = "enhance-edge-onnx/2"
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 STRENGTH_NAME = "strength"
-MIN_STRENGTH_NAME = "min_strength"
 STRENGTH_USED_NAME = "strength_used"
 # The estimator's weights in the joined graph: its parameter names under this prefix.
 ESTIMATOR_PREFIX = "estimator/"
@@ -321,8 +320,8 @@ def open_session(model_path: str | Path, provider: str = "cpu", threads: int | N
         # with every image and tile. Without it the arena reuses freed buffers: peak memory of
         # a 1024x1024 run went 789 -> 471 MB (int8) and 644 -> 368 MB (fp32) at the same speed.
         options.enable_mem_pattern = False
-    # Errors only: onnxruntime warns, at every load, that the optional strength inputs (initializers
-    # a feed may override) are not folded as constants, which is their purpose.
+    # Errors only: onnxruntime warns, at every load, that the optional strength input (an initializer
+    # a feed may override) is not folded as a constant, which is its purpose.
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
@@ -338,16 +337,20 @@ def open_session(model_path: str | Path, provider: str = "cpu", threads: int | N
 
 
 def _check_contract(path: str, session: ort.InferenceSession, conditioned: bool) -> None:
-    """ModelError unless the graph has the inputs and outputs of FORMAT (the optional strengths are
-    initializers that a feed overrides, which onnxruntime lists apart from the inputs)."""
-    found = ([i.name for i in session.get_inputs()], sorted(i.name for i in session.get_overridable_initializers()
-                                                            if i.name in (STRENGTH_NAME, MIN_STRENGTH_NAME)),
+    """ModelError unless the graph has the inputs and outputs of FORMAT (the optional strength is an
+    initializer that a feed overrides, which onnxruntime lists apart from the inputs).
+
+    Other overridable initializers are not the contract's and never fed, so they keep the values
+    the file gives them. A format-2 file exported before the JPEG floor went also has "min_strength"
+    (default 0: the least level "auto" may choose); left at 0 it runs as a file without it."""
+    found = ([i.name for i in session.get_inputs()],
+             [i.name for i in session.get_overridable_initializers() if i.name == STRENGTH_NAME],
              [o.name for o in session.get_outputs()])
-    expected = ([INPUT_NAME], sorted([MIN_STRENGTH_NAME, STRENGTH_NAME]) if conditioned else [],
+    expected = ([INPUT_NAME], [STRENGTH_NAME] if conditioned else [],
                 [OUTPUT_NAME, STRENGTH_USED_NAME] if conditioned else [OUTPUT_NAME])
     if found != expected:
         raise ModelError(f"{path!r} must have the input {INPUT_NAME!r}"
-                         + (f", the optional inputs {expected[1]}" if conditioned else "")
+                         + (f", the optional input {STRENGTH_NAME!r}" if conditioned else "")
                          + f" and the outputs {expected[2]}; has {found[0]}, {found[1]} -> {found[2]}")
 
 

@@ -1,11 +1,8 @@
 """The strength a conditioned model takes (0: a clean image, sharpen; 1: heavy noise or blocking,
-clean up): parsing it from an option, a form field or the API, and the floor a JPEG's own quality
-sets under the estimate. The level it stands for is defined by the degradations a model trains on
-(enhance_edge.eval.degradation, LEVEL_UNIT)."""
+clean up): parsing it from an option, a form field or the API. The level it stands for is defined
+by the degradations a model trains on (enhance_edge.eval.degradation, LEVEL_UNIT)."""
 
 from __future__ import annotations
-
-import numpy as np
 
 from ..errors import EnhanceEdgeError, ModelError
 
@@ -33,16 +30,3 @@ def checked_strength(value: float | str | None, conditioned: bool, model: str) -
                          f"level); leave strength at 'auto'")
     return strength
 
-
-# The level a JPEG of each quality reaches, as the training pipeline measures it (JPEG alone on
-# the clean halves of 285 Yale training faces and 300 crops of the training photos): the 10th
-# percentile, a floor that 90% of images of that quality are above. Mean levels are higher
-# (quality 75: 0.56; 95: 0.19).
-JPEG_LEVEL_FLOOR = ((30, 0.635), (40, 0.555), (50, 0.499), (60, 0.451), (70, 0.398), (75, 0.365), (80, 0.324),
-                    (85, 0.277), (90, 0.222), (95, 0.147), (98, 0.081), (100, 0.0))
-
-
-def jpeg_level_floor(quality: int) -> float:
-    """The degradation level at least 90% of images saved at this JPEG quality carry."""
-    qualities, levels = zip(*JPEG_LEVEL_FLOOR)
-    return float(np.interp(quality, qualities, levels))

@@ -21,13 +21,13 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageError, ModelError
-from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, jpeg_quality_of, working_image
+from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
 from .batch import FileResult, plan_jobs, upscale_file
-from .model import INPUT_NAME, MIN_STRENGTH_NAME, STRENGTH_NAME, bundled_scale_for, open_session, resolve_model
+from .model import INPUT_NAME, STRENGTH_NAME, bundled_scale_for, open_session, resolve_model
 from .output_size import resize_output
 from .processing import fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float, ycbcr_to_rgb
 from .upscale_settings import MODEL_FIELDS, UpscaleSettings
-from .strength import checked_strength, jpeg_level_floor
+from .strength import checked_strength
 from .tiling import choose_tile, half_blend, upscale_tiled
 
 # Memory outside the model run: the interpreter, onnxruntime and the model (measured ~70 MiB).
@@ -174,12 +174,12 @@ class Upscaler:
         model conditioned on the degradation level (strength.checked_strength)."""
         return checked_strength(strength, self.info.conditioned, self.info.path)
 
-    def estimate_strength(self, plane: np.ndarray, least: float = 0.0) -> float | None:
+    def estimate_strength(self, plane: np.ndarray) -> float | None:
         """The degradation level the model's estimator reads from a float32 (H, W) luma plane in
-        [0, 1] (0 clean, 1 heavy noise or JPEG blocking), at least ``least``; None for a model
-        without the strength input. A plane of up to _ESTIMATE_WHOLE_PIXELS is read whole, as a
-        plain onnxruntime run of the file reads it; a larger one, whose tiles must all run at one
-        level, on a grid of crops spread over it (noise and blocking are everywhere)."""
+        [0, 1] (0 clean, 1 heavy noise or JPEG blocking); None for a model without the strength
+        input. A plane of up to _ESTIMATE_WHOLE_PIXELS is read whole, as a plain onnxruntime run of
+        the file reads it; a larger one, whose tiles must all run at one level, on a grid of crops
+        spread over it (noise and blocking are everywhere)."""
         if not self.info.conditioned:
             return None
         height, width = plane.shape
@@ -191,22 +191,17 @@ class Upscaler:
             lefts = np.linspace(0, width - crop_w, _ESTIMATE_GRID).astype(int)
             crops = [plane[t:t + crop_h, x:x + crop_w] for t in tops for x in lefts]
         levels = [self._session_run(crop, None)[1] for crop in crops]
-        return max(float(np.mean([level for level in levels if level is not None])), least)
+        return float(np.mean([level for level in levels if level is not None]))
 
-    def strength_for(self, plane: np.ndarray, strength: float | str | None = None,
-                     jpeg_quality: int | None = None) -> float | None:
+    def strength_for(self, plane: np.ndarray, strength: float | str | None = None) -> float | None:
         """The strength an upscale of this luma plane runs at: ``strength`` (None: the Upscaler's own),
-        estimated when "auto"; None for a model without the strength input.
-
-        "auto" for a JPEG (``jpeg_quality``, from its quantization table) is at least the level 90% of
-        images of that quality carry (strength.jpeg_level_floor): the estimator, trained on small
-        crops, can miss the blocking of a photo at its own scale; the file's table cannot."""
+        estimated when "auto"; None for a model without the strength input."""
         strength = self.strength if strength is None else self.checked_strength(strength)
         if not self.info.conditioned:
             return None
         if isinstance(strength, float):  # parse_strength's number; else "auto"
             return strength
-        return self.estimate_strength(plane, 0.0 if jpeg_quality is None else jpeg_level_floor(jpeg_quality))
+        return self.estimate_strength(plane)
 
     def upscale_plane(self, plane: np.ndarray, strength: float | None = None) -> np.ndarray:
         """One float32 (H, W) plane in [0, 1] -> (scale*H, scale*W), not clipped, in one model run.
@@ -224,14 +219,12 @@ class Upscaler:
         """upscale_plane's output and the precision that made it."""
         return self._session_run(plane, strength)[0], self.precision
 
-    def _session_run(self, plane: np.ndarray, strength: float | None,
-                     least: float = 0.0) -> tuple[np.ndarray, float | None]:
+    def _session_run(self, plane: np.ndarray, strength: float | None) -> tuple[np.ndarray, float | None]:
         """One model run: the (sH, sW) output and, for a conditioned model, the strength it ran at:
-        ``strength``, or (None) what its estimator reads, at least ``least``."""
+        ``strength``, or (None) what its estimator reads."""
         feeds = {INPUT_NAME: plane.astype(np.float32, copy=False)[None, None]}
         if self.info.conditioned:
             feeds[STRENGTH_NAME] = np.array([-1.0 if strength is None else strength], np.float32)
-            feeds[MIN_STRENGTH_NAME] = np.array([least], np.float32)
         try:
             outputs = self.session.run(None, feeds)
         except Exception as exc:  # onnxruntime's own errors are untyped
@@ -262,17 +255,16 @@ class Upscaler:
         return _fixed_bytes(width, height, mode) + self.bytes_per_pixel * run_pixels
 
     def _upscale_luma(self, plane: np.ndarray, mode: str, progress: Callable[[int], None] | None,
-                      strength: float | str | None, jpeg_quality: int | None) -> np.ndarray:
+                      strength: float | str | None) -> np.ndarray:
         asked = self.strength if strength is None else self.checked_strength(strength)
         tile = self.tile_for(plane.shape[1], plane.shape[0], mode)
         ran: set[str] = set()
         if self.info.conditioned and asked == "auto" and tile is None and plane.size <= _ESTIMATE_WHOLE_PIXELS:
             # One run estimates and upscales, exactly as a plain onnxruntime run of the file does.
-            least = 0.0 if jpeg_quality is None else jpeg_level_floor(jpeg_quality)
-            result, level = self._session_run(plane, None, least)
+            result, level = self._session_run(plane, None)
             ran.add(self.precision)
         else:
-            level = self.strength_for(plane, asked, jpeg_quality)
+            level = self.strength_for(plane, asked)
 
             def run(part: np.ndarray) -> np.ndarray:
                 out, precision = self._run(part, level)
@@ -289,14 +281,14 @@ class Upscaler:
 
     @overload
     def upscale(self, image: Image.Image, *, progress: Callable[[int], None] | None = None,
-                strength: float | str | None = None, jpeg_quality: int | None = None) -> Image.Image: ...
+                strength: float | str | None = None) -> Image.Image: ...
 
     @overload
     def upscale(self, image: np.ndarray, *, progress: Callable[[int], None] | None = None,
-                strength: float | str | None = None, jpeg_quality: int | None = None) -> np.ndarray: ...
+                strength: float | str | None = None) -> np.ndarray: ...
 
     def upscale(self, image: Image.Image | np.ndarray, *, progress: Callable[[int], None] | None = None,
-                strength: float | str | None = None, jpeg_quality: int | None = None) -> Image.Image | np.ndarray:
+                strength: float | str | None = None) -> Image.Image | np.ndarray:
         """Upscale a PIL image (any mode) or a uint8/uint16 array (H, W) or (H, W, 2|3|4).
 
         Gray (L, 16-bit I;16) stays gray at its bit depth, alpha is kept, palette, CMYK and
@@ -312,33 +304,31 @@ class Upscaler:
                 pil_image = Image.fromarray(image)
             except (TypeError, ValueError) as exc:
                 raise ImageError(f"cannot use a {image.dtype} array of shape {image.shape}: {exc}") from None
-            return np.asarray(self.upscale(pil_image, progress=progress, strength=strength, jpeg_quality=jpeg_quality))
+            return np.asarray(self.upscale(pil_image, progress=progress, strength=strength))
         if not isinstance(image, Image.Image):
             raise ImageError(f"expected a PIL image or numpy array, got {type(image).__name__}")
         if min(image.size) < 1:
             raise ImageError(f"image has no pixels: {image.size[0]}x{image.size[1]}")
-        if jpeg_quality is None and image.format in ("JPEG", "MPO"):  # opened from a JPEG: its own tables
-            jpeg_quality = jpeg_quality_of(getattr(image, "quantization", None))
-        result = self._upscale_by_model(working_image(image), progress, strength, jpeg_quality)
+        result = self._upscale_by_model(working_image(image), progress, strength)
         return resize_output(result, self.output_dimensions(*image.size))
 
     def _upscale_by_model(self, image: Image.Image, progress: Callable[[int], None] | None,
-                          strength: float | str | None, jpeg_quality: int | None) -> Image.Image:
+                          strength: float | str | None) -> Image.Image:
         """A working-mode image upscaled by the model's own scale."""
         if image.mode in ("L", "I;16"):
             pixels = np.asarray(image)
-            luma = self._upscale_luma(to_unit_float(pixels), image.mode, progress, strength, jpeg_quality)
+            luma = self._upscale_luma(to_unit_float(pixels), image.mode, progress, strength)
             return Image.fromarray(_to_pixels(luma, pixels.dtype))
         alpha = np.asarray(image.getchannel("A")) if image.mode in ("LA", "RGBA") else None
         if image.mode == "LA":
             assert alpha is not None  # LA has its alpha channel
             gray = fill_transparent(np.asarray(image)[..., :1], alpha)[..., 0]
-            luma = self._upscale_luma(to_unit_float(gray), image.mode, progress, strength, jpeg_quality)
+            luma = self._upscale_luma(to_unit_float(gray), image.mode, progress, strength)
             return Image.fromarray(np.dstack([_to_pixels(luma, np.dtype(np.uint8)), self._upscale_alpha(alpha)]))
         rgb = np.asarray(image.convert("RGB"))
         if alpha is not None:
             rgb = fill_transparent(rgb, alpha)
-        return Image.fromarray(self._upscale_colour(rgb, alpha, progress, strength, jpeg_quality))
+        return Image.fromarray(self._upscale_colour(rgb, alpha, progress, strength))
 
     def upscale_file(self, source: str | Path, target: str | Path | None = None, *, format: str | None = None,
                      suffix: str | None = None, quality: int = DEFAULT_QUALITY, overwrite: bool = False,
@@ -372,7 +362,7 @@ class Upscaler:
         return np.asarray(Image.fromarray(alpha).resize(size, Image.Resampling.BICUBIC))
 
     def _upscale_colour(self, rgb: np.ndarray, alpha: np.ndarray | None, progress: Callable[[int], None] | None,
-                        strength: float | str | None, jpeg_quality: int | None) -> np.ndarray:
+                        strength: float | str | None) -> np.ndarray:
         """(H, W, 3) uint8 -> (sH, sW, 3 or 4) uint8: model on luma, bicubic chroma and alpha."""
         height, width = rgb.shape[:2]
         luma, chroma = np.empty((height, width), np.float32), np.empty((2, height, width), np.float32)
@@ -381,7 +371,7 @@ class Upscaler:
             luma[top:bottom], chroma[:, top:bottom] = ycbcr[..., 0], np.moveaxis(ycbcr[..., 1:], -1, 0)
         cb, cr = (Image.fromarray(plane) for plane in chroma)
         del chroma
-        luma = self._upscale_luma(luma, "RGB" if alpha is None else "RGBA", progress, strength, jpeg_quality)
+        luma = self._upscale_luma(luma, "RGB" if alpha is None else "RGBA", progress, strength)
         size = (width * self.scale, height * self.scale)
         out = np.empty((size[1], size[0], 3 if alpha is None else 4), np.uint8)
         for top, bottom in _strips(size[1]):

@@ -174,12 +174,6 @@ def level_of(degraded: Image.Image, reference: Image.Image) -> float:
 
 # ---- docs/evaluation.md's named conditions ----
 
-def condition_jpeg_quality(condition: str) -> int | None:
-    """The quality of a named condition's last JPEG step, which its LR file would carry; None without one."""
-    qualities = [int(value) for step, value in CONDITIONS[condition] if step == "jpeg"]
-    return qualities[-1] if qualities else None
-
-
 def condition_lr(hr: Image.Image, condition: str, rng: np.random.Generator, scale: int = 2) -> Image.Image:
     """The LR that one of docs/evaluation.md's named conditions makes from an HR image.
 

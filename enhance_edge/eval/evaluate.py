@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from .dataset import check_hr_size, face_pair, image_files, split_files
-from .degradation import CONDITIONS, condition_jpeg_quality, condition_lr
+from .degradation import CONDITIONS, condition_lr
 from ..errors import DataError, MissingExtraError
 from ..core.processing import from_unit_float
 from .protocol import REPORT_HR_SIZE, interpolate, score
@@ -27,11 +27,10 @@ def skimage_order3(lr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return from_unit_float(resize(lr, shape, order=3))
 
 
-def upscale_with(method: str, lr: np.ndarray, upscaler: Upscaler, jpeg_quality: int | None = None) -> np.ndarray:
-    """``lr`` upscaled by the model or a baseline; ``jpeg_quality``: the quality the LR's JPEG file
-    would carry in its tables, which the model's "auto" strength reads as the CLI does from a file."""
+def upscale_with(method: str, lr: np.ndarray, upscaler: Upscaler) -> np.ndarray:
+    """``lr`` upscaled by the model or a baseline."""
     if method == "model":
-        return upscaler.upscale(lr, jpeg_quality=jpeg_quality)
+        return upscaler.upscale(lr)
     if method == "skimage-order3":
         return skimage_order3(lr, (lr.shape[0] * upscaler.scale, lr.shape[1] * upscaler.scale))
     return np.asarray(interpolate(Image.fromarray(lr), method, upscaler.scale))
@@ -48,13 +47,11 @@ def repeats_to_scale(other: Upscaler, scale: int) -> int:
     return runs
 
 
-def upscale_repeatedly(other: Upscaler, runs: int, lr: np.ndarray, jpeg_quality: int | None) -> np.ndarray:
-    """``lr`` through ``other`` ``runs`` times; only the first run reads the input's JPEG quality
-    (the later ones take the previous result, which is no JPEG)."""
-    out = other.upscale(lr, jpeg_quality=jpeg_quality)
-    for _ in range(runs - 1):
-        out = other.upscale(out)
-    return out
+def upscale_repeatedly(other: Upscaler, runs: int, lr: np.ndarray) -> np.ndarray:
+    """``lr`` through ``other`` ``runs`` times."""
+    for _ in range(runs):
+        lr = other.upscale(lr)
+    return lr
 
 
 def folder_splits(folder: Path, seed: int = 0) -> dict[str, list[Path]]:
@@ -99,7 +96,6 @@ def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, 
     check_hr_size(hr_size, upscaler.scale)
     others = {f"{label} x{other.scale}^{runs}" if runs > 1 else label: (other, runs)
               for label, other in (compare or {}).items() for runs in [repeats_to_scale(other, upscaler.scale)]}
-    quality = condition_jpeg_quality(condition)
     results = {}
     for name, paths in folder_splits(folder, seed).items():
         if splits and name not in splits:
@@ -110,8 +106,8 @@ def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, 
             hr, lr = condition_pair(path, index, condition, hr_size, upscaler.scale)
             hrs.append(hr)
             for method, outs in outputs.items():
-                outs.append(upscale_repeatedly(*others[method], lr, quality) if method in others
-                            else upscale_with(method, lr, upscaler, quality))
+                outs.append(upscale_repeatedly(*others[method], lr) if method in others
+                            else upscale_with(method, lr, upscaler))
         results[name] = {"images": len(paths), **{m: score(hrs, outs) for m, outs in outputs.items()}}
     if not results:
         raise DataError(f"none of the splits {list(splits or [])} exist under {str(folder)!r}")

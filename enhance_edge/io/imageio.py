@@ -72,7 +72,6 @@ class SourceInfo:
     exif: Image.Exif = field(default_factory=Image.Exif)
     lossless: bool = False  # a lossless WebP stays lossless
     compression: str | None = None  # TIFF
-    jpeg_quality: int | None = None  # a JPEG's quality, estimated from its luma quantization table
 
 
 _WARNINGS_LOCK = threading.Lock()
@@ -221,8 +220,6 @@ def read_image(source: str | Path | BinaryIO,
                                  f"only still images are supported")
             image.load()
             source_format = image.format
-            jpeg_quality = jpeg_quality_of(getattr(image, "quantization", None)) if source_format in ("JPEG", "MPO") \
-                else None
             exif = _upright(image)
             image = working_image(image)
             lossless = source_format == "WEBP" and _webp_is_lossless(handle)
@@ -243,8 +240,7 @@ def read_image(source: str | Path | BinaryIO,
         raise ImageError(f"{source}: corrupt or truncated image ({type(exc).__name__}: {reason})") from None
     info = SourceInfo(format=source_format, icc_profile=image.info.get("icc_profile") or None,
                       dpi=_dpi(image.info.get("dpi")), exif=exif, lossless=lossless,
-                      compression=image.info.get("compression") if source_format == "TIFF" else None,
-                      jpeg_quality=jpeg_quality)
+                      compression=image.info.get("compression") if source_format == "TIFF" else None)
     return image, info
 
 

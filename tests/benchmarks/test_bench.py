@@ -169,7 +169,7 @@ def test_extra_model_goals_compare_with_fsrcnn_in_the_same_run():
         ["fast-fp32", "fast.onnx"], ["fast-int8", "fast-int8.onnx"]]}, "latency": rows, "quality": {"scores": {
         "ort-fast-fp32": {"psnr": 38.6}, "ort-fast-int8": {"psnr": 38.4}}}})}
     latency = found["ort-fast-fp32 latency vs OpenCV FSRCNN x2, 512x512, 2 threads"]
-    assert latency["value"] == pytest.approx(1.5) and latency["met"] is True and latency["target"] == ">= 1.0x"
+    assert latency["value"] == pytest.approx(1.5) and latency["met"] is False and latency["target"] == ">= 2.5x"
     psnr = found["ort-fast-fp32 PSNR on the Yale test subjects"]
     assert psnr["value"] == 38.6 and psnr["met"] is True and psnr["target"] == ">= 38.5 dB"
     # No 512x512 row for the int8 model in this run: not measured, whatever other sizes say.
@@ -186,6 +186,26 @@ def test_extra_model_goals_compare_with_fsrcnn_in_the_same_run():
     found = {g["goal"]: g for g in goals({"config": {"threads": [2], "extra_models": [["fast-fp32", "f"]]},
                                           "latency": slower})}
     assert found["ort-fast-fp32 latency vs OpenCV FSRCNN x2, 512x512, 2 threads"]["met"] is False
+    other = {g["goal"]: g for g in goals({"config": {"threads": [2], "extra_models": [["other", "o"]]},
+                                          "latency": [{**r, "backend": "ort-other"} if r["backend"] == "ort-fast-fp32"
+                                                      else r for r in rows]})}
+    assert other["ort-other latency vs OpenCV FSRCNN x2, 512x512, 2 threads"]["target"] == ">= 1.0x"
+
+
+def test_the_default_is_timed_against_the_release_it_replaced_in_the_same_run():
+    rows = [{"backend": b, "size": [1024, 1024], "threads": 2, "median_ms": ms}
+            for b, ms in [("ort-fp32", 200.0), ("ort-release-0.1-default", 900.0)]]
+    found = {g["goal"]: g for g in goals({"config": {"threads": [2], "extra_models": [
+        ["release-0.1-default", "release-0.1-default.onnx"]]}, "latency": rows})}
+    replaced = found["ORT fp32 vs ort-release-0.1-default, 1024x1024, 2 threads"]
+    assert replaced["value"] == pytest.approx(4.5) and replaced["met"] is True and replaced["target"] == ">= 4.0x"
+    slower = [{**r, "median_ms": 300.0} if r["backend"] == "ort-fp32" else r for r in rows]
+    found = {g["goal"]: g for g in goals({"config": {"threads": [2], "extra_models": [
+        ["release-0.1-default", "release-0.1-default.onnx"]]}, "latency": slower})}
+    assert found["ORT fp32 vs ort-release-0.1-default, 1024x1024, 2 threads"]["met"] is False
+    assert not any(name.startswith("ort-release-0.1-default") for name in found)  # not held to the edge goals
+    without = goals({"config": {"threads": [2]}, "latency": rows})
+    assert not any("release-0.1" in g["goal"] for g in without)
 
 
 def test_peak_memory_is_measured_in_a_fresh_process(models, tmp_path):
@@ -236,8 +256,8 @@ def test_synthetic_inputs_when_there_are_no_faces():
 
 def test_int8_per_image_rows_cover_the_mixed_set(results):
     table = results["int8_per_image"]["ort"]
-    assert set(table["sets"]) == {"yale test faces", "astronaut", "lfw faces", "gradient", "high-key", "low-key",
-                                  "text"}
+    assert set(table["sets"]) == {"yale test faces", "astronaut", "lfw faces", "lfw upsampled", "gradient",
+                                  "high-key", "low-key", "text"}
     assert table["sets"]["yale test faces"]["images"] == 12
     assert {name for name, row in table["sets"].items() if row["natural"]} == {"yale test faces", "astronaut",
                                                                                 "lfw faces"}
@@ -261,15 +281,14 @@ def test_hand_written_sections_of_results_md_are_kept_across_runs(results, tmp_p
 
 
 def test_int8_pairs_are_the_main_and_extra_models_installed_in_both_precisions(tmp_path):
-    models = bundled_model_path("default").parent
-    shutil.copy(models / "fast.onnx", tmp_path / "fast.onnx")
-    shutil.copy(models / "fast.onnx", tmp_path / "fast-int8.onnx")  # an int8 stand-in: no bundled int8 file ships
-    fast, fast_int8 = tmp_path / "fast.onnx", tmp_path / "fast-int8.onnx"
+    fast, fast_int8 = bundled_model_path("fast"), bundled_model_path("fast").with_name("fast-int8.onnx")
+    alone = tmp_path / "alone.onnx"  # an fp32 file with no int8 file beside it
+    shutil.copy(bundled_model_path("default"), alone)
     config = BenchConfig(fast, fast_int8, peers_dir=tmp_path, extra_models=(
-        ("fast-fp32", fast), ("fast-int8", fast_int8), *compare_models(("default",))))
+        *compare_models(("fast",)), *compare_models((str(alone),)), *compare_models(("default",))))
     pairs = [(label, fp32.name, int8.name) for label, fp32, int8 in run._int8_pairs(config)]
-    # default has no int8 file: no pair of its own
-    assert pairs == [("ort", "fast.onnx", "fast-int8.onnx"), ("ort-fast", "fast.onnx", "fast-int8.onnx")]
+    assert pairs == [("ort", "fast.onnx", "fast-int8.onnx"), ("ort-fast", "fast.onnx", "fast-int8.onnx"),
+                     ("ort-default", "default.onnx", "default-int8.onnx")]
 
 
 def test_profiled_runs_feed_a_conditioned_model_its_strength(tiny_conditioned_onnx):

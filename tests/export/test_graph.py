@@ -43,13 +43,12 @@ def test_a_given_strength_is_clipped_to_the_trained_range_and_skips_the_estimato
     assert not any(node.op_type == "Conv" for node in branches["else_branch"].node)
 
 
-def test_an_estimate_is_raised_to_min_strength(tiny_conditioned):
+def test_strength_is_the_only_optional_input(tiny_conditioned):
+    """The file alone gives the CLI's pixels: nothing but ``strength`` (default -1, "auto") can be fed."""
     generator, estimator = tiny_conditioned
     session = _session(to_onnx_model(generator, estimator))
-    x = np.random.default_rng(2).random((1, 1, 12, 12), dtype=np.float32)
-    _, estimated = session.run(None, {"input": x})
-    _, raised = session.run(None, {"input": x, "min_strength": np.array([0.95], np.float32)})
-    assert estimated.item() < 0.95 and raised.item() == np.float32(0.95)
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    assert [(i.name, i.shape) for i in session.get_overridable_initializers()] == [("strength", [1])]
 
 
 def test_the_rep_body_ships_as_plain_3x3_convolutions(tiny_conditioned):

@@ -10,7 +10,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from enhance_edge.apps.cli import main
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.export.calibration_mix import GATE_SEED, SYNTHETIC, calibration_mix, gate_images, lr_of
+from enhance_edge.export.calibration_mix import (GATE_SEED, NATURAL_GATE_SETS, SYNTHETIC, calibration_mix,
+                                                 gate_images, lr_of)
 from enhance_edge.export.gate import MAX_MEAN_LOSS_DB, MIN_PSNR_VS_FP32_DB, GateRow, gate_failures
 from enhance_edge.export.quantize import (VALIDATION_SET, FaceCalibrationReader, Recipe, check_int8_file, choose,
                                           default_search, float_compute_ops, fuse_float_silu,
@@ -54,7 +55,8 @@ def test_every_recipe_is_recorded_and_a_failing_one_does_not_stop_the_search(qua
     stored = json.loads(open_session(out)[1].metadata["quantization"])
     assert stored["scored_as"] == "exact int8 arithmetic (QDQ in float)"
     assert (stored["min_psnr_vs_fp32_db"], stored["max_loss_db"]) == (0.0, ANY_LOSS)
-    assert set(stored["gate"]) == {VALIDATION_SET, "astronaut", "lfw faces", "gradient", "high-key", "low-key", "text"}
+    assert set(stored["gate"]) == {VALIDATION_SET, "astronaut", "lfw faces", "lfw upsampled", "gradient", "high-key",
+                                 "low-key", "text"}
     assert stored["recipe"] == Recipe().to_dict() == summary["recipe"]
     first, failed = stored["candidates"]
     assert first["psnr"] > 0 and first["latency_s"] > 0 and "float_ops" in first
@@ -320,12 +322,25 @@ def test_a_mix_calibrated_recipe_records_its_gate_table(request, tmp_path, model
     summary = quantize_model(fp32, out, face_folder, [recipe], **ANY)
     assert summary["recipe"] == recipe.to_dict() and summary["max_loss_db"] == ANY_LOSS
     gate = json.loads(open_session(out)[1].metadata["quantization"])["gate"]
-    assert set(gate) == {"validation faces", "astronaut", "lfw faces", "gradient", "high-key", "low-key", "text"}
+    assert set(gate) == {"validation faces", "astronaut", "lfw faces", "lfw upsampled", "gradient", "high-key",
+                         "low-key", "text"}
     assert {name for name, row in gate.items() if row["natural"]} == {"validation faces", "astronaut", "lfw faces"}
     assert all(row["images"] > 0 and row["worst_loss_db"] >= row["mean_loss_db"]
                and row["vs_fp32_psnr"] >= row["vs_fp32_min_psnr"] for row in gate.values())
     if model == "tiny_onnx":  # the residual adds run in float: the runtime graph keeps them out of the int8 kernels
         assert float_compute_ops(runtime_graph(out, 1))["Add"] >= 1
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_lfw_gate_faces_are_scored_at_their_own_resolution_and_shown_blown_up(scale):
+    import skimage.data
+
+    gates = gate_images((48, 42), scale)
+    native = (skimage.data.lfw_subset()[:len(gates["lfw faces"])] * 255).round().astype(np.uint8)
+    side = 25 // scale * scale
+    np.testing.assert_array_equal(gates["lfw faces"], native[:, :side, :side])
+    assert gates["lfw upsampled"].shape[1:] == (48, 42)
+    assert "lfw faces" in NATURAL_GATE_SETS and "lfw upsampled" not in NATURAL_GATE_SETS
 
 
 def test_the_calibration_mix_never_holds_a_gate_image():
@@ -343,15 +358,14 @@ def gradient_and_high_key(shape=(112, 92)):
 @pytest.mark.parametrize("int8_path", sorted(bundled_model_path("default").parent.glob("*-int8.onnx")),
                          ids=lambda path: path.name)
 def test_every_shipped_int8_file_passed_the_gate_and_holds_on_a_gradient_and_a_high_key_image(int8_path):
-    # None ships before the models of issue 26 (MODEL_CARD.md, "int8"): one that does must have been made,
-    # and pass, with the gate as it is, and stay within it on these two images.
+    # Each must have been made, and passed, with the gate as it is, and stay within it on these two images.
     info = open_session(int8_path)[1]
     summary = json.loads(info.metadata["quantization"])
     gate = {name: GateRow.from_dict(row) for name, row in summary["gate"].items()}
     assert summary["min_psnr_vs_fp32_db"] >= MIN_PSNR_VS_FP32_DB and summary["max_loss_db"] <= MAX_MEAN_LOSS_DB
     assert all(row.vs_fp32_min_psnr is not None for row in gate.values()) and not gate_failures(gate), int8_path
     hrs = gradient_and_high_key()
-    lrs = lr_of(hrs, 2)
+    lrs = lr_of(hrs, info.scale)
     sets = {"pinned": (["gradient", "high-key"], hrs, lrs)}
     fp32_path = int8_path.with_name(int8_path.name.replace("-int8", ""))
     fp32, int8 = (set_outputs(scoring_session(path, 1), sets) for path in (fp32_path, int8_path))

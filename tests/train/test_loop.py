@@ -11,7 +11,7 @@ from enhance_edge.eval.dataset import load_pairs
 from enhance_edge.errors import CheckpointError
 from enhance_edge.train import checkpoint
 from enhance_edge.train.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
-from enhance_edge.train.loop import evaluate, train
+from enhance_edge.train.loop import ROUNDING_MSE, content_loss, evaluate, train
 from enhance_edge.train.networks import Discriminator
 
 CHECKPOINT_KEYS = {"format", "config", "epoch", "data", "generator", "optimizer_g", "discriminator",
@@ -177,3 +177,17 @@ def test_quantization_aware_run_scores_both_networks_and_exports_the_float_one(f
     assert set(generator.state_dict()) == set(checkpoint.load_generator(tmp_path / "float" / "best.pt")[0].state_dict())
     pairs = load_pairs(face_folder, (20, 24), 0)
     assert evaluate(generator, None, pairs["validation"], tiny())["psnr"] == best["validation"]["psnr"]
+
+
+def test_the_psnr_content_loss_is_minus_the_mean_per_image_psnr_and_weighs_images_alike():
+    hr = torch.zeros(2, 1, 4, 4)
+    fake = torch.stack([torch.full((1, 4, 4), 0.01), torch.full((1, 4, 4), 0.1)]).requires_grad_()
+    loss = content_loss("psnr", fake, hr)
+    per_image_mse = torch.tensor([0.01**2, 0.1**2])
+    assert loss.item() == pytest.approx(float((10 * torch.log10(per_image_mse + ROUNDING_MSE)).mean()), rel=1e-6)
+    loss.backward()
+    # Under MSE the image with 10x the error pulls 10x harder; here each pixel's pull is its error
+    # over its image's MSE, so the image with the small error pulls harder per unit of error.
+    small, large = fake.grad[0].abs().mean(), fake.grad[1].abs().mean()
+    assert float(small) > float(large)
+    assert content_loss("mse", fake, hr).item() == pytest.approx(float(per_image_mse.mean()), rel=1e-6)

@@ -1,5 +1,6 @@
 import numpy as np
 import onnx
+import pytest
 import torch
 
 from enhance_edge.export.onnx_export import export_generator
@@ -9,9 +10,19 @@ from enhance_edge.train.config import GeneratorConfig
 from enhance_edge.train.networks import Generator
 
 
-def tiny_generator() -> Generator:
+TINY = {"residual": GeneratorConfig(channels=4, residual_blocks=2, skip="bicubic"),
+        "rep": GeneratorConfig(channels=4, residual_blocks=0, body="rep", rep_convs=2, skip="bicubic")}
+# QuantizeLinear nodes of the int8 graph past the input. Report's body: head conv and SiLU 3, five per
+# block, final SiLU 2; rep: each ReLU-fused convolution's output but the float tail's.
+ROUNDED = {"residual": 15, "rep": 3}
+
+
+def tiny_generator(body: str = "residual") -> Generator:
     torch.manual_seed(0)
-    return Generator(GeneratorConfig(channels=4, residual_blocks=2, skip="bicubic"))
+    generator = Generator(TINY[body])
+    for parameter in generator.tail.parameters():  # rep's tail starts at zero: give it something to pass on
+        torch.nn.init.normal_(parameter, std=0.1)
+    return generator
 
 
 def test_rounding_follows_the_training_range_and_is_frozen_in_eval():
@@ -28,8 +39,9 @@ def test_rounding_follows_the_training_range_and_is_frozen_in_eval():
     assert torch.allclose(y[(x > -1) & (x < 3)], x[(x > -1) & (x < 3)], atol=scale / 2 + 1e-6)
 
 
-def test_prepare_rounds_activations_and_strip_gives_the_float_network_back():
-    generator = tiny_generator()
+@pytest.mark.parametrize("body", sorted(TINY))
+def test_prepare_rounds_activations_and_strip_gives_the_float_network_back(body):
+    generator = tiny_generator(body)
     x = torch.rand(2, 1, 9, 7)
     with torch.no_grad():
         expected = generator.eval()(x)
@@ -43,10 +55,11 @@ def test_prepare_rounds_activations_and_strip_gives_the_float_network_back():
     assert set(plain.state_dict()) == set(Generator(generator.config).state_dict())
 
 
-def test_the_simulation_rounds_where_the_int8_graph_quantizes(tmp_path):
+@pytest.mark.parametrize("body", sorted(TINY))
+def test_the_simulation_rounds_where_the_int8_graph_quantizes(tmp_path, body):
     """One fake quantizer per QuantizeLinear of onnxruntime's QDQ model, except the input's and its
     padded copy's for the bicubic skip (an 8-bit image is exact in uint8)."""
-    generator = tiny_generator().eval()
+    generator = tiny_generator(body).eval()
     export_generator(generator, tmp_path / "fp32.onnx")
     faces = (np.random.default_rng(0).random((4, 12, 10)) * 255).astype(np.uint8)
     quantize_with(Recipe(), tmp_path / "fp32.onnx", tmp_path / "int8.onnx", faces, tmp_path / "ranges.json")
@@ -55,4 +68,25 @@ def test_the_simulation_rounds_where_the_int8_graph_quantizes(tmp_path):
     rounded = [n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"
                and n.input[0] != "input" and producers.get(n.input[0]) != "Pad"]
     simulated = [m for m in qat.prepare(generator).modules() if isinstance(m, qat.ActivationFakeQuant)]
-    assert len(simulated) == len(rounded) == 15  # head conv and SiLU: 3; 5 per block; final SiLU: 2
+    assert len(simulated) == len(rounded) == ROUNDED[body]
+
+
+def test_weight_rounding_is_int8_per_output_channel():
+    weight = torch.randn(3, 2, 3, 3) * torch.tensor([1.0, 0.01, 100.0])[:, None, None, None]
+    rounded = qat.round_weights_per_channel(weight)
+    for channel in range(3):
+        step = weight[channel].abs().max() / 127
+        assert len(torch.unique(rounded[channel])) <= 255
+        assert torch.allclose(rounded[channel], weight[channel], atol=float(step) / 2 + 1e-9)
+        assert torch.allclose(rounded[channel] / step, torch.round(rounded[channel] / step), atol=1e-3)
+
+
+def test_a_prepared_rep_generator_runs_its_folded_kernels_rounded():
+    generator = tiny_generator("rep")
+    qat.prepare(generator)
+    x = torch.rand(1, 1, 9, 7)
+    with torch.no_grad():
+        weight, bias = generator.head.folded()
+        expected = torch.nn.functional.conv2d(x, qat.round_weights_per_channel(weight), bias, padding=1)
+        torch.testing.assert_close(generator.head(x), expected)
+        assert not torch.allclose(generator.head(x), torch.nn.functional.conv2d(x, weight, bias, padding=1), atol=0)

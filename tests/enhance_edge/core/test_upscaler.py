@@ -1,5 +1,7 @@
 """The Upscaler API: every mode in, the right mode out, alpha without fringes, tiles, bad models."""
 
+import shutil
+
 import numpy as np
 import onnx
 import pytest
@@ -219,7 +221,6 @@ def test_a_large_image_is_estimated_from_crops_spread_over_it(conditioned):
             for left in np.linspace(0, 1000 - 128, 4).astype(int)]
     crops = [conditioned.estimate_strength(plane[top:top + 128, left:left + 128]) for top, left in grid]
     assert conditioned.estimate_strength(plane) == pytest.approx(np.mean(crops), abs=1e-6)
-    assert conditioned.estimate_strength(plane, least=0.99) == 0.99  # the least strength applies to the mean
 
 
 @pytest.mark.parametrize("strength, message", [
@@ -239,15 +240,21 @@ def test_a_model_without_the_strength_input_refuses_a_number_but_takes_auto(upsc
         upscaler.upscale(photo(), strength=0.5)
 
 
-def test_bundled_names_and_precisions_resolve_as_in_the_cli():
+def test_bundled_names_and_precisions_resolve_as_in_the_cli(tmp_path, monkeypatch):
+    from enhance_edge.core import model
     from enhance_edge.core.model import bundled_model_path
 
     assert Upscaler("fast", precision="fp32").info.path.endswith("fast.onnx")
+    assert Upscaler("fast", precision="int8").info.path.endswith("fast-int8.onnx")
     assert Upscaler("fast").info.path == str(bundled_model_path("fast", "auto"))
-    # no int8 file ships (MODEL_CARD.md, "int8"): "auto" is fp32, and int8 is refused, naming the way to make one
-    assert Upscaler("default").info.path == Upscaler("default", precision="fp32").info.path
+    # An install without the int8 file: "auto" is fp32, and int8 is refused, naming the way to make one.
+    shutil.copy(bundled_model_path("fast"), tmp_path / "fast.onnx")
+    monkeypatch.setattr(model, "_bundled_file", lambda name, precision: tmp_path / (
+        f"{name}.onnx" if precision == "fp32" else f"{name}-int8.onnx"))
+    assert Upscaler("fast").info.path == str(tmp_path / "fast.onnx")
     with pytest.raises(ModelError, match="this install has no int8 'fast' model .* `enhance-edge quantize"):
         Upscaler("fast", precision="int8")
+    monkeypatch.undo()
     with pytest.raises(ModelError, match="no bundled model named 'nope'|does not exist"):
         Upscaler("nope")
 
@@ -269,36 +276,31 @@ def test_the_file_alone_gives_the_upscalers_pixels_and_strength(conditioned, tin
     assert conditioned.last_strength == pytest.approx(used)
     given, _ = _plain_onnxruntime(tiny_conditioned_onnx, pixels, strength=0.8)
     np.testing.assert_array_equal(np.asarray(conditioned.upscale(pixels, strength=0.8)), given)
-    floored, floor_used = _plain_onnxruntime(tiny_conditioned_onnx, pixels, min_strength=0.9)
-    assert floor_used == pytest.approx(max(used, 0.9))
 
 
-def test_auto_strength_of_a_jpeg_is_at_least_what_its_quality_implies(conditioned):
+def test_a_jpeg_runs_at_what_its_pixels_read_as_the_file_alone_runs_it(conditioned, tiny_conditioned_onnx):
+    """Nothing but the pixels sets "auto": a JPEG opened with Pillow (which carries its tables)
+    upscales as its decoded pixels do, and as the file alone runs them."""
     import io
 
-    from enhance_edge.core.strength import jpeg_level_floor
-
-    pixels = photo()[..., 0]
-    plane = to_unit_float(pixels)
-    assert conditioned.strength_for(plane, jpeg_quality=30) >= jpeg_level_floor(30) > 0.5
-    assert conditioned.strength_for(plane, jpeg_quality=100) == conditioned.strength_for(plane)
-    assert conditioned.strength_for(plane, 0.1, jpeg_quality=30) == 0.1  # a number is taken as given
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=30)
-    with Image.open(buffer) as opened:  # a JPEG opened with Pillow carries its own tables
+    Image.fromarray(photo()[..., 0]).save(buffer, "JPEG", quality=30)
+    with Image.open(buffer) as opened:
         from_file = np.asarray(conditioned.upscale(opened))
         decoded = np.asarray(opened)
-    expected = conditioned.upscale(decoded, strength=max(conditioned.estimate_strength(to_unit_float(decoded)),
-                                                         jpeg_level_floor(30)))
-    np.testing.assert_array_equal(from_file, expected)
+    plain, used = _plain_onnxruntime(tiny_conditioned_onnx, decoded)
+    np.testing.assert_array_equal(from_file, plain)
+    assert conditioned.last_strength == pytest.approx(used)
 
 
 def test_scale_and_outscale_choose_the_bundled_model_of_that_scale():
-    assert Upscaler(scale=4, threads=1).info.path.endswith("default-x4.onnx")
+    from enhance_edge.core.model import bundled_model_path
+
+    assert Upscaler(scale=4, threads=1).info.path == str(bundled_model_path("default-x4", "auto"))
     larger = Upscaler(outscale=3, threads=1)  # x4, then Lanczos down to x3
     assert larger.scale == 4 and larger.output_dimensions(10, 8) == (30, 24)
     smaller = Upscaler(outscale=1.5, threads=1)
-    assert smaller.scale == 2 and smaller.info.path.endswith("default.onnx")
+    assert smaller.scale == 2 and smaller.info.path == str(bundled_model_path("default", "auto"))
     face = Image.fromarray(np.random.default_rng(0).integers(0, 256, (14, 12), dtype=np.uint8))
     assert larger.upscale(face).size == (36, 42)
     assert np.asarray(larger.upscale(np.asarray(face))).shape == (42, 36)

@@ -1,16 +1,11 @@
-import io
-
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
 from enhance_edge.apps.cli import main
-from enhance_edge.core.strength import jpeg_level_floor
-from enhance_edge.eval.degradation import (CONDITIONS, LEVEL_UNIT, DegradationConfig, anisotropic_blur,
-                                           condition_jpeg_quality, condition_lr, degrade, downscale, gaussian_blur,
-                                           gaussian_noise, jpeg, level_of, poisson_noise)
-from enhance_edge.io.imageio import jpeg_quality_of
+from enhance_edge.eval.degradation import (LEVEL_UNIT, DegradationConfig, anisotropic_blur, condition_lr, degrade,
+                                           downscale, gaussian_blur, gaussian_noise, jpeg, level_of, poisson_noise)
 from enhance_edge.errors import DataError
 from enhance_edge.eval.protocol import make_lr
 
@@ -151,23 +146,3 @@ def test_a_pair_without_noise_or_jpeg_is_the_clean_half_however_blur_and_kernels
     lr, level = degrade(hr, config, np.random.default_rng(0))
     np.testing.assert_array_equal(np.asarray(lr), np.asarray(make_lr(hr)))
     assert level == 0.0
-
-
-@pytest.mark.parametrize("quality", [20, 75, 95])
-def test_a_jpegs_quality_is_read_back_from_its_quantization_table(hr, quality):
-    buffer = io.BytesIO()
-    hr.convert("RGB").save(buffer, "JPEG", quality=quality)
-    with Image.open(buffer) as decoded:
-        assert jpeg_quality_of(decoded.quantization) == quality
-    assert jpeg_quality_of(None) is None and jpeg_quality_of({}) is None
-
-
-def test_the_jpeg_level_floor_falls_with_quality_and_sits_below_what_the_pipeline_measures(hr):
-    floors = [jpeg_level_floor(q) for q in (30, 50, 75, 90, 100)]
-    assert floors == sorted(floors, reverse=True) and floors[-1] == 0.0
-    lr = make_lr(hr)
-    assert level_of(jpeg(lr, 40), lr) > jpeg_level_floor(95)
-
-
-def test_conditions_name_the_quality_their_lr_file_would_carry():
-    assert [condition_jpeg_quality(name) for name in CONDITIONS] == [None, 75, None, None, 75]

@@ -559,11 +559,12 @@ def test_mutated_files_either_decode_or_raise_image_error(name, tmp_path, record
     assert outcomes["refused"] > 0  # the mutations do reach the error paths
 
 
-def test_a_jpegs_quality_is_read_from_its_tables_and_other_formats_have_none(tmp_path):
-    from enhance_edge.io.imageio import read_image
+@pytest.mark.parametrize("quality", [20, 75, 95])
+def test_a_jpegs_quality_is_read_back_from_its_quantization_table(quality):
+    from enhance_edge.io.imageio import jpeg_quality_of
 
-    image = Image.new("RGB", (16, 16), (120, 40, 200))
-    image.save(tmp_path / "q60.jpg", quality=60)
-    image.save(tmp_path / "lossless.png")
-    assert read_image(tmp_path / "q60.jpg")[1].jpeg_quality == 60
-    assert read_image(tmp_path / "lossless.png")[1].jpeg_quality is None
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (120, 40, 200)).save(buffer, "JPEG", quality=quality)
+    with Image.open(buffer) as decoded:
+        assert jpeg_quality_of(decoded.quantization) == quality
+    assert jpeg_quality_of(None) is None and jpeg_quality_of({}) is None
