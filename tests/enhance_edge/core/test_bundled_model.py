@@ -28,10 +28,9 @@ def test_plain_onnxruntime_contract(shipped):
     [model_input], outputs = session.get_inputs(), session.get_outputs()
     assert (model_input.name, model_input.type) == ("input", "tensor(float)")
     assert [(o.name, o.type) for o in outputs] == [("output", "tensor(float)"), ("strength_used", "tensor(float)")]
-    # The strength is optional: an initializer a feed overrides, -1 ("auto": estimate it) unless fed.
-    # (Files exported before the JPEG floor went also carry "min_strength", default 0, never fed.)
+    # The strength is the one optional input: an initializer a feed overrides, -1 ("auto": estimate it) unless fed.
     optional = {i.name: (i.type, i.shape) for i in session.get_overridable_initializers()}
-    assert optional["strength"] == ("tensor(float)", [1]) and set(optional) <= {"strength", "min_strength"}
+    assert optional == {"strength": ("tensor(float)", [1])}
     batch, channels, height, width = model_input.shape
     assert channels == 1 and all(isinstance(d, str) for d in (batch, height, width))  # dynamic N, H, W
     metadata = session.get_modelmeta().custom_metadata_map
