@@ -11,7 +11,7 @@ from enhance_edge.io.fileio import atomic_output
 from ..export.gate import MAX_MEAN_LOSS_DB, MIN_PSNR_VS_FP32_DB, GateResult, table_from_dict
 from .goals import (END_TO_END_SPEEDUP_GOAL, FAST_VS_FSRCNN_SPEEDUP_GOAL, FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS,
                     INT8_PEAK_SHARE_GOAL, INT8_SPEEDUP_GOAL, ORT_SPEEDUP_GOAL, PREVIOUS_DEFAULT_GOAL_SIZE,
-                    PREVIOUS_DEFAULT_LABEL, PREVIOUS_DEFAULT_SPEEDUP_GOAL, PSNR_GOAL_DB)
+                    PREVIOUS_DEFAULT_GOAL_THREADS, PREVIOUS_DEFAULT_LABEL, PREVIOUS_DEFAULT_SPEEDUP_GOAL, PSNR_GOAL_DB)
 
 CAVEAT = ("Figures vary between runs and between machines (CPU model, frequency scaling, other load, "
           "library versions): compare the ratios between backends measured in the same run, not the "
@@ -77,9 +77,9 @@ def goals(results: dict) -> list[dict]:
                        "value": psnr, "met": None if psnr is None else psnr >= PSNR_GOAL_DB})
     if PREVIOUS_DEFAULT_LABEL in labels:
         height, width = PREVIOUS_DEFAULT_GOAL_SIZE
-        ratio_goal(f"ORT fp32 vs ort-{PREVIOUS_DEFAULT_LABEL}, {height}x{width}, {FSRCNN_GOAL_THREADS} threads",
-                   f"ort-{PREVIOUS_DEFAULT_LABEL}", "ort-fp32", [height, width], FSRCNN_GOAL_THREADS,
-                   PREVIOUS_DEFAULT_SPEEDUP_GOAL)
+        threads = PREVIOUS_DEFAULT_GOAL_THREADS
+        ratio_goal(f"ORT fp32 vs ort-{PREVIOUS_DEFAULT_LABEL}, {height}x{width}, {threads} threads",
+                   f"ort-{PREVIOUS_DEFAULT_LABEL}", "ort-fp32", [height, width], threads, PREVIOUS_DEFAULT_SPEEDUP_GOAL)
     runs = results.get("end_to_end", {}).get("runs", {})
     e2e = runs["fp32"]["median_s"] / runs["int8"]["median_s"] if "fp32" in runs and "int8" in runs else None
     e2e_model = results.get("end_to_end", {}).get("model")

@@ -254,7 +254,6 @@ def test_bundled_names_and_precisions_resolve_as_in_the_cli(tmp_path, monkeypatc
     assert Upscaler("fast").info.path == str(tmp_path / "fast.onnx")
     with pytest.raises(ModelError, match="this install has no int8 'fast' model .* `enhance-edge quantize"):
         Upscaler("fast", precision="int8")
-    monkeypatch.undo()
     with pytest.raises(ModelError, match="no bundled model named 'nope'|does not exist"):
         Upscaler("nope")
 
