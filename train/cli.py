@@ -42,7 +42,9 @@ def _range_text(pair: tuple[float, float]) -> str:
               help="Content-loss-only epochs before the adversarial phase.")
 @click.option("--init-from", default=TRAIN.init_from, metavar="NAME|PATH",
               help="Start the generator from trained weights: a checkpoint (e.g. an MSE-only run's best.pt), a "
-                   "bundled model's name or an fp32 enhance-edge ONNX file.")
+                   "bundled model's name or an fp32 enhance-edge ONNX file. Its design must be this run's, except "
+                   "that it may lack the degradation condition, have another --scale (the tail starts afresh) "
+                   "or, for the 'rep' body, fewer --rep-convs (the new layers start as the identity).")
 @click.option("--content-loss", type=click.Choice(get_args(ContentLoss)), default=TRAIN.content_loss, show_default=True,
               help="mse: the report's; l1; psnr: minus the mean per-image PSNR, so that clean pairs count as much "
                    "as noisy or compressed ones (the bundled models').")

@@ -6,7 +6,10 @@ run can fine-tune it without the checkpoint it came from. A conditioned generato
 from an unconditioned one of the same design: its level biases start at zero, so it first
 computes exactly what the released model did, at every level. A generator of another scale may
 start from one of the same width and depth: every feature it has learned carries over, and only
-the tail (whose outputs are the scale**2 sub-pixel phases) starts afresh.
+the tail (whose outputs are the scale**2 sub-pixel phases) starts afresh. A "rep" generator may
+start from a shallower one: its extra body layers come after the source's and start as the identity
+(zero 3x3 and 1x1 branches), which is exact because they follow a ReLU, so the deeper network first
+computes what the source did and growing it costs none of what was learned.
 """
 
 from __future__ import annotations
@@ -97,8 +100,10 @@ def load_warm_start(source: str | Path, generator_config: GeneratorConfig) -> tu
     config, weights, estimator = _source_weights(source)
     adding_condition = config.condition == "none" and generator_config.condition == "degradation"
     rescaling = config.scale != generator_config.scale
+    deepening = config.body == "rep" and config.rep_convs < generator_config.rep_convs
     compared = replace(config, condition=generator_config.condition if adding_condition else config.condition,
-                       scale=generator_config.scale)
+                       scale=generator_config.scale,
+                       rep_convs=generator_config.rep_convs if deepening else config.rep_convs)
     differences = [f"{f.name}: {getattr(compared, f.name)!r} -> {getattr(generator_config, f.name)!r}"
                    for f in fields(GeneratorConfig) if getattr(compared, f.name) != getattr(generator_config, f.name)]
     if differences:
@@ -107,11 +112,14 @@ def load_warm_start(source: str | Path, generator_config: GeneratorConfig) -> tu
     generator = Generator(generator_config)
     own = generator.state_dict()
     fresh = [key for key in own if key not in weights or weights[key].shape != own[key].shape]
+    grown = [key for key in fresh if deepening and key.startswith("body.")
+             and int(key.split(".")[1]) >= config.rep_convs]
     allowed = [key for key in fresh if (adding_condition and "level_bias" in key)
-               or (rescaling and key.startswith("tail."))]
+               or (rescaling and key.startswith("tail.")) or key in grown]
     if fresh != allowed:
         raise CheckpointError(f"cannot start from {source!r}: it lacks the weights "
                               f"{[key for key in fresh if key not in allowed][:3]}")
     own.update({key: value for key, value in weights.items() if key in own and key not in fresh})
+    own.update({key: torch.zeros_like(own[key]) for key in grown})
     generator.load_state_dict(own)
     return generator, estimator if not adding_condition else None

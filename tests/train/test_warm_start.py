@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
@@ -78,3 +80,22 @@ def test_a_x4_generator_starts_from_a_x2_ones_features_with_a_fresh_tail(tiny_on
             assert weights[key].shape[0] == 16  # the x4 phases, initialised afresh
         else:
             torch.testing.assert_close(weights[key], value)
+
+
+def test_a_deeper_rep_generator_starts_from_a_shallower_one_computing_what_it_did(tiny_conditioned_onnx,
+                                                                                   tiny_conditioned):
+    source, _ = tiny_conditioned
+    deeper = replace(source.config, rep_convs=source.config.rep_convs + 2)
+    generator, estimator = load_warm_start(str(tiny_conditioned_onnx), deeper)
+    assert len(generator.body) == source.config.rep_convs + 2 and estimator is not None
+    x = torch.from_numpy(np.random.default_rng(0).random((2, 1, 9, 7), dtype=np.float32))
+    level = torch.tensor([0.1, 0.8]).reshape(2, 1, 1, 1)
+    with torch.no_grad():  # the new layers start as the identity on the ReLU's non-negative features
+        torch.testing.assert_close(generator.eval()(x, level), source(x, level), atol=1e-5, rtol=1e-5)
+
+
+def test_a_rep_generator_cannot_start_from_a_deeper_one(tiny_conditioned_onnx, tiny_conditioned):
+    source, _ = tiny_conditioned
+    shallower = replace(source.config, rep_convs=source.config.rep_convs - 1)
+    with pytest.raises(CheckpointError, match=f"rep_convs: {source.config.rep_convs} -> {shallower.rep_convs}"):
+        load_warm_start(str(tiny_conditioned_onnx), shallower)
