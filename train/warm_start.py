@@ -112,8 +112,8 @@ def load_warm_start(source: str | Path, generator_config: GeneratorConfig) -> tu
     generator = Generator(generator_config)
     own = generator.state_dict()
     fresh = [key for key in own if key not in weights or weights[key].shape != own[key].shape]
-    grown = [key for key in fresh if deepening and key.startswith("body.")
-             and int(key.split(".")[1]) >= config.rep_convs]
+    grown = {key for key in fresh if key.startswith("body.") and int(key.split(".")[1]) >= config.rep_convs
+             } if deepening else set()
     allowed = [key for key in fresh if (adding_condition and "level_bias" in key)
                or (rescaling and key.startswith("tail.")) or key in grown]
     if fresh != allowed:
