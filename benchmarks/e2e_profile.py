@@ -34,7 +34,7 @@ STAGES = {
     "decode (read_image)": ("imageio.py", "read_image"),
     "session creation": ("upscaler.py", "__init__"),
     "colour conversion (RGB->YCbCr)": ("processing.py", "rgb_to_ycbcr"),
-    "colour conversion (YCbCr->RGB)": ("processing.py", "ycbcr_to_rgb"),
+    "colour conversion (YCbCr->RGB)": ("processing.py", "ycbcr_to_rgb_pixels"),
     "chroma resize (bicubic)": ("processing.py", "resize_plane_rows"),
     "model, tiling included": ("upscaler.py", "_upscale_luma"),
     "onnxruntime runs": ("onnxruntime_inference_collection.py", "run"),

@@ -90,6 +90,10 @@ def export(checkpoint, output, tolerance, score_dir, calibration_dir):
                    "low-key and text (mix) (repeatable).")
 @click.option("--residual", multiple=True, type=click.Choice(["int8", "float"]),
               help="Quantize the residual blocks' adds (int8) or keep them in float (repeatable).")
+@click.option("--output-convs", multiple=True, type=click.IntRange(min=1),
+              help="How many convolutions, counted back from the output, float output layers keep in float "
+                   "(repeatable; default 1: the last one on each path; 2 adds the body's last convolution, "
+                   "one layer's multiply-adds in float for less rounding in the output).")
 @click.option("--min-psnr-vs-fp32", "min_psnr_vs_fp32_db", type=float, default=MIN_PSNR_VS_FP32_DB,
               show_default=True,
               help="Least PSNR (dB) of the int8 output against the fp32 output on every gate image (45: an rms "
@@ -101,14 +105,16 @@ def export(checkpoint, output, tolerance, score_dir, calibration_dir):
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads for timing recipes.")
 @reports_errors
 def quantize(model, output_path, data_dir, methods, activations, weights, silu, output, calibration_sets, residual,
-             min_psnr_vs_fp32_db, max_loss_db, threads):
+             output_convs, min_psnr_vs_fp32_db, max_loss_db, threads):
     """Quantize an fp32 model to int8 (onnxruntime static quantization, QDQ, per-channel weights).
 
     With no recipe option, every calibration method and activation/weight type is tried
-    (SiLU int8, output layers float), plus SiLU in float and output layers in int8; with
-    some, every combination of them (unset ones: all types and methods, SiLU int8, output
-    layers float). Each recipe is scored on validation PSNR and latency (256x256), and the
-    graph onnxruntime runs is checked for ops left in float. Kept: among recipes that pass
+    (SiLU int8, output layers float), plus SiLU in float, output layers in int8, and the
+    recipes meant for every kind of content (calibrated on the mix, SiLU in float, residual
+    adds int8 or float, output layers one or two convolutions deep); with some, every
+    combination of them (unset ones: all types and methods, SiLU int8, output layers float,
+    one convolution deep). Each recipe is scored on validation PSNR and latency (256x256), and
+    the graph onnxruntime runs is checked for ops left in float. Kept: among recipes that pass
     the gate, those within 10% of the fastest, then the best validation PSNR. The comparison
     is stored in the int8 model's metadata (`enhance-edge bench` prints it).
     The gate, printed as a table for every recipe: on every gate image (faces of the
@@ -125,9 +131,12 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
     from .quantize import default_search, describe_gate, quantize_model, require_keepable, search_space
 
     chosen = {"calibrations": methods, "activations": activations, "weights": weights, "silu": silu, "output": output,
-              "calibration_sets": calibration_sets, "residual": residual}
+              "calibration_sets": calibration_sets, "residual": residual, "output_convs": output_convs}
     recipes = (search_space(**{key: values for key, values in chosen.items() if values})
                if any(chosen.values()) else default_search())
+    if not recipes:
+        raise click.BadParameter(f"{', '.join(map(str, output_convs))}: more than 1 needs --output-layers float",
+                                 param_hint="--output-convs")
     try:
         require_keepable(recipes)
     except ValueError as exc:

@@ -48,9 +48,23 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     return rgb @ _RGB_TO_YCBCR.T + _CHROMA_OFFSET
 
 
-def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`rgb_to_ycbcr` (not clipped)."""
-    return (ycbcr - _CHROMA_OFFSET) @ _YCBCR_TO_RGB.T
+def ycbcr_to_rgb_pixels(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, out: np.ndarray) -> None:
+    """Inverse of :func:`rgb_to_ycbcr` for (H, W) float32 planes in [0, 1], rounded and clipped
+    into the uint8 pixels ``out[..., :3]`` of an (H, W, C) array, as :func:`from_unit_float` rounds.
+
+    Channel by channel: an upscaled photo's output is 4x its input, and an (H, W, 3) float
+    array of it, made and converted whole, took 1.5 s against 1.0 (48 megapixels, chroma resize included).
+    """
+    cb, cr = cb - _CHROMA_OFFSET[1], cr - _CHROMA_OFFSET[2]
+    to_pixels = _YCBCR_TO_RGB * np.float32(255.0)
+    channel = np.empty(luma.shape, np.float32)
+    for index in range(3):
+        np.multiply(luma, to_pixels[index, 0], out=channel)
+        channel += cb * to_pixels[index, 1]
+        channel += cr * to_pixels[index, 2]
+        np.rint(channel, out=channel)
+        np.clip(channel, 0, 255, out=channel)
+        out[..., index] = channel
 
 
 def _halve(values: np.ndarray) -> np.ndarray:

@@ -25,7 +25,8 @@ from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
 from .batch import FileResult, plan_jobs, upscale_file
 from .model import INPUT_NAME, STRENGTH_NAME, bundled_scale_for, open_session, resolve_model
 from .output_size import resize_output
-from .processing import fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float, ycbcr_to_rgb
+from .processing import (fill_transparent, from_unit_float, resize_plane_rows, rgb_to_ycbcr, to_unit_float,
+                         ycbcr_to_rgb_pixels)
 from .upscale_settings import MODEL_FIELDS, UpscaleSettings
 from .strength import checked_strength
 from .tiling import choose_tile, half_blend, upscale_tiled
@@ -375,9 +376,8 @@ class Upscaler:
         size = (width * self.scale, height * self.scale)
         out = np.empty((size[1], size[0], 3 if alpha is None else 4), np.uint8)
         for top, bottom in _strips(size[1]):
-            ycbcr = np.stack([luma[top:bottom], resize_plane_rows(cb, size, top, bottom),
-                              resize_plane_rows(cr, size, top, bottom)], axis=-1)
-            out[top:bottom, :, :3] = from_unit_float(ycbcr_to_rgb(ycbcr))
+            ycbcr_to_rgb_pixels(luma[top:bottom], resize_plane_rows(cb, size, top, bottom),
+                                resize_plane_rows(cr, size, top, bottom), out[top:bottom])
         if alpha is not None:
             out[..., 3] = self._upscale_alpha(alpha)
         return out

@@ -65,6 +65,14 @@ def test_quantize_command_writes_beside_the_model_by_default(tmp_path, tiny_onnx
     assert open_session(tmp_path / "face-int8.onnx")[1].metadata["precision"] == "int8"
 
 
+def test_quantize_refuses_output_convs_without_float_output_layers(tmp_path, tiny_onnx, face_folder):
+    result = CliRunner().invoke(main, ["quantize", str(tiny_onnx), "--calibration", str(face_folder),
+                                       "--output-layers", "int8", "--output-convs", "2"])
+    assert result.exit_code == 2
+    assert "Invalid value for --output-convs: 2: more than 1 needs --output-layers float" in result.output
+    assert not (tiny_onnx.parent / "tiny-int8.onnx").exists()
+
+
 def test_the_commands_defaults_are_the_librarys_constants():
     from enhance_edge.export.onnx_export import PARITY_TOLERANCE, export_checkpoint
 

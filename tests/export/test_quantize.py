@@ -102,7 +102,8 @@ def test_search_space_is_the_product_of_the_choices():
     assert len(recipes) == 2 * 1 * 2 * 2 and len(set(recipes)) == len(recipes)
     assert {r.calibration for r in recipes} == {"minmax", "entropy"} and {r.output for r in recipes} == {"float"}
     default = default_search()
-    assert len(set(default)) == len(default) == 3 * 3 * 2 + 3 + 2 + 3 * 2
+    assert len(set(default)) == len(default) == 3 * 3 * 2 + 3 + 2 + 3 * 2 * 2
+    assert {r.output_convs for r in robust_search()} == {1, 2}
     assert {r.calibration_set for r in robust_search()} == {"mix"} and {r.silu for r in robust_search()} == {"float"}
     assert set(robust_search()) <= set(default) and {r.residual for r in robust_search()} == {"int8", "float"}
     assert Recipe(output="int8") in default and Recipe(silu="float") in default
@@ -111,10 +112,34 @@ def test_search_space_is_the_product_of_the_choices():
         Recipe(activations="int4")
 
 
+def test_output_convs_count_only_float_output_layers():
+    # int8 output layers have no depth: the product leaves those combinations out, a Recipe refuses them
+    recipes = search_space(calibrations=["minmax"], activations=["uint8"], weights=["int8"], output=["float", "int8"],
+                           output_convs=[1, 2])
+    assert sorted((r.output, r.output_convs) for r in recipes) == [("float", 1), ("float", 2), ("int8", 1)]
+    assert Recipe(output_convs=2).name.endswith("out:float outconvs:2")
+    with pytest.raises(ValueError, match="got 2 with output='int8'"):
+        Recipe(output="int8", output_convs=2)
+    with pytest.raises(ValueError, match="got 0 with output='float'"):
+        Recipe(output_convs=0)
+
+
 def test_output_layers_are_the_last_convolutions_and_what_follows(tiny_onnx):
     names = output_layers(onnx.load(str(tiny_onnx)))
     # the tail conv, the bicubic skip conv (not the Pad before it), their Add and the DepthToSpace
     assert sorted(names) == sorted(["/tail/Conv", "/Conv", "/Add", "/shuffle/DepthToSpace"])
+    # two deep: on the main path the residual block's second conv (not its first), and on its skip the head conv
+    deeper = output_layers(onnx.load(str(tiny_onnx)), convs=2)
+    assert set(names) < set(deeper) and {"/body.0/conv2/Conv", "/body.0/Add", "/head/Conv"} <= set(deeper)
+    assert "/body.0/conv1/Conv" not in deeper
+
+
+def test_two_output_convs_run_one_more_convolution_in_float(quantized, tmp_path, tiny_onnx, face_folder):
+    out = tmp_path / "two-deep-int8.onnx"
+    summary = quantize_model(tiny_onnx, out, face_folder, [Recipe(output_convs=2)], **ANY)
+    assert summary["recipe"]["output_convs"] == 2
+    float_convs = float_compute_ops(runtime_graph(out, 1))["Conv"]
+    assert float_convs > float_compute_ops(runtime_graph(quantized[0], 1))["Conv"]
 
 
 def test_calibration_reader_feeds_runtime_preprocessed_batches():
