@@ -37,8 +37,9 @@ _BASE_BYTES = 128 << 20
 # scale**2 larger float luma and output pixels), by working mode; estimated for scale 2.
 _IMAGE_BYTES_PER_PIXEL = {"L": 32, "I;16": 40, "LA": 48, "RGB": 64, "RGBA": 96}
 _STRIP_ROWS = 256  # output rows converted at a time
-# "auto" reads the strength of an image whole (one model run gives the output and the strength it
-# ran at) up to this many input pixels; a larger one, which may be tiled, from a grid of crops.
+# estimate_strength reads a plane whole (one model run gives the output and the strength it ran at)
+# up to this many input pixels, a larger one from a grid of crops. An image upscaled untiled reads
+# its strength in its own run, whatever its size; a tiled one gets estimate_strength's.
 _ESTIMATE_WHOLE_PIXELS = 512 * 512
 _ESTIMATE_CROP = 128
 _ESTIMATE_GRID = 4  # crops per side
@@ -260,8 +261,9 @@ class Upscaler:
         asked = self.strength if strength is None else self.checked_strength(strength)
         tile = self.tile_for(plane.shape[1], plane.shape[0], mode)
         ran: set[str] = set()
-        if self.info.conditioned and asked == "auto" and tile is None and plane.size <= _ESTIMATE_WHOLE_PIXELS:
-            # One run estimates and upscales, exactly as a plain onnxruntime run of the file does.
+        if self.info.conditioned and asked == "auto" and tile is None:
+            # One run estimates and upscales, exactly as a plain onnxruntime run of the file does (and
+            # without estimate_strength's crops, which for a large image are 16 more runs of 128x128).
             result, level = self._session_run(plane, None)
             ran.add(self.precision)
         else:

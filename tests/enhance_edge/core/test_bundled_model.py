@@ -87,6 +87,8 @@ def test_bundled_model_is_small_and_self_describing(shipped):
         int(info.metadata["receptive_radius"]), int(info.metadata["working_bytes_per_pixel"])) == (
         receptive_radius(config), working_bytes_per_pixel(config))
     assert shipped.macs_per_input_pixel == int(info.metadata["macs_per_input_pixel"])
+    # a 1-megapixel photo runs whole (one run, no tiles, no estimation crops) under the default 1 GiB
+    assert Upscaler(shipped.path).tile_for(1024, 1024, "RGB") is None
 
 
 def test_the_fast_model_costs_a_fraction_of_the_default():

@@ -38,6 +38,8 @@ def test_upscaler_reads_the_margin_and_working_memory_from_the_model_metadata(up
 def test_working_memory_grows_with_the_generator_width():
     assert working_bytes_per_pixel({"channels": 20, "scale": 2}) == 4 * (7 * 20 + 8 + 2)
     assert working_bytes_per_pixel({"channels": 40}) > working_bytes_per_pixel({"channels": 20})
+    # the plain "rep" chain keeps fewer feature maps live than residual blocks
+    assert working_bytes_per_pixel({"channels": 32, "body": "rep"}) == 4 * (5 * 32 + 8 + 2)
 
 
 @given(length=st.integers(1, 300), tile=st.integers(1, 120))

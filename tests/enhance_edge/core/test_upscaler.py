@@ -215,6 +215,21 @@ def test_a_tiled_image_runs_every_tile_at_the_whole_images_strength(tiny_conditi
     np.testing.assert_array_equal(tiled.upscale(pixels), conditioned.upscale(pixels))
 
 
+def test_an_untiled_large_image_reads_its_strength_in_its_own_run(tiny_conditioned_onnx, conditioned, monkeypatch):
+    import onnxruntime as ort
+
+    pixels = np.random.default_rng(1).integers(0, 256, (600, 520), dtype=np.uint8)  # over 512x512: no crops
+    runs = []
+    session_run = conditioned._session_run
+    monkeypatch.setattr(conditioned, "_session_run", lambda plane, strength: runs.append(plane.shape)
+                        or session_run(plane, strength))
+    out = conditioned.upscale(pixels)
+    assert conditioned.tile_for(520, 600, "L") is None and runs == [(600, 520)]
+    plain = ort.InferenceSession(str(tiny_conditioned_onnx), providers=["CPUExecutionProvider"])
+    expected = plain.run(None, {"input": to_unit_float(pixels)[None, None]})[0][0, 0]
+    assert np.abs(out.astype(int) - from_unit_float(expected)).max() <= 1  # other thread counts: float rounding
+
+
 def test_a_large_image_is_estimated_from_crops_spread_over_it(conditioned):
     plane = np.random.default_rng(0).random((1200, 1000), dtype=np.float32)
     grid = [(top, left) for top in np.linspace(0, 1200 - 128, 4).astype(int)
