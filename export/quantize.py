@@ -78,6 +78,12 @@ EVAL_BATCH = 64
 TIMING_SIZE = (256, 256)  # (height, width) of the input each recipe is timed on
 
 
+def output_depth_fits(output: str, output_convs: int) -> bool:
+    """Whether output layers in ``output`` precision can reach back ``output_convs`` convolutions:
+    any depth of at least 1 in float, only the last convolution's own in int8."""
+    return output_convs == 1 or (output == "float" and output_convs > 1)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """One way of quantizing: calibration method, activation/weight types, and where SiLU runs."""
@@ -106,7 +112,7 @@ class Recipe:
                               ("calibration_set", CALIBRATION_SETS), ("residual", PRECISION_CHOICES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"Recipe.{name} must be one of {sorted(choices)}, got {getattr(self, name)!r}")
-        if self.output_convs < 1 or (self.output == "int8" and self.output_convs != 1):
+        if not output_depth_fits(self.output, self.output_convs):
             raise ValueError(f"Recipe.output_convs counts the convolutions output='float' keeps: at least 1, and "
                              f"1 with output='int8'; got {self.output_convs!r} with output={self.output!r}")
 
@@ -128,9 +134,10 @@ def search_space(calibrations: Iterable[str] = tuple(CALIBRATION_METHODS),
                  calibration_sets: Iterable[str] = ("faces",), residual: Iterable[str] = ("int8",),
                  output_convs: Iterable[int] = (1,)) -> list[Recipe]:
     """Every combination of the given choices (output_convs only with output layers in float)."""
-    return [Recipe(*choice) for choice in itertools.product(calibrations, activations, weights, silu, output,
-                                                            calibration_sets, residual, output_convs)
-            if choice[4] == "float" or choice[7] == 1]
+    return [Recipe(cal, act, wt, sil, out, cal_set, res, depth)
+            for cal, act, wt, sil, out, cal_set, res, depth in itertools.product(
+                calibrations, activations, weights, silu, output, calibration_sets, residual, output_convs)
+            if output_depth_fits(out, depth)]
 
 
 def default_search() -> list[Recipe]:

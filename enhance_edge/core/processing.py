@@ -39,7 +39,8 @@ def to_batch(planes: list[np.ndarray]) -> np.ndarray:
 _RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114],
                           [-0.168736, -0.331264, 0.5],
                           [0.5, -0.418688, -0.081312]], dtype=np.float32)
-_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR).astype(np.float32)
+# YCbCr in [0, 1] (chroma offset removed) to RGB pixel values in [0, 255].
+_YCBCR_TO_PIXELS = (np.linalg.inv(_RGB_TO_YCBCR) * 255.0).astype(np.float32)
 _CHROMA_OFFSET = np.array([0.0, 0.5, 0.5], dtype=np.float32)
 
 
@@ -56,12 +57,11 @@ def ycbcr_to_rgb_pixels(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, out: n
     array of it, made and converted whole, took 1.5 s against 1.0 (48 megapixels, chroma resize included).
     """
     cb, cr = cb - _CHROMA_OFFSET[1], cr - _CHROMA_OFFSET[2]
-    to_pixels = _YCBCR_TO_RGB * np.float32(255.0)
     channel = np.empty(luma.shape, np.float32)
-    for index in range(3):
-        np.multiply(luma, to_pixels[index, 0], out=channel)
-        channel += cb * to_pixels[index, 1]
-        channel += cr * to_pixels[index, 2]
+    for index, (from_luma, from_cb, from_cr) in enumerate(_YCBCR_TO_PIXELS):
+        np.multiply(luma, from_luma, out=channel)
+        channel += cb * from_cb
+        channel += cr * from_cr
         np.rint(channel, out=channel)
         np.clip(channel, 0, 255, out=channel)
         out[..., index] = channel
