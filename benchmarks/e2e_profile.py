@@ -5,8 +5,8 @@
 Three measurements: the command as a user runs it (a fresh process, wall time, median of --reps);
 Python's start and the command's imports alone (`python -c "import enhance_edge.apps.cli"`); and the
 same command run in-process under cProfile, whose cumulative times are grouped into the stages a
-file goes through (decode, colour conversion, session creation, model runs and tiling, chroma,
-encode and write). cProfile's own overhead is small here: the time is in a few native calls.
+file goes through (decode, session creation, pixel conversions, model runs and tiling, encode and
+write). cProfile's own overhead is small here: the time is in a few native calls.
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ from .run import upscale_command
 STAGES = {
     "decode (read_image)": ("imageio.py", "read_image"),
     "session creation": ("upscaler.py", "__init__"),
-    "colour conversion (RGB->YCbCr)": ("processing.py", "rgb_to_ycbcr"),
-    "colour conversion (YCbCr->RGB)": ("processing.py", "ycbcr_to_rgb_pixels"),
-    "chroma resize (bicubic)": ("processing.py", "resize_plane_rows"),
+    # on worker threads, which cProfile does not follow: the main thread's wait for them
+    "pixel conversions (YCbCr both ways, chroma resize, rounding)": ("upscaler.py", "_in_strips"),
     "model, tiling included": ("upscaler.py", "_upscale_luma"),
     "onnxruntime runs": ("onnxruntime_inference_collection.py", "run"),
     "encode and write": ("imageio.py", "write_image"),

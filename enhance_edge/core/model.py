@@ -247,7 +247,7 @@ class ModelInfo:
     channels: int
     value_range: tuple[float, float]
     layout: str
-    receptive_radius: int  # RECEPTIVE_RADIUS_KEY
+    receptive_radius: int | None  # RECEPTIVE_RADIUS_KEY; None: unknown (no key, no readable generator config)
     working_bytes_per_pixel: int  # WORKING_BYTES_KEY
     metadata: dict[str, str] = field(repr=False)
     conditioned: bool = False  # takes an optional strength (the degradation level) and says the one it used
@@ -287,9 +287,10 @@ class ModelInfo:
         return json.loads(value) if value is not None else None
 
 
-def _tiling_facts(path: str, metadata: dict[str, str], generator: Any) -> tuple[int, int]:
+def _tiling_facts(path: str, metadata: dict[str, str], generator: Any) -> tuple[int | None, int]:
     """(receptive radius, working bytes per pixel) as the file states them; for a file written
-    before those keys, what the exporter would have written from its generator config."""
+    before those keys, what the exporter would have written from its generator config (a radius
+    of None if it has none)."""
     try:
         radius = (int(metadata[RECEPTIVE_RADIUS_KEY]) if RECEPTIVE_RADIUS_KEY in metadata
                   else receptive_radius(generator))
@@ -297,7 +298,7 @@ def _tiling_facts(path: str, metadata: dict[str, str], generator: Any) -> tuple[
                          else working_bytes_per_pixel(generator))
     except ValueError as exc:
         raise ModelError(f"{path!r} has unreadable metadata ({exc!r})") from None
-    if not 0 <= radius <= MAX_RECEPTIVE_RADIUS or not 1 <= working_bytes <= MAX_WORKING_BYTES:
+    if (radius is not None and not 0 <= radius <= MAX_RECEPTIVE_RADIUS) or not 1 <= working_bytes <= MAX_WORKING_BYTES:
         raise ModelError(f"{path!r} declares {RECEPTIVE_RADIUS_KEY}={radius} and {WORKING_BYTES_KEY}={working_bytes}; "
                          f"they must be from 0 to {MAX_RECEPTIVE_RADIUS} and from 1 to {MAX_WORKING_BYTES}")
     return radius, working_bytes

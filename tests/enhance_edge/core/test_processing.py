@@ -6,7 +6,7 @@ from PIL import Image
 
 from enhance_edge.errors import ImageError
 from enhance_edge.core.processing import (fill_transparent, from_unit_float,
-                                          resize_plane_rows, rgb_to_ycbcr, to_unit_float, ycbcr_to_rgb_pixels)
+                                          resize_plane_rows, rgb_to_luma_chroma, to_unit_float, ycbcr_to_rgb_pixels)
 
 
 @pytest.mark.parametrize("dtype, top", [(np.uint8, 255), (np.uint16, 65535)])
@@ -27,17 +27,19 @@ def test_unsupported_pixel_types_are_named():
 
 def test_ycbcr_round_trip_and_pillow_agreement():
     rgb = np.random.default_rng(0).integers(0, 256, (8, 9, 3), dtype=np.uint8)
-    ycbcr = rgb_to_ycbcr(to_unit_float(rgb))
+    luma, chroma = np.empty((8, 9), np.float32), np.empty((2, 8, 9), np.float32)
+    rgb_to_luma_chroma(rgb, luma, chroma)
     back = np.full((8, 9, 4), 7, np.uint8)
-    ycbcr_to_rgb_pixels(ycbcr[..., 0], ycbcr[..., 1], ycbcr[..., 2], back)
+    ycbcr_to_rgb_pixels(luma, chroma[0], chroma[1], back)
     np.testing.assert_array_equal(back[..., :3], rgb)
     assert (back[..., 3] == 7).all()  # a fourth (alpha) channel is left as it was
-    # out-of-gamut values clip to the pixel range, as from_unit_float clips
-    ycbcr_to_rgb_pixels(np.array([[1.2, -0.1]], np.float32), np.full((1, 2), 0.5, np.float32),
-                        np.full((1, 2), 0.5, np.float32), back[:1, :2])
-    assert back[0, :2, :3].tolist() == [[255] * 3, [0] * 3]
+    # out-of-gamut values clip to the pixel range, as from_unit_float clips; others round to the nearest
+    zero = np.zeros((1, 4), np.float32)
+    ycbcr_to_rgb_pixels(np.array([[1.2, -0.1, 100.6 / 255, 100.4 / 255]], np.float32), zero, zero, back[:1, :4])
+    assert back[0, :4, :3].tolist() == [[255] * 3, [0] * 3, [101] * 3, [100] * 3]
     pillow = np.asarray(Image.fromarray(rgb).convert("YCbCr")).astype(np.float32)
-    assert np.abs(ycbcr * 255 - pillow).max() <= 1.0  # Pillow's is the same BT.601, in integers
+    ours = np.dstack([luma, chroma[0] + 0.5, chroma[1] + 0.5]) * 255  # Pillow and JPEG offset chroma by half
+    assert np.abs(ours - pillow).max() <= 1.0  # Pillow's is the same BT.601, in integers
 
 
 def test_resize_plane_rows_equals_slices_of_the_whole_resize():

@@ -1,6 +1,7 @@
 """Tiles: margins from the model's receptive field, blend weights, and tiled == untiled."""
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,16 +24,28 @@ def test_receptive_radius_counts_the_generators_convolutions():
 
 
 @pytest.mark.parametrize("config", [None, {}, {"residual_blocks": "many"}, "not a dict"])
-def test_unknown_models_get_the_safe_fallback_margin(config):
-    assert receptive_radius(config) == FALLBACK_MARGIN
+def test_an_unknown_generator_has_no_receptive_radius_and_the_widest_working_memory(config):
+    assert receptive_radius(config) is None
     assert working_bytes_per_pixel(config) == working_bytes_per_pixel({"channels": 64})
 
 
 def test_upscaler_reads_the_margin_and_working_memory_from_the_model_metadata(upscaler):
     metadata = upscaler.info.metadata
     assert upscaler.margin == int(metadata["receptive_radius"]) == 4  # 1 residual block
+    assert not upscaler.blend_tiles  # a stated field: tiles are exact side by side
     assert upscaler.bytes_per_pixel == int(metadata["working_bytes_per_pixel"]) == working_bytes_per_pixel(
         upscaler.info.json_field("generator_config"))
+
+
+def test_a_model_that_does_not_state_its_field_gets_the_fallback_margin_and_blended_tiles(tiny_onnx, tmp_path):
+    model = onnx.load(str(tiny_onnx))
+    kept = {p.key: p.value for p in model.metadata_props if p.key not in ("receptive_radius", "generator_config")}
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, kept)
+    onnx.save(model, str(tmp_path / "unstated.onnx"))
+    unstated = Upscaler(tmp_path / "unstated.onnx", threads=1)
+    assert unstated.info.receptive_radius is None
+    assert (unstated.margin, unstated.blend_tiles) == (FALLBACK_MARGIN, True)
 
 
 def test_working_memory_grows_with_the_generator_width():
@@ -65,12 +78,14 @@ def test_choose_tile_keeps_small_images_whole_and_fits_big_ones():
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(height=st.integers(1, 70), width=st.integers(1, 70), tile=st.integers(1, 40), seed=st.integers(0, 2**16))
-def test_tiled_equals_untiled(upscaler, height, width, tile, seed):
+@given(height=st.integers(1, 70), width=st.integers(1, 70), tile=st.integers(1, 40), seed=st.integers(0, 2**16),
+       blend=st.booleans())
+def test_tiled_equals_untiled(upscaler, height, width, tile, seed, blend):
     plane = np.random.default_rng(seed).random((height, width), dtype=np.float32)
     whole = upscaler.upscale_plane(plane)
     done = []
-    tiled = upscale_tiled(plane, upscaler.upscale_plane, 2, tile, upscaler.margin, progress=done.append)
+    tiled = upscale_tiled(plane, upscaler.upscale_plane, 2, tile, upscaler.margin, progress=done.append,
+                          blend=blend)
     assert sum(done) == height * width
     assert np.abs(tiled - whole).max() < 1e-4  # the margin covers the receptive field: exact up to float
 
