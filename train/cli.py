@@ -18,7 +18,7 @@ from .config import (BodyKind, Condition, ContentLoss, EstimatorConfig, Generato
 
 # The options' defaults are the configs' own: the numbers live once, in train/config.py and
 # enhance_edge/eval/degradation.py (neither imports PyTorch).
-GENERATOR, TRAIN, DEGRADATION = GeneratorConfig(), TrainConfig(), DegradationConfig()
+GENERATOR, TRAIN, DEGRADATION, ESTIMATOR = GeneratorConfig(), TrainConfig(), DegradationConfig(), EstimatorConfig()
 
 
 def _range_text(pair: tuple[float, float]) -> str:
@@ -70,6 +70,9 @@ def _range_text(pair: tuple[float, float]) -> str:
 @click.option("--estimator-stride", type=click.Choice(["1", "2"]), default="1", show_default=True,
               help="Stride of the level estimator's first layer (with --condition degradation); 2 costs a "
                    "quarter, for models that run it inside every call.")
+@click.option("--estimator-channels", type=click.IntRange(min=1), default=ESTIMATOR.channels, show_default=True,
+              help="Width of the level estimator's first layer (its inner layers are twice as wide). Another "
+                   "width than --init-from's estimator starts it from scratch beside the warm-started generator.")
 @click.option("--scale", type=click.IntRange(min=2), default=GENERATOR.scale, show_default=True,
               help="Upscaling factor.")
 @click.option("--hflip/--no-hflip", default=TRAIN.hflip, show_default=True, help="Random horizontal flips.")
@@ -108,9 +111,9 @@ def _range_text(pair: tuple[float, float]) -> str:
               help="Replace the run OUT holds (its last.pt, best.pt and metrics.jsonl) with a new one.")
 @reports_errors
 def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_weight, warmup_epochs, init_from,
-          content_loss, teacher, distill_weight, qat, skip, channels, blocks, body, rep_convs, estimator_stride, scale,
-          hflip, degrade, clean_share, blur_sigma, noise_sigma, jpeg_quality, condition, extra_data, extra_crops,
-          max_images, seed, threads, checkpoint_every, resume, overwrite):
+          content_loss, teacher, distill_weight, qat, skip, channels, blocks, body, rep_convs, estimator_stride,
+          estimator_channels, scale, hflip, degrade, clean_share, blur_sigma, noise_sigma, jpeg_quality, condition,
+          extra_data, extra_crops, max_images, seed, threads, checkpoint_every, resume, overwrite):
     """Train the generator (and discriminator) on a folder of faces.
 
     Defaults are the report's: 50 epochs, batch 64, Adam 2e-4 with betas (0.5, 0.9),
@@ -152,7 +155,7 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
                               extra_data=tuple(str(folder) for folder in extra_data), extra_crops=extra_crops,
                               seed=seed, threads=threads, checkpoint_every=checkpoint_every),
             degradation=DegradationConfig(**given) if degrade else None,
-            estimator=EstimatorConfig(first_stride=int(estimator_stride)))
+            estimator=EstimatorConfig(channels=estimator_channels, first_stride=int(estimator_stride)))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     best = run_training(data_dir, out_dir, config, report=lambda line: click.echo(line, err=True), resume=resume,

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from torch.nn import functional as F
 
 from enhance_edge.eval.dataset import PairSet, load_pairs
@@ -381,6 +382,12 @@ class Batch:
     taught: torch.Tensor | None
 
 
+def _fits(network: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    """Whether ``state`` has exactly ``network``'s weight names and shapes."""
+    own = network.state_dict()
+    return own.keys() == state.keys() and all(own[key].shape == state[key].shape for key in own)
+
+
 class Networks:
     """The generator, with an adversary the discriminator and, conditioned, the level estimator, with
     their optimisers and the learning-rate schedule: identical in every process."""
@@ -396,7 +403,9 @@ class Networks:
         if cfg.init_from:  # SRGAN's warm start: begin from a generator trained on the content loss
             warm, estimator_state = load_warm_start(cfg.init_from, config.generator)
             generator.load_state_dict(warm.state_dict())
-            if estimator is not None and estimator_state is not None:
+            if estimator is not None and estimator_state is not None and _fits(estimator, estimator_state):
+                # (A source estimator of another width, --estimator-channels, does not fit: this run's
+                # learns from scratch beside the warm-started generator, as for a newly conditioned one.)
                 estimator.load_state_dict(estimator_state)
         if estimator is not None:
             estimator = estimator.to(self.device, memory_format=torch.channels_last)

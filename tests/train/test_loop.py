@@ -10,9 +10,10 @@ import torch
 from enhance_edge.eval.dataset import load_pairs
 from enhance_edge.errors import CheckpointError
 from enhance_edge.train import checkpoint
-from enhance_edge.train.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
+from enhance_edge.eval.degradation import DegradationConfig
+from enhance_edge.train.config import DiscriminatorConfig, EstimatorConfig, GeneratorConfig, RunConfig, TrainConfig
 from enhance_edge.train.loop import ROUNDING_MSE, content_loss, evaluate, train
-from enhance_edge.train.networks import Discriminator
+from enhance_edge.train.networks import DegradationEstimator, Discriminator, Generator
 
 CHECKPOINT_KEYS = {"format", "config", "epoch", "data", "generator", "optimizer_g", "discriminator",
                    "optimizer_d", "validation"}
@@ -135,6 +136,24 @@ def test_init_from_starts_the_generator_from_another_runs_weights(face_folder, t
     assert state["config"]["train"]["init_from"] == str(tmp_path / "mse" / "best.pt")
     for name, weights in start.items():
         assert torch.allclose(state["generator"][name], weights), name
+
+
+@pytest.mark.parametrize("width", [2, 3])
+def test_init_from_hands_on_an_estimator_of_the_same_width_and_starts_another_afresh(
+        face_folder, tmp_path, tiny_conditioned, tiny_conditioned_onnx, width):
+    generator, source_estimator = tiny_conditioned  # an estimator 2 channels wide
+    config = RunConfig(generator.config, DiscriminatorConfig(base_channels=4),
+                       tiny(adversarial_weight=0, init_from=str(tiny_conditioned_onnx), lr=1e-30).train,
+                       degradation=DegradationConfig(), estimator=EstimatorConfig(channels=width, first_stride=2))
+    torch.manual_seed(config.train.seed)  # the run draws its generator, then its estimator
+    Generator(config.generator)
+    fresh = DegradationEstimator(config.estimator).state_dict()
+    train(face_folder, tmp_path, config, report=lambda line: None)
+    trained = checkpoint.load(tmp_path / "last.pt")["estimator"]
+    assert trained["layers.0.weight"].shape[0] == width
+    start = source_estimator.state_dict() if width == 2 else fresh
+    # two steps at the estimator's own rate move each weight by about 2 x 3e-3 at most
+    assert all((trained[key] - start[key]).abs().max() < 0.01 for key in start)
 
 
 def test_init_from_refuses_a_generator_of_another_design(face_folder, tmp_path):
