@@ -32,7 +32,7 @@ from .run import upscale_command
 # model stage less the onnxruntime runs inside it
 STAGES = {
     "decode (read_image)": ("imageio.py", "read_image"),
-    "session creation": ("upscaler.py", "__init__"),
+    "session creation": ("upscaler.py", "_open"),  # Upscaler() and Upscaler.from_settings both open here
     # on worker threads, which cProfile does not follow: the main thread's wait for them
     "pixel conversions (YCbCr both ways, chroma resize, rounding)": ("upscaler.py", "_in_strips"),
     "model, tiling included": ("upscaler.py", "_upscale_luma"),

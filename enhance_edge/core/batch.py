@@ -317,7 +317,8 @@ def write_upscaled(upscaler: Upscaler, image: Image.Image, info: SourceInfo, han
     metadata and the provenance tags; the result's size. Errors of the upscale name ``name`` (the
     input); errors of the encoding ``target`` (default: ``name``)."""
     try:
-        result = upscaler.upscale(image, progress=progress, strength=strength)
+        upscale = upscaler.upscale_for_jpeg if image_format == "JPEG" else upscaler.upscale
+        result = upscale(image, progress=progress, strength=strength)
     except (ImageError, ModelError) as exc:  # e.g. a model that fails on this size: name the file
         raise type(exc)(f"{name}: {exc}") from None
     try:

@@ -58,6 +58,11 @@ def rgb_to_luma_chroma(rgb: np.ndarray, luma: np.ndarray, chroma: np.ndarray) ->
         np.matmul(unit, weights, out=plane)
 
 
+def chroma_pixels(plane: np.ndarray) -> np.ndarray:
+    """A centred chroma plane as JPEG and Pillow store it: 128 + 255 x the value, rounded, uint8."""
+    return np.clip(np.rint(plane * np.float32(255.0) + np.float32(128.0)), 0, 255).astype(np.uint8)
+
+
 def ycbcr_to_rgb_pixels(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, out: np.ndarray) -> None:
     """Inverse of :func:`rgb_to_luma_chroma` for (H, W) float32 planes (Y in [0, 1], chroma
     centred), rounded and clipped into the uint8 pixels ``out[..., :3]`` of an (H, W, C) array.

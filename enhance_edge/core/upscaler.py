@@ -27,8 +27,8 @@ from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
 from .batch import FileResult, plan_jobs, upscale_file
 from .model import INPUT_NAME, STRENGTH_NAME, bundled_scale_for, open_session, resolve_model
 from .output_size import resize_output
-from .processing import (fill_transparent, from_unit_float, resize_plane_rows, rgb_to_luma_chroma, to_unit_float,
-                         ycbcr_to_rgb_pixels)
+from .processing import (chroma_pixels, fill_transparent, from_unit_float, resize_plane_rows, rgb_to_luma_chroma,
+                         to_unit_float, ycbcr_to_rgb_pixels)
 from .upscale_settings import MODEL_FIELDS, UpscaleSettings
 from .strength import checked_strength
 from .tiling import FALLBACK_MARGIN, choose_tile, half_blend, upscale_tiled
@@ -387,12 +387,18 @@ class Upscaler:
         size = (alpha.shape[1] * self.scale, alpha.shape[0] * self.scale)
         return np.asarray(Image.fromarray(alpha).resize(size, Image.Resampling.BICUBIC))
 
+    def _split_colour(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W, 3) uint8 -> the luma plane the model sees and the (2, H, W) chroma, centred."""
+        height, width = rgb.shape[:2]
+        luma, chroma = np.empty((height, width), np.float32), np.empty((2, height, width), np.float32)
+        _in_strips(height, functools.partial(_split_rows, rgb, luma, chroma), self._threads)
+        return luma, chroma
+
     def _upscale_colour(self, rgb: np.ndarray, alpha: np.ndarray | None, progress: Callable[[int], None] | None,
                         strength: float | str | None) -> np.ndarray:
         """(H, W, 3) uint8 -> (sH, sW, 3 or 4) uint8: model on luma, bicubic chroma and alpha."""
         height, width = rgb.shape[:2]
-        luma, chroma = np.empty((height, width), np.float32), np.empty((2, height, width), np.float32)
-        _in_strips(height, functools.partial(_split_rows, rgb, luma, chroma), self._threads)
+        luma, chroma = self._split_colour(rgb)
         cb, cr = (Image.fromarray(plane) for plane in chroma)
         del chroma
         upscaled = self._upscale_luma(luma, "RGB" if alpha is None else "RGBA", progress, strength)
@@ -407,3 +413,30 @@ class Upscaler:
         if alpha is not None:
             out[..., 3] = self._upscale_alpha(alpha)
         return out
+
+    def upscale_for_jpeg(self, image: Image.Image, *, progress: Callable[[int], None] | None = None,
+                         strength: float | str | None = None) -> Image.Image:
+        """upscale() for a JPEG file, which keeps chroma at half resolution (4:2:0, Pillow's default).
+
+        A colour image without alpha, at the model's own (even) scale, comes back as a "YCbCr" image:
+        the same luma, and chroma at half the output size (bicubic from the input's; at x2 the
+        input's own) with each value over 2x2 pixels, which the encoder's 2x2 average gives back
+        exactly. upscale()'s full-size bicubic chroma, converted to RGB and by the encoder back,
+        gave nearly the same file (decoded: 0.3 levels apart on average) for 0.4 s more of a
+        12-megapixel photo's 3.6 s with `fast` on 2 threads. Any other image: upscale()'s.
+        """
+        width, height = image.size
+        working = working_image(image) if min(image.size) >= 1 else None  # None: upscale() says why not
+        size = (width * self.scale, height * self.scale)
+        if working is None or working.mode != "RGB" or self.scale % 2 or self.output_dimensions(width, height) != size:
+            return self.upscale(image, progress=progress, strength=strength)
+        luma, chroma = self._split_colour(np.asarray(working))
+        upscaled = self._upscale_luma(luma, working.mode, progress, strength)
+        half = (size[0] // 2, size[1] // 2)
+        planes = []
+        for plane in chroma:
+            pixels = Image.fromarray(chroma_pixels(plane))
+            if pixels.size != half:
+                pixels = pixels.resize(half, Image.Resampling.BICUBIC)
+            planes.append(pixels.resize(size, Image.Resampling.NEAREST))
+        return Image.merge("YCbCr", [Image.fromarray(_to_pixels(upscaled, np.dtype(np.uint8), self._threads)), *planes])

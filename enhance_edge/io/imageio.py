@@ -51,7 +51,7 @@ OUTPUT_FORMATS = {"png": ("PNG", ".png"), "jpeg": ("JPEG", ".jpg"), "webp": ("WE
                   "tiff": ("TIFF", ".tif"), "bmp": ("BMP", ".bmp"), "gif": ("GIF", ".gif")}
 # Modes each format can store; anything else is converted by _mode_for. Pillow writes RGBA
 # BMPs as 32-bit BI_RGB, whose fourth byte readers ignore, so BMP, like JPEG, gets no alpha.
-_STORABLE_MODES = {"PNG": WORKING_MODES, "TIFF": WORKING_MODES, "JPEG": ("L", "RGB"),
+_STORABLE_MODES = {"PNG": WORKING_MODES, "TIFF": WORKING_MODES, "JPEG": ("L", "RGB", "YCbCr"),
                    "WEBP": ("RGB", "RGBA"), "BMP": ("L", "RGB"), "GIF": ("L", "RGB", "RGBA")}
 # Largest width or height each format can encode (libjpeg, libwebp, GIF's 16-bit sizes).
 _MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383, "GIF": 65_535}

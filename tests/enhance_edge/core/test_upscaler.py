@@ -11,7 +11,8 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from enhance_edge.errors import EnhanceEdgeError, ImageError, ModelError
-from enhance_edge.core.processing import from_unit_float, to_unit_float
+from enhance_edge.core.processing import chroma_pixels, from_unit_float, rgb_to_luma_chroma, to_unit_float
+from enhance_edge.io.imageio import DEFAULT_QUALITY
 from enhance_edge.core.upscaler import Upscaler
 
 from ...conftest import with_int8_metadata
@@ -59,6 +60,45 @@ def test_colour_keeps_its_chroma(upscaler):
     centre = out[20:60, 20:60].reshape(-1, 3)  # away from the zero-padded border
     # Whatever the (random test) model does to luma, red stays well above green above blue.
     assert (centre[:, 0] > centre[:, 1] + 60).all() and (centre[:, 1] > centre[:, 2] + 20).all()
+
+
+def test_for_a_jpeg_the_luma_is_the_models_and_the_chroma_averages_back_to_the_inputs(upscaler):
+    rgb = photo()
+    out = upscaler.upscale_for_jpeg(Image.fromarray(rgb))
+    assert out.mode == "YCbCr" and out.size == (80, 60)
+    luma, chroma = np.empty((30, 40), np.float32), np.empty((2, 30, 40), np.float32)
+    rgb_to_luma_chroma(rgb, luma, chroma)
+    pixels = np.asarray(out)
+    assert np.array_equal(pixels[..., 0], from_unit_float(upscaler.upscale_plane(luma)))
+    blocks = pixels[..., 1:].reshape(30, 2, 40, 2, 2).astype(int)
+    assert (blocks == blocks[:, :1, :, :1]).all()  # one value per 2x2 block: 4:2:0's average keeps it
+    assert np.array_equal(np.moveaxis(blocks[:, 0, :, 0], -1, 0), [chroma_pixels(plane) for plane in chroma])
+    pillow = np.asarray(Image.fromarray(rgb).convert("YCbCr"))[..., 1:]  # JPEG's own 8-bit chroma
+    assert np.abs(blocks[:, 0, :, 0] - pillow.astype(int)).max() <= 1
+
+
+def test_a_jpeg_file_is_what_the_rgb_output_saved_as_jpeg_was_within_a_level_on_average(upscaler, tmp_path):
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo(64, 48)).save(source)
+    upscaler.upscale_file(source, tmp_path / "out.jpg")
+    upscaler.upscale(Image.open(source)).save(tmp_path / "rgb.jpg", quality=DEFAULT_QUALITY)
+    written, via_rgb = (np.asarray(Image.open(tmp_path / name)).astype(int) for name in ("out.jpg", "rgb.jpg"))
+    assert written.shape == via_rgb.shape == (96, 128, 3)
+    assert np.abs(written - via_rgb).mean() < 1.0
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "LA"])
+def test_for_a_jpeg_an_image_without_colour_or_with_alpha_is_upscaled_as_always(upscaler, mode):
+    image = Image.fromarray(photo()).convert(mode)
+    jpeg, plain = upscaler.upscale_for_jpeg(image), upscaler.upscale(image)
+    assert jpeg.mode == plain.mode == mode and np.array_equal(np.asarray(jpeg), np.asarray(plain))
+
+
+def test_for_a_jpeg_a_resized_output_is_upscaled_as_always(tiny_onnx):
+    resizing = Upscaler(tiny_onnx, threads=1, outscale=1.5)
+    image = Image.fromarray(photo())
+    jpeg, plain = resizing.upscale_for_jpeg(image), resizing.upscale(image)
+    assert jpeg.mode == "RGB" and jpeg.size == (60, 45) and np.array_equal(np.asarray(jpeg), np.asarray(plain))
 
 
 def test_alpha_is_upscaled_bicubically_and_kept(upscaler):
