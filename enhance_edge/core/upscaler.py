@@ -430,13 +430,17 @@ class Upscaler:
         size = (width * self.scale, height * self.scale)
         if working is None or working.mode != "RGB" or self.scale % 2 or self.output_dimensions(width, height) != size:
             return self.upscale(image, progress=progress, strength=strength)
+        # Each buffer is dropped once used: the merged image alone is 4 bytes per output pixel.
         luma, chroma = self._split_colour(np.asarray(working))
+        planes = [Image.fromarray(chroma_pixels(plane)) for plane in chroma]
+        del chroma
         upscaled = self._upscale_luma(luma, working.mode, progress, strength)
+        del luma
+        luma_pixels = Image.fromarray(_to_pixels(upscaled, np.dtype(np.uint8), self._threads))
+        del upscaled
         half = (size[0] // 2, size[1] // 2)
-        planes = []
-        for plane in chroma:
-            pixels = Image.fromarray(chroma_pixels(plane))
-            if pixels.size != half:
-                pixels = pixels.resize(half, Image.Resampling.BICUBIC)
-            planes.append(pixels.resize(size, Image.Resampling.NEAREST))
-        return Image.merge("YCbCr", [Image.fromarray(_to_pixels(upscaled, np.dtype(np.uint8), self._threads)), *planes])
+        for index, plane in enumerate(planes):
+            if plane.size != half:
+                plane = plane.resize(half, Image.Resampling.BICUBIC)
+            planes[index] = plane.resize(size, Image.Resampling.NEAREST)
+        return Image.merge("YCbCr", [luma_pixels, *planes])
