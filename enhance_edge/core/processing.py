@@ -36,8 +36,8 @@ def to_batch(planes: list[np.ndarray]) -> np.ndarray:
 
 
 # ITU-R BT.601 full-range YCbCr, as JPEG and Pillow's "YCbCr" mode define it, for RGB in [0, 1]:
-# Y in [0, 1], Cb and Cr here centred on 0 (in [-0.5, 0.5]; Pillow and JPEG add 0.5). Centred,
-# chroma needs no offset back, and a linear resize keeps it centred.
+# Y in [0, 1], Cb and Cr here centred on 0 (in [-0.5, 0.5]; JPEG and Pillow store 128 + 255 x
+# it: chroma_pixels). Centred, chroma needs no offset back, and a linear resize keeps it centred.
 _RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114],
                           [-0.168736, -0.331264, 0.5],
                           [0.5, -0.418688, -0.081312]], dtype=np.float32)

@@ -422,7 +422,7 @@ class Upscaler:
         the same luma, and chroma at half the output size (bicubic from the input's; at x2 the
         input's own) with each value over 2x2 pixels, which the encoder's 2x2 average gives back
         exactly. upscale()'s full-size bicubic chroma, converted to RGB and by the encoder back,
-        gave nearly the same file (decoded: 0.3 levels apart on average) for 0.4 s more of a
+        gave nearly the same file (decoded: 0.3 levels apart on average) for 0.3-0.4 s more of a
         12-megapixel photo's 3.6 s with `fast` on 2 threads. Any other image: upscale()'s.
         """
         width, height = image.size
