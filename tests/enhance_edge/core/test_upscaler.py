@@ -87,6 +87,19 @@ def test_a_jpeg_file_is_what_the_rgb_output_saved_as_jpeg_was_within_a_level_on_
     assert np.abs(written - via_rgb).mean() < 1.0
 
 
+def test_for_a_jpeg_at_x4_the_chroma_is_bicubic_to_half_the_output_size(tiny_x4_onnx):
+    rgb = photo()
+    out = np.asarray(Upscaler(tiny_x4_onnx, threads=1).upscale_for_jpeg(Image.fromarray(rgb)))
+    assert out.shape == (120, 160, 3)
+    blocks = out[..., 1:].reshape(60, 2, 80, 2, 2)
+    assert (blocks == blocks[:, :1, :, :1]).all()
+    luma, chroma = np.empty((30, 40), np.float32), np.empty((2, 30, 40), np.float32)
+    rgb_to_luma_chroma(rgb, luma, chroma)
+    expected = [np.asarray(Image.fromarray(chroma_pixels(plane)).resize((80, 60), Image.Resampling.BICUBIC))
+                for plane in chroma]
+    assert np.array_equal(np.moveaxis(blocks[:, 0, :, 0], -1, 0), expected)
+
+
 @pytest.mark.parametrize("mode", ["L", "RGBA", "LA"])
 def test_for_a_jpeg_an_image_without_colour_or_with_alpha_is_upscaled_as_always(upscaler, mode):
     image = Image.fromarray(photo()).convert(mode)
