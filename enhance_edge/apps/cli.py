@@ -27,6 +27,8 @@ from ..core.gates import MIN_PSNR_VS_FP32_DB
 from ..core.settings import CLUSTER_SUMMARY_NAME, DEFAULT_MAX_MEMORY, PRECISIONS
 from .web.limits import Limits as WebLimits
 
+THREADS_HELP = ("Threads for the model (onnxruntime intra-op) and the pixel conversions around it "
+                "(default: one per core).")
 PRECISION_HELP = ("For a bundled model: int8 (faster where the CPU has VNNI, AMX or ARM64 dot product; its output "
                   f"within {MIN_PSNR_VS_FP32_DB:g} dB PSNR of fp32's on every image `enhance-edge quantize` checked; "
                   "installed only where an int8 file is) or fp32. auto: int8 where its file is installed and this "
@@ -317,9 +319,7 @@ def _upscale_on_cluster(inputs: list[Path | str], output: Path | str | None, clu
                    "ONNX file.")
 @click.option("--provider", default="cpu", show_default=True,
               help="onnxruntime execution provider: cpu, cuda, ... or a full name like CPUExecutionProvider.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads for the model (onnxruntime intra-op) and the pixel conversions around it "
-                   "(default: one per core).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help=PRECISION_HELP)
 @click.option("--strength", default="auto", show_default=True, callback=_parse_strength, metavar="auto|0..1",
@@ -435,9 +435,7 @@ def upscale(inputs, output, cluster, as_json, fail_on_skip, **options):
               help="Memory budget for the image being upscaled; larger ones are tiled (only the model run is: "
                    "see `upscale --help`).")
 @click.option("--provider", default="cpu", show_default=True, help="onnxruntime execution provider.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads for the model (onnxruntime intra-op) and the pixel conversions around it "
-                   "(default: one per core).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @reports_errors
 def serve(host, port, open_browser, max_upload, max_pixels, max_queue, max_memory, provider, threads):
     """Upscale images in the browser: a local web page and a small HTTP API.
@@ -552,9 +550,7 @@ def _parse_hr_size(ctx, param, value):
 @click.option("--seed", type=int, default=None,
               help="Seed of the subject split of a folder other than the Yale faces (whose split is fixed): "
                    "the training run's --seed. Default: the seed the model records it was trained with, else 0.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads for the model (onnxruntime intra-op) and the pixel conversions around it "
-                   "(default: one per core).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help=PRECISION_HELP)
 @click.option("--condition", "conditions", multiple=True, type=click.Choice([*CONDITION_NAMES, "all"]),

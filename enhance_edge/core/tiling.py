@@ -73,12 +73,14 @@ def half_blend(tile: int, blend: bool = True) -> int:
     return min(HALF_BLEND, tile // 4) if blend else 0
 
 
-def choose_tile(width: int, height: int, budget_bytes: int, bytes_per_pixel: int, margin: int) -> int | None:
-    """The largest tile whose model run fits ``budget_bytes``, or None when the whole image fits."""
+def choose_tile(width: int, height: int, budget_bytes: int, bytes_per_pixel: int, margin: int,
+                blend: bool = True) -> int | None:
+    """The largest tile whose model run (with its margins, and blend bands if ``blend``) fits
+    ``budget_bytes``, or None when the whole image fits."""
     if width * height * bytes_per_pixel <= budget_bytes:
         return None
     side = math.isqrt(max(budget_bytes, 0) // bytes_per_pixel)
-    tile = side - 2 * margin - 2 * HALF_BLEND
+    tile = side - 2 * margin - (2 * HALF_BLEND if blend else 0)
     return max(tile, MIN_TILE)
 
 

@@ -68,10 +68,6 @@ def _in_strips(height: int, work: Callable[[slice], None], workers: int | None) 
             pass
 
 
-def _split_rows(rgb: np.ndarray, luma: np.ndarray, chroma: np.ndarray, rows: slice) -> None:
-    rgb_to_luma_chroma(rgb[rows], luma[rows], chroma[:, rows])
-
-
 def _to_pixels(values: np.ndarray, dtype: np.dtype, workers: int | None) -> np.ndarray:
     """from_unit_float strip by strip."""
     pixels = np.empty(values.shape, dtype=dtype)
@@ -264,7 +260,7 @@ class Upscaler:
         if self.tile is not None:
             return self.tile if max(width, height) > self.tile else None
         budget = self.max_memory - _fixed_bytes(width, height, mode)
-        return choose_tile(width, height, budget, self.bytes_per_pixel, self.margin)
+        return choose_tile(width, height, budget, self.bytes_per_pixel, self.margin, self.blend_tiles)
 
     def peak_memory(self, width: int, height: int, mode: str = "RGB") -> int:
         """Estimated peak bytes of upscaling a width x height image in a working mode, in the
@@ -391,7 +387,11 @@ class Upscaler:
         """(H, W, 3) uint8 -> the luma plane the model sees and the (2, H, W) chroma, centred."""
         height, width = rgb.shape[:2]
         luma, chroma = np.empty((height, width), np.float32), np.empty((2, height, width), np.float32)
-        _in_strips(height, functools.partial(_split_rows, rgb, luma, chroma), self._threads)
+
+        def split(rows: slice) -> None:
+            rgb_to_luma_chroma(rgb[rows], luma[rows], chroma[:, rows])
+
+        _in_strips(height, split, self._threads)
         return luma, chroma
 
     def _upscale_colour(self, rgb: np.ndarray, alpha: np.ndarray | None, progress: Callable[[int], None] | None,
@@ -425,11 +425,10 @@ class Upscaler:
         gave nearly the same file (decoded: 0.3 levels apart on average) for 0.3-0.4 s more of a
         12-megapixel photo's 3.6 s with `fast` on 2 threads. Any other image: upscale()'s.
         """
-        width, height = image.size
         working = working_image(image) if min(image.size) >= 1 else None  # None: upscale() says why not
-        size = (width * self.scale, height * self.scale)
-        if working is None or working.mode != "RGB" or self.scale % 2 or self.output_dimensions(width, height) != size:
+        if working is None or working.mode != "RGB" or self.scale % 2 or not self.output_size.is_model_scale:
             return self.upscale(image, progress=progress, strength=strength)
+        size = (working.width * self.scale, working.height * self.scale)
         # Each buffer is dropped once used: the merged image alone is 4 bytes per output pixel.
         luma, chroma = self._split_colour(np.asarray(working))
         planes = [Image.fromarray(chroma_pixels(plane)) for plane in chroma]

@@ -74,6 +74,8 @@ def test_choose_tile_keeps_small_images_whole_and_fits_big_ones():
     assert choose_tile(100, 100, budget_bytes=100 * 100 * 600, bytes_per_pixel=600, margin=34) is None
     tile = choose_tile(4000, 3000, budget_bytes=200 << 20, bytes_per_pixel=600, margin=34)
     assert MIN_TILE <= tile and (tile + 2 * 34 + 8) ** 2 * 600 <= 200 << 20
+    # unblended tiles have no blend bands to fit: 2 x 4 pixels more of the tile itself
+    assert choose_tile(4000, 3000, budget_bytes=200 << 20, bytes_per_pixel=600, margin=34, blend=False) == tile + 8
     assert choose_tile(4000, 3000, budget_bytes=-5, bytes_per_pixel=600, margin=34) == MIN_TILE
 
 
