@@ -3,9 +3,9 @@
 # emulation) against x86, on the 12 Yale test faces of tests/data/yale_test: largest float
 # difference, 8-bit pixels that differ, mean PSNR on each architecture. ARM64's int8 kernels differ
 # from x86's, and `--precision auto` runs int8 there: rerun this after any change to the models or
-# the quantizer, and record its table in benchmarks/RESULTS.md ("ARM64"). No int8 file ships
-# (MODEL_CARD.md, "int8"): to check one made with `enhance-edge quantize`, put it beside its fp32
-# file in a folder and name that folder in MODELS.
+# the quantizer, and record its table in benchmarks/RESULTS.md ("ARM64"). To check an int8 file
+# made with `enhance-edge quantize` other than the bundled ones, put it beside its fp32 file in a
+# folder and name that folder in MODELS.
 #
 #   sudo benchmarks/arm64.sh            # as root: apt-get and debootstrap; ~15 min the first time
 #

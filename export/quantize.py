@@ -71,8 +71,11 @@ SILU_OPS = ("Sigmoid", "Mul")
 # (256x256 and 1024x1024, 2 threads) faster. The op is in every onnxruntime build (contrib ops),
 # not in standard ONNX: OpenCV DNN cannot run such a file.
 FUSED_SILU = ("com.microsoft", "QuickGelu")
-# Recipes within this factor of the fastest passing one count as equally fast; the best PSNR wins.
+# Recipes within this factor of the fastest passing one count as equally fast; the best PSNR wins,
+# unless it is within PSNR_TIE_DB of a faster one's: fast's int8 file of 2026-12-05 would have kept
+# one more float convolution (9.1 against 8.6 ms at 256x256) for 0.004 dB.
 SPEED_TIE = 1.10
+PSNR_TIE_DB = 0.01
 CALIBRATION_BATCH = 16
 EVAL_BATCH = 64
 TIMING_SIZE = (256, 256)  # (height, width) of the input each recipe is timed on
@@ -399,8 +402,9 @@ def choose(candidates: list[dict], fp32_psnr: float, max_loss_db: float = MAX_ME
     """Among 8-bit recipes that pass their gate (a candidate's "gate" table: every image within
     ``min_psnr_vs_fp32_db`` of fp32's output, every natural set's mean loss within ``max_loss_db``;
     without a gate, a validation loss within ``max_loss_db``), those within SPEED_TIE of the fastest
-    kernels, then the best validation PSNR. 16-bit activations are measured for reference only:
-    onnxruntime's CPU provider has no 16-bit convolution kernels, so they run in float between Q/DQ pairs."""
+    kernels, then the best validation PSNR, or the fastest of those within PSNR_TIE_DB of it. 16-bit
+    activations are measured for reference only: onnxruntime's CPU provider has no 16-bit convolution
+    kernels, so they run in float between Q/DQ pairs."""
     eight_bit = [c for c in candidates if c["recipe"]["activations"] in EIGHT_BIT]
     scored = [c for c in eight_bit if "error" not in c]
 
@@ -434,7 +438,10 @@ def choose(candidates: list[dict], fp32_psnr: float, max_loss_db: float = MAX_ME
     for c in scored:
         group_time[kernels(c)] = min(group_time.get(kernels(c), c["latency_s"]), c["latency_s"])
     fastest = min(group_time[kernels(c)] for c in passing)
-    return max((c for c in passing if group_time[kernels(c)] <= SPEED_TIE * fastest), key=lambda c: c["psnr"])
+    tied = [c for c in passing if group_time[kernels(c)] <= SPEED_TIE * fastest]
+    best_psnr = max(c["psnr"] for c in tied)
+    return min((c for c in tied if c["psnr"] >= best_psnr - PSNR_TIE_DB),
+               key=lambda c: (group_time[kernels(c)], -c["psnr"]))
 
 
 def require_keepable(recipes: list[Recipe]) -> None:

@@ -211,6 +211,14 @@ def test_the_kept_recipe_is_8_bit_within_the_loss_then_fast_then_accurate():
         choose(candidates, fp32_psnr=39.5, max_loss_db=0.01)
 
 
+def test_within_the_speed_tie_a_recipe_a_hair_more_accurate_does_not_beat_a_faster_one():
+    candidates = [candidate("one-float-conv", "uint8", 38.347, 0.0086),
+                  candidate("two-float-convs", "uint8", 38.351, 0.0091)]
+    assert choose(candidates, fp32_psnr=38.36, max_loss_db=0.1)["name"] == "one-float-conv"
+    candidates[1]["psnr"] = 38.360  # 0.013 dB better: worth its time
+    assert choose(candidates, fp32_psnr=38.36, max_loss_db=0.1)["name"] == "two-float-convs"
+
+
 def test_recipes_running_the_same_kernels_are_equally_fast_whatever_one_timing_says():
     same = {"Conv": 2}
     candidates = [candidate("minmax", "uint8", 39.30, 0.050, same),
