@@ -71,9 +71,10 @@ SILU_OPS = ("Sigmoid", "Mul")
 # (256x256 and 1024x1024, 2 threads) faster. The op is in every onnxruntime build (contrib ops),
 # not in standard ONNX: OpenCV DNN cannot run such a file.
 FUSED_SILU = ("com.microsoft", "QuickGelu")
-# Recipes within this factor of the fastest passing one count as equally fast; the best PSNR wins,
-# unless it is within PSNR_TIE_DB of a faster one's: fast's int8 file of 2026-12-05 would have kept
-# one more float convolution (9.1 against 8.6 ms at 256x256) for 0.004 dB.
+# Recipes within SPEED_TIE of the fastest passing one count as equally fast, and among them those
+# within PSNR_TIE_DB of the best validation PSNR as equally accurate: the fastest of these is kept
+# (else fast's int8 file of 2026-12-05 kept one more float convolution, 9.1 against 8.6 ms at
+# 256x256, for 0.004 dB).
 SPEED_TIE = 1.10
 PSNR_TIE_DB = 0.01
 CALIBRATION_BATCH = 16
