@@ -173,7 +173,8 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
 @click.option("--face", "faces", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A face for the grid (repeatable); skimage's astronaut is added as a face unlike Yale.")
 @click.option("--before", default=None, metavar="NAME|PATH",
-              help="Also draw real-photos.png: real JPEGs upscaled by Lanczos, this (older) model and --model.")
+              help="Also draw real-photos.png: real JPEGs upscaled by Lanczos, this model and --model "
+                   "(a bundled name or an ONNX file; e.g. --before fast --model default).")
 @reports_errors
 def plots(runs, out_dir, model, faces, before):
     """Draw the report's figures: losses, validation PSNR, discriminator scores, the face grid and,
@@ -190,10 +191,15 @@ def plots(runs, out_dir, model, faces, before):
         if not sep or not Path(path).is_file():
             raise click.BadParameter(f"expected LABEL=PATH to a metrics.jsonl, got {run!r}", param_hint="--metrics")
         metrics[label] = Path(path)
+    # Checked before any figure is drawn. fp32 for bundled names: the figure shows the models, not one
+    # CPU's int8 choice.
+    compared = None if before is None else [Upscaler(name, precision="fp32" if name in BUNDLED_MODELS else "auto")
+                                            for name in (before, model)]
+    if compared is not None and compared[0].scale != compared[1].scale:
+        raise click.BadParameter(f"{before!r} upscales x{compared[0].scale}, --model {model!r} "
+                                 f"x{compared[1].scale}: compare models of one scale", param_hint="--before")
     for path in draw_all(metrics, out_dir, Upscaler(resolve_model(model)) if faces else None, list(faces)):
         click.echo(f"wrote {path}")
-    if before is not None:
-        # fp32 for bundled names: the figure shows the models, not one CPU's int8 choice.
-        before_model, after_model = (Upscaler(name, precision="fp32" if name in BUNDLED_MODELS else "auto")
-                                     for name in (before, model))
-        click.echo(f"wrote {plot_real_photos(before_model, after_model, Path(out_dir))}")
+    if compared is not None:
+        labels = [Path(name).stem if name.endswith(".onnx") else name for name in (before, model)]
+        click.echo(f"wrote {plot_real_photos(*compared, Path(out_dir), *labels)}")

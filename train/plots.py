@@ -6,8 +6,8 @@
 - discriminator.png: the discriminator's validation accuracy and F1 per epoch
 - grid.png: LR | generated | Lanczos | HR with PSNR under each (Figure 5.1.4), test faces
   and one face unlike the training data (the report's failure case, Figure 5.3.1)
-- real-photos.png: a real JPEG and what the web and a phone make of it, upscaled by Lanczos,
-  an older model and the current one (the report's other failure: its authors' own photos)
+- real-photos.png: a real JPEG and what the web and a phone make of it, upscaled by Lanczos
+  and two models (the report's other failure: its authors' own photos)
 """
 
 from __future__ import annotations
@@ -162,26 +162,25 @@ def real_photos() -> list[tuple[str, Image.Image]]:
             ("phone-like (1/2 size, noise 4, JPEG 85)", phone.crop((left // 2, top // 2, right // 2, bottom // 2)))]
 
 
-def plot_real_photos(before: Upscaler, after: Upscaler, out: Path,
-                     before_label: str = "clean-trained model", after_label: str = "robust model") -> Path:
-    """One row per real-photo case: input | Lanczos | ``before`` | ``after`` (at the strength its
-    estimator reads, as the CLI runs a file; named in the title). There is no
-    HR: judge by eye."""
+def plot_real_photos(before: Upscaler, after: Upscaler, out: Path, before_label: str, after_label: str) -> Path:
+    """One row per real-photo case: input | Lanczos | ``before`` | ``after``, each model at the
+    strength its estimator reads, as the CLI runs a file (named under its title). There is no HR:
+    judge by eye."""
     rows = real_photos()
     fig, axes = plt.subplots(len(rows), 4, figsize=(11, 3.2 * len(rows)), squeeze=False)
     for row, (name, image) in zip(axes, rows):
         size = (image.width * after.scale, image.height * after.scale)
-        strength = after.strength_for(np.asarray(luma_image(image), np.float32) / 255)
+        plane = np.asarray(luma_image(image), np.float32) / 255
         panels = [("input (nearest)", image.resize(size, Image.Resampling.NEAREST)),
-                  ("Lanczos", interpolate(image, "lanczos", after.scale)),
-                  (before_label, before.upscale(image)),
-                  (after_label + _strength_note(strength), after.upscale(image))]
+                  ("Lanczos", interpolate(image, "lanczos", after.scale))]
+        panels += [(label + _strength_note(model.strength_for(plane)), model.upscale(image))
+                   for label, model in ((before_label, before), (after_label, after))]
         for ax, (title, panel) in zip(row, panels):
             ax.imshow(np.asarray(panel), interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
             ax.set_title(title, fontsize=9)
         row[0].set_ylabel(name, fontsize=8)
-    fig.suptitle("Real photos x2: input | Lanczos | a model trained on clean pairs | the robust model", fontsize=10)
+    fig.suptitle(f"Real photos x{after.scale}: input | Lanczos | {before_label} | {after_label}", fontsize=10)
     return _save(fig, out / "real-photos.png")
 
 

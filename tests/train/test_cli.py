@@ -102,7 +102,8 @@ def test_init_from_a_model_file_declaring_a_huge_generator_is_one_line(face_fold
                                               f"from 1 to 1024, got 1000000")
 
 
-def test_plots_draws_the_reports_figures(tmp_path, tiny_onnx):
+def three_epochs_of_metrics(tmp_path):
+    """A metrics.jsonl of a 3-epoch run, as `train` writes it."""
     baselines = {"bicubic": {"psnr": 30.0, "ssim": 0.9}, "lanczos": {"psnr": 31.0, "ssim": 0.91}}
     records = [{"epoch": e, "adversarial": e > 1, "train": {"g_loss": 0.01 / e},
                 "validation": {"g_loss": 0.012 / e, "psnr": 29 + e, "ssim": 0.9,
@@ -110,6 +111,11 @@ def test_plots_draws_the_reports_figures(tmp_path, tiny_onnx):
                 "baselines": baselines} for e in (1, 2, 3)]
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("\n".join(json.dumps(r) for r in records))
+    return metrics
+
+
+def test_plots_draws_the_reports_figures(tmp_path, tiny_onnx):
+    metrics = three_epochs_of_metrics(tmp_path)
     face = tmp_path / "face.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (192, 168), np.uint8)).save(face)
     result = CliRunner().invoke(main, ["plots", "--metrics", f"run={metrics}", "--out", str(tmp_path / "docs"),
@@ -118,3 +124,29 @@ def test_plots_draws_the_reports_figures(tmp_path, tiny_onnx):
     for name in ("losses", "psnr", "discriminator", "grid"):
         with Image.open(tmp_path / "docs" / f"{name}.png") as image:
             assert image.width > 300
+
+
+def test_plots_before_draws_real_photos_with_both_models_named(tmp_path, tiny_onnx, tiny_conditioned_onnx,
+                                                                monkeypatch):
+    from enhance_edge.train import plots
+
+    metrics = three_epochs_of_metrics(tmp_path)
+    titles = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: titles.append(fig.get_suptitle()) or save(fig, path))
+    result = CliRunner().invoke(main, ["plots", "--metrics", f"run={metrics}", "--out", str(tmp_path / "docs"),
+                                       "--before", str(tiny_conditioned_onnx), "--model", str(tiny_onnx)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == f"wrote {tmp_path / 'docs' / 'real-photos.png'}"
+    assert titles[-1] == f"Real photos x2: input | Lanczos | {tiny_conditioned_onnx.stem} | {tiny_onnx.stem}"
+    with Image.open(tmp_path / "docs" / "real-photos.png") as image:
+        assert image.width > 300
+
+
+def test_plots_refuses_models_of_two_scales_before_drawing_anything(tmp_path, tiny_onnx, tiny_x4_onnx):
+    metrics = three_epochs_of_metrics(tmp_path)
+    result = CliRunner().invoke(main, ["plots", "--metrics", f"run={metrics}", "--out", str(tmp_path / "docs"),
+                                       "--before", str(tiny_x4_onnx), "--model", str(tiny_onnx)])
+    assert result.exit_code == 2
+    assert f"'{tiny_x4_onnx}' upscales x4, --model '{tiny_onnx}' x2: compare models of one scale" in result.output
+    assert not (tmp_path / "docs").exists()
