@@ -412,11 +412,10 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_part(tmp_path, tiny_onnx):
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
 
 
-# Runs `upscale` with a model run that holds the main thread in C code, as onnxruntime's does: Python
-# code, and so KeyboardInterrupt, runs again only when it returns.
-# Runs `upscale` with a model run that holds the main thread in C (where Python cannot raise
-# KeyboardInterrupt) until Ctrl-C arrives, and then on until the test has looked (the file
-# CHECKED exists): how long either takes is up to the machine's load, not to the test.
+# Runs `upscale` with a model run that holds the main thread in C code, as onnxruntime's does (Python
+# code, and so KeyboardInterrupt, runs again only when it returns), until Ctrl-C arrives, and then on
+# until the test has looked (the file CHECKED exists): how long either takes is up to the machine's
+# load, not to the test.
 HELD_MODEL_RUN = """
 import hashlib, os, sys, time
 import enhance_edge.core.upscaler
