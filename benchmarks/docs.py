@@ -315,11 +315,22 @@ def x4_by_condition(sources: Sources) -> str:
     return table(["condition", "Lanczos", "`default` ×2 twice", "**`default-x4`**", "goal"], rows)
 
 
+def range_by_condition(sources: Sources) -> str:
+    """docs/evaluation.md's table of the bundled models under conditions beyond the protocol's five (other
+    noise levels, JPEG qualities, blur and orders of the steps, within the range it says a model must hold)."""
+    rows = []
+    for condition in sources.conditions("range-default"):
+        scores = {model: sources.evaluation(f"range-{model}", condition) for model in ("default", "fast")}
+        rows.append([f"`{condition}`", f"{scores['default']['lanczos']['psnr']:.2f}",
+                     score_with_gain(scores["default"]), score_with_gain(scores["fast"])])
+    return table(["condition", "Lanczos", "`default`", "`fast`"], rows)
+
+
 TABLES: dict[str, Callable[[Sources], str]] = {
     "results-by-condition": results_by_condition, "clean-faces": clean_faces,
     "clean-trained-default-quality": clean_trained_default_quality, "fast-quality": fast_quality,
     "fast-speed": fast_speed, "adversarial-finetune": adversarial_finetune, "training-history": training_history,
-    "ablation": ablation, "x4-by-condition": x4_by_condition}
+    "ablation": ablation, "x4-by-condition": x4_by_condition, "range-by-condition": range_by_condition}
 
 
 def render_marked(text: str, sources: Sources, where: str) -> tuple[str, list[str]]:

@@ -20,8 +20,8 @@ import click
 
 from .. import __version__
 from .cli_support import CONTEXT_SETTINGS, LazyGroup, Quantity, reports_errors
-from ..eval.degradation import CONDITIONS
-from ..errors import EnhanceEdgeError, MissingExtraError
+from ..eval.degradation import CONDITIONS, condition_steps
+from ..errors import DataError, EnhanceEdgeError, MissingExtraError
 from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
 from ..core.gates import MIN_PSNR_VS_FP32_DB
 from ..core.settings import CLUSTER_SUMMARY_NAME, DEFAULT_MAX_MEMORY, PRECISIONS
@@ -38,6 +38,16 @@ STRENGTH_HELP = ("For a model conditioned on the degradation level (the bundled 
                  "how noisy or JPEG-compressed it is; 0 treats it as clean (sharpest), 1 removes noise and JPEG "
                  "blocks the most, at the cost of fine detail.")
 CONDITION_NAMES = tuple(CONDITIONS)  # docs/evaluation.md's named degraded-input conditions
+
+
+def _parse_conditions(ctx, param, value):
+    """Each --condition a docs/evaluation.md name, 'all', or a chain of steps, refused before any work."""
+    for condition in (c for c in value if c != "all"):
+        try:
+            condition_steps(condition)
+        except DataError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def _parse_strength(ctx, param, value):
@@ -553,9 +563,12 @@ def _parse_hr_size(ctx, param, value):
 @click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help=PRECISION_HELP)
-@click.option("--condition", "conditions", multiple=True, type=click.Choice([*CONDITION_NAMES, "all"]),
-              default=("clean",), show_default=True,
-              help="How the LR is made (docs/evaluation.md, 'Degraded inputs'); repeatable; 'all' scores every one.")
+@click.option("--condition", "conditions", multiple=True, default=("clean",), show_default=True,
+              callback=_parse_conditions, metavar="NAME|STEPS",
+              help=f"How the LR is made (docs/evaluation.md, 'Degraded inputs'): {', '.join(CONDITION_NAMES)}, "
+                   "'all' (those five), or steps joined by '>' in the order they apply, e.g. 'noise=5>jpeg=50' "
+                   "(blur=SIGMA on the HR, first; noise=SIGMA in 8-bit levels and jpeg=QUALITY on the bicubic "
+                   "half); repeatable.")
 @click.option("--strength", default="auto", show_default=True, callback=_parse_strength, metavar="auto|0..1",
               help=STRENGTH_HELP)
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None, callback=lambda c, p, v: v and int(v),
@@ -577,6 +590,9 @@ def evaluate(data_dir, splits, hr_size, seed, conditions, compared, as_json, **m
     \b
     Every condition in one table (the results in README.md and MODEL_CARD.md):
       enhance-edge evaluate --data yale_b_cropped --split test --condition all
+    Beyond the five: other levels and orders, as steps in the order they apply:
+      enhance-edge evaluate --data yale_b_cropped --split test --condition 'noise=5>jpeg=50' \\
+          --condition 'jpeg=50>noise=5' --condition 'blur=1.2>noise=5>jpeg=50'
     """
     import json
 
@@ -596,15 +612,16 @@ def evaluate(data_dir, splits, hr_size, seed, conditions, compared, as_json, **m
     if as_json:
         click.echo(json.dumps(finite_or_none(results if len(names) > 1 else results[names[0]]), indent=2))
         return
+    width = max(11, *(len(name) + 2 for name in names))
     for split in results[names[0]]:
         colour = "rgb_psnr" in results[names[0]][split]["model"]
         click.echo(f"{split} ({results[names[0]][split]['images']} images)")
-        click.echo(f"  {'condition':<11}{'method':<20}{'PSNR (dB)':>10}{'SSIM':>8}{'vs Lanczos':>12}"
+        click.echo(f"  {'condition':<{width}}{'method':<20}{'PSNR (dB)':>10}{'SSIM':>8}{'vs Lanczos':>12}"
                    + (f"{'RGB PSNR':>10}" if colour else ""))
         for name in names:
             scores = results[name][split]
             for method in (method for method in scores if method != "images"):
                 rgb = f"{scores[method]['rgb_psnr']:>10.2f}" if colour else ""
                 gain = scores[method]["psnr"] - scores["lanczos"]["psnr"]
-                click.echo(f"  {name:<11}{method:<20}{scores[method]['psnr']:>10.2f}{scores[method]['ssim']:>8.4f}"
+                click.echo(f"  {name:<{width}}{method:<20}{scores[method]['psnr']:>10.2f}{scores[method]['ssim']:>8.4f}"
                            f"{gain:>+12.2f}{rgb}")

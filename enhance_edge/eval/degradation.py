@@ -23,6 +23,7 @@ numpy and Pillow only: the runtime's ``evaluate`` makes docs/evaluation.md's con
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
@@ -174,15 +175,46 @@ def level_of(degraded: Image.Image, reference: Image.Image) -> float:
 
 # ---- docs/evaluation.md's named conditions ----
 
+# A condition beyond the named ones (docs/evaluation.md: "other qualities, noise levels and orders of the
+# steps"): STEP=VALUE steps joined by ">" in the order they apply, each value within these bounds.
+CONDITION_STEP_BOUNDS = {"blur": (0.1, 5.0), "noise": (0.1, 50.0), "jpeg": (1, 100)}
+
+
+def condition_steps(condition: str) -> tuple[tuple[str, float], ...]:
+    """The steps of a condition: one of docs/evaluation.md's names, or a chain such as
+    "noise=5>jpeg=50" or "blur=1.2>jpeg=60>noise=2": blur (Gaussian sigma, on the HR) first if at all,
+    then noise (sigma in 8-bit levels) and jpeg (quality) on the bicubic half, in the order written."""
+    if condition in CONDITIONS:
+        return CONDITIONS[condition]
+    steps: list[tuple[str, float]] = []
+    for part in condition.split(">"):
+        step, equals, text = part.strip().partition("=")
+        if step not in CONDITION_STEP_BOUNDS or not equals:
+            raise DataError(f"unknown condition {condition!r}; the protocol's (docs/evaluation.md) are "
+                            f"{', '.join(CONDITIONS)}, or STEP=VALUE steps joined by '>' such as "
+                            f"'noise=5>jpeg=50' (STEP one of {', '.join(CONDITION_STEP_BOUNDS)}; "
+                            f"{part.strip()!r} is not one)")
+        low, high = CONDITION_STEP_BOUNDS[step]
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not low <= value <= high or (step == "jpeg" and not value.is_integer()):
+            kind = "a whole number" if step == "jpeg" else "a number"
+            raise DataError(f"condition {condition!r}: {step} must be {kind} from {low:g} to {high:g}, got {text!r}")
+        if step == "blur" and steps:
+            raise DataError(f"condition {condition!r}: blur acts on the HR, before the down-scale, so it comes first")
+        steps.append((step, value))
+    return tuple(steps)
+
+
 def condition_lr(hr: Image.Image, condition: str, rng: np.random.Generator, scale: int = 2) -> Image.Image:
-    """The LR that one of docs/evaluation.md's named conditions makes from an HR image.
+    """The LR that a condition (:func:`condition_steps`: a docs/evaluation.md name or a chain of
+    steps) makes from an HR image.
 
     ``rng`` draws the noise (seed it per image for reproducible scores)."""
-    if condition not in CONDITIONS:
-        raise DataError(f"unknown condition {condition!r}; the protocol's (docs/evaluation.md) are "
-                        f"{', '.join(CONDITIONS)}")
     image = hr
-    steps = CONDITIONS[condition]
+    steps = condition_steps(condition)
     for step, value in steps:
         if step == "blur":
             image = gaussian_blur(image, value)

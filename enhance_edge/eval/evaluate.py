@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from .dataset import check_hr_size, face_pair, image_files, split_files
-from .degradation import CONDITIONS, condition_lr
+from .degradation import condition_lr, condition_steps
 from ..errors import DataError, MissingExtraError
 from ..core.processing import from_unit_float
 from .protocol import REPORT_HR_SIZE, interpolate, score
@@ -85,13 +85,12 @@ def evaluate_folder(folder: str | Path, upscaler: Upscaler, hr_size: tuple[int, 
     Colour faces are upscaled in colour and scored on their luma, with "rgb_psnr" beside
     (docs/evaluation.md). ``seed`` picks the subject split of folders other than the Yale faces.
     ``condition``: the LR is made by that docs/evaluation.md condition ("clean", "jpeg75", "noise3",
-    "blur", "camera") and every method, baselines included, upscales the same degraded LR;
+    "blur", "camera", or a chain such as "noise=5>jpeg=50": :func:`condition_steps`) and every method,
+    baselines included, upscales the same degraded LR;
     all are scored against the clean HR. ``compare``: other models by label, each run as many
     times as reach the model's scale (a x2 model twice beside a x4 one), scored as "LABEL xS^N".
     """
-    if condition not in CONDITIONS:
-        raise DataError(f"unknown condition {condition!r}; the protocol's (docs/evaluation.md) are "
-                        f"{', '.join(CONDITIONS)}")
+    condition_steps(condition)  # a bad condition is refused before any image is read
     folder = Path(folder)
     check_hr_size(hr_size, upscaler.scale)
     others = {f"{label} x{other.scale}^{runs}" if runs > 1 else label: (other, runs)

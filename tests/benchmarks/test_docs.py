@@ -129,6 +129,16 @@ def test_x4_table_compares_with_the_x2_model_run_twice_and_checks_issue_17s_goal
         "| `camera` | 30.00 | 29.80 | **29.90 (+0.10)** | ≥ +0.3 over ×2 twice: not met |"]
 
 
+def test_range_table_gives_both_models_gain_over_lanczos_under_each_chain(root):
+    for model, psnr in (("default", (32.0, 31.5)), ("fast", (31.5, 30.5))):
+        scores = evaluation(dict(zip(("noise=5>jpeg=50", "jpeg=50>noise=5"), psnr)), lanczos_psnr=31.0)
+        (root / "docs" / "results" / f"evaluate-range-{model}.json").write_text(json.dumps(scores))
+    assert docs.range_by_condition(docs.Sources(root)).splitlines() == [
+        "| condition | Lanczos | `default` | `fast` |", "|---|---|---|---|",
+        "| `noise=5>jpeg=50` | 31.00 | 32.00 (+1.00) | 31.50 (+0.50) |",
+        "| `jpeg=50>noise=5` | 31.00 | 31.50 (+0.50) | 30.50 (−0.50) |"]
+
+
 def test_command_checks_or_rewrites(root):
     check = CliRunner().invoke(docs.main, ["--root", str(root), "--check"])
     assert check.exit_code == 1 and check.output == "differs: README.md: results-by-condition\n"

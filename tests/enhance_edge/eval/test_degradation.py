@@ -4,8 +4,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from enhance_edge.apps.cli import main
-from enhance_edge.eval.degradation import (LEVEL_UNIT, DegradationConfig, anisotropic_blur, condition_lr, degrade,
-                                           downscale, gaussian_blur, gaussian_noise, jpeg, level_of, poisson_noise)
+from enhance_edge.eval.degradation import (LEVEL_UNIT, DegradationConfig, anisotropic_blur, condition_lr,
+                                           condition_steps, degrade, downscale, gaussian_blur, gaussian_noise, jpeg,
+                                           level_of, poisson_noise)
 from enhance_edge.errors import DataError
 from enhance_edge.eval.protocol import make_lr
 
@@ -99,6 +100,33 @@ def test_named_conditions_follow_protocol_md(hr):
     with pytest.raises(DataError, match=r"unknown condition 'fog'; the protocol's \(docs/evaluation.md\) are clean, "
                                         "jpeg75"):
         condition_lr(hr, "fog", rng(0))
+
+
+def test_a_chain_of_steps_applies_them_in_its_order_with_blur_on_the_hr(hr):
+    rng = np.random.default_rng
+    np.testing.assert_array_equal(np.asarray(condition_lr(hr, "noise=5>jpeg=50", rng(2))),
+                                  np.asarray(jpeg(gaussian_noise(make_lr(hr), 5.0, rng(2)), 50)))
+    np.testing.assert_array_equal(np.asarray(condition_lr(hr, "jpeg=50>noise=5", rng(2))),
+                                  np.asarray(gaussian_noise(jpeg(make_lr(hr), 50), 5.0, rng(2))))
+    np.testing.assert_array_equal(np.asarray(condition_lr(hr, "blur=0.8>noise=3>jpeg=75", rng(3))),
+                                  np.asarray(condition_lr(hr, "camera", rng(3))))
+    assert condition_steps("blur=1.2 > jpeg=95") == (("blur", 1.2), ("jpeg", 95.0))
+
+
+@pytest.mark.parametrize("condition, message", [
+    ("noise=5>fog=1", r"unknown condition 'noise=5>fog=1'; the protocol's \(docs/evaluation.md\) are clean, jpeg75, "
+                      r"noise3, blur, camera, or STEP=VALUE steps .* \(STEP one of blur, noise, jpeg; 'fog=1' is not "
+                      r"one\)"),
+    ("noise", r"'noise' is not one"),
+    ("noise=0", r"condition 'noise=0': noise must be a number from 0.1 to 50, got '0'"),
+    ("noise=five", r"noise must be a number from 0.1 to 50, got 'five'"),
+    ("jpeg=50.5", r"condition 'jpeg=50.5': jpeg must be a whole number from 1 to 100, got '50.5'"),
+    ("jpeg=101", r"jpeg must be a whole number from 1 to 100, got '101'"),
+    ("noise=2>blur=1", r"condition 'noise=2>blur=1': blur acts on the HR, before the down-scale, so it comes first"),
+])
+def test_a_bad_chain_is_refused_showing_the_bad_step(condition, message):
+    with pytest.raises(DataError, match=message):
+        condition_steps(condition)
 
 
 def test_the_default_ranges_cover_protocol_md_range():

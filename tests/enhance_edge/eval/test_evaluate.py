@@ -213,6 +213,21 @@ def test_evaluate_condition_all_prints_one_table_with_the_gain_over_lanczos(face
     assert bad.exit_code == 2 and "expected auto or a number from 0 to 1, got '2'" in bad.output
 
 
+def test_evaluate_scores_a_chain_of_steps_beside_a_named_condition(face_folder, tiny_conditioned_onnx):
+    args = ["evaluate", "--data", str(face_folder), "--model", str(tiny_conditioned_onnx), "--hr-size", "20x24",
+            "--split", "test", "--condition", "camera", "--condition", "blur=0.8>noise=3>jpeg=75"]
+    scores = json.loads(CliRunner().invoke(main, [*args, "--json"]).output)
+    assert list(scores) == ["camera", "blur=0.8>noise=3>jpeg=75"]
+    assert scores["camera"] == scores["blur=0.8>noise=3>jpeg=75"]  # the protocol's camera, written as steps
+    table = CliRunner().invoke(main, args).output.splitlines()
+    assert re.match(r"  blur=0\.8>noise=3>jpeg=75  model\s+\d+\.\d\d", table[-4])  # the column fits the chain
+    bad = CliRunner().invoke(main, ["evaluate", "--data", str(face_folder), "--model", "no-such-model",
+                                    "--condition", "noise=60"])
+    assert bad.exit_code == 2  # refused before the model is looked for
+    assert bad.output.splitlines()[-1] == ("Error: Invalid value for '--condition': condition 'noise=60': noise must "
+                                           "be a number from 0.1 to 50, got '60'")
+
+
 def test_a_compared_model_runs_as_many_times_as_reach_the_models_scale(face_folder, tiny_onnx, tiny_x4_onnx):
     x4, x2 = Upscaler(tiny_x4_onnx, threads=1), Upscaler(tiny_onnx, threads=1)
     scores = evaluate_folder(face_folder, x4, (20, 24), ("test",), compare={"tiny": x2})["test"]
