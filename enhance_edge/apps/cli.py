@@ -605,7 +605,9 @@ def evaluate(data_dir, splits, hr_size, seed, conditions, compared, as_json, **m
     upscaler = Upscaler.from_settings(settings)
     others = {Path(name).stem: Upscaler.from_settings(settings.replace(model=name, scale=None)) for name in compared}
     seed = trained_seed(upscaler.info) if seed is None else seed
-    names = CONDITION_NAMES if "all" in conditions else tuple(dict.fromkeys(conditions))
+    # 'all' stands for the five named conditions, in its place among any others given
+    names = tuple(dict.fromkeys(name for condition in conditions
+                                for name in (CONDITION_NAMES if condition == "all" else (condition,))))
     results = {name: evaluate_folder(data_dir, upscaler, hr_size, tuple(splits) or None, seed=seed, condition=name,
                                      compare=others)
                for name in names}

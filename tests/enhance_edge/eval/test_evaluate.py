@@ -219,6 +219,8 @@ def test_evaluate_scores_a_chain_of_steps_beside_a_named_condition(face_folder, 
     scores = json.loads(CliRunner().invoke(main, [*args, "--json"]).output)
     assert list(scores) == ["camera", "blur=0.8>noise=3>jpeg=75"]
     assert scores["camera"] == scores["blur=0.8>noise=3>jpeg=75"]  # the protocol's camera, written as steps
+    with_all = json.loads(CliRunner().invoke(main, [*args, "--condition", "all", "--json"]).output)
+    assert list(with_all) == ["camera", "blur=0.8>noise=3>jpeg=75", "clean", "jpeg75", "noise3", "blur"]
     table = CliRunner().invoke(main, args).output.splitlines()
     assert re.match(r"  blur=0\.8>noise=3>jpeg=75  model\s+\d+\.\d\d", table[-4])  # the column fits the chain
     bad = CliRunner().invoke(main, ["evaluate", "--data", str(face_folder), "--model", "no-such-model",
