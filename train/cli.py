@@ -201,5 +201,5 @@ def plots(runs, out_dir, model, faces, before):
     for path in draw_all(metrics, out_dir, Upscaler(resolve_model(model)) if faces else None, list(faces)):
         click.echo(f"wrote {path}")
     if compared is not None:
-        labels = [Path(name).stem if name.endswith(".onnx") else name for name in (before, model)]
+        labels = [Path(name).stem for name in (before, model)]  # as evaluate --compare labels them
         click.echo(f"wrote {plot_real_photos(*compared, Path(out_dir), *labels)}")
