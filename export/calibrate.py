@@ -23,7 +23,7 @@ from ..train.networks import DegradationEstimator, Generator
 from .graph import StrengthCalibration
 
 STRENGTHS = np.linspace(0.0, 1.0, 21)
-ZERO_BELOW = np.round(np.arange(0.0, 0.205, 0.02), 2)
+ZERO_BELOW = np.round(np.arange(0.0, 0.405, 0.02), 2)
 GAINS = np.round(np.arange(0.8, 1.85, 0.1), 2)
 BATCH = 64
 

@@ -56,6 +56,13 @@ def _range_text(pair: tuple[float, float]) -> str:
 @click.option("--qat", is_flag=True,
               help="Quantization-aware: simulate the int8 model's rounding while training (use with --init-from "
                    "a float run, then `export` and `quantize`); best.pt is the best simulated-int8 epoch.")
+@click.option("--estimator-only", is_flag=True,
+              help="Train only the level estimator of the --init-from model, its generator held still, at --lr: "
+                   "a new estimator for a trained conditioned model (with --degrade --condition degradation).")
+@click.option("--keep-readings", is_flag=True,
+              help="With --estimator-only: learn what the --init-from estimator reads from each LR with its JPEG "
+                   "blocks on the image's own grid, instead of the true level, so that the estimator finds blocks "
+                   "wherever they fall (a crop of a JPEG) and reads everything else as the model was calibrated on.")
 @click.option("--skip", type=click.Choice(get_args(SkipPath)), default=GENERATOR.skip, show_default=True,
               help="'bicubic' adds a fixed bicubic upsampling of the input to the generator's output.")
 @click.option("--channels", type=int, default=GENERATOR.channels, show_default=True, help="Generator width.")
@@ -111,9 +118,10 @@ def _range_text(pair: tuple[float, float]) -> str:
               help="Replace the run OUT holds (its last.pt, best.pt and metrics.jsonl) with a new one.")
 @reports_errors
 def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_weight, warmup_epochs, init_from,
-          content_loss, teacher, distill_weight, qat, skip, channels, blocks, body, rep_convs, estimator_stride,
-          estimator_channels, scale, hflip, degrade, clean_share, blur_sigma, noise_sigma, jpeg_quality, condition,
-          extra_data, extra_crops, max_images, seed, threads, checkpoint_every, resume, overwrite):
+          content_loss, teacher, distill_weight, qat, estimator_only, keep_readings, skip, channels, blocks, body,
+          rep_convs, estimator_stride, estimator_channels, scale, hflip, degrade, clean_share, blur_sigma, noise_sigma,
+          jpeg_quality, condition, extra_data, extra_crops, max_images, seed, threads, checkpoint_every, resume,
+          overwrite):
     """Train the generator (and discriminator) on a folder of faces.
 
     Defaults are the report's: 50 epochs, batch 64, Adam 2e-4 with betas (0.5, 0.9),
@@ -151,7 +159,8 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
                               adversarial_weight=adversarial_weight, warmup_epochs=warmup_epochs,
                               init_from=init_from, content_loss=content_loss, teacher=teacher,
-                              distill_weight=distill_weight, qat=qat, hflip=hflip, max_images=max_images,
+                              distill_weight=distill_weight, qat=qat, estimator_only=estimator_only,
+                              keep_readings=keep_readings, hflip=hflip, max_images=max_images,
                               extra_data=tuple(str(folder) for folder in extra_data), extra_crops=extra_crops,
                               seed=seed, threads=threads, checkpoint_every=checkpoint_every),
             degradation=DegradationConfig(**given) if degrade else None,

@@ -178,6 +178,14 @@ class TrainConfig:
     # Quantization-aware training: simulate the int8 model's activation rounding (qat.py), best
     # after --init-from a float run; best.pt is then the best simulated-int8 validation PSNR.
     qat: bool = False
+    # Hold the generator still and train only its level estimator (a conditioned --init-from run):
+    # each step skips the generator's forward and backward passes, so a new estimator for a
+    # trained model takes a fraction of a full run's time.
+    estimator_only: bool = False
+    # With estimator_only: learn what the --init-from estimator reads from each LR drawn with its
+    # JPEG blocks on the image's own grid, not the true level, so that the new estimator finds blocks
+    # wherever they fall (jpeg_grid_shift) and reads everything else as the model was calibrated on.
+    keep_readings: bool = False
     lr_schedule: LrSchedule = "constant"
     hflip: bool = False  # random horizontal flips of training pairs
     hr_size: tuple[int, int] | None = (92, 112)  # (width, height); None: crop to even size
@@ -240,6 +248,14 @@ class RunConfig:
         if self.generator.condition == "degradation" and self.degradation is None:
             raise ValueError("a generator conditioned on the degradation level needs degraded training pairs "
                              "(a degradation config)")
+        if self.train.estimator_only and (self.generator.condition != "degradation" or not self.train.init_from
+                                          or self.train.teacher or self.train.adversarial):
+            raise ValueError("estimator_only trains the level estimator of a trained conditioned generator: it needs "
+                             "condition 'degradation' and init_from, and takes no teacher or adversarial weight")
+        if self.train.keep_readings and not (self.train.estimator_only and self.degradation is not None
+                                             and self.degradation.jpeg_grid_shift):
+            raise ValueError("keep_readings teaches an estimator to read blocks off the JPEG grid: it needs "
+                             "estimator_only and degradations with jpeg_grid_shift")
 
     def to_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.to_dict(), "discriminator": self.discriminator.to_dict(),

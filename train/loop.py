@@ -24,12 +24,13 @@ normalise each process's share of the batch; those runs are close, not bit-ident
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -368,18 +369,25 @@ class TrainingData:
                                          self.scale)
         lr, level = as_tensors(lr_pixels, levels)
         hr = torch.from_numpy(to_unit_float(hr_pixels)[:, None])
-        return Batch(lr, hr, level, self.teacher_model(lr, level) if self.teacher else None)
+        aligned = None
+        if self.cfg.keep_readings:  # the same draws, the blocks on the grid: what the start estimator reads
+            aligned_pixels, _ = degraded_lrs(hr_pixels, index.numpy(), replace(self.degradation, jpeg_grid_shift=False),
+                                             self.cfg.seed, epoch, self.scale)
+            aligned = torch.from_numpy(to_unit_float(aligned_pixels)[:, None])
+        return Batch(lr, hr, level, self.teacher_model(lr, level) if self.teacher else None, aligned)
 
 
 @dataclass(frozen=True)
 class Batch:
-    """One step's training pairs: LRs, HRs, the LRs' degradation levels (drawn pairs only) and
-    the teacher's outputs (when distilling)."""
+    """One step's training pairs: LRs, HRs, the LRs' degradation levels (drawn pairs only),
+    the teacher's outputs (when distilling) and the LRs with their JPEG blocks on the grid
+    (keep_readings)."""
 
     lr: torch.Tensor
     hr: torch.Tensor
     level: torch.Tensor | None
     taught: torch.Tensor | None
+    aligned: torch.Tensor | None = None
 
 
 def _fits(network: nn.Module, state: dict[str, torch.Tensor]) -> bool:
@@ -409,6 +417,8 @@ class Networks:
                 estimator.load_state_dict(estimator_state)
         if estimator is not None:
             estimator = estimator.to(self.device, memory_format=torch.channels_last)
+        # What the start estimator reads, held still: the target of a keep_readings run.
+        self.reading_teacher = copy.deepcopy(estimator).eval().requires_grad_(False) if cfg.keep_readings else None
         if cfg.qat:
             qat.prepare(generator)
         self.generator = generator.to(self.device, memory_format=torch.channels_last)
@@ -421,12 +431,12 @@ class Networks:
         if self.discriminator is not None:
             self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=cfg.betas)
             self.parts.update(discriminator=self.discriminator, optimizer_d=self.opt_d)
-        if estimator is not None:
-            self.opt_e = torch.optim.Adam(estimator.parameters(), lr=ESTIMATOR_LR)
+        if estimator is not None:  # when it trains alone, at the run's --lr
+            self.opt_e = torch.optim.Adam(estimator.parameters(), lr=cfg.lr if cfg.estimator_only else ESTIMATOR_LR)
             self.parts.update(estimator=estimator, optimizer_e=self.opt_e)
         if cfg.lr_schedule == "cosine":  # one clock for G and D, ticking also while D waits out the warm-up epochs
             self.schedule = self.parts["schedule"] = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.opt_g, cfg.epochs * steps_per_epoch)
+                self.opt_e if cfg.estimator_only else self.opt_g, cfg.epochs * steps_per_epoch)
 
     def wrap(self, procs: Processes) -> None:
         """DistributedDataParallel averages gradients over processes in backward (the bare networks
@@ -442,8 +452,11 @@ class Networks:
                 network.train()
 
     def schedule_step(self) -> None:
-        """One tick of the cosine schedule, which D follows and E follows from its own rate."""
+        """One tick of the cosine schedule, which D follows and E follows from its own rate (or which
+        drives E's optimiser when E trains alone)."""
         self.schedule.step()
+        if self.cfg.estimator_only:
+            return
         lr = self.opt_g.param_groups[0]["lr"]
         for group in self.opt_d.param_groups if self.opt_d else ():
             group["lr"] = lr
@@ -548,16 +561,26 @@ class EpochTally:
 
 def train_step(nets: Networks, batch: Batch, adversarial_now: bool, tally: EpochTally) -> torch.Tensor:
     """One optimiser step of the estimator (conditioned), the discriminator (adversarial epochs)
-    and the generator, their losses added to ``tally``; returns G's loss."""
+    and the generator, their losses added to ``tally``; returns G's loss (the estimator's when it
+    trains alone)."""
     lr, hr, images = batch.lr.to(nets.device), batch.hr.to(nets.device), len(batch.lr)
     level = None
     if nets.estimator is not None:  # learns to read the level that the generator is told
         level = batch.level.to(nets.device)
-        e_loss = F.mse_loss(nets.parallel_e(lr), level)
+        target = level
+        if nets.reading_teacher is not None:
+            with torch.no_grad():
+                target = nets.reading_teacher(batch.aligned.to(nets.device))
+        e_loss = F.mse_loss(nets.parallel_e(lr), target)
         nets.opt_e.zero_grad(set_to_none=True)
         e_loss.backward()
         nets.opt_e.step()
         tally.add({"estimator": e_loss}, images)
+        if nets.cfg.estimator_only:  # the generator is held still: nothing more to compute
+            if nets.schedule is not None:
+                nets.schedule_step()
+            tally.images += images
+            return e_loss
     fake = nets.parallel_g(lr, level) if nets.estimator is not None else nets.parallel_g(lr)
 
     fake_logits = None
@@ -606,7 +629,10 @@ def end_of_epoch(run: TrainingRun, progress: Progress, epoch: int, adversarial_n
     logged = {"g_loss", "content", *(("distill",) if cfg.teacher else ()),
               *(("adversarial", "d_loss") if adversarial_now else ()),
               *(("estimator",) if nets.estimator is not None else ())}
-    record = {"epoch": epoch, "adversarial": adversarial_now, "lr": nets.opt_g.param_groups[0]["lr"],
+    if cfg.estimator_only:  # the generator had no training loss
+        logged = {"estimator"}
+    training = nets.opt_e if cfg.estimator_only else nets.opt_g
+    record = {"epoch": epoch, "adversarial": adversarial_now, "lr": training.param_groups[0]["lr"],
               "train": {key: total / totals["images"] for key, total in totals["sums"].items() if key in logged},
               "validation": validation,
               **({"validation_int8_simulated": {k: simulated[k] for k in ("psnr", "ssim")}} if cfg.qat else {}),
@@ -689,7 +715,8 @@ class Reporter:
         d_text = f" D acc {validation['discriminator']['accuracy']:.2f}" if "discriminator" in validation else ""
         degraded = validation.get("degraded", {})
         simulated = record.get("validation_int8_simulated")
-        self.report(f"epoch {record['epoch']}/{self.epochs}  train g_loss {record['train']['g_loss']:.5f}  "
+        loss, value = next((key, record["train"][key]) for key in ("g_loss", "estimator") if key in record["train"])
+        self.report(f"epoch {record['epoch']}/{self.epochs}  train {loss} {value:.5f}  "
                     f"val g_loss {validation['g_loss']:.5f}  val PSNR {validation['psnr']:.2f} dB "
                     f"SSIM {validation['ssim']:.4f}{d_text}"
                     + (f"  degraded {degraded['psnr']:.2f} dB" if degraded else "")

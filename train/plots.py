@@ -51,6 +51,8 @@ def generator_losses(record: dict) -> tuple[float, float]:
     discriminator existed (warm-up epochs too), and train g_loss also held the distillation term.
     """
     train, validation = record["train"], record["validation"]
+    if "g_loss" not in train:  # train --estimator-only: the generator did not train
+        return math.nan, validation["g_loss"]
     if "content" in validation:
         return train["g_loss"], validation["g_loss"]
     if "discriminator" not in validation:  # an older log's validation g_loss: the content loss alone

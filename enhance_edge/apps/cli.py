@@ -568,7 +568,8 @@ def _parse_hr_size(ctx, param, value):
               help=f"How the LR is made (docs/evaluation.md, 'Degraded inputs'): {', '.join(CONDITION_NAMES)}, "
                    "'all' (those five), or steps joined by '>' in the order they apply, e.g. 'noise=5>jpeg=50' "
                    "(blur=SIGMA on the HR, first; noise=SIGMA in 8-bit levels and jpeg=QUALITY on the bicubic "
-                   "half); repeatable.")
+                   "half; grid=0..7 before a jpeg step moves its 8x8 blocks off the image's corner, as in a crop "
+                   "of a larger JPEG); repeatable.")
 @click.option("--strength", default="auto", show_default=True, callback=_parse_strength, metavar="auto|0..1",
               help=STRENGTH_HELP)
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None, callback=lambda c, p, v: v and int(v),

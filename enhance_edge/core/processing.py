@@ -11,6 +11,9 @@ import numpy as np
 from ..errors import ImageError
 
 _MAX_BY_DTYPE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+# A JPEG block's side in pixels (luma; Pillow's 4:2:0 chroma blocks cover 16): the grid that the
+# level estimator's strides share with the blocking it reads.
+JPEG_BLOCK = 8
 
 
 def to_unit_float(pixels: np.ndarray) -> np.ndarray:

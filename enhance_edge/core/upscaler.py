@@ -27,8 +27,8 @@ from ..io.imageio import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, working_image
 from .batch import FileResult, plan_jobs, upscale_file
 from .model import INPUT_NAME, STRENGTH_NAME, bundled_scale_for, open_session, resolve_model
 from .output_size import resize_output
-from .processing import (chroma_pixels, fill_transparent, from_unit_float, resize_plane_rows, rgb_to_luma_chroma,
-                         to_unit_float, ycbcr_to_rgb_pixels)
+from .processing import (JPEG_BLOCK, chroma_pixels, fill_transparent, from_unit_float, resize_plane_rows,
+                         rgb_to_luma_chroma, to_unit_float, ycbcr_to_rgb_pixels)
 from .upscale_settings import MODEL_FIELDS, UpscaleSettings
 from .strength import checked_strength
 from .tiling import FALLBACK_MARGIN, choose_tile, half_blend, upscale_tiled
@@ -207,8 +207,11 @@ class Upscaler:
             crops = [plane]
         else:
             crop_h, crop_w = min(_ESTIMATE_CROP, height), min(_ESTIMATE_CROP, width)
-            tops = np.linspace(0, height - crop_h, _ESTIMATE_GRID).astype(int)
-            lefts = np.linspace(0, width - crop_w, _ESTIMATE_GRID).astype(int)
+            # On the image's own 8x8 grid: a JPEG's blocks start at its corner, and crops that cut
+            # through them read lower than the whole image (with an estimator trained on aligned
+            # blocks only, as clean).
+            tops = np.linspace(0, height - crop_h, _ESTIMATE_GRID).astype(int) // JPEG_BLOCK * JPEG_BLOCK
+            lefts = np.linspace(0, width - crop_w, _ESTIMATE_GRID).astype(int) // JPEG_BLOCK * JPEG_BLOCK
             crops = [plane[t:t + crop_h, x:x + crop_w] for t in tops for x in lefts]
         levels = [self._session_run(crop, None)[1] for crop in crops]
         return float(np.mean([level for level in levels if level is not None]))

@@ -30,6 +30,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ..core.processing import JPEG_BLOCK
 from ..errors import DataError
 
 DownscaleKernel = Literal["bicubic", "bilinear", "area", "lanczos"]
@@ -79,6 +80,10 @@ class DegradationConfig:
     poisson_share: float = 0.3  # of the noisy pairs: signal-dependent (shot) noise instead of Gaussian
     jpeg_probability: float = 0.7
     jpeg_quality: tuple[int, int] = (40, 95)
+    # JPEG's 8x8 blocks at a random offset from the LR's corner, as in a photo cropped after it was
+    # compressed (and in a large image's estimation crops): the level estimator's strides are the
+    # JPEG grid's, and one trained on aligned blocks only read every shifted one as clean.
+    jpeg_grid_shift: bool = True
 
     def __post_init__(self):
         for name in ("clean_share", "blur_probability", "anisotropic_share", "noise_probability",
@@ -98,6 +103,8 @@ class DegradationConfig:
             raise ValueError(f"DegradationConfig.downscale_kernels must be some of {list(get_args(DownscaleKernel))}, "
                              f"got {list(kernels)}")
         object.__setattr__(self, "downscale_kernels", kernels)
+        if not isinstance(self.jpeg_grid_shift, bool):
+            raise ValueError(f"DegradationConfig.jpeg_grid_shift must be true or false, got {self.jpeg_grid_shift!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,7 +115,8 @@ class DegradationConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown DegradationConfig keys {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        # Runs saved before jpeg_grid_shift existed drew every JPEG on the aligned grid.
+        return cls(**{"jpeg_grid_shift": False, **values})
 
 
 # ---- the steps, each on 8-bit PIL images ("L" or "RGB"), each returning 8-bit ----
@@ -153,8 +161,16 @@ def poisson_noise(image: Image.Image, sigma: float, rng: np.random.Generator) ->
     return _from_levels(rng.poisson(pixels * photons_per_level) / photons_per_level, image.mode)
 
 
-def jpeg(image: Image.Image, quality: int) -> Image.Image:
-    """Encode as JPEG at ``quality`` with Pillow's defaults and decode again."""
+def jpeg(image: Image.Image, quality: int, grid_offset: tuple[int, int] = (0, 0)) -> Image.Image:
+    """Encode as JPEG at ``quality`` with Pillow's defaults and decode again. ``grid_offset`` (x, y):
+    the image's corner sits that many pixels into the encoder's blocks, as in an image cropped out
+    of a larger JPEG (encoded with the edge pixels repeated into the margin, which is cut off again)."""
+    left, top = grid_offset
+    if (left, top) != (0, 0):
+        pixels = np.asarray(image)
+        padded = Image.fromarray(np.pad(pixels, ((top, 0), (left, 0)) + ((0, 0),) * (pixels.ndim - 2), mode="edge"),
+                                 image.mode)
+        return jpeg(padded, quality).crop((left, top, left + image.width, top + image.height))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=int(quality))
     buffer.seek(0)
@@ -177,13 +193,16 @@ def level_of(degraded: Image.Image, reference: Image.Image) -> float:
 
 # A condition beyond the named ones (docs/evaluation.md: "other qualities, noise levels and orders of the
 # steps"): STEP=VALUE steps joined by ">" in the order they apply, each value within these bounds.
-CONDITION_STEP_BOUNDS = {"blur": (0.1, 5.0), "noise": (0.1, 50.0), "jpeg": (1, 100)}
+CONDITION_STEP_BOUNDS = {"blur": (0.1, 5.0), "noise": (0.1, 50.0), "jpeg": (1, 100), "grid": (0, JPEG_BLOCK - 1)}
+_WHOLE_STEPS = ("jpeg", "grid")
 
 
 def condition_steps(condition: str) -> tuple[tuple[str, float], ...]:
     """The steps of a condition: one of docs/evaluation.md's names, or a chain such as
     "noise=5>jpeg=50" or "blur=1.2>jpeg=60>noise=2": blur (Gaussian sigma, on the HR) first if at all,
-    then noise (sigma in 8-bit levels) and jpeg (quality) on the bicubic half, in the order written."""
+    then noise (sigma in 8-bit levels) and jpeg (quality) on the bicubic half, in the order written.
+    grid=K before a jpeg step puts the image's corner K pixels into the JPEG's 8x8 blocks, across and
+    down, as in an image cropped after it was compressed ("grid=3>jpeg=60")."""
     if condition in CONDITIONS:
         return CONDITIONS[condition]
     steps: list[tuple[str, float]] = []
@@ -199,12 +218,15 @@ def condition_steps(condition: str) -> tuple[tuple[str, float], ...]:
             value = float(text)
         except ValueError:
             value = math.nan
-        if not low <= value <= high or (step == "jpeg" and not value.is_integer()):
-            kind = "a whole number" if step == "jpeg" else "a number"
+        if not low <= value <= high or (step in _WHOLE_STEPS and not value.is_integer()):
+            kind = "a whole number" if step in _WHOLE_STEPS else "a number"
             raise DataError(f"condition {condition!r}: {step} must be {kind} from {low:g} to {high:g}, got {text!r}")
         if step == "blur" and steps:
             raise DataError(f"condition {condition!r}: blur acts on the HR, before the down-scale, so it comes first")
         steps.append((step, value))
+    followed_by = [after for after, _ in steps[1:]] + [None]
+    if any(step == "grid" and after != "jpeg" for (step, _), after in zip(steps, followed_by)):
+        raise DataError(f"condition {condition!r}: grid=K moves the blocks of the jpeg step right after it")
     return tuple(steps)
 
 
@@ -219,11 +241,14 @@ def condition_lr(hr: Image.Image, condition: str, rng: np.random.Generator, scal
         if step == "blur":
             image = gaussian_blur(image, value)
     image = downscale(image, scale, "bicubic")
+    offset = 0
     for step, value in steps:
         if step == "noise":
             image = gaussian_noise(image, value, rng)
+        elif step == "grid":
+            offset = int(value)
         elif step == "jpeg":
-            image = jpeg(image, int(value))
+            image, offset = jpeg(image, int(value), (offset, offset)), 0
     return image
 
 
@@ -260,5 +285,9 @@ def degrade(hr: Image.Image, config: DegradationConfig, rng: np.random.Generator
             noise = poisson_noise if rng.random() < config.poisson_share else gaussian_noise
             image = noise(image, sigma, rng)
         else:
-            image = jpeg(image, int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)))
+            quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
+            # From a child stream, which leaves ``rng``'s own draws as they are: the same pair drawn
+            # without jpeg_grid_shift differs only in where its blocks fall (train --keep-readings).
+            left, top = rng.spawn(1)[0].integers(0, JPEG_BLOCK, 2) if config.jpeg_grid_shift else (0, 0)
+            image = jpeg(image, quality, (int(left), int(top)))
     return image, level_of(image, reference)

@@ -35,6 +35,8 @@ def run(face_folder, out, *options):
     (["--threads", "0"], "Invalid value for '--threads': 0 is not in the range x>=1"),
     (["--max-images", "-1"], "Invalid value for '--max-images': -1 is not in the range x>=1"),
     (["--resume", "--overwrite"], "--resume continues the run in --out and --overwrite replaces it: give one"),
+    (["--estimator-only", "--init-from", "default", "--adversarial-weight", "0"],
+     "estimator_only trains the level estimator of a trained conditioned generator: it needs condition 'degradation'"),
 ])
 def test_bad_options_are_refused_before_anything_is_written(face_folder, tmp_path, options, message):
     result = run(face_folder, tmp_path / "run", *options)

@@ -1,29 +1,37 @@
+import copy
 import hashlib
 import json
+import math
 import re
 import shutil
+from types import SimpleNamespace
 
 import onnx
 import pytest
 import torch
+import torch.nn.functional as F
 
 from enhance_edge.eval.dataset import load_pairs
 from enhance_edge.errors import CheckpointError
 from enhance_edge.train import checkpoint
 from enhance_edge.eval.degradation import DegradationConfig
 from enhance_edge.train.config import DiscriminatorConfig, EstimatorConfig, GeneratorConfig, RunConfig, TrainConfig
-from enhance_edge.train.loop import ROUNDING_MSE, content_loss, evaluate, train
+from enhance_edge.train.loop import ROUNDING_MSE, Batch, EpochTally, content_loss, evaluate, train, train_step
 from enhance_edge.train.networks import DegradationEstimator, Discriminator, Generator
+from enhance_edge.train.warm_start import load_warm_start
 
 CHECKPOINT_KEYS = {"format", "config", "epoch", "data", "generator", "optimizer_g", "discriminator",
                    "optimizer_d", "validation"}
 RECORD_KEYS = {"epoch", "adversarial", "lr", "train", "validation", "baselines", "seconds"}
 
 
+def tiny_train(**train) -> TrainConfig:
+    return TrainConfig(hr_size=(20, 24), threads=1, **{"epochs": 1, "batch_size": 3, **train})
+
+
 def tiny(**train) -> RunConfig:
     return RunConfig(GeneratorConfig(channels=4, residual_blocks=1, skip="bicubic"),
-                     DiscriminatorConfig(base_channels=4),
-                     TrainConfig(hr_size=(20, 24), threads=1, **{"epochs": 1, "batch_size": 3, **train}))
+                     DiscriminatorConfig(base_channels=4), tiny_train(**train))
 
 
 @pytest.fixture(autouse=True)
@@ -154,6 +162,63 @@ def test_init_from_hands_on_an_estimator_of_the_same_width_and_starts_another_af
     start = source_estimator.state_dict() if width == 2 else fresh
     # two steps at the estimator's own rate move each weight by about 2 x 3e-3 at most
     assert all((trained[key] - start[key]).abs().max() < 0.01 for key in start)
+
+
+def test_estimator_only_trains_the_estimator_at_the_runs_rate_and_leaves_the_generator_as_it_was(
+        face_folder, tmp_path, tiny_conditioned, tiny_conditioned_onnx):
+    generator, _ = tiny_conditioned
+    run = tiny_train(adversarial_weight=0, init_from=str(tiny_conditioned_onnx), lr=1e-2, estimator_only=True,
+                     lr_schedule="cosine", epochs=2)
+    config = RunConfig(generator.config, DiscriminatorConfig(base_channels=4), run,
+                       degradation=DegradationConfig(clean_share=0.0),
+                       estimator=EstimatorConfig(channels=2, first_stride=2))
+    lines = []
+    train(face_folder, tmp_path, config, report=lines.append)
+    state = checkpoint.load(tmp_path / "last.pt")
+    start_generator, start_estimator = load_warm_start(tiny_conditioned_onnx, generator.config)
+    for name, weights in start_generator.state_dict().items():
+        assert torch.equal(state["generator"][name], weights), name
+    moved = max((state["estimator"][key] - start_estimator[key]).abs().max().item() for key in start_estimator)
+    assert 0.01 < moved < 0.1  # 4 steps at 1e-2 (Adam: about the rate per step), not the estimator's own 3e-3
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert set(records[0]["train"]) == {"estimator"} and records[0]["train"]["estimator"] > 0
+    assert records[1]["lr"] < records[0]["lr"] == pytest.approx(1e-2 * (1 + math.cos(math.pi / 2)) / 2)  # cosine
+    assert lines[-1].startswith("epoch 2/2  train estimator ")
+
+
+def test_keep_readings_teaches_what_the_start_estimator_reads_from_the_lr_on_the_jpeg_grid(tiny_conditioned):
+    _, start = tiny_conditioned
+    student, teacher = copy.deepcopy(start).train(), copy.deepcopy(start).eval()
+    lr, aligned = torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16)
+    with torch.no_grad():
+        expected = F.mse_loss(student(lr), teacher(aligned)).item()
+    nets = SimpleNamespace(device=torch.device("cpu"), estimator=student, parallel_e=student, reading_teacher=teacher,
+                           opt_e=torch.optim.SGD(student.parameters(), lr=0.1), schedule=None,
+                           cfg=tiny_train(estimator_only=True, keep_readings=True))
+    batch = Batch(lr, torch.rand(4, 1, 32, 32), torch.zeros(4, 1, 1, 1), None, aligned)
+    loss = train_step(nets, batch, False, EpochTally.start(None))
+    assert loss.item() == pytest.approx(expected) and expected > 1e-6
+    assert any((a != b).any() for a, b in zip(student.parameters(), start.parameters()))  # the student moved
+
+
+@pytest.mark.parametrize("degradation", [None, DegradationConfig(jpeg_grid_shift=False)])
+def test_keep_readings_needs_an_estimator_only_run_with_shifted_jpeg_grids(degradation):
+    generator = GeneratorConfig(channels=4, residual_blocks=0, body="rep", rep_convs=1,
+                                condition="degradation" if degradation else "none")
+    with pytest.raises(ValueError, match=r"keep_readings teaches an estimator to read blocks off the JPEG grid: it "
+                                         r"needs estimator_only and degradations with jpeg_grid_shift"):
+        RunConfig(generator, DiscriminatorConfig(base_channels=4),
+                  tiny_train(init_from="default", adversarial_weight=0, estimator_only=degradation is not None,
+                             keep_readings=True), degradation=degradation)
+
+
+@pytest.mark.parametrize("change", [{"init_from": None}, {"teacher": "default"}, {"adversarial_weight": 1e-3}])
+def test_estimator_only_is_refused_without_a_trained_conditioned_generator_or_with_a_teacher(change):
+    train_config = tiny_train(**{"init_from": "default", "adversarial_weight": 0, "estimator_only": True, **change})
+    with pytest.raises(ValueError, match=r"estimator_only trains the level estimator of a trained conditioned "
+                                         r"generator: it needs condition 'degradation' and init_from"):
+        RunConfig(GeneratorConfig(channels=4, residual_blocks=0, body="rep", rep_convs=1, condition="degradation"),
+                  DiscriminatorConfig(base_channels=4), train_config, degradation=DegradationConfig())
 
 
 def test_init_from_refuses_a_generator_of_another_design(face_folder, tmp_path):

@@ -10,6 +10,7 @@ from PIL import Image
 
 from enhance_edge import Upscaler
 from enhance_edge.core.model import BUNDLED_MODELS, bundled_model_path, bundled_models, bundled_scale
+from enhance_edge.eval.degradation import jpeg
 from enhance_edge.eval.protocol import interpolate, make_hr, make_lr, psnr
 from enhance_edge.core.tiling import receptive_radius, working_bytes_per_pixel
 
@@ -69,6 +70,20 @@ def test_the_file_alone_gives_the_upscalers_pixels(shipped, yale_test_faces, tmp
         ours = np.asarray(Upscaler(shipped.path).upscale(opened), np.int16)
         plain = _plain_pixels(shipped.path, opened.convert("L")).astype(np.int16)
     assert np.abs(ours - plain).max() <= 1
+
+
+@pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")
+def test_a_jpeg_cropped_off_its_block_grid_is_read_as_degraded_as_the_whole_jpeg(shipped, yale_test_faces):
+    """A face cut out of a larger JPEG keeps the blocks where the cut leaves them: the file's own
+    estimator reads them there as it does on the grid (the estimators before it read them as clean)."""
+    upscaler, aligned, shifted = Upscaler(shipped.path), [], []
+    for path in yale_test_faces:
+        with Image.open(path) as image:
+            lr = make_lr(make_hr(image.convert("L"), scale=shipped.scale), shipped.scale)
+        for offset, readings in (((0, 0), aligned), ((3, 5), shifted)):
+            plane = np.asarray(jpeg(lr, 50, offset), np.float32) / 255
+            readings.append(upscaler.strength_for(plane))
+    assert min(shifted) > 0 and np.mean(shifted) > 0.7 * np.mean(aligned), (aligned, shifted)
 
 
 @pytest.mark.parametrize("shipped", SHIPPED, ids=lambda m: f"{m.name}-{m.precision}")

@@ -283,12 +283,15 @@ def test_an_untiled_large_image_reads_its_strength_in_its_own_run(tiny_condition
     assert np.abs(out.astype(int) - from_unit_float(expected)).max() <= 1  # other thread counts: float rounding
 
 
-def test_a_large_image_is_estimated_from_crops_spread_over_it(conditioned):
+def test_a_large_image_is_estimated_from_crops_spread_over_it_on_its_jpeg_grid(conditioned):
     plane = np.random.default_rng(0).random((1200, 1000), dtype=np.float32)
-    grid = [(top, left) for top in np.linspace(0, 1200 - 128, 4).astype(int)
-            for left in np.linspace(0, 1000 - 128, 4).astype(int)]
+    # spread evenly (0, 357, 714, 1072 down), each moved back onto the 8-pixel grid a JPEG's blocks start on
+    grid = [(top, left) for top in (0, 352, 712, 1072) for left in (0, 288, 576, 872)]
     crops = [conditioned.estimate_strength(plane[top:top + 128, left:left + 128]) for top, left in grid]
     assert conditioned.estimate_strength(plane) == pytest.approx(np.mean(crops), abs=1e-6)
+    off_grid = [conditioned.estimate_strength(plane[abs(top - 3):abs(top - 3) + 128, left:left + 128])
+                for top, left in grid]
+    assert np.mean(off_grid) != pytest.approx(np.mean(crops), abs=1e-6)  # the crops' places matter
 
 
 @pytest.mark.parametrize("strength, message", [

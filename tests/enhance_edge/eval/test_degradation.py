@@ -4,6 +4,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from enhance_edge.apps.cli import main
+from enhance_edge.eval import degradation
 from enhance_edge.eval.degradation import (LEVEL_UNIT, DegradationConfig, anisotropic_blur, condition_lr,
                                            condition_steps, degrade, downscale, gaussian_blur, gaussian_noise, jpeg,
                                            level_of, poisson_noise)
@@ -111,18 +112,69 @@ def test_a_chain_of_steps_applies_them_in_its_order_with_blur_on_the_hr(hr):
     np.testing.assert_array_equal(np.asarray(condition_lr(hr, "blur=0.8>noise=3>jpeg=75", rng(3))),
                                   np.asarray(condition_lr(hr, "camera", rng(3))))
     assert condition_steps("blur=1.2 > jpeg=95") == (("blur", 1.2), ("jpeg", 95.0))
+    np.testing.assert_array_equal(np.asarray(condition_lr(hr, "noise=2>grid=3>jpeg=60>jpeg=90", rng(4))),
+                                  np.asarray(jpeg(jpeg(gaussian_noise(make_lr(hr), 2.0, rng(4)), 60, (3, 3)), 90)))
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_a_jpeg_off_its_grid_has_the_blocks_of_a_crop_out_of_a_larger_jpeg(mode):
+    big = Image.fromarray(smooth_image(np.random.default_rng(5), 64, 64)).convert(mode)
+    left, top = 3, 5
+    crop = (left, top, 48, 48)  # ends on the large image's block edges: only the first row and column differ
+    shifted = np.asarray(jpeg(big.crop(crop), 60, (left, top)), np.int16)
+    expected = np.asarray(jpeg(big, 60).crop(crop), np.int16)
+    assert shifted.shape == expected.shape
+    np.testing.assert_array_equal(shifted[8 - top:, 8 - left:], expected[8 - top:, 8 - left:])
+    aligned = np.asarray(jpeg(big.crop(crop), 60), np.int16)
+    assert np.abs(aligned - expected)[8 - top:, 8 - left:].mean() > 1  # the aligned grid is other blocks
+
+
+def test_training_draws_the_jpeg_grid_offset_and_runs_saved_before_it_kept_the_grid_aligned(hr):
+    config = DegradationConfig(clean_share=0.0, noise_probability=0.0, jpeg_probability=1.0, blur_probability=0.0,
+                               downscale_kernels=("bicubic",), jpeg_quality=(50, 50))
+    assert config.jpeg_grid_shift and DegradationConfig.from_dict(config.to_dict()) == config
+    aligned = DegradationConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "jpeg_grid_shift"})
+    assert not aligned.jpeg_grid_shift
+    lr, _ = degrade(hr, aligned, np.random.default_rng(1))
+    np.testing.assert_array_equal(np.asarray(lr), np.asarray(jpeg(make_lr(hr), 50)))
+    offsets = set()
+    for seed in range(12):
+        lr, level = degrade(hr, config, np.random.default_rng(seed))
+        candidates = [(x, y) for x in range(8) for y in range(8)
+                      if np.array_equal(np.asarray(lr), np.asarray(jpeg(make_lr(hr), 50, (x, y))))]
+        assert len(candidates) == 1 and level == pytest.approx(level_of(lr, make_lr(hr)))
+        offsets.add(candidates[0])
+    assert len(offsets) > 6  # drawn, not fixed
+
+
+def test_a_pair_drawn_with_and_without_the_grid_shift_differs_only_in_where_the_blocks_fall(hr, monkeypatch):
+    encoded = []
+    monkeypatch.setattr(degradation, "jpeg", lambda image, quality, offset=(0, 0): encoded.append((quality, offset))
+                        or image)
+    shifted, aligned = DegradationConfig(clean_share=0.0), DegradationConfig(clean_share=0.0, jpeg_grid_shift=False)
+    for seed in range(8):
+        lr_shifted, level_shifted = degrade(hr, shifted, np.random.default_rng(seed))
+        lr_aligned, level_aligned = degrade(hr, aligned, np.random.default_rng(seed))
+        np.testing.assert_array_equal(np.asarray(lr_shifted), np.asarray(lr_aligned))  # the same noise and blur
+        assert level_shifted == level_aligned
+    drawn, on_grid = encoded[0::2], encoded[1::2]
+    assert [q for q, _ in drawn] == [q for q, _ in on_grid] and {o for _, o in on_grid} == {(0, 0)}
+    assert len(drawn) >= 4 and any(o != (0, 0) for _, o in drawn)
 
 
 @pytest.mark.parametrize("condition, message", [
     ("noise=5>fog=1", r"unknown condition 'noise=5>fog=1'; the protocol's \(docs/evaluation.md\) are clean, jpeg75, "
-                      r"noise3, blur, camera, or STEP=VALUE steps .* \(STEP one of blur, noise, jpeg; 'fog=1' is not "
-                      r"one\)"),
+                      r"noise3, blur, camera, or STEP=VALUE steps .* \(STEP one of blur, noise, jpeg, grid; "
+                      r"'fog=1' is not one\)"),
     ("noise", r"'noise' is not one"),
     ("noise=0", r"condition 'noise=0': noise must be a number from 0.1 to 50, got '0'"),
     ("noise=five", r"noise must be a number from 0.1 to 50, got 'five'"),
     ("jpeg=50.5", r"condition 'jpeg=50.5': jpeg must be a whole number from 1 to 100, got '50.5'"),
     ("jpeg=101", r"jpeg must be a whole number from 1 to 100, got '101'"),
     ("noise=2>blur=1", r"condition 'noise=2>blur=1': blur acts on the HR, before the down-scale, so it comes first"),
+    ("grid=8>jpeg=50", r"condition 'grid=8>jpeg=50': grid must be a whole number from 0 to 7, got '8'"),
+    ("grid=3", r"condition 'grid=3': grid=K moves the blocks of the jpeg step right after it"),
+    ("grid=3>noise=2>jpeg=50", r"grid=K moves the blocks of the jpeg step right after it"),
 ])
 def test_a_bad_chain_is_refused_showing_the_bad_step(condition, message):
     with pytest.raises(DataError, match=message):
@@ -143,6 +195,7 @@ def test_the_default_ranges_cover_protocol_md_range():
     ({"jpeg_quality": (40.5, 90)}, r"jpeg_quality must be whole qualities"),
     ({"noise_sigma": 3}, r"noise_sigma must be a \(low, high\) pair, got 3"),
     ({"downscale_kernels": ("bicubic", "sinc")}, r"downscale_kernels must be some of .*got \['bicubic', 'sinc'\]"),
+    ({"jpeg_grid_shift": "yes"}, r"jpeg_grid_shift must be true or false, got 'yes'"),
 ])
 def test_bad_ranges_are_refused_showing_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
