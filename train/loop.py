@@ -626,12 +626,13 @@ def end_of_epoch(run: TrainingRun, progress: Progress, epoch: int, adversarial_n
         return
     cfg, nets = run.config.train, run.nets
     validation, simulated = validate(run, adversarial_now)
-    logged = {"g_loss", "content", *(("distill",) if cfg.teacher else ()),
-              *(("adversarial", "d_loss") if adversarial_now else ()),
-              *(("estimator",) if nets.estimator is not None else ())}
     if cfg.estimator_only:  # the generator had no training loss
-        logged = {"estimator"}
-    training = nets.opt_e if cfg.estimator_only else nets.opt_g
+        logged, training = {"estimator"}, nets.opt_e
+    else:
+        logged = {"g_loss", "content", *(("distill",) if cfg.teacher else ()),
+                  *(("adversarial", "d_loss") if adversarial_now else ()),
+                  *(("estimator",) if nets.estimator is not None else ())}
+        training = nets.opt_g
     record = {"epoch": epoch, "adversarial": adversarial_now, "lr": training.param_groups[0]["lr"],
               "train": {key: total / totals["images"] for key, total in totals["sums"].items() if key in logged},
               "validation": validation,

@@ -47,6 +47,13 @@ _ESTIMATE_CROP = 128
 _ESTIMATE_GRID = 4  # crops per side
 
 
+def _crop_starts(length: int, crop: int) -> np.ndarray:
+    """Where estimation crops start along one side: spread evenly, each moved back onto the image's
+    own 8x8 grid. A JPEG's blocks start at its corner, and crops that cut through them read lower
+    than the whole image (with an estimator trained on aligned blocks only, as clean)."""
+    return np.linspace(0, length - crop, _ESTIMATE_GRID).astype(int) // JPEG_BLOCK * JPEG_BLOCK
+
+
 def _fixed_bytes(width: int, height: int, mode: str) -> int:
     """Memory an upscale needs however it is tiled: the runtime and the whole-image buffers."""
     return _BASE_BYTES + _IMAGE_BYTES_PER_PIXEL.get(mode, 96) * width * height
@@ -207,11 +214,7 @@ class Upscaler:
             crops = [plane]
         else:
             crop_h, crop_w = min(_ESTIMATE_CROP, height), min(_ESTIMATE_CROP, width)
-            # On the image's own 8x8 grid: a JPEG's blocks start at its corner, and crops that cut
-            # through them read lower than the whole image (with an estimator trained on aligned
-            # blocks only, as clean).
-            tops = np.linspace(0, height - crop_h, _ESTIMATE_GRID).astype(int) // JPEG_BLOCK * JPEG_BLOCK
-            lefts = np.linspace(0, width - crop_w, _ESTIMATE_GRID).astype(int) // JPEG_BLOCK * JPEG_BLOCK
+            tops, lefts = _crop_starts(height, crop_h), _crop_starts(width, crop_w)
             crops = [plane[t:t + crop_h, x:x + crop_w] for t in tops for x in lefts]
         levels = [self._session_run(crop, None)[1] for crop in crops]
         return float(np.mean([level for level in levels if level is not None]))
