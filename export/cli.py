@@ -29,8 +29,13 @@ from .gate import MAX_MEAN_LOSS_DB, MIN_PSNR_VS_FP32_DB
               default=None, help="For a model conditioned on the degradation level: face folder whose validation "
                                  "split (the run's own) chooses how 'auto' turns the estimator's reading into a "
                                  "strength (a reading below a threshold is a clean image; a gain above it).")
+@click.option("--estimator-from", default=None, metavar="NAME|PATH",
+              help="For a model conditioned on the degradation level: embed the estimator of this bundled model, "
+                   "fp32 model file or checkpoint instead of the checkpoint's own. A reading depends on the image "
+                   "alone, so an estimator trained beside another generator of the same scale serves; choose its "
+                   "calibration with --calibrate-on.")
 @reports_errors
-def export(checkpoint, output, tolerance, score_dir, calibration_dir):
+def export(checkpoint, output, tolerance, score_dir, calibration_dir, estimator_from):
     """Export a training checkpoint's generator to one self-contained ONNX file.
 
     The model gets dynamic batch, height and width, its re-parameterized convolutions
@@ -50,7 +55,7 @@ def export(checkpoint, output, tolerance, score_dir, calibration_dir):
 
         scratch = click.get_current_context().with_resource(tempfile.TemporaryDirectory(prefix="enhance-edge-"))
         target = Path(scratch) / output.name
-    results = export_checkpoint(checkpoint, target, tolerance, calibration_dir, click.echo)
+    results = export_checkpoint(checkpoint, target, tolerance, calibration_dir, click.echo, estimator_from)
     for result in results:
         strength = "" if result["strength"] == "none" else f" at strength {result['strength']}"
         click.echo(f"parity {'x'.join(map(str, result['shape']))}{strength}: "

@@ -28,6 +28,7 @@ from enhance_edge.core.tiling import receptive_radius, working_bytes_per_pixel
 
 from ..train.checkpoint import load_generator, run_config
 from ..train.networks import DegradationEstimator, Generator
+from ..train.warm_start import load_estimator
 from .graph import LEVEL, StrengthCalibration, joined_model
 
 OPSET = 17
@@ -157,7 +158,8 @@ def export_generator(generator: Generator, out_path: str | Path, facts: dict[str
     out_path = Path(out_path)
     model = to_onnx_model(generator, estimator, calibration)
     model.producer_name, model.producer_version = "enhance-edge", __version__
-    calibrated = {"strength_calibration": calibration.to_dict()} if estimator is not None else {}
+    calibrated = ({"strength_calibration": calibration.to_dict(), "estimator_config": estimator.config.to_dict()}
+                  if estimator is not None else {})
     onnx.helper.set_model_props(model, model_metadata(generator, {**(facts or {}), **calibrated}))
     onnx_bytes = model.SerializeToString()
     results = parity(onnx_bytes, generator, estimator, calibration)
@@ -180,14 +182,23 @@ def write_model_file(path: str | Path, data: bytes) -> None:
 
 def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path, tolerance: float = PARITY_TOLERANCE,
                       calibrate_on: str | Path | None = None,
-                      report: Callable[[str], None] = lambda line: None) -> list[dict]:
+                      report: Callable[[str], None] = lambda line: None,
+                      estimator_from: str | Path | None = None) -> list[dict]:
     """Export a training checkpoint's generator (with its degradation estimator, for a conditioned
     one), with its training facts in the metadata; ``calibrate_on``: a face folder on whose
-    validation split (the run's) the strength calibration is chosen (export/calibrate.py)."""
+    validation split (the run's) the strength calibration is chosen (export/calibrate.py);
+    ``estimator_from``: a bundled model, model file or checkpoint whose estimator goes into the
+    graph instead of the checkpoint's own (train/warm_start.py: a reading does not depend on the
+    generator it trained beside)."""
     generator, state = load_generator(checkpoint_path)
     config = run_config(checkpoint_path, state)
     estimator = None
-    if _conditioned(generator):
+    if estimator_from is not None and not _conditioned(generator):
+        raise ModelError(f"{str(checkpoint_path)!r}'s generator is not conditioned on the degradation level: "
+                         f"it has no estimator for --estimator-from {str(estimator_from)!r} to replace")
+    if estimator_from is not None:
+        estimator = load_estimator(estimator_from)
+    elif _conditioned(generator):
         estimator = DegradationEstimator(config.estimator)
         try:
             estimator.load_state_dict(state["estimator"])
@@ -195,8 +206,8 @@ def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path, toleran
             raise ModelError(f"{str(checkpoint_path)!r} holds no usable degradation estimator ({exc!r})") from None
     facts = {"trained_on": state.get("data", {}), "epoch": state.get("epoch"),
              "train_config": state["config"]["train"], "validation": state.get("validation", {}),
-             **({"degradation_config": config.degradation.to_dict(), "estimator_config": config.estimator.to_dict()}
-                if config.degradation is not None else {})}
+             **({"degradation_config": config.degradation.to_dict()} if config.degradation is not None else {}),
+             **({"estimator_from": str(estimator_from)} if estimator_from is not None else {})}
     calibration = StrengthCalibration()
     if estimator is not None and calibrate_on is not None:
         from .calibrate import choose_calibration

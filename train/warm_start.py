@@ -10,6 +10,10 @@ the tail (whose outputs are the scale**2 sub-pixel phases) starts afresh. A "rep
 start from a shallower one: its extra body layers come after the source's and start as the identity
 (zero 3x3 and 1x1 branches), which is exact because they follow a ReLU, so the deeper network first
 computes what the source did and growing it costs none of what was learned.
+
+A degradation estimator reads the level of an LR (``level_of``: an RMS difference in fixed units)
+from its pixels alone, whatever generator it trained beside, so a trained one can be embedded beside
+another generator (``load_estimator``; ``enhance-edge export --estimator-from``).
 """
 
 from __future__ import annotations
@@ -24,13 +28,17 @@ import torch
 from enhance_edge.errors import CheckpointError, ModelError
 from enhance_edge.core.model import BUNDLED_MODELS, ESTIMATOR_PREFIX, resolve_model
 
-from .checkpoint import load, load_generator
-from .config import GeneratorConfig
-from .networks import Generator, RepConv
+from .checkpoint import load_generator, run_config
+from .config import EstimatorConfig, GeneratorConfig
+from .networks import DegradationEstimator, Generator, RepConv
+
+# A source's estimator: its config and weights (None where the source has none).
+SourceEstimator = tuple[EstimatorConfig | None, dict[str, torch.Tensor] | None]
 
 
-def _onnx_weights(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
-    """The generator config, generator weights and (if embedded) estimator weights of an fp32 model file."""
+def _onnx_weights(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor], SourceEstimator]:
+    """The generator config, generator weights and (if embedded) estimator config and weights of an
+    fp32 model file."""
     import onnx
     from onnx import numpy_helper
 
@@ -56,7 +64,13 @@ def _onnx_weights(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor],
     weights = initializers(model.graph)
     estimator = {name[len(ESTIMATOR_PREFIX):]: weights.pop(name) for name in list(weights)
                  if name.startswith(ESTIMATOR_PREFIX)}
-    return config, _unfolded(weights, Generator(config)), estimator or None
+    try:
+        estimator_config = (EstimatorConfig.from_dict(json.loads(metadata["estimator_config"]))
+                            if "estimator_config" in metadata else None)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"cannot start from {str(path)!r}: its metadata holds an unusable estimator config: "
+                              f"{exc}") from None
+    return config, _unfolded(weights, Generator(config)), (estimator_config, estimator or None)
 
 
 def _unfolded(weights: dict[str, torch.Tensor], generator: Generator) -> dict[str, torch.Tensor]:
@@ -76,15 +90,15 @@ def _unfolded(weights: dict[str, torch.Tensor], generator: Generator) -> dict[st
     return weights
 
 
-def _source_weights(source: str) -> tuple[GeneratorConfig, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+def _source_weights(source: str) -> tuple[GeneratorConfig, dict[str, torch.Tensor], SourceEstimator]:
     if source in BUNDLED_MODELS or source.endswith(".onnx"):
         try:
             path = resolve_model(source, "fp32" if source in BUNDLED_MODELS else "auto")
         except ModelError as exc:
             raise CheckpointError(f"cannot start from {source!r}: {exc}") from None
         return _onnx_weights(path)
-    generator, _ = load_generator(source)
-    return generator.config, generator.state_dict(), load(source).get("estimator")
+    generator, state = load_generator(source)
+    return generator.config, generator.state_dict(), (run_config(source, state).estimator, state.get("estimator"))
 
 
 def load_warm_start(source: str | Path, generator_config: GeneratorConfig) -> tuple[Generator, dict[str, Any] | None]:
@@ -97,7 +111,7 @@ def load_warm_start(source: str | Path, generator_config: GeneratorConfig) -> tu
     another scale (the tail then starts afresh).
     """
     source = str(source)
-    config, weights, estimator = _source_weights(source)
+    config, weights, (_, estimator) = _source_weights(source)
     adding_condition = config.condition == "none" and generator_config.condition == "degradation"
     rescaling = config.scale != generator_config.scale
     deepening = config.body == "rep" and config.rep_convs < generator_config.rep_convs
@@ -123,3 +137,24 @@ def load_warm_start(source: str | Path, generator_config: GeneratorConfig) -> tu
     own.update({key: torch.zeros_like(own[key]) for key in grown})
     generator.load_state_dict(own)
     return generator, estimator if not adding_condition else None
+
+
+def load_estimator(source: str | Path) -> DegradationEstimator:
+    """The degradation estimator (in eval mode) of a bundled model, an fp32 model file or a run's
+    checkpoint; a source without one is a CheckpointError."""
+    source = str(source)
+    _, _, (config, weights) = _source_weights(source)
+    if weights is None:
+        raise CheckpointError(f"{source!r} holds no degradation estimator (only a model conditioned on the "
+                              f"degradation level has one)")
+    if config is None:
+        raise CheckpointError(f"{source!r} holds estimator weights but not their config (metadata "
+                              f"'estimator_config')")
+    estimator = DegradationEstimator(config)
+    try:
+        estimator.load_state_dict(weights)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{source!r} holds estimator weights that do not fit its estimator config "
+                              f"{config.to_dict()}: {reason}") from None
+    return estimator.eval()

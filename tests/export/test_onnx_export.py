@@ -142,3 +142,52 @@ def test_a_checkpoint_with_an_unusable_config_or_weights_is_one_clear_line(tmp_p
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.startswith(f"error: '{newer}' holds an unusable config: unknown TrainConfig keys ['wings']")
     assert not (tmp_path / "model.onnx").exists()
+
+
+@pytest.fixture(scope="module")
+def conditioned_checkpoint(tmp_path_factory, tiny_conditioned):
+    """``tiny_conditioned``'s generator in a checkpoint beside an estimator of its own (3 channels wide)."""
+    from enhance_edge.eval.degradation import DegradationConfig
+    from enhance_edge.train.config import EstimatorConfig
+    from enhance_edge.train.networks import DegradationEstimator
+
+    generator, _ = tiny_conditioned
+    torch.manual_seed(2)
+    own = DegradationEstimator(EstimatorConfig(channels=3, first_stride=2))
+    path = tmp_path_factory.mktemp("ckpt") / "conditioned.pt"
+    checkpoint.save(path, {"config": RunConfig(generator.config, degradation=DegradationConfig(),
+                                               estimator=own.config).to_dict(),
+                           "epoch": 1, "generator": generator.state_dict(), "estimator": own.state_dict()})
+    return path
+
+
+def _strengths_used(model_path, x):
+    session, _ = open_session(model_path)
+    return session.run(["strength_used"], {"input": x})[0]
+
+
+def test_estimator_from_puts_another_models_estimator_in_the_graph(tmp_path, conditioned_checkpoint,
+                                                                  tiny_conditioned_onnx):
+    x = np.random.default_rng(0).random((2, 1, 40, 32), dtype=np.float32)
+    own, grafted = tmp_path / "own.onnx", tmp_path / "grafted.onnx"
+    export_checkpoint(conditioned_checkpoint, own)
+    result = CliRunner().invoke(main, ["export", str(conditioned_checkpoint), "-o", str(grafted),
+                                       "--estimator-from", str(tiny_conditioned_onnx)])
+    assert result.exit_code == 0, result.output
+    source_reads = _strengths_used(tiny_conditioned_onnx, x)
+    assert not np.allclose(_strengths_used(own, x), source_reads, atol=1e-3)
+    np.testing.assert_allclose(_strengths_used(grafted, x), source_reads, atol=1e-6)
+    metadata = {p.key: p.value for p in onnx.load(str(grafted)).metadata_props}
+    assert metadata["estimator_from"] == str(tiny_conditioned_onnx)
+    assert json.loads(metadata["estimator_config"]) == {"channels": 2, "first_stride": 2}
+
+
+def test_estimator_from_needs_a_conditioned_generator_and_a_source_with_an_estimator(
+        tmp_path, seed1_checkpoint, conditioned_checkpoint, tiny_onnx, tiny_conditioned_onnx):
+    with pytest.raises(ModelError, match="best.pt'.s generator is not conditioned on the degradation level: it has "
+                                         "no estimator for --estimator-from '.*tiny-conditioned.onnx' to replace"):
+        export_checkpoint(seed1_checkpoint, tmp_path / "model.onnx", estimator_from=tiny_conditioned_onnx)
+    result = CliRunner().invoke(main, ["export", str(conditioned_checkpoint), "-o", str(tmp_path / "model.onnx"),
+                                       "--estimator-from", str(tiny_onnx)])
+    assert result.exit_code == 1 and "tiny.onnx' holds no degradation estimator" in result.output
+    assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []

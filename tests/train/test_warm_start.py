@@ -8,7 +8,7 @@ import torch
 from enhance_edge.errors import CheckpointError
 from enhance_edge.core.model import bundled_model_path
 from enhance_edge.train.config import GeneratorConfig
-from enhance_edge.train.warm_start import load_warm_start
+from enhance_edge.train.warm_start import load_estimator, load_warm_start
 
 
 def test_a_conditioned_generator_starts_from_a_released_model_computing_what_it_did(tiny_onnx, tiny_generator):
@@ -99,3 +99,38 @@ def test_a_rep_generator_cannot_start_from_a_deeper_one(tiny_conditioned_onnx, t
     shallower = replace(source.config, rep_convs=source.config.rep_convs - 1)
     with pytest.raises(CheckpointError, match=f"rep_convs: {source.config.rep_convs} -> {shallower.rep_convs}"):
         load_warm_start(str(tiny_conditioned_onnx), shallower)
+
+
+def test_an_estimator_is_taken_from_a_model_file_or_a_checkpoint_with_its_own_config(tmp_path, tiny_conditioned_onnx,
+                                                                                   tiny_conditioned):
+    from enhance_edge.eval.degradation import DegradationConfig
+    from enhance_edge.train import checkpoint
+    from enhance_edge.train.config import EstimatorConfig, RunConfig
+    from enhance_edge.train.networks import DegradationEstimator
+
+    generator, source_estimator = tiny_conditioned
+    torch.manual_seed(1)
+    wider = DegradationEstimator(EstimatorConfig(channels=3)).eval()  # not the config a default RunConfig names
+    path = tmp_path / "run.pt"
+    checkpoint.save(path, {"config": RunConfig(generator.config, degradation=DegradationConfig(),
+                                               estimator=wider.config).to_dict(),
+                           "generator": generator.state_dict(), "estimator": wider.state_dict()})
+    x = torch.from_numpy(np.random.default_rng(0).random((2, 1, 24, 20), dtype=np.float32))
+    with torch.no_grad():
+        for source, expected in ((tiny_conditioned_onnx, source_estimator), (path, wider)):
+            estimator = load_estimator(source)
+            assert estimator.config == expected.config and not estimator.training
+            torch.testing.assert_close(estimator(x), expected(x))
+
+
+def test_a_source_without_an_estimator_or_its_config_is_one_clear_error(tmp_path, tiny_onnx, tiny_conditioned_onnx):
+    with pytest.raises(CheckpointError, match=r"tiny.onnx' holds no degradation estimator \(only a model "
+                                              r"conditioned on the degradation level has one\)"):
+        load_estimator(tiny_onnx)
+    model = onnx.load(str(tiny_conditioned_onnx))
+    kept = [p for p in model.metadata_props if p.key != "estimator_config"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.save(model, str(tmp_path / "unlabelled.onnx"))
+    with pytest.raises(CheckpointError, match="holds estimator weights but not their config"):
+        load_estimator(tmp_path / "unlabelled.onnx")
