@@ -36,27 +36,27 @@ from .networks import DegradationEstimator, Generator, RepConv
 SourceEstimator = tuple[EstimatorConfig | None, dict[str, torch.Tensor] | None]
 
 
-def _onnx_weights(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor], SourceEstimator]:
+def _onnx_weights(path: Path, action: str) -> tuple[GeneratorConfig, dict[str, torch.Tensor], SourceEstimator]:
     """The generator config, generator weights and (if embedded) estimator config and weights of an
-    fp32 model file."""
+    fp32 model file; ``action`` ('start from') is what its errors say could not be done."""
     import onnx
     from onnx import numpy_helper
 
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf's decode errors are untyped for our purpose
-        raise CheckpointError(f"cannot start from {str(path)!r}: not a readable ONNX file ({exc})") from None
+        raise CheckpointError(f"cannot {action} {str(path)!r}: not a readable ONNX file ({exc})") from None
     metadata = {p.key: p.value for p in model.metadata_props}
     if "generator_config" not in metadata:
-        raise CheckpointError(f"cannot start from {str(path)!r}: no enhance-edge generator config in its metadata")
+        raise CheckpointError(f"cannot {action} {str(path)!r}: no enhance-edge generator config in its metadata")
     try:
         config = GeneratorConfig.from_dict(json.loads(metadata["generator_config"]))
     except (ValueError, TypeError) as exc:  # JSON's errors are ValueErrors; a number or null is a TypeError
-        raise CheckpointError(f"cannot start from {str(path)!r}: its metadata holds an unusable generator config: "
+        raise CheckpointError(f"cannot {action} {str(path)!r}: its metadata holds an unusable generator config: "
                               f"{exc}") from None
     if metadata.get("precision", "fp32") != "fp32":
-        raise CheckpointError(f"cannot start from {str(path)!r}: it is an {metadata['precision']} model; "
-                              f"start from its fp32 file")
+        raise CheckpointError(f"cannot {action} {str(path)!r}: it is an {metadata['precision']} model; "
+                              f"{action} its fp32 file")
 
     def initializers(graph) -> dict[str, torch.Tensor]:
         return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
@@ -68,7 +68,7 @@ def _onnx_weights(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor],
         estimator_config = (EstimatorConfig.from_dict(json.loads(metadata["estimator_config"]))
                             if "estimator_config" in metadata else None)
     except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"cannot start from {str(path)!r}: its metadata holds an unusable estimator config: "
+        raise CheckpointError(f"cannot {action} {str(path)!r}: its metadata holds an unusable estimator config: "
                               f"{exc}") from None
     return config, _unfolded(weights, Generator(config)), (estimator_config, estimator or None)
 
@@ -90,13 +90,13 @@ def _unfolded(weights: dict[str, torch.Tensor], generator: Generator) -> dict[st
     return weights
 
 
-def _source_weights(source: str) -> tuple[GeneratorConfig, dict[str, torch.Tensor], SourceEstimator]:
+def _source_weights(source: str, action: str) -> tuple[GeneratorConfig, dict[str, torch.Tensor], SourceEstimator]:
     if source in BUNDLED_MODELS or source.endswith(".onnx"):
         try:
             path = resolve_model(source, "fp32" if source in BUNDLED_MODELS else "auto")
         except ModelError as exc:
-            raise CheckpointError(f"cannot start from {source!r}: {exc}") from None
-        return _onnx_weights(path)
+            raise CheckpointError(f"cannot {action} {source!r}: {exc}") from None
+        return _onnx_weights(path, action)
     generator, state = load_generator(source)
     return generator.config, generator.state_dict(), (run_config(source, state).estimator, state.get("estimator"))
 
@@ -111,7 +111,7 @@ def load_warm_start(source: str | Path, generator_config: GeneratorConfig) -> tu
     another scale (the tail then starts afresh).
     """
     source = str(source)
-    config, weights, (_, estimator) = _source_weights(source)
+    config, weights, (_, estimator) = _source_weights(source, "start from")
     adding_condition = config.condition == "none" and generator_config.condition == "degradation"
     rescaling = config.scale != generator_config.scale
     deepening = config.body == "rep" and config.rep_convs < generator_config.rep_convs
@@ -143,7 +143,7 @@ def load_estimator(source: str | Path) -> DegradationEstimator:
     """The degradation estimator (in eval mode) of a bundled model, an fp32 model file or a run's
     checkpoint; a source without one is a CheckpointError."""
     source = str(source)
-    _, _, (config, weights) = _source_weights(source)
+    _, _, (config, weights) = _source_weights(source, "take the estimator of")
     if weights is None:
         raise CheckpointError(f"{source!r} holds no degradation estimator (only a model conditioned on the "
                               f"degradation level has one)")

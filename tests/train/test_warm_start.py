@@ -134,3 +134,6 @@ def test_a_source_without_an_estimator_or_its_config_is_one_clear_error(tmp_path
     onnx.save(model, str(tmp_path / "unlabelled.onnx"))
     with pytest.raises(CheckpointError, match="holds estimator weights but not their config"):
         load_estimator(tmp_path / "unlabelled.onnx")
+    with pytest.raises(CheckpointError, match="^cannot take the estimator of '.*fast-int8.onnx': it is an int8 "
+                                              "model; take the estimator of its fp32 file$"):
+        load_estimator(bundled_model_path("fast", "int8"))
