@@ -193,10 +193,10 @@ def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path, toleran
     generator, state = load_generator(checkpoint_path)
     config = run_config(checkpoint_path, state)
     estimator = None
-    if estimator_from is not None and not _conditioned(generator):
-        raise ModelError(f"{str(checkpoint_path)!r}'s generator is not conditioned on the degradation level: "
-                         f"it has no estimator for --estimator-from {str(estimator_from)!r} to replace")
     if estimator_from is not None:
+        if not _conditioned(generator):
+            raise ModelError(f"{str(checkpoint_path)!r}'s generator is not conditioned on the degradation level: "
+                             f"it has no estimator for --estimator-from {str(estimator_from)!r} to replace")
         estimator = load_estimator(estimator_from)
     elif _conditioned(generator):
         estimator = DegradationEstimator(config.estimator)

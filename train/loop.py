@@ -576,11 +576,19 @@ def train_step(nets: Networks, batch: Batch, adversarial_now: bool, tally: Epoch
         e_loss.backward()
         nets.opt_e.step()
         tally.add({"estimator": e_loss}, images)
-        if nets.cfg.estimator_only:  # the generator is held still: nothing more to compute
-            if nets.schedule is not None:
-                nets.schedule_step()
-            tally.images += images
-            return e_loss
+    # Held still, the generator has nothing to compute.
+    loss = e_loss if nets.cfg.estimator_only else generator_step(nets, batch, lr, hr, level, adversarial_now, tally)
+    if nets.schedule is not None:
+        nets.schedule_step()
+    tally.images += images
+    return loss
+
+
+def generator_step(nets: Networks, batch: Batch, lr: torch.Tensor, hr: torch.Tensor, level: torch.Tensor | None,
+                   adversarial_now: bool, tally: EpochTally) -> torch.Tensor:
+    """The discriminator's step (adversarial epochs) and the generator's, their losses added to
+    ``tally``; returns G's loss."""
+    images = len(lr)
     fake = nets.parallel_g(lr, level) if nets.estimator is not None else nets.parallel_g(lr)
 
     fake_logits = None
@@ -600,10 +608,7 @@ def train_step(nets: Networks, batch: Batch, adversarial_now: bool, tally: Epoch
     nets.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     nets.opt_g.step()
-    if nets.schedule is not None:
-        nets.schedule_step()
     tally.add({"g_loss": g_loss, **terms}, images)
-    tally.images += images
     return g_loss
 
 
