@@ -21,7 +21,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from enhance_edge.core.model import INPUT_NAME, STRENGTH_NAME, ModelInfo, int8_instructions, open_session
+from enhance_edge.core.model import (INPUT_NAME, PAIR_SUM_EXACT_WEIGHT_BITS, STRENGTH_NAME, ModelInfo,
+                                     int8_instructions, int8_pair_sums, open_session)
 
 from ..export.timing import measure
 
@@ -37,11 +38,13 @@ INSTRUCTION_FAMILIES = (("int8 dot product (VNNI)", re.compile(r"^vpdpbus")),
 
 
 def cpu_info() -> dict:
-    """CPU model, core count, the kernel-relevant feature flags (Linux /proc/cpuinfo) and the int8
-    instructions with which `--precision auto` runs int8 here (model.int8_instructions; none: fp32)."""
-    int8 = int8_instructions()
+    """CPU model, core count, the kernel-relevant feature flags (Linux /proc/cpuinfo), the int8
+    instructions with which `--precision auto` runs int8 here (model.int8_instructions), and whether
+    without them it runs int8 files of 7-bit weights (model.int8_pair_sums: AVX2); else fp32."""
+    int8, pair_sums = int8_instructions(), int8_pair_sums()
+    auto = "int8" if int8 else f"int8 for {PAIR_SUM_EXACT_WEIGHT_BITS}-bit weights, else fp32" if pair_sums else "fp32"
     info = {"machine": platform.machine(), "logical_cpus": os.cpu_count(), "model": platform.processor() or None,
-            "flags": None, "int8_instructions": int8, "auto_precision": "int8" if int8 else "fp32"}
+            "flags": None, "int8_instructions": int8, "int8_pair_sums": pair_sums, "auto_precision": auto}
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -183,6 +183,9 @@ def _int8_line(cpu: dict) -> str:
     if cpu["int8_instructions"]:
         return (f"- int8 instructions: {', '.join(cpu['int8_instructions'])} (exact and fast int8: "
                 "`--precision auto` runs an installed int8 file here)")
+    if cpu.get("int8_pair_sums"):
+        return ("- int8 instructions: none of VNNI, AMX or ARM64 dot product; AVX2, whose int8 kernels sum pairs of "
+                "products in 16 bits (`--precision auto` runs an int8 file of 7-bit weights here, fp32 for others)")
     return ("- int8 instructions: none of VNNI, AMX or ARM64 dot product (`--precision auto` runs fp32 here; the "
             "int8 timings are what this CPU's int8 kernels do, not what auto runs)")
 

@@ -12,6 +12,7 @@ import click
 from enhance_edge.apps.cli_support import reports_errors, require_extra
 from enhance_edge.core.gates import PARITY_TOLERANCE
 
+from ..train.config import INT8_WEIGHT_BITS
 from .gate import MAX_MEAN_LOSS_DB, MIN_PSNR_VS_FP32_DB
 
 
@@ -99,6 +100,10 @@ def export(checkpoint, output, tolerance, score_dir, calibration_dir, estimator_
               help="How many convolutions, counted back from the output, float output layers keep in float "
                    "(repeatable; default 1: the last one on each path; 2 adds the body's last convolution, "
                    "one layer's multiply-adds in float for less rounding in the output).")
+@click.option("--weight-bits", multiple=True, type=click.Choice([str(bits) for bits in INT8_WEIGHT_BITS]),
+              help="Bits of the int8 weights to try (repeatable; default 8). 7 (-64..64) is what x86 CPUs without "
+                   "VNNI (AVX2) compute exactly, so `--precision auto` runs the file there too; best on a model "
+                   "trained with `train --qat --qat-weight-bits 7`.")
 @click.option("--min-psnr-vs-fp32", "min_psnr_vs_fp32_db", type=float, default=MIN_PSNR_VS_FP32_DB,
               show_default=True,
               help="Least PSNR (dB) of the int8 output against the fp32 output on every gate image (45: an rms "
@@ -110,7 +115,7 @@ def export(checkpoint, output, tolerance, score_dir, calibration_dir, estimator_
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads for timing recipes.")
 @reports_errors
 def quantize(model, output_path, data_dir, methods, activations, weights, silu, output, calibration_sets, residual,
-             output_convs, min_psnr_vs_fp32_db, max_loss_db, threads):
+             output_convs, weight_bits, min_psnr_vs_fp32_db, max_loss_db, threads):
     """Quantize an fp32 model to int8 (onnxruntime static quantization, QDQ, per-channel weights).
 
     With no recipe option, every calibration method and activation/weight type is tried
@@ -137,9 +142,12 @@ def quantize(model, output_path, data_dir, methods, activations, weights, silu, 
     from .quantize import default_search, describe_gate, quantize_model, require_keepable, search_space
 
     chosen = {"calibrations": methods, "activations": activations, "weights": weights, "silu": silu, "output": output,
-              "calibration_sets": calibration_sets, "residual": residual, "output_convs": output_convs}
+              "calibration_sets": calibration_sets, "residual": residual, "output_convs": output_convs,
+              "weight_bits": tuple(int(bits) for bits in weight_bits)}
     recipes = (search_space(**{key: values for key, values in chosen.items() if values})
                if any(chosen.values()) else default_search())
+    if not recipes and weight_bits and "8" not in weight_bits and weights and "int8" not in weights:
+        raise click.BadParameter(f"7 needs --weights int8 (given: {', '.join(weights)})", param_hint="--weight-bits")
     if not recipes:
         raise click.BadParameter(f"{', '.join(map(str, output_convs))}: more than 1 needs --output-layers float",
                                  param_hint="--output-convs")

@@ -43,10 +43,12 @@ from onnxruntime.quantization import (
 from enhance_edge.eval.dataset import PairSet, load_pairs, trained_hr_size, trained_seed
 from enhance_edge.eval.degradation import DegradationConfig
 from enhance_edge.errors import ModelError, ParityError
-from enhance_edge.core.model import INPUT_NAME, STRENGTH_NAME, STRENGTH_USED_NAME, ModelInfo, open_session
+from enhance_edge.core.model import (INPUT_NAME, INT8_WEIGHT_BITS_KEY, STRENGTH_NAME, STRENGTH_USED_NAME, ModelInfo,
+                                     open_session)
 from enhance_edge.core.processing import from_unit_float, to_batch, to_unit_float
 from enhance_edge.eval.protocol import psnr, score
 
+from ..train.config import INT8_WEIGHT_BITS
 from .calibration_mix import NATURAL_GATE_SETS, calibration_mix, gate_images, lr_of
 from .gate import (IDENTICAL_PSNR_DB, MAX_MEAN_LOSS_DB, MIN_PSNR_VS_FP32_DB, GateRow, GateTable, as_json,
                    describe_table, gate_failures)
@@ -109,6 +111,11 @@ class Recipe:
     # in a deep network's output (a 32x9 default failed the text gate image by 0.02 dB with 1,
     # passed with 2), at the cost of one conv's multiply-adds in float.
     output_convs: int = 1
+    # The int8 weights' bits: 8 (-127..127), or 7 (-64..64, onnxruntime's reduce_range), with which
+    # x86 CPUs without VNNI (AVX2), whose kernels sum each pair of uint8 x int8 products into saturating
+    # 16 bits, compute the file exactly (255 * 64 * 2 < 2**15): `--precision auto` then runs it there
+    # too. Best after `train --qat --qat-weight-bits 7`, whose float weights the 7-bit grid then holds.
+    weight_bits: int = 8
 
     def __post_init__(self):
         for name, choices in (("calibration", CALIBRATION_METHODS), ("activations", ACTIVATION_TYPES),
@@ -116,6 +123,9 @@ class Recipe:
                               ("calibration_set", CALIBRATION_SETS), ("residual", PRECISION_CHOICES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"Recipe.{name} must be one of {sorted(choices)}, got {getattr(self, name)!r}")
+        if self.weight_bits not in INT8_WEIGHT_BITS or (self.weight_bits != 8 and self.weights != "int8"):
+            raise ValueError(f"Recipe.weight_bits must be one of {list(INT8_WEIGHT_BITS)} (7 with weights='int8'); got "
+                             f"{self.weight_bits!r} with weights={self.weights!r}")
         if not output_depth_fits(self.output, self.output_convs):
             raise ValueError(f"Recipe.output_convs counts the convolutions output='float' keeps: at least 1, and "
                              f"1 with output='int8'; got {self.output_convs!r} with output={self.output!r}")
@@ -124,7 +134,8 @@ class Recipe:
     def name(self) -> str:
         extra = "".join(f" {key}:{value}" for key, value, default in (("cal", self.calibration_set, "faces"),
                                                                        ("res", self.residual, "int8"),
-                                                                       ("outconvs", self.output_convs, 1))
+                                                                       ("outconvs", self.output_convs, 1),
+                                                                       ("wbits", self.weight_bits, 8))
                         if value != default)
         return f"{self.calibration} a:{self.activations} w:{self.weights} silu:{self.silu} out:{self.output}{extra}"
 
@@ -136,12 +147,14 @@ def search_space(calibrations: Iterable[str] = tuple(CALIBRATION_METHODS),
                  weights: Iterable[str] = tuple(WEIGHT_TYPES),
                  silu: Iterable[str] = ("int8",), output: Iterable[str] = ("float",),
                  calibration_sets: Iterable[str] = ("faces",), residual: Iterable[str] = ("int8",),
-                 output_convs: Iterable[int] = (1,)) -> list[Recipe]:
-    """Every combination of the given choices (output_convs only with output layers in float)."""
-    return [Recipe(cal, act, wt, sil, out, cal_set, res, depth)
-            for cal, act, wt, sil, out, cal_set, res, depth in itertools.product(
-                calibrations, activations, weights, silu, output, calibration_sets, residual, output_convs)
-            if output_depth_fits(out, depth)]
+                 output_convs: Iterable[int] = (1,), weight_bits: Iterable[int] = (8,)) -> list[Recipe]:
+    """Every combination of the given choices (output_convs only with output layers in float, 7-bit
+    weights only with int8 ones)."""
+    return [Recipe(cal, act, wt, sil, out, cal_set, res, depth, bits)
+            for cal, act, wt, sil, out, cal_set, res, depth, bits in itertools.product(
+                calibrations, activations, weights, silu, output, calibration_sets, residual, output_convs,
+                weight_bits)
+            if output_depth_fits(out, depth) and (bits == 8 or wt == "int8")]
 
 
 def default_search() -> list[Recipe]:
@@ -365,7 +378,8 @@ def quantize_with(recipe: Recipe, prepared: Path, out_path: Path, lr_faces: np.n
         quantize_static(
             prepared, out_path, reader, quant_format=QuantFormat.QDQ,
             per_channel=True, activation_type=ACTIVATION_TYPES[recipe.activations],
-            weight_type=WEIGHT_TYPES[recipe.weights], calibrate_method=CALIBRATION_METHODS[recipe.calibration],
+            weight_type=WEIGHT_TYPES[recipe.weights], reduce_range=recipe.weight_bits == 7,
+            calibrate_method=CALIBRATION_METHODS[recipe.calibration],
             op_types_to_quantize=ops, nodes_to_exclude=excluded or None, calibration_cache_path=cache,
             # One batch per calibration pass: memory stays bounded whatever the number of faces.
             extra_options={"CalibStridedMinMax": 1})
@@ -588,6 +602,7 @@ def write_int8_model(int8_path: Path, out_path: Path, info: ModelInfo, summary: 
         own_scores["test"] = json.dumps({**(info.json_field("test") or {}), "images": summary["test"]["faces"],
                                          **summary["test"]["int8"]})
     metadata = {**info.metadata, **own_scores, "precision": "int8",
+                INT8_WEIGHT_BITS_KEY: str(summary["recipe"]["weight_bits"]),
                 "quantization": json.dumps(summary, default=as_json)}
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, metadata)

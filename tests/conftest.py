@@ -116,9 +116,9 @@ def tiny_x4_onnx(tmp_path_factory) -> Path:
     return path
 
 
-def with_int8_metadata(fp32_path, int8_path):
+def with_int8_metadata(fp32_path, int8_path, weight_bits=None):
     """An "int8" stand-in for ``fp32_path`` at ``int8_path``: its weights nudged (so its outputs differ
-    from the fp32 file's) and its metadata stating int8."""
+    from the fp32 file's) and its metadata stating int8 (and ``weight_bits``, where given)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -129,6 +129,8 @@ def with_int8_metadata(fp32_path, int8_path):
             model.graph.initializer[index].CopyFrom(numpy_helper.from_array(values * np.float32(1.05), tensor.name))
     metadata = {p.key: p.value for p in model.metadata_props}
     metadata["precision"] = "int8"
+    if weight_bits is not None:
+        metadata["int8_weight_bits"] = str(weight_bits)
     helper.set_model_props(model, metadata)
     onnx.save(model, str(int8_path))
     return int8_path

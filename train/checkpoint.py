@@ -75,7 +75,7 @@ def _generator(config: RunConfig) -> Generator:
     """The generator a run of ``config`` trains, untrained."""
     generator = Generator(config.generator)
     if config.train.qat:  # its state also holds the int8 simulation's ranges (qat.py)
-        qat.prepare(generator)
+        qat.prepare(generator, config.train.qat_weight_bits)
     return generator
 
 

@@ -13,8 +13,8 @@ import click
 from enhance_edge.apps.cli_support import parse_range, reports_errors, require_extra
 from enhance_edge.eval.degradation import DegradationConfig
 
-from .config import (BodyKind, Condition, ContentLoss, EstimatorConfig, GeneratorConfig, LrSchedule, SkipPath,
-                     TrainConfig)
+from .config import (INT8_WEIGHT_BITS, BodyKind, Condition, ContentLoss, EstimatorConfig, GeneratorConfig,
+                     LrSchedule, SkipPath, TrainConfig)
 
 # The options' defaults are the configs' own: the numbers live once, in train/config.py and
 # enhance_edge/eval/degradation.py (neither imports PyTorch).
@@ -56,6 +56,12 @@ def _range_text(pair: tuple[float, float]) -> str:
 @click.option("--qat", is_flag=True,
               help="Quantization-aware: simulate the int8 model's rounding while training (use with --init-from "
                    "a float run, then `export` and `quantize`); best.pt is the best simulated-int8 epoch.")
+@click.option("--qat-weight-bits", type=click.Choice([str(bits) for bits in INT8_WEIGHT_BITS]),
+              default=str(TRAIN.qat_weight_bits),
+              show_default=True,
+              help="With --qat: the int8 weights' bits. 7 (-64..64) keeps every sum of two uint8 x int8 products "
+                   "in 16 bits, so CPUs without VNNI (AVX2) run the int8 file exactly and `quantize "
+                   "--weight-bits 7` writes it.")
 @click.option("--estimator-only", is_flag=True,
               help="Train only the level estimator of the --init-from model, its generator held still, at --lr: "
                    "a new estimator for a trained conditioned model (with --degrade --condition degradation).")
@@ -118,10 +124,10 @@ def _range_text(pair: tuple[float, float]) -> str:
               help="Replace the run OUT holds (its last.pt, best.pt and metrics.jsonl) with a new one.")
 @reports_errors
 def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_weight, warmup_epochs, init_from,
-          content_loss, teacher, distill_weight, qat, estimator_only, keep_readings, skip, channels, blocks, body,
-          rep_convs, estimator_stride, estimator_channels, scale, hflip, degrade, clean_share, blur_sigma, noise_sigma,
-          jpeg_quality, condition, extra_data, extra_crops, max_images, seed, threads, checkpoint_every, resume,
-          overwrite):
+          content_loss, teacher, distill_weight, qat, qat_weight_bits, estimator_only, keep_readings, skip, channels,
+          blocks, body, rep_convs, estimator_stride, estimator_channels, scale, hflip, degrade, clean_share, blur_sigma,
+          noise_sigma, jpeg_quality, condition, extra_data, extra_crops, max_images, seed, threads, checkpoint_every,
+          resume, overwrite):
     """Train the generator (and discriminator) on a folder of faces.
 
     Defaults are the report's: 50 epochs, batch 64, Adam 2e-4 with betas (0.5, 0.9),
@@ -159,7 +165,8 @@ def train(data_dir, out_dir, epochs, batch_size, lr, lr_schedule, adversarial_we
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
                               adversarial_weight=adversarial_weight, warmup_epochs=warmup_epochs,
                               init_from=init_from, content_loss=content_loss, teacher=teacher,
-                              distill_weight=distill_weight, qat=qat, estimator_only=estimator_only,
+                              distill_weight=distill_weight, qat=qat, qat_weight_bits=int(qat_weight_bits),
+                              estimator_only=estimator_only,
                               keep_readings=keep_readings, hflip=hflip, max_images=max_images,
                               extra_data=tuple(str(folder) for folder in extra_data), extra_crops=extra_crops,
                               seed=seed, threads=threads, checkpoint_every=checkpoint_every),

@@ -158,6 +158,10 @@ class DiscriminatorConfig:
     from_dict = classmethod(_validated)
 
 
+# The bits an int8 file's weights may have (`train --qat-weight-bits`, `quantize --weight-bits`).
+INT8_WEIGHT_BITS = (8, 7)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 50
@@ -178,6 +182,10 @@ class TrainConfig:
     # Quantization-aware training: simulate the int8 model's activation rounding (qat.py), best
     # after --init-from a float run; best.pt is then the best simulated-int8 validation PSNR.
     qat: bool = False
+    # The int8 weights qat rounds to: 8 bits (-127..127), or 7 (-64..64, onnxruntime's reduce_range),
+    # whose pairs of uint8 x int8 products fit the 16-bit sums of x86 CPUs without VNNI (AVX2), so
+    # that such a CPU's int8 kernels compute the file exactly (qat.WEIGHT_LIMITS).
+    qat_weight_bits: int = 8
     # Hold the generator still and train only its level estimator (a conditioned --init-from run):
     # each step skips the generator's forward and backward passes, so a new estimator for a
     # trained model takes a fraction of a full run's time.
@@ -214,6 +222,8 @@ class TrainConfig:
             raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.qat_weight_bits not in INT8_WEIGHT_BITS:
+            raise ValueError(f"qat_weight_bits must be one of {list(INT8_WEIGHT_BITS)}, got {self.qat_weight_bits}")
         if self.extra_crops < 0:
             raise ValueError(f"extra_crops must be >= 0, got {self.extra_crops}")
         object.__setattr__(self, "extra_data", tuple(self.extra_data))

@@ -420,7 +420,7 @@ class Networks:
         # What the start estimator reads, held still: the target of a keep_readings run.
         self.reading_teacher = copy.deepcopy(estimator).eval().requires_grad_(False) if cfg.keep_readings else None
         if cfg.qat:
-            qat.prepare(generator)
+            qat.prepare(generator, cfg.qat_weight_bits)
         self.generator = generator.to(self.device, memory_format=torch.channels_last)
         self.estimator = estimator
         self.discriminator = (distributed.sync_batch_norm(Discriminator(config.discriminator), procs)

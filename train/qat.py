@@ -15,13 +15,18 @@ gives back the plain float network.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
-from .networks import Generator
+from .networks import Generator, RepConv
 
 # Weight of each batch in the moving average of the activation ranges.
 RANGE_MOMENTUM = 0.01
+# Largest int8 weight magnitude per bit count (config.INT8_WEIGHT_BITS), as onnxruntime's symmetric
+# per-channel weights have them: 7 bits is its reduce_range (255 * 64 * 2 fits AVX2's 16-bit pair sums).
+WEIGHT_LIMITS = {8: 127, 7: 64}
 
 
 class ActivationFakeQuant(nn.Module):
@@ -63,20 +68,21 @@ class QuantizedSiLU(nn.Module):
         return self.out(x * self.sigmoid_out(torch.sigmoid(x)))
 
 
-def round_weights_per_channel(weight: torch.Tensor) -> torch.Tensor:
-    """int8 rounding of a convolution kernel with one symmetric scale per output channel, as
-    onnxruntime's per-channel weights have (straight-through gradients)."""
-    scale = (weight.detach().abs().flatten(1).amax(1) / 127).clamp(min=1e-12)
+def round_weights_per_channel(weight: torch.Tensor, limit: int = WEIGHT_LIMITS[8]) -> torch.Tensor:
+    """int8 rounding of a convolution kernel to -limit..limit with one symmetric scale per output
+    channel, as onnxruntime's per-channel weights have (straight-through gradients)."""
+    scale = (weight.detach().abs().flatten(1).amax(1) / limit).clamp(min=1e-12)
     zero_point = torch.zeros(len(scale), dtype=torch.int32, device=weight.device)
-    return torch.fake_quantize_per_channel_affine(weight, scale, zero_point, 0, -127, 127)
+    return torch.fake_quantize_per_channel_affine(weight, scale, zero_point, 0, -limit, limit)
 
 
 def _round_output(module: nn.Module, fake_quant: ActivationFakeQuant) -> None:
     module.register_forward_hook(lambda _module, _inputs, output: fake_quant(output))
 
 
-def prepare(generator: Generator) -> Generator:
-    """Add the int8 simulation to ``generator`` in place (before moving it to a device) and return it.
+def prepare(generator: Generator, weight_bits: int = 8) -> Generator:
+    """Add the int8 simulation to ``generator`` in place (before moving it to a device) and return it;
+    a "rep" body's folded kernels are rounded to ``weight_bits`` (WEIGHT_LIMITS).
 
     The input needs none: an 8-bit image in [0, 1] is exact in uint8. The tail convolution, the
     bicubic skip and the pixel shuffle are the output layers the default recipe keeps in float.
@@ -89,13 +95,14 @@ def prepare(generator: Generator) -> Generator:
         # branch puts ~1 at its centre taps beside small ones, so a folded kernel loses more to
         # per-channel rounding than the report's convolutions did (on `fast`: 57.5 dB against
         # fp32 on LFW faces with 16-bit activations, the weights' rounding alone).
+        round_weights = functools.partial(round_weights_per_channel, limit=WEIGHT_LIMITS[weight_bits])
         generator.rounding["head"] = ActivationFakeQuant()
         _round_output(generator.head_act, generator.rounding["head"])
-        generator.head.weight_rounding = round_weights_per_channel
+        generator.head.weight_rounding = round_weights
         for index, layer in enumerate(generator.body):
             generator.rounding[f"body{index}"] = ActivationFakeQuant()
             _round_output(layer, generator.rounding[f"body{index}"])
-            layer[0].weight_rounding = round_weights_per_channel
+            layer[0].weight_rounding = round_weights
         return generator
     generator.rounding["head"] = ActivationFakeQuant()
     _round_output(generator.head, generator.rounding["head"])
@@ -111,8 +118,18 @@ def prepare(generator: Generator) -> Generator:
 
 
 def strip(generator: Generator) -> Generator:
-    """The float network with ``generator``'s weights, on its device and in its memory format."""
+    """The float network with ``generator``'s weights, on its device and in its memory format; each
+    folded kernel that training rounded (a "rep" body's) is put on that int8 grid, so that the float
+    network is the one training scored and its int8 file holds the same weights (`quantize` finds the
+    grid again: the largest weight of each channel stays its limit)."""
     plain = Generator(generator.config)
     weights = plain.state_dict()
     plain.load_state_dict({key: value for key, value in generator.state_dict().items() if key in weights})
+    rounding = {name: module.weight_rounding for name, module in generator.named_modules()
+                if isinstance(module, RepConv) and module.weight_rounding is not None}
+    with torch.no_grad():
+        for name, module in plain.named_modules():
+            if name in rounding:
+                kernel, _ = module.folded()
+                module.conv3.weight += rounding[name](kernel) - kernel
     return plain.to(next(generator.parameters()).device, memory_format=torch.channels_last).train(generator.training)

@@ -479,7 +479,7 @@ def models(as_json):
     Each file is a plain ONNX model usable from any onnxruntime binding, without
     enhance-edge: see docs/onnx-contract.md.
     """
-    from ..core.model import bundled_models, int8_instructions
+    from ..core.model import PAIR_SUM_EXACT_WEIGHT_BITS, bundled_models, int8_instructions, int8_pair_sums
 
     found = bundled_models()
     if as_json:
@@ -494,9 +494,16 @@ def models(as_json):
         click.echo(f"{m.name:<{name_width}}{m.precision:<11}{'x' + str(m.scale):>5}{macs:>12}"
                    f"{m.file_bytes / 1024:>10.0f}{psnr:>11}  {m.path}")
     instructions = int8_instructions()
-    click.echo(f"--precision auto on this CPU: int8 where an int8 file is listed (it has {', '.join(instructions)})"
-               if instructions else "--precision auto on this CPU: fp32 (it has no VNNI, AMX or ARM64 dot product, "
-                                    "with which int8 runs exactly and faster)")
+    narrow = [m.name for m in found if m.weight_bits is not None and m.weight_bits <= PAIR_SUM_EXACT_WEIGHT_BITS]
+    if instructions:
+        click.echo(f"--precision auto on this CPU: int8 where an int8 file is listed (it has "
+                   f"{', '.join(instructions)})")
+    elif int8_pair_sums():
+        click.echo(f"--precision auto on this CPU: int8 for {', '.join(narrow) or 'none'} (files of "
+                   f"{PAIR_SUM_EXACT_WEIGHT_BITS}-bit weights, which its AVX2 kernels sum exactly), fp32 for the rest")
+    else:
+        click.echo("--precision auto on this CPU: fp32 (it has no VNNI, AMX or ARM64 dot product, with which int8 "
+                   "runs exactly and faster)")
 
 
 @main.group()

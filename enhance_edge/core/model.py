@@ -74,9 +74,16 @@ BUNDLED_MODELS = ("default", "fast", "default-x4")
 # 32 bits) and run faster than its fp32 ones: x86's VNNI (AVX-512 or AVX) and AMX, ARM64's dot product
 # (Linux's "asimddp"; every Apple silicon Mac has it). Plain AVX2 or AVX-512 sums pairs of products into
 # saturating 16-bit values (a clean, bright image lost 9 dB there); ARM64 without dot product sums exactly
-# but is not measured faster than fp32. "auto" runs int8 only with one of them (issue 27).
+# but is not measured faster than fp32. "auto" runs int8 with one of them (issue 27), or as below.
 INT8_X86_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 INT8_ARM64_FLAGS = ("asimddp",)
+# Those 16-bit pair sums are exact when the weights fit 7 bits (255 * 64 * 2 < 2**15), as an int8 file
+# made with `quantize --weight-bits 7` states under INT8_WEIGHT_BITS_KEY; and with AVX2, int8 was
+# measured faster than fp32 (AMD Zen 3, 2 threads, 1024x1024: the 8-bit `default-int8` 0.70x fp32's
+# time, `fast-int8` 0.78x, `default-x4-int8` 0.81x), so "auto" runs such a file there.
+INT8_PAIR_SUM_X86_FLAG = "avx2"
+PAIR_SUM_EXACT_WEIGHT_BITS = 7
+INT8_WEIGHT_BITS_KEY = "int8_weight_bits"  # metadata: the int8 weights' bits (absent: 8)
 
 
 def int8_model_path(fp32_path: str | Path) -> Path:
@@ -94,17 +101,40 @@ def int8_instructions(machine: str | None = None, cpuinfo: Path = Path("/proc/cp
     arm = machine in ("arm64", "aarch64")
     if arm and (system or platform.system()) == "Darwin":
         return ["dotprod"]
-    try:
-        found = re.findall(r"^(?:flags|Features)\s*:\s*(.*)$", cpuinfo.read_text(), re.M)
-    except OSError:
-        return []
-    flags = set(found[0].split()) if found else set()
+    flags = _cpu_flags(cpuinfo)
     return [flag for flag in (INT8_ARM64_FLAGS if arm else INT8_X86_FLAGS) if flag in flags]
 
 
-def int8_is_fast_here() -> bool:
-    """Whether "auto" runs an installed int8 file on this CPU: where it has int8_instructions."""
-    return bool(int8_instructions())
+def int8_pair_sums(machine: str | None = None, cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU is x86 with AVX2 and none of int8_instructions: its int8 kernels are exact and
+    faster than fp32 for 7-bit weights only (INT8_PAIR_SUM_X86_FLAG)."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return False
+    flags = _cpu_flags(cpuinfo)
+    return INT8_PAIR_SUM_X86_FLAG in flags and not any(flag in flags for flag in INT8_X86_FLAGS)
+
+
+def _cpu_flags(cpuinfo: Path) -> set[str]:
+    """The first CPU's flags (x86) or features (ARM) in /proc/cpuinfo; none where it cannot be read."""
+    try:
+        found = re.findall(r"^(?:flags|Features)\s*:\s*(.*)$", cpuinfo.read_text(), re.M)
+    except OSError:
+        return set()
+    return set(found[0].split()) if found else set()
+
+
+def int8_weight_bits(path: str | Path) -> int:
+    """The bits of an int8 file's weights, from its metadata (INT8_WEIGHT_BITS_KEY; absent or unreadable: 8)."""
+    value = (_stored_metadata(str(path)) or {}).get(INT8_WEIGHT_BITS_KEY, "8")
+    return int(value) if value.isdigit() else 8
+
+
+def int8_runs_exactly_here(int8_path: str | Path) -> bool:
+    """Whether "auto" runs this int8 file on this CPU: where it has int8_instructions, or where its
+    kernels sum pairs of products in 16 bits (int8_pair_sums) and the file's weights fit 7 bits."""
+    return bool(int8_instructions()) or (int8_pair_sums()
+                                         and int8_weight_bits(int8_path) <= PAIR_SUM_EXACT_WEIGHT_BITS)
 
 
 def _bundled_file(name: str, precision: str) -> Path:
@@ -116,8 +146,9 @@ def _bundled_file(name: str, precision: str) -> Path:
 def bundled_model_path(name: str = "default", precision: str = "fp32") -> Path:
     """Path of a model shipped inside the package, in the given precision.
 
-    "auto" is int8 where this install has an int8 model and the CPU sums int8 exactly and faster
-    than fp32 (int8_is_fast_here: x86 with VNNI or AMX, ARM64 with dot product), else fp32. An int8
+    "auto" is int8 where this install has an int8 model and the CPU sums it exactly and faster than
+    fp32 (int8_runs_exactly_here: x86 with VNNI or AMX, ARM64 with dot product, and for a file of
+    7-bit weights x86 with AVX2), else fp32. An int8
     file runs every image in int8: `enhance-edge quantize` kept it only where its output stays within
     45 dB PSNR of fp32's on every image it checked (MODEL_CARD.md, "int8").
     """
@@ -130,7 +161,7 @@ def bundled_model_path(name: str = "default", precision: str = "fp32") -> Path:
         raise ModelError(f"this install has no int8 {name!r} model {str(int8)!r}; use --precision fp32 or auto, "
                          f"or make one with `enhance-edge quantize {fp32} --calibration FACES -o {int8}` (it "
                          f"prints its quality gate's table, and writes the file only if it passes)")
-    if precision == "int8" or (precision == "auto" and int8.is_file() and int8_is_fast_here()):
+    if precision == "int8" or (precision == "auto" and int8.is_file() and int8_runs_exactly_here(int8)):
         return int8
     return fp32
 
@@ -146,6 +177,7 @@ class BundledModel:
     file_bytes: int
     test_psnr: float | None  # docs/evaluation.md, Yale test subjects, as stored in the file at release
     path: str
+    weight_bits: int | None = None  # an int8 file's (int8_weight_bits); None for fp32
 
     to_dict = asdict
 
@@ -161,7 +193,8 @@ def bundled_models() -> list[BundledModel]:
             _, info = open_session(path, "cpu", 1)
             macs, test = info.metadata.get("macs_per_input_pixel"), info.json_field("test") or {}
             found.append(BundledModel(name, precision, info.scale, int(macs) if macs else None,
-                                      path.stat().st_size, test.get("psnr"), str(path)))
+                                      path.stat().st_size, test.get("psnr"), str(path),
+                                      int8_weight_bits(path) if precision == "int8" else None))
     return found
 
 

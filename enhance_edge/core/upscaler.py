@@ -95,8 +95,9 @@ class Upscaler:
     ``model`` is a bundled model's name ("default", "fast") or an enhance-edge ONNX file;
     ``precision`` ("auto", "int8", "fp32") picks between a bundled model's files, as the CLI's
     ``--precision`` does (a model file takes "auto" or its own precision). "auto" runs int8 where the
-    int8 file is installed and the CPU sums int8 exactly and faster than fp32 (x86 with VNNI or AMX,
-    ARM64 with dot product: model.int8_is_fast_here), else fp32; the int8 file runs every image in
+    int8 file is installed and the CPU sums it exactly and faster than fp32 (x86 with VNNI or AMX,
+    ARM64 with dot product, and for a file of 7-bit weights x86 with AVX2: model.int8_runs_exactly_here),
+    else fp32; the int8 file runs every image in
     int8 (`quantize` kept it within 45 dB PSNR of fp32's output on every image it checked).
     ``last_precision`` says what the last upscale on this thread ran.
 

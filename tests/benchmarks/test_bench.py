@@ -236,16 +236,20 @@ def test_machine_facts_without_perf(models, monkeypatch):
 
 
 def test_the_machine_section_names_the_int8_instructions_and_what_auto_runs(results):
-    from enhance_edge.core.model import int8_instructions
+    from enhance_edge.core.model import int8_instructions, int8_pair_sums
 
     cpu = results["machine"]
-    assert cpu["int8_instructions"] == int8_instructions()
-    assert cpu["auto_precision"] == ("int8" if int8_instructions() else "fp32")
-    for found, says in ((["avx512_vnni"], "- int8 instructions: avx512_vnni (exact and fast int8: `--precision auto` "
-                                          "runs an installed int8 file here)"),
-                        ([], "- int8 instructions: none of VNNI, AMX or ARM64 dot product (`--precision auto` runs "
-                             "fp32 here")):
-        text = markdown({**results, "machine": {**cpu, "int8_instructions": found}}, None)
+    assert cpu["int8_instructions"] == int8_instructions() and cpu["int8_pair_sums"] == int8_pair_sums()
+    assert cpu["auto_precision"] == ("int8" if int8_instructions() else "int8 for 7-bit weights, else fp32"
+                                     if int8_pair_sums() else "fp32")
+    for found, pair_sums, says in (
+            (["avx512_vnni"], False, "- int8 instructions: avx512_vnni (exact and fast int8: `--precision auto` runs "
+                                     "an installed int8 file here)"),
+            ([], True, "- int8 instructions: none of VNNI, AMX or ARM64 dot product; AVX2, whose int8 kernels sum "
+                       "pairs of products in 16 bits (`--precision auto` runs an int8 file of 7-bit weights here"),
+            ([], False, "- int8 instructions: none of VNNI, AMX or ARM64 dot product (`--precision auto` runs fp32 "
+                        "here")):
+        text = markdown({**results, "machine": {**cpu, "int8_instructions": found, "int8_pair_sums": pair_sums}}, None)
         assert says in text
 
 

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 from click.testing import CliRunner
 
 from enhance_edge.apps.cli import main
@@ -65,11 +66,15 @@ def test_quantize_command_writes_beside_the_model_by_default(tmp_path, tiny_onnx
     assert open_session(tmp_path / "face-int8.onnx")[1].metadata["precision"] == "int8"
 
 
-def test_quantize_refuses_output_convs_without_float_output_layers(tmp_path, tiny_onnx, face_folder):
-    result = CliRunner().invoke(main, ["quantize", str(tiny_onnx), "--calibration", str(face_folder),
-                                       "--output-layers", "int8", "--output-convs", "2"])
-    assert result.exit_code == 2
-    assert "Invalid value for --output-convs: 2: more than 1 needs --output-layers float" in result.output
+@pytest.mark.parametrize("options, message", [
+    (["--output-layers", "int8", "--output-convs", "2"],
+     "Invalid value for --output-convs: 2: more than 1 needs --output-layers float"),
+    (["--weights", "uint8", "--weight-bits", "7"],
+     "Invalid value for --weight-bits: 7 needs --weights int8 (given: uint8)"),
+])
+def test_quantize_refuses_recipes_it_cannot_make_naming_the_option(tiny_onnx, face_folder, options, message):
+    result = CliRunner().invoke(main, ["quantize", str(tiny_onnx), "--calibration", str(face_folder), *options])
+    assert result.exit_code == 2 and message in result.output
     assert not (tiny_onnx.parent / "tiny-int8.onnx").exists()
 
 

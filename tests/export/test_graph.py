@@ -1,5 +1,7 @@
 """The single-file model: the conditioned generator and its estimator joined in one graph."""
 
+import dataclasses
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -87,3 +89,6 @@ def test_the_calibration_is_chosen_on_the_runs_validation_faces(tiny_conditioned
     calibration, table = choose_calibration(generator, estimator, config, eight_subjects)
     assert calibration.zero_below in ZERO_BELOW and calibration.gain in GAINS
     assert table["chosen"] >= table["uncalibrated"] and table["faces"] == 6  # person4 (the seed-0 split)
+    # the degraded draw is the same whatever share of clean pairs the run trained on
+    mostly_clean = dataclasses.replace(config, degradation=DegradationConfig(clean_share=0.9))
+    assert choose_calibration(generator, estimator, mostly_clean, eight_subjects) == (calibration, table)

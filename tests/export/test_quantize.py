@@ -17,7 +17,7 @@ from enhance_edge.export.quantize import (VALIDATION_SET, FaceCalibrationReader,
                                           default_search, float_compute_ops, fuse_float_silu,
                                           gate_row, gate_table, output_layers, quantize_model, robust_search,
                                           runtime_graph, scoring_session, search_space, set_outputs)
-from enhance_edge.core.model import INPUT_NAME, bundled_model_path, open_session
+from enhance_edge.core.model import INPUT_NAME, bundled_model_path, int8_weight_bits, open_session
 
 # The tiny random-weight fixture model is not a face model: these tests check the pipeline, and
 # allow it any quality loss (ANY_LOSS dB, any PSNR against fp32) except where the gate itself is under test.
@@ -140,6 +140,33 @@ def test_two_output_convs_run_one_more_convolution_in_float(quantized, tmp_path,
     assert summary["recipe"]["output_convs"] == 2
     float_convs = float_compute_ops(runtime_graph(out, 1))["Conv"]
     assert float_convs > float_compute_ops(runtime_graph(quantized[0], 1))["Conv"]
+
+
+def test_seven_bit_weights_are_what_avx2_sums_exactly_and_the_file_says_so(quantized, tmp_path, tiny_onnx,
+                                                                            face_folder):
+    out = tmp_path / "seven-bit-int8.onnx"
+    summary = quantize_model(tiny_onnx, out, face_folder, [Recipe(weight_bits=7)], **ANY)
+    assert summary["recipe"]["weight_bits"] == 7
+
+    def conv_weights(path):
+        model = onnx.load(str(path))
+        stored = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        return [stored[n.input[0]] for n in model.graph.node
+                if n.op_type == "DequantizeLinear" and stored.get(n.input[0], np.zeros(0)).ndim == 4]
+
+    seven, eight = conv_weights(out), conv_weights(quantized[0])
+    assert len(seven) == len(eight) == 3 and all(w.dtype == np.int8 for w in seven)
+    # 255 * 64 * 2 < 2**15: no pair of uint8 x int8 products saturates AVX2's 16-bit sums
+    assert max(int(np.abs(w).max()) for w in seven) == 64
+    assert max(int(np.abs(w).max()) for w in eight) == 127
+    assert int8_weight_bits(out) == 7 and int8_weight_bits(quantized[0]) == 8
+    assert Recipe(weight_bits=7).name.endswith("out:float wbits:7")
+    assert sorted((r.weights, r.weight_bits) for r in search_space(
+        calibrations=["minmax"], activations=["uint8"], weights=["int8", "uint8"], weight_bits=[8, 7])) == [
+        ("int8", 7), ("int8", 8), ("uint8", 8)]
+    with pytest.raises(ValueError, match=r"weight_bits must be one of \[8, 7\] \(7 with weights='int8'\); got 7 with "
+                                         r"weights='uint8'"):
+        Recipe(weights="uint8", weight_bits=7)
 
 
 def test_calibration_reader_feeds_runtime_preprocessed_batches():

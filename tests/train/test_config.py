@@ -87,6 +87,7 @@ def test_estimator_and_discriminator_sizes_are_bounded_showing_the_value(config,
 @pytest.mark.parametrize("kwargs, message", [
     ({"content_loss": "l2"}, r"content_loss must be one of \('mse', 'l1', 'psnr'\), got 'l2'"),
     ({"lr_schedule": "step"}, r"lr_schedule must be one of \('constant', 'cosine'\), got 'step'"),
+    ({"qat_weight_bits": 4}, r"qat_weight_bits must be one of \[8, 7\], got 4"),
 ])
 def test_train_config_rejects_a_choice_it_does_not_have(kwargs, message):
     with pytest.raises(ValueError, match=message):

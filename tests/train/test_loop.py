@@ -263,6 +263,22 @@ def test_quantization_aware_run_scores_both_networks_and_exports_the_float_one(f
     assert evaluate(generator, None, pairs["validation"], tiny())["psnr"] == best["validation"]["psnr"]
 
 
+def test_a_7_bit_quantization_aware_rep_run_loads_with_its_kernels_on_the_7_bit_grid(face_folder, tmp_path):
+    rep = GeneratorConfig(channels=4, residual_blocks=0, body="rep", rep_convs=2, skip="bicubic")
+    config = RunConfig(rep, DiscriminatorConfig(base_channels=4),
+                       tiny_train(adversarial_weight=0, qat=True, qat_weight_bits=7))
+    train(face_folder, tmp_path, config, report=lambda line: None)
+    generator, state = checkpoint.load_generator(tmp_path / "best.pt")
+    assert checkpoint.run_config(tmp_path / "best.pt", state).train.qat_weight_bits == 7
+    for conv in (generator.head, *(layer[0] for layer in generator.body)):
+        kernel = conv.folded()[0].detach().flatten(1)
+        steps = kernel / (kernel.abs().amax(1, keepdim=True) / 64)
+        torch.testing.assert_close(steps, torch.round(steps), atol=1e-4, rtol=0)
+    # what training scored as the float network is what loads
+    pairs = load_pairs(face_folder, (20, 24), 0)
+    assert evaluate(generator, None, pairs["validation"], config)["psnr"] == state["validation"]["psnr"]
+
+
 def test_the_psnr_content_loss_is_minus_the_mean_per_image_psnr_and_weighs_images_alike():
     hr = torch.zeros(2, 1, 4, 4)
     fake = torch.stack([torch.full((1, 4, 4), 0.01), torch.full((1, 4, 4), 0.1)]).requires_grad_()

@@ -13,7 +13,7 @@ from enhance_edge.core.batch import model_precision
 from enhance_edge.apps.cli import main
 from enhance_edge.errors import ModelError
 from enhance_edge.core.model import (bundled_model_path, bundled_models, int8_instructions, int8_model_path,
-                                     resolve_model)
+                                     int8_pair_sums, int8_runs_exactly_here, int8_weight_bits, resolve_model)
 from enhance_edge.core.upscaler import Upscaler
 
 from ...conftest import with_int8_metadata
@@ -44,9 +44,42 @@ def test_without_an_int8_model_auto_is_fp32_and_int8_is_an_error(package_models)
 @pytest.mark.parametrize("fast", [True, False])
 def test_auto_takes_int8_only_where_the_cpu_sums_it_exactly_and_fast(package_models, monkeypatch, fast):
     shutil.copy(package_models / "default.onnx", package_models / "default-int8.onnx")
-    monkeypatch.setattr(model_module, "int8_is_fast_here", lambda: fast)
+    monkeypatch.setattr(model_module, "int8_runs_exactly_here", lambda path: fast)
     assert bundled_model_path(precision="auto").name == ("default-int8.onnx" if fast else "default.onnx")
     assert bundled_model_path(precision="int8").name == "default-int8.onnx"
+
+
+@pytest.mark.parametrize("instructions, pair_sums, weight_bits, runs", [
+    (["avx512_vnni"], False, None, True),  # VNNI sums every int8 file exactly
+    (["avx512_vnni"], False, 7, True),
+    ([], True, None, False),  # AVX2: an 8-bit file's pairs of products can saturate 16 bits
+    ([], True, 8, False),
+    ([], True, 7, True),  # ... a 7-bit one's cannot
+    ([], False, 7, False),  # neither (e.g. ARM64 without dot product)
+])
+def test_auto_runs_a_7_bit_int8_file_on_avx2_too(package_models, monkeypatch, instructions, pair_sums, weight_bits,
+                                                  runs):
+    int8 = with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", weight_bits)
+    monkeypatch.setattr(model_module, "int8_instructions", lambda: instructions)
+    monkeypatch.setattr(model_module, "int8_pair_sums", lambda: pair_sums)
+    assert int8_weight_bits(int8) == (weight_bits or 8)
+    assert int8_runs_exactly_here(int8) == runs
+    assert bundled_model_path(precision="auto") == (int8 if runs else package_models / "default.onnx")
+
+
+@pytest.mark.parametrize("machine, line, found", [
+    ("x86_64", "flags\t\t: fpu sse2 avx2 fma", True),
+    ("x86_64", "flags\t\t: fpu avx2 avx512f avx512bw", True),  # AVX-512 without VNNI sums pairs in 16 bits too
+    ("x86_64", "flags\t\t: fpu avx2 avx512f avx512_vnni", False),  # VNNI: int8_instructions
+    ("x86_64", "flags\t\t: fpu avx2 avx_vnni", False),
+    ("x86_64", "flags\t\t: fpu sse4_2 avx", False),  # no AVX2: not measured
+    ("aarch64", "Features\t: fp asimd avx2", False),
+])
+def test_int8_pair_sums_is_x86_avx2_without_vnni(tmp_path, machine, line, found):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\n{line}\n")
+    assert int8_pair_sums(machine, cpuinfo) == found
+    assert not int8_pair_sums("x86_64", tmp_path / "missing")
 
 
 @pytest.mark.parametrize("machine, system, line, found", [
@@ -134,15 +167,26 @@ def test_models_says_what_auto_runs_on_a_cpu_with_or_without_int8_instructions(p
     assert CliRunner().invoke(main, ["models"]).output.splitlines()[-1] == (
         "--precision auto on this CPU: int8 where an int8 file is listed (it has avx512_vnni)")
     monkeypatch.setattr(model_module, "int8_instructions", list)
+    monkeypatch.setattr(model_module, "int8_pair_sums", lambda: False)
     assert CliRunner().invoke(main, ["models"]).output.splitlines()[-1].startswith(
         "--precision auto on this CPU: fp32 (it has no VNNI, AMX or ARM64 dot product")
+    monkeypatch.setattr(model_module, "int8_pair_sums", lambda: True)
+    with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 8)
+    assert CliRunner().invoke(main, ["models"]).output.splitlines()[-1].startswith(
+        "--precision auto on this CPU: int8 for none (files of 7-bit weights")
+    with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", 7)
+    listed = json.loads(CliRunner().invoke(main, ["models", "--json"]).output)
+    assert [(m["precision"], m["weight_bits"]) for m in listed] == [("fp32", None), ("int8", 7)]
+    assert CliRunner().invoke(main, ["models"]).output.splitlines()[-1] == (
+        "--precision auto on this CPU: int8 for default (files of 7-bit weights, which its AVX2 kernels sum "
+        "exactly), fp32 for the rest")
 
 
 def test_auto_runs_the_installed_int8_file_on_every_image_where_the_cpu_is_fast(package_models, monkeypatch):
     with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx")
     image = np.full((12, 10), 90, np.uint8)
     for fast, precision in ((True, "int8"), (False, "fp32")):
-        monkeypatch.setattr(model_module, "int8_is_fast_here", lambda: fast)
+        monkeypatch.setattr(model_module, "int8_runs_exactly_here", lambda path: fast)
         auto = Upscaler("default", precision="auto", threads=1)
         auto.upscale(image)
         assert auto.precision == auto.last_precision == model_precision(auto) == precision
