@@ -28,7 +28,7 @@ from enhance_edge.core.tiling import receptive_radius, working_bytes_per_pixel
 
 from ..train.checkpoint import load_generator, run_config
 from ..train.networks import DegradationEstimator, Generator
-from ..train.warm_start import load_estimator
+from ..train.warm_start import estimator_of, load_estimator
 from .graph import LEVEL, StrengthCalibration, joined_model
 
 OPSET = 17
@@ -199,11 +199,7 @@ def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path, toleran
                              f"it has no estimator for --estimator-from {str(estimator_from)!r} to replace")
         estimator = load_estimator(estimator_from)
     elif _conditioned(generator):
-        estimator = DegradationEstimator(config.estimator)
-        try:
-            estimator.load_state_dict(state["estimator"])
-        except (KeyError, RuntimeError) as exc:
-            raise ModelError(f"{str(checkpoint_path)!r} holds no usable degradation estimator ({exc!r})") from None
+        estimator = estimator_of(str(checkpoint_path), config.estimator, state.get("estimator"))
     facts = {"trained_on": state.get("data", {}), "epoch": state.get("epoch"),
              "train_config": state["config"]["train"], "validation": state.get("validation", {}),
              **({"degradation_config": config.degradation.to_dict()} if config.degradation is not None else {}),

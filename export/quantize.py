@@ -84,6 +84,12 @@ EVAL_BATCH = 64
 TIMING_SIZE = (256, 256)  # (height, width) of the input each recipe is timed on
 
 
+def weight_bits_fit(weights: str, weight_bits: int) -> bool:
+    """Whether int8 weights of ``weight_bits`` go with weights of type ``weights``: 8 with any, 7 with
+    int8 only (the AVX2 kernels' 16-bit pair sums it keeps exact are uint8 x int8)."""
+    return weight_bits in INT8_WEIGHT_BITS and (weight_bits == 8 or weights == "int8")
+
+
 def output_depth_fits(output: str, output_convs: int) -> bool:
     """Whether output layers in ``output`` precision can reach back ``output_convs`` convolutions:
     any depth of at least 1 in float, only the last convolution's own in int8."""
@@ -123,7 +129,7 @@ class Recipe:
                               ("calibration_set", CALIBRATION_SETS), ("residual", PRECISION_CHOICES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"Recipe.{name} must be one of {sorted(choices)}, got {getattr(self, name)!r}")
-        if self.weight_bits not in INT8_WEIGHT_BITS or (self.weight_bits != 8 and self.weights != "int8"):
+        if not weight_bits_fit(self.weights, self.weight_bits):
             raise ValueError(f"Recipe.weight_bits must be one of {list(INT8_WEIGHT_BITS)} (7 with weights='int8'); got "
                              f"{self.weight_bits!r} with weights={self.weights!r}")
         if not output_depth_fits(self.output, self.output_convs):
@@ -154,7 +160,7 @@ def search_space(calibrations: Iterable[str] = tuple(CALIBRATION_METHODS),
             for cal, act, wt, sil, out, cal_set, res, depth, bits in itertools.product(
                 calibrations, activations, weights, silu, output, calibration_sets, residual, output_convs,
                 weight_bits)
-            if output_depth_fits(out, depth) and (bits == 8 or wt == "int8")]
+            if output_depth_fits(out, depth) and weight_bits_fit(wt, bits)]
 
 
 def default_search() -> list[Recipe]:

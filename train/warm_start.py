@@ -144,6 +144,13 @@ def load_estimator(source: str | Path) -> DegradationEstimator:
     checkpoint; a source without one is a CheckpointError."""
     source = str(source)
     _, _, (config, weights) = _source_weights(source, "take the estimator of")
+    return estimator_of(source, config, weights)
+
+
+def estimator_of(source: str, config: EstimatorConfig | None,
+                 weights: dict[str, torch.Tensor] | None) -> DegradationEstimator:
+    """The degradation estimator (in eval mode) of ``config`` with ``weights``, which ``source`` holds;
+    a CheckpointError naming the source where either is missing or they do not fit."""
     if weights is None:
         raise CheckpointError(f"{source!r} holds no degradation estimator (only a model conditioned on the "
                               f"degradation level has one)")

@@ -124,17 +124,18 @@ def _cpu_flags(cpuinfo: Path) -> set[str]:
     return set(found[0].split()) if found else set()
 
 
-def int8_weight_bits(path: str | Path) -> int:
+def int8_weight_bits(metadata: dict[str, str]) -> int:
     """The bits of an int8 file's weights, from its metadata (INT8_WEIGHT_BITS_KEY; absent or unreadable: 8)."""
-    value = (_stored_metadata(str(path)) or {}).get(INT8_WEIGHT_BITS_KEY, "8")
+    value = metadata.get(INT8_WEIGHT_BITS_KEY, "8")
     return int(value) if value.isdigit() else 8
 
 
 def int8_runs_exactly_here(int8_path: str | Path) -> bool:
     """Whether "auto" runs this int8 file on this CPU: where it has int8_instructions, or where its
-    kernels sum pairs of products in 16 bits (int8_pair_sums) and the file's weights fit 7 bits."""
-    return bool(int8_instructions()) or (int8_pair_sums()
-                                         and int8_weight_bits(int8_path) <= PAIR_SUM_EXACT_WEIGHT_BITS)
+    kernels sum pairs of products in 16 bits (int8_pair_sums) and the file's weights fit 7 bits (read
+    from its metadata alone, without building a session)."""
+    return bool(int8_instructions()) or (
+        int8_pair_sums() and int8_weight_bits(_stored_metadata(str(int8_path)) or {}) <= PAIR_SUM_EXACT_WEIGHT_BITS)
 
 
 def _bundled_file(name: str, precision: str) -> Path:
@@ -194,7 +195,7 @@ def bundled_models() -> list[BundledModel]:
             macs, test = info.metadata.get("macs_per_input_pixel"), info.json_field("test") or {}
             found.append(BundledModel(name, precision, info.scale, int(macs) if macs else None,
                                       path.stat().st_size, test.get("psnr"), str(path),
-                                      int8_weight_bits(path) if precision == "int8" else None))
+                                      int8_weight_bits(info.metadata) if precision == "int8" else None))
     return found
 
 

@@ -159,7 +159,7 @@ def test_seven_bit_weights_are_what_avx2_sums_exactly_and_the_file_says_so(quant
     # 255 * 64 * 2 < 2**15: no pair of uint8 x int8 products saturates AVX2's 16-bit sums
     assert max(int(np.abs(w).max()) for w in seven) == 64
     assert max(int(np.abs(w).max()) for w in eight) == 127
-    assert int8_weight_bits(out) == 7 and int8_weight_bits(quantized[0]) == 8
+    assert [int8_weight_bits(open_session(path)[1].metadata) for path in (out, quantized[0])] == [7, 8]
     assert Recipe(weight_bits=7).name.endswith("out:float wbits:7")
     assert sorted((r.weights, r.weight_bits) for r in search_space(
         calibrations=["minmax"], activations=["uint8"], weights=["int8", "uint8"], weight_bits=[8, 7])) == [

@@ -13,7 +13,8 @@ from enhance_edge.core.batch import model_precision
 from enhance_edge.apps.cli import main
 from enhance_edge.errors import ModelError
 from enhance_edge.core.model import (bundled_model_path, bundled_models, int8_instructions, int8_model_path,
-                                     int8_pair_sums, int8_runs_exactly_here, int8_weight_bits, resolve_model)
+                                     int8_pair_sums, int8_runs_exactly_here, int8_weight_bits, open_session,
+                                     resolve_model)
 from enhance_edge.core.upscaler import Upscaler
 
 from ...conftest import with_int8_metadata
@@ -62,7 +63,7 @@ def test_auto_runs_a_7_bit_int8_file_on_avx2_too(package_models, monkeypatch, in
     int8 = with_int8_metadata(package_models / "default.onnx", package_models / "default-int8.onnx", weight_bits)
     monkeypatch.setattr(model_module, "int8_instructions", lambda: instructions)
     monkeypatch.setattr(model_module, "int8_pair_sums", lambda: pair_sums)
-    assert int8_weight_bits(int8) == (weight_bits or 8)
+    assert int8_weight_bits(open_session(int8, "cpu", 1)[1].metadata) == (weight_bits or 8)
     assert int8_runs_exactly_here(int8) == runs
     assert bundled_model_path(precision="auto") == (int8 if runs else package_models / "default.onnx")
 
