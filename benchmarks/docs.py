@@ -9,7 +9,8 @@ The sources, all in the repository:
   release 0.1 models as they scored (``release-0.1-default``, ``release-0.1-fast``,
   ``release-0.1-default-x4``; ``default-clean``, its clean-trained `default`);
 - ``benchmarks/results.json``: what ``enhance-edge bench`` writes; RESULTS.md above its
-  hand-written part is ``report.markdown`` of it;
+  hand-written part is ``report.markdown`` of it; so for every published run in BENCH_RUNS
+  (``benchmarks/avx2``: a CPU without VNNI);
 - ``docs/results/bench-clean-trained.json``: the ``enhance-edge bench`` run of 2026-11-26 (AMD EPYC
   Zen 4, AVX-512 VNNI) that measured the clean-trained `default` and `fast` and their int8 files
   (now `default-clean.onnx` and `fast-clean.onnx`; those int8 files no longer ship), kept as it was
@@ -40,7 +41,9 @@ from enhance_edge.io.fileio import atomic_output
 from . import report
 
 MARKED_DOCUMENTS = ("README.md", "docs/evaluation.md", "MODEL_CARD.md")
-RESULTS_MD = "benchmarks/RESULTS.md"
+# The published `enhance-edge bench` runs, each a folder of results.json, RESULTS.md and latency.png:
+# the main one, and one on an x86 CPU with AVX2 and no VNNI (where `--precision auto` runs only 7-bit int8).
+BENCH_RUNS = ("benchmarks", "benchmarks/avx2")
 START = re.compile(r"<!-- generated: ([\w-]+) -->\n")
 MARKED = re.compile(r"(?P<start><!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(?P<end><!-- /generated -->)",
                     re.DOTALL)
@@ -354,10 +357,12 @@ def render_marked(text: str, sources: Sources, where: str) -> tuple[str, list[st
     return rendered, changed
 
 
-def results_markdown(root: Path, sources: Sources) -> str:
-    """RESULTS.md as `enhance-edge bench` writes it from results.json, its hand-written part kept."""
-    plot_name = "latency.png" if (root / "benchmarks" / "latency.png").exists() else None
-    return report.markdown(sources.bench(), plot_name) + report.kept_sections(root / RESULTS_MD)
+def results_markdown(root: Path, sources: Sources, run: str = BENCH_RUNS[0]) -> str:
+    """A bench run's RESULTS.md as `enhance-edge bench` writes it from its results.json, its
+    hand-written part kept."""
+    plot_name = "latency.png" if (root / run / "latency.png").exists() else None
+    results = json.loads(sources.read(f"{run}/results.json"))
+    return report.markdown(results, plot_name) + report.kept_sections(root / run / "RESULTS.md")
 
 
 def refresh(root: Path, write: bool) -> list[str]:
@@ -368,11 +373,11 @@ def refresh(root: Path, write: bool) -> list[str]:
         stale += [f"{name}: {table_name}" for table_name in changed]
         if changed:
             updates[root / name] = rendered
-    results_path = root / RESULTS_MD
-    rendered = results_markdown(root, sources)
-    if rendered != sources.read(RESULTS_MD):
-        stale.append(f"{RESULTS_MD}: report.markdown of benchmarks/results.json")
-        updates[results_path] = rendered
+    for run in (run for run in BENCH_RUNS if run == BENCH_RUNS[0] or (root / run / "results.json").exists()):
+        rendered = results_markdown(root, sources, run)
+        if rendered != sources.read(f"{run}/RESULTS.md"):
+            stale.append(f"{run}/RESULTS.md: report.markdown of {run}/results.json")
+            updates[root / run / "RESULTS.md"] = rendered
     if write:
         for path, text in updates.items():
             with atomic_output(path) as handle:

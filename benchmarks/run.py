@@ -27,7 +27,8 @@ from PIL import Image
 
 from enhance_edge.eval.dataset import PairSet, face_pair
 from enhance_edge.errors import DataError, ModelError
-from enhance_edge.core.model import BUNDLED_MODELS, bundled_models, open_session, resolve_model
+from enhance_edge.core.model import (BUNDLED_MODELS, bundled_models, int8_runs_exactly_here, open_session,
+                                     resolve_model)
 from enhance_edge.eval.protocol import REPORT_HR_SIZE, YALE_TEST_SUBJECTS, score
 
 from ..export.timing import measure
@@ -296,7 +297,9 @@ def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda li
         faces = None
         results["faces_skipped"] = f"{exc}: quality is not measured and inputs are synthetic"
         report(f"note: {results['faces_skipped']}")
-    results["models"] = {"fp32": _file_facts(config.fp32_model), "int8": _file_facts(config.int8_model),
+    results["models"] = {"fp32": _file_facts(config.fp32_model),
+                         "int8": {**_file_facts(config.int8_model), "runs_under_auto": config.int8_model.is_file()
+                                  and int8_runs_exactly_here(config.int8_model)},
                          **{name: _file_facts(config.peers_dir / PEERS[name][0]) for name in PEERS},
                          **{f"ort-{label}": _file_facts(path) for label, path in config.extra_models}}
     results["quantization"] = _quantization_record(config.int8_model)

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from enhance_edge.benchmarks import machine, run
-from enhance_edge.benchmarks.report import CAVEAT, goals, markdown, screen_table, write_all
+from enhance_edge.benchmarks.report import (CAVEAT, NOT_AN_INT8_SPEED_CPU, goals, markdown, screen_table, verdict,
+                                            write_all)
 from enhance_edge.benchmarks.run import (BenchConfig, Faces, compare_models, end_to_end, input_plane, peak_rss_mib,
                                          run_benchmark)
 from enhance_edge.errors import DataError, ModelError
-from enhance_edge.core.model import open_session
+from enhance_edge.core.model import int8_runs_exactly_here, open_session
 from enhance_edge.export.quantize import Recipe
 from enhance_edge.core.model import bundled_model_path
 
@@ -80,6 +81,7 @@ def test_roofline_kernels_and_model_facts(results, models, tiny_generator_config
     assert {o["op"] for o in results["kernels"]["operators"]["fp32"]} >= {"Conv"}
     assert "skipped" in results["kernels"]["instructions"]["int8"]
     assert results["models"]["int8"]["bytes"] == models[1].stat().st_size
+    assert results["models"]["int8"]["runs_under_auto"] == int8_runs_exactly_here(models[1])
     assert results["quantization"]["recipe"] == Recipe().to_dict()
     assert results["machine"]["logical_cpus"] >= 1 and "onnxruntime" in results["versions"]
 
@@ -206,6 +208,32 @@ def test_the_default_is_timed_against_the_release_it_replaced_in_the_same_run():
     assert not any(name.startswith("ort-release-0.1-default") for name in found)  # not held to the edge goals
     without = goals({"config": {"threads": [2]}, "latency": rows})
     assert not any("release-0.1" in g["goal"] for g in without)
+
+
+def test_against_the_release_the_int8_file_counts_where_auto_runs_it():
+    rows = [{"backend": b, "size": [1024, 1024], "threads": 2, "median_ms": ms}
+            for b, ms in [("ort-fp32", 300.0), ("ort-int8", 200.0), ("ort-release-0.1-default", 900.0)]]
+    run = {"config": {"threads": [2], "extra_models": [["release-0.1-default", "r.onnx"]]}, "latency": rows}
+    name = "ORT int8 (what --precision auto runs here) vs ort-release-0.1-default, 1024x1024, 2 threads"
+    found = {g["goal"]: g for g in goals({**run, "models": {"int8": {"runs_under_auto": True}}})}
+    assert found[name]["value"] == pytest.approx(4.5) and found[name]["met"] is True
+    assert found["ORT fp32 vs ort-release-0.1-default, 1024x1024, 2 threads"]["met"] is False
+    assert name not in {g["goal"] for g in goals({**run, "models": {"int8": {"runs_under_auto": False}}})}
+
+
+def test_int8_speed_goals_are_judged_only_on_cpus_with_fast_int8_instructions():
+    rows = [{"backend": b, "size": s, "threads": 1, "median_ms": ms} for b, s, ms in [
+        ("ort-fp32", [256, 256], 100.0), ("ort-int8", [256, 256], 80.0)]]
+    run = {"config": {"threads": [1]}, "latency": rows,
+           "end_to_end": {"image": "x", "runs": {"fp32": {"median_s": 3.0}, "int8": {"median_s": 2.9}}}}
+    avx2 = {**run, "machine": {"int8_instructions": [], "int8_pair_sums": True}}
+    found = {g["goal"]: g for g in goals(avx2)}
+    for name in ("ORT int8 vs ORT fp32, 256x256, 1 thread(s)", "enhance-edge upscale end to end, x"):
+        assert found[name]["value"] is not None and found[name]["met"] is None  # shown, not judged
+        assert verdict(found[name]) == NOT_AN_INT8_SPEED_CPU
+    vnni = {g["goal"]: g for g in goals({**run, "machine": {"int8_instructions": ["avx512_vnni"]}})}
+    assert verdict(vnni["ORT int8 vs ORT fp32, 256x256, 1 thread(s)"]) == "NOT met"
+    assert verdict(vnni["ORT int8 vs ORT fp32, 1024x1024, 1 thread(s)"]) == "not measured"
 
 
 def test_peak_memory_is_measured_in_a_fresh_process(models, tmp_path):

@@ -100,6 +100,20 @@ def test_results_md_is_the_report_of_results_json_with_its_hand_written_part_kep
     assert "| fsrcnn | 12.35 |" in text and text.endswith(f"\n\n{docs.report.KEPT_MARKER}\nBy hand.\n")
 
 
+def test_every_published_bench_run_has_its_results_md_checked(root):
+    avx2 = root / "benchmarks" / "avx2"
+    avx2.mkdir()
+    results = json.loads((root / "benchmarks" / "results.json").read_text())
+    results["machine"] = {**results["machine"], "int8_instructions": [], "int8_pair_sums": True}
+    (avx2 / "results.json").write_text(json.dumps(results))
+    (avx2 / "RESULTS.md").write_text(f"# out of date\n\n{docs.report.KEPT_MARKER}\nBy hand.\n")
+    docs.refresh(root, write=True)
+    assert (avx2 / "RESULTS.md").read_text() == (docs.report.markdown(results, None)
+                                                  + f"\n{docs.report.KEPT_MARKER}\nBy hand.\n")
+    assert "not a goal here" in (avx2 / "RESULTS.md").read_text()
+    assert docs.refresh(root, write=False) == []
+
+
 @pytest.mark.parametrize("readme, message", [
     ("<!-- generated: results-by-condition -->\n| a |\n", "1 '<!-- generated: NAME -->' markers but 0 tables"),
     ("<!-- generated: results-by-condition -->\n<!-- generated: clean-faces -->\n| a |\n<!-- /generated -->\n",
