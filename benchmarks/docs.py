@@ -373,7 +373,8 @@ def refresh(root: Path, write: bool) -> list[str]:
         stale += [f"{name}: {table_name}" for table_name in changed]
         if changed:
             updates[root / name] = rendered
-    for run in (run for run in BENCH_RUNS if run == BENCH_RUNS[0] or (root / run / "results.json").exists()):
+    published = [run for run in BENCH_RUNS if run == BENCH_RUNS[0] or (root / run / "results.json").exists()]
+    for run in published:
         rendered = results_markdown(root, sources, run)
         if rendered != sources.read(f"{run}/RESULTS.md"):
             stale.append(f"{run}/RESULTS.md: report.markdown of {run}/results.json")
