@@ -49,7 +49,7 @@ from .goals import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS
 @click.option("--peak-size", type=click.IntRange(min=16), default=2048, show_default=True,
               help="Side of the square matrix products that measure this machine's fp32 and int8 peaks.")
 @click.option("--section", "sections", multiple=True,
-              type=click.Choice(["latency", "throughput", "quality", "memory", "end_to_end", "kernels"]),
+              type=click.Choice(["latency", "throughput", "quality", "memory", "end_to_end", "kernels", "release"]),
               help="Only these sections (repeatable; default: all).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               help="Folder for results.json, RESULTS.md and latency.png (default: the current one; the published "

@@ -82,14 +82,7 @@ def goals(results: dict) -> list[dict]:
         checks.append({"goal": f"ort-{label} PSNR on the Yale test subjects", "target": f">= {PSNR_GOAL_DB} dB",
                        "value": psnr, "met": None if psnr is None else psnr >= PSNR_GOAL_DB})
     if PREVIOUS_DEFAULT_LABEL in labels:
-        height, width = PREVIOUS_DEFAULT_GOAL_SIZE
-        threads = PREVIOUS_DEFAULT_GOAL_THREADS
-        ratio_goal(f"ORT fp32 vs ort-{PREVIOUS_DEFAULT_LABEL}, {height}x{width}, {threads} threads",
-                   f"ort-{PREVIOUS_DEFAULT_LABEL}", "ort-fp32", [height, width], threads, PREVIOUS_DEFAULT_SPEEDUP_GOAL)
-        if results.get("models", {}).get("int8", {}).get("runs_under_auto"):  # what a user of this CPU gets
-            ratio_goal(f"ORT int8 (what --precision auto runs here) vs ort-{PREVIOUS_DEFAULT_LABEL}, {height}x{width}, "
-                       f"{threads} threads", f"ort-{PREVIOUS_DEFAULT_LABEL}", "ort-int8", [height, width], threads,
-                       PREVIOUS_DEFAULT_SPEEDUP_GOAL)
+        _release_goals(results, checks)
     runs = results.get("end_to_end", {}).get("runs", {})
     e2e = runs["fp32"]["median_s"] / runs["int8"]["median_s"] if "fp32" in runs and "int8" in runs else None
     e2e_model = results.get("end_to_end", {}).get("model")
@@ -105,6 +98,29 @@ def goals(results: dict) -> list[dict]:
                    "target": f">= {INT8_PEAK_SHARE_GOAL:.0%}", "value": best["peak_fraction"] if best else None,
                    "met": None if best is None else best["peak_fraction"] >= INT8_PEAK_SHARE_GOAL})
     return checks
+
+
+def _release_goals(results: dict, checks: list[dict]) -> None:
+    """Issue 26's: the main model's model time against the release it replaced, in fp32 and, where
+    `--precision auto` runs it, int8: from the files called in turns (the "release" section) where
+    that ran, else from the latency rows."""
+    height, width = PREVIOUS_DEFAULT_GOAL_SIZE
+    threads = PREVIOUS_DEFAULT_GOAL_THREADS
+    release = f"ort-{PREVIOUS_DEFAULT_LABEL}"
+    in_turns = results.get("against_release", {}).get("median_ms", {})
+    for backend, name in (("ort-fp32", "ORT fp32"), ("ort-int8", "ORT int8 (what --precision auto runs here)")):
+        if backend == "ort-int8" and not results.get("models", {}).get("int8", {}).get("runs_under_auto"):
+            continue
+        if in_turns:
+            slow, fast = in_turns.get(release), in_turns.get(backend)
+            how = "called in turns"
+        else:
+            slow, fast = (_median(results, b, [height, width], threads) for b in (release, backend))
+            how = "latency rows"
+        value = slow / fast if slow and fast else None
+        checks.append({"goal": f"{name} vs {release}, {height}x{width}, {threads} threads ({how})",
+                       "target": f">= {PREVIOUS_DEFAULT_SPEEDUP_GOAL}x", "value": value,
+                       "met": None if value is None else value >= PREVIOUS_DEFAULT_SPEEDUP_GOAL})
 
 
 def verdict(goal: dict) -> str:
@@ -165,7 +181,8 @@ def markdown(results: dict, plot_name: str | None) -> str:
     sections = (_machine_section(results), _goals_section(results), _latency_section(results, plot_name),
                 _throughput_section(results), _quality_section(results), _per_image_section(results),
                 _roofline_section(results), _kernels_section(results), _memory_section(results),
-                _end_to_end_section(results), _quantization_section(results), _skipped_section(results))
+                _end_to_end_section(results), _release_section(results), _quantization_section(results),
+                _skipped_section(results))
     return "\n".join(line for section in sections for line in section) + "\n"
 
 
@@ -319,6 +336,19 @@ def _end_to_end_section(results: dict) -> list[str]:
     return ["", "## End to end", "", f"`enhance-edge upscale` on a {e2e['image']}{model}, {e2e['threads']} threads, "
             "process start and image I/O included (median of the runs):", ""] + [
         f"- {precision}: {run['median_s']:.2f} s" for precision, run in e2e["runs"].items()]
+
+
+def _release_section(results: dict) -> list[str]:
+    measured = results.get("against_release")
+    if not measured:
+        return []
+    release = measured["median_ms"].get(f"ort-{PREVIOUS_DEFAULT_LABEL}")
+    return ["", f"## Against {PREVIOUS_DEFAULT_LABEL}", "",
+            f"Each file in its own onnxruntime session, {measured['size'][0]}x{measured['size'][1]}, "
+            f"{measured['threads']} threads, all called in turns for {measured['rounds']} rounds (medians):", "",
+            "| backend | median (ms) | of the release's time |", "|---|---|---|"] + [
+        f"| {name} | {ms:.1f} | {_fmt(ms / release if release else None, '.3f')} |"
+        for name, ms in measured["median_ms"].items()]
 
 
 def _quantization_section(results: dict) -> list[str]:

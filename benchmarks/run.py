@@ -34,13 +34,14 @@ from enhance_edge.eval.protocol import REPORT_HR_SIZE, YALE_TEST_SUBJECTS, score
 from ..export.timing import measure
 from . import machine
 from .backends import PEERS, Backend, BackendSpec, Skipped, backend_specs, onnx_metadata
+from .goals import PREVIOUS_DEFAULT_GOAL_SIZE, PREVIOUS_DEFAULT_GOAL_THREADS, PREVIOUS_DEFAULT_LABEL
 
 REPO = Path(__file__).resolve().parent.parent
 # From the current folder (a checkout's root): where `enhance-edge data yale --to data/yale_b_cropped`
 # puts the faces, and a folder of OpenCV's FSRCNN/ESPCN weights (docs/benchmarks.md, "Peers").
 DEFAULT_DATA_DIR = Path("data") / "yale_b_cropped"
 DEFAULT_PEERS_DIR = Path("peers")
-SECTIONS = ("latency", "throughput", "quality", "memory", "end_to_end", "kernels")
+SECTIONS = ("latency", "throughput", "quality", "memory", "end_to_end", "kernels", "release")
 QUALITY_BATCH = 64
 # Benchmarked beside the main model when no other is named: the smaller bundled generator.
 DEFAULT_COMPARE = "fast"
@@ -234,6 +235,30 @@ def _time_backend(config: BenchConfig, spec: BackendSpec, backend: Backend, thre
     return latency, throughput
 
 
+def against_release(config: BenchConfig, specs: list[BackendSpec], faces: Faces | None) -> dict:
+    """Median latency of the main model's files and of the release it replaced at issue 26's size and
+    threads, each file in its own session and all called in turns, round after round (config.min_reps
+    rounds after one of warm-up): a machine that slows down slows every file alike. Timed one after
+    the other, minutes apart, the same files gave 0.21-0.29x on a shared 2-core machine."""
+    wanted = ("ort-fp32", "ort-int8", f"ort-{PREVIOUS_DEFAULT_LABEL}")
+    calls = {}
+    for spec in (spec for spec in specs if spec.name in wanted):
+        try:
+            backend = spec.make(PREVIOUS_DEFAULT_GOAL_THREADS)
+        except Skipped:
+            continue  # the latency section has listed why
+        calls[spec.name] = (backend, backend.prepare(input_plane(faces, PREVIOUS_DEFAULT_GOAL_SIZE)[None]))
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for round_index in range(1 + config.min_reps):
+        for name, (backend, payload) in calls.items():
+            tick = time.perf_counter()
+            backend.run(payload)
+            if round_index:
+                times[name].append(time.perf_counter() - tick)
+    return {"size": list(PREVIOUS_DEFAULT_GOAL_SIZE), "threads": PREVIOUS_DEFAULT_GOAL_THREADS,
+            "rounds": config.min_reps, "median_ms": {name: float(np.median(t)) * 1e3 for name, t in times.items()}}
+
+
 def upscale_all(backend: Backend, lr: np.ndarray) -> np.ndarray:
     """Every plane of ``lr`` upscaled, in batches that keep memory bounded."""
     return np.concatenate([backend.upscale(lr[i:i + QUALITY_BATCH]) for i in range(0, len(lr), QUALITY_BATCH)])
@@ -348,6 +373,10 @@ def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda li
     if "end_to_end" in config.sections:
         report(f"enhance-edge upscale end to end on a {largest[1]}x{largest[0]} image")
         results["end_to_end"] = end_to_end(config, input_plane(faces, largest), most)
+    if "release" in config.sections and f"ort-{PREVIOUS_DEFAULT_LABEL}" in {spec.name for spec in specs}:
+        report(f"the main model's files against {PREVIOUS_DEFAULT_LABEL}, called in turns "
+               f"({PREVIOUS_DEFAULT_GOAL_SIZE[0]}x{PREVIOUS_DEFAULT_GOAL_SIZE[1]}, {PREVIOUS_DEFAULT_GOAL_THREADS}T)")
+        results["against_release"] = against_release(config, specs, faces)
     if "kernels" in config.sections:
         size = min(config.sizes, key=lambda s: abs(s[0] * s[1] - 256 * 256))
         report(f"which kernels onnxruntime runs ({size[0]}x{size[1]}, 1 thread)")

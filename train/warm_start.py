@@ -59,7 +59,14 @@ def _onnx_weights(path: Path, action: str) -> tuple[GeneratorConfig, dict[str, t
                               f"{action} its fp32 file")
 
     def initializers(graph) -> dict[str, torch.Tensor]:
-        return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+        """The graph's initializers and its branches' (the estimator's are its If branch's own; files
+        before this held them in the outer graph)."""
+        found = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+        for node in graph.node:
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    found.update(initializers(attribute.g))
+        return found
 
     weights = initializers(model.graph)
     estimator = {name[len(ESTIMATOR_PREFIX):]: weights.pop(name) for name in list(weights)
