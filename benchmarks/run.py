@@ -235,11 +235,14 @@ def _time_backend(config: BenchConfig, spec: BackendSpec, backend: Backend, thre
     return latency, throughput
 
 
-def against_release(config: BenchConfig, specs: list[BackendSpec], faces: Faces | None) -> dict:
+def against_release(config: BenchConfig, specs: list[BackendSpec], faces: Faces | None,
+                    report: Callable[[str], None] = lambda line: None) -> dict:
     """Median latency of the main model's files and of the release it replaced at issue 26's size and
     threads, each file in its own session and all called in turns, round after round (config.min_reps
     rounds after one of warm-up): a machine that slows down slows every file alike. Timed one after
     the other, minutes apart, the same files gave 0.21-0.29x on a shared 2-core machine."""
+    report(f"the main model's files against {PREVIOUS_DEFAULT_LABEL}, called in turns "
+           f"({PREVIOUS_DEFAULT_GOAL_SIZE[0]}x{PREVIOUS_DEFAULT_GOAL_SIZE[1]}, {PREVIOUS_DEFAULT_GOAL_THREADS}T)")
     wanted = ("ort-fp32", "ort-int8", f"ort-{PREVIOUS_DEFAULT_LABEL}")
     calls = {}
     for spec in (spec for spec in specs if spec.name in wanted):
@@ -374,9 +377,7 @@ def run_benchmark(config: BenchConfig, report: Callable[[str], None] = lambda li
         report(f"enhance-edge upscale end to end on a {largest[1]}x{largest[0]} image")
         results["end_to_end"] = end_to_end(config, input_plane(faces, largest), most)
     if "release" in config.sections and f"ort-{PREVIOUS_DEFAULT_LABEL}" in {spec.name for spec in specs}:
-        report(f"the main model's files against {PREVIOUS_DEFAULT_LABEL}, called in turns "
-               f"({PREVIOUS_DEFAULT_GOAL_SIZE[0]}x{PREVIOUS_DEFAULT_GOAL_SIZE[1]}, {PREVIOUS_DEFAULT_GOAL_THREADS}T)")
-        results["against_release"] = against_release(config, specs, faces)
+        results["against_release"] = against_release(config, specs, faces, report)
     if "kernels" in config.sections:
         size = min(config.sizes, key=lambda s: abs(s[0] * s[1] - 256 * 256))
         report(f"which kernels onnxruntime runs ({size[0]}x{size[1]}, 1 thread)")
