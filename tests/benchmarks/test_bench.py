@@ -234,11 +234,12 @@ def test_the_release_section_calls_the_main_files_and_the_release_in_turns(model
     shutil.copy(other_onnx, release)
     config = tiny_config(models, tmp_path, sections=("release",), min_reps=3,
                          extra_models=(("release-0.1-default", release),))
-    measured = run_benchmark(config)["against_release"]
+    results = run_benchmark(config)
+    measured = results["against_release"]
     assert measured["size"] == [1024, 1024] and measured["threads"] == 2 and measured["rounds"] == 3
     assert set(measured["median_ms"]) == {"ort-fp32", "ort-int8", "ort-release-0.1-default"}
     assert all(ms > 0 for ms in measured["median_ms"].values())
-    table = markdown({**run_benchmark(config), "against_release": {**measured, "median_ms": {
+    table = markdown({**results, "against_release": {**measured, "median_ms": {
         "ort-fp32": 30.0, "ort-release-0.1-default": 120.0}}}, None)
     assert "| ort-fp32 | 30.0 | 0.250 |" in table and "| ort-release-0.1-default | 120.0 | 1.000 |" in table
     assert "against_release" not in run_benchmark(tiny_config(models, tmp_path, sections=("release",)))
