@@ -15,6 +15,7 @@ from enhance_edge.apps.cli_support import CONTEXT_SETTINGS, parse_sizes, parse_t
 
 from ..export.cli import quantize
 from ..export.gate import MAX_MEAN_LOSS_DB
+from . import SECTIONS
 from .goals import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS
 
 
@@ -49,7 +50,7 @@ from .goals import FSRCNN_GOAL_SIZE, FSRCNN_GOAL_THREADS
 @click.option("--peak-size", type=click.IntRange(min=16), default=2048, show_default=True,
               help="Side of the square matrix products that measure this machine's fp32 and int8 peaks.")
 @click.option("--section", "sections", multiple=True,
-              type=click.Choice(["latency", "throughput", "quality", "memory", "end_to_end", "kernels", "release"]),
+              type=click.Choice(SECTIONS),
               help="Only these sections (repeatable; default: all).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               help="Folder for results.json, RESULTS.md and latency.png (default: the current one; the published "
@@ -75,7 +76,7 @@ def bench(model_path, int8_path, calibration_dir, max_loss_db, data_dir, peers_d
     from enhance_edge.core.model import bundled_model_path, int8_model_path
 
     from .report import screen_table, write_all
-    from .run import DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, SECTIONS, BenchConfig, compare_models, run_benchmark
+    from .run import DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, BenchConfig, compare_models, run_benchmark
 
     model_path = model_path or bundled_model_path(precision="fp32")
     if int8_path is None:

@@ -32,7 +32,7 @@ from enhance_edge.core.model import (BUNDLED_MODELS, bundled_models, int8_runs_e
 from enhance_edge.eval.protocol import REPORT_HR_SIZE, YALE_TEST_SUBJECTS, score
 
 from ..export.timing import measure
-from . import machine
+from . import SECTIONS, machine
 from .backends import PEERS, Backend, BackendSpec, Skipped, backend_specs, onnx_metadata
 from .goals import PREVIOUS_DEFAULT_GOAL_SIZE, PREVIOUS_DEFAULT_GOAL_THREADS, PREVIOUS_DEFAULT_LABEL
 
@@ -41,7 +41,6 @@ REPO = Path(__file__).resolve().parent.parent
 # puts the faces, and a folder of OpenCV's FSRCNN/ESPCN weights (docs/benchmarks.md, "Peers").
 DEFAULT_DATA_DIR = Path("data") / "yale_b_cropped"
 DEFAULT_PEERS_DIR = Path("peers")
-SECTIONS = ("latency", "throughput", "quality", "memory", "end_to_end", "kernels", "release")
 QUALITY_BATCH = 64
 # Benchmarked beside the main model when no other is named: the smaller bundled generator.
 DEFAULT_COMPARE = "fast"
