@@ -419,7 +419,7 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_part(tmp_path, tiny_onnx):
 HELD_MODEL_RUN = """
 import hashlib, os, signal, sys, time
 # Ctrl-C in a terminal reaches a process whose SIGINT is Python's own handler, unblocked; a child of
-# the test run is not always one (in about a third of full-suite runs the child never heard it).
+# the test run is not always one (in about half of the full-suite runs of 2026-12-06 it never heard it).
 signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 import enhance_edge.core.upscaler
