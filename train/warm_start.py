@@ -3,13 +3,14 @@
 A released model (a bundled name such as "default", or an enhance-edge ONNX file) keeps its
 weights under the generator's own parameter names and its design in the metadata, so a new
 run can fine-tune it without the checkpoint it came from. A conditioned generator may start
-from an unconditioned one of the same design: its level biases start at zero, so it first
-computes exactly what the released model did, at every level. A generator of another scale may
-start from one of the same width and depth: every feature it has learned carries over, and only
-the tail (whose outputs are the scale**2 sub-pixel phases) starts afresh. A "rep" generator may
-start from a shallower one: its extra body layers come after the source's and start as the identity
-(zero 3x3 and 1x1 branches), which is exact because they follow a ReLU, so the deeper network first
-computes what the source did and growing it costs none of what was learned.
+from an unconditioned one of the same design: its level biases (a "rep" head's weights on the level
+plane) start at zero, so it first computes exactly what the released model did, at every level. A
+generator of another scale may start from one of the same width and depth: every feature it has
+learned carries over, and only the tail (whose outputs are the scale**2 sub-pixel phases) starts
+afresh. A "rep" generator may start from a shallower one: its extra body layers come after the
+source's and start as the identity (zero 3x3 and 1x1 branches), which is exact because they follow a
+ReLU, so the deeper network first computes what the source did and growing it costs none of what
+was learned.
 
 A degradation estimator reads the level of an LR (``level_of``: an RMS difference in fixed units)
 from its pixels alone, whatever generator it trained beside, so a trained one can be embedded beside
@@ -132,6 +133,9 @@ def load_warm_start(source: str | Path, generator_config: GeneratorConfig) -> tu
                               f"({'; '.join(differences)}); give the same generator options")
     generator = Generator(generator_config)
     own = generator.state_dict()
+    if adding_condition and config.body == "rep":  # the level plane is the head's last input channel
+        for key in ("head.conv3.weight", "head.conv1.weight"):
+            weights[key] = torch.cat([weights[key], torch.zeros_like(weights[key][:, :1])], dim=1)
     fresh = [key for key in own if key not in weights or weights[key].shape != own[key].shape]
     grown = {key for key in fresh if key.startswith("body.") and int(key.split(".")[1]) >= config.rep_convs
              } if deepening else set()

@@ -22,6 +22,28 @@ def test_a_conditioned_generator_starts_from_a_released_model_computing_what_it_
             torch.testing.assert_close(generator.eval()(x, torch.full((2, 1, 1, 1), level)), expected)
 
 
+def test_a_conditioned_rep_generator_starts_from_an_unconditioned_run_computing_what_it_did(tmp_path,
+                                                                                           tiny_conditioned):
+    from enhance_edge.train import checkpoint
+    from enhance_edge.train.config import RunConfig
+    from enhance_edge.train.networks import Generator
+
+    conditioned = tiny_conditioned[0].config
+    torch.manual_seed(1)
+    source = Generator(replace(conditioned, condition="none"))
+    with torch.no_grad():
+        for parameter in source.parameters():
+            parameter.normal_(0, 0.3)
+    path = tmp_path / "clean-run.pt"
+    checkpoint.save(path, {"config": RunConfig(source.config).to_dict(), "generator": source.state_dict()})
+    generator, estimator = load_warm_start(str(path), conditioned)
+    assert estimator is None  # the run trains one from scratch
+    x = torch.from_numpy(np.random.default_rng(0).random((2, 1, 9, 7), dtype=np.float32))
+    with torch.no_grad():  # the head's weights on the level plane start at zero: every strength is the old model
+        for level in (0.0, 0.6, 1.0):
+            torch.testing.assert_close(generator.eval()(x, torch.full((2, 1, 1, 1), level)), source.eval()(x))
+
+
 def test_a_released_rep_model_unfolds_into_what_it_computed_and_hands_on_its_estimator(tiny_conditioned_onnx,
                                                                                       tiny_conditioned):
     source, source_estimator = tiny_conditioned
