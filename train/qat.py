@@ -80,7 +80,7 @@ def _round_output(module: nn.Module, fake_quant: ActivationFakeQuant) -> None:
     module.register_forward_hook(lambda _module, _inputs, output: fake_quant(output))
 
 
-def prepare(generator: Generator, weight_bits: int = 8) -> Generator:
+def prepare(generator: Generator, weight_bits: int) -> Generator:
     """Add the int8 simulation to ``generator`` in place (before moving it to a device) and return it;
     a "rep" body's folded kernels are rounded to ``weight_bits`` (WEIGHT_LIMITS).
 

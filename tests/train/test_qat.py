@@ -45,7 +45,7 @@ def test_prepare_rounds_activations_and_strip_gives_the_float_network_back(body)
     x = torch.rand(2, 1, 9, 7)
     with torch.no_grad():
         expected = generator.eval()(x)
-        prepared = qat.prepare(generator).train()
+        prepared = qat.prepare(generator, weight_bits=8).train()
         prepared(x)  # observe ranges
         simulated = prepared.eval()(x)
         plain = qat.strip(prepared).eval()
@@ -87,7 +87,7 @@ def test_the_simulation_rounds_where_the_int8_graph_quantizes(tmp_path, body):
     producers = {output: node.op_type for node in graph.node for output in node.output}
     rounded = [n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"
                and n.input[0] != "input" and producers.get(n.input[0]) != "Pad"]
-    simulated = [m for m in qat.prepare(generator).modules() if isinstance(m, qat.ActivationFakeQuant)]
+    simulated = [m for m in qat.prepare(generator, weight_bits=8).modules() if isinstance(m, qat.ActivationFakeQuant)]
     assert len(simulated) == len(rounded) == ROUNDED[body]
 
 
@@ -104,7 +104,7 @@ def test_weight_rounding_is_int8_per_output_channel(limit):
 
 def test_a_prepared_rep_generator_runs_its_folded_kernels_rounded():
     generator = tiny_generator("rep")
-    qat.prepare(generator)
+    qat.prepare(generator, weight_bits=8)
     x = torch.rand(1, 1, 9, 7)
     with torch.no_grad():
         weight, bias = generator.head.folded()
