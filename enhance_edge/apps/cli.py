@@ -316,7 +316,7 @@ def _upscale_on_cluster(inputs: list[Path | str], output: Path | str | None, clu
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten).")
 @click.option("--tile", type=click.IntRange(min=16), default=None,
               help="Run the model on tiles of N x N input pixels (default: tiles chosen from --max-memory).")
-@click.option("--max-memory", type=Quantity("size", 1024), default=DEFAULT_MAX_MEMORY,
+@click.option("--max-memory", type=Quantity("size", 1024, minimum="1M"), default=DEFAULT_MAX_MEMORY,
               show_default=f"{DEFAULT_MAX_MEMORY >> 30}G",
               help="Memory budget for one image, e.g. 800M or 2G; images that would exceed it are tiled. "
                    "Tiles bound only the model run: about 128M plus 64 bytes per input pixel (96 with "
@@ -440,7 +440,7 @@ def upscale(inputs, output, cluster, as_json, fail_on_skip, **options):
               help="Largest image accepted, in input pixels: the decompression-bomb guard (HTTP 422 above).")
 @click.option("--max-queue", type=click.IntRange(min=0), default=WebLimits.max_waiting, show_default=True,
               help="Requests that may wait while one is upscaled; more are answered 503.")
-@click.option("--max-memory", type=Quantity("size", 1024), default=DEFAULT_MAX_MEMORY,
+@click.option("--max-memory", type=Quantity("size", 1024, minimum="1M"), default=DEFAULT_MAX_MEMORY,
               show_default=f"{DEFAULT_MAX_MEMORY >> 30}G",
               help="Memory budget for the image being upscaled; larger ones are tiled (only the model run is: "
                    "see `upscale --help`).")

@@ -69,22 +69,36 @@ def require_extra(feature: str, extra: str, modules: Iterable[str] = TRAIN_EXTRA
 
 
 class Quantity(click.ParamType):
-    """A count with an optional K, M or G suffix ("800M", "1.5G"); memory sizes may add "B" or "iB"."""
+    """A count with an optional K, M or G suffix ("800M", "1.5G"); memory sizes may add "B" or "iB".
+    ``minimum`` is written the same way: a memory budget of "1M" refuses "512", which is 512 bytes."""
 
-    def __init__(self, name: str, multiplier: int):
-        self.name, self.multiplier = name, multiplier
+    def __init__(self, name: str, multiplier: int, minimum: str = "1"):
+        self.name, self.multiplier, self.minimum_text = name, multiplier, minimum
+        parsed = self._parse(minimum)
+        if parsed is None:
+            raise ValueError(f"minimum must be a number with an optional K, M or G suffix, got {minimum!r}")
+        self.minimum = parsed[0]
+
+    def _parse(self, value: str) -> tuple[float, bool] | None:
+        """The number ``value`` stands for and whether it had a suffix; None if it is not one."""
+        text = value.strip().upper().removesuffix("B").removesuffix("I")
+        power = "KMG".find(text[-1:]) + 1 if text[-1:] in ("K", "M", "G") else 0
+        try:
+            return float(text[:-1] if power else text) * self.multiplier**power, power > 0
+        except ValueError:
+            return None
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
-        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
-        power = "KMG".find(text[-1:]) + 1 if text[-1:] in ("K", "M", "G") else 0
-        try:
-            number = float(text[:-1] if power else text) * self.multiplier**power
-        except ValueError:
+        parsed = self._parse(str(value))
+        if parsed is None:
             self.fail(f"expected a number with an optional K, M or G suffix, got {value!r}", param, ctx)
-        if not 1 <= number < 2**63:
-            self.fail(f"must be at least 1, got {value!r}", param, ctx)
+        number, has_suffix = parsed
+        if not self.minimum <= number < 2**63:
+            plain_bytes = not has_suffix and 1 <= number < self.minimum
+            hint = f" (a plain number counts bytes: {value}M is {value} MiB)" if plain_bytes else ""
+            self.fail(f"must be at least {self.minimum_text}, got {value!r}{hint}", param, ctx)
         return int(number)
 
 

@@ -148,6 +148,16 @@ def test_memory_budget_accepts_sizes(tmp_path, tiny_onnx):
     assert run(tmp_path / "a.png", "--max-memory", "0").exit_code == 2
 
 
+def test_a_memory_budget_without_a_unit_is_refused_below_a_megabyte(tmp_path, tiny_onnx):
+    """"512" is 512 bytes, never what was meant: refused, saying so, rather than run on tiny tiles."""
+    rgb(40, 30).save(tmp_path / "a.png")
+    bare = run(tmp_path / "a.png", "--max-memory", "512", "--model", tiny_onnx)
+    assert bare.exit_code == 2
+    assert "must be at least 1M, got '512' (a plain number counts bytes: 512M is 512 MiB)" in bare.output
+    assert "plain number" not in run(tmp_path / "a.png", "--max-memory", "0.5M").output
+    assert run(tmp_path / "a.png", "--max-memory", str(2**20), "--model", tiny_onnx).exit_code == 0
+
+
 def test_a_budget_too_small_for_the_image_is_warned_about_and_documented(tmp_path, tiny_onnx):
     rgb(40, 30).save(tmp_path / "a.png")
     result = run(tmp_path / "a.png", "--max-memory", "128M", "--model", tiny_onnx, "--overwrite")
