@@ -334,7 +334,8 @@ class Upscaler:
                 raise ImageError(f"cannot use a {image.dtype} array of shape {image.shape}: {exc}") from None
             return np.asarray(self.upscale(pil_image, progress=progress, strength=strength))
         if not isinstance(image, Image.Image):
-            raise ImageError(f"expected a PIL image or numpy array, got {type(image).__name__}")
+            path_hint = " (for a file, upscale_file(path))" if isinstance(image, (str, os.PathLike)) else ""
+            raise ImageError(f"expected a PIL image or numpy array, got {type(image).__name__}{path_hint}")
         if min(image.size) < 1:
             raise ImageError(f"image has no pixels: {image.size[0]}x{image.size[1]}")
         result = self._upscale_by_model(working_image(image), progress, strength)

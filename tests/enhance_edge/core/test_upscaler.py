@@ -1,6 +1,7 @@
 """The Upscaler API: every mode in, the right mode out, alpha without fringes, tiles, bad models."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -146,7 +147,9 @@ def test_arrays_in_arrays_out(upscaler):
 @pytest.mark.parametrize("bad, message", [
     (np.zeros((5, 7), np.float32), "expected a uint8/uint16 array"),
     (np.zeros((5, 7, 3), np.uint16), "cannot use a uint16 array of shape"),
-    ("face.png", "expected a PIL image or numpy array, got str"),
+    ("face.png", r"expected a PIL image or numpy array, got str \(for a file, upscale_file\(path\)\)"),
+    (Path("face.png"), r"got \w*Path \(for a file, upscale_file\(path\)\)"),
+    (42, r"got int$"),
     (Image.new("L", (0, 5)), "image has no pixels: 0x5"),
 ])
 def test_unusable_inputs_are_named(upscaler, bad, message):
